@@ -1,0 +1,37 @@
+# pfgraph entry points. Everything runs in a local virtual environment (.venv).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-all bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	# CPU build of torch from the local wheel (a bare 'torch' would pull a multi-GB CUDA build)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	# torch-cluster is a source package: compiled once against torch (~13 min on 2 cores; pip caches the wheel)
+	$(BIN)/pip install -q --no-build-isolation torch-cluster
+	touch $(STAMP)
+
+install: $(STAMP)  ## set up .venv with pfgraph and all dependencies
+
+demo: install  ## the main job: small end-to-end run on CPU (simulate, train, evaluate, report)
+	$(BIN)/pfgraph demo --out demo
+
+test: install  ## the default test suite (fast; excludes slow tests)
+	$(BIN)/python -m pytest -q -m "not slow and not gpu"
+
+test-all: install  ## every test including slow ones
+	$(BIN)/python -m pytest -q
+
+bench: install  ## benchmarks -> docs/BENCHMARKS.md
+	$(BIN)/python scripts/bench_simulate.py
+
+lint: install
+	$(BIN)/ruff check pfgraph tests scripts
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache

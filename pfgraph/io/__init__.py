@@ -1,0 +1,1 @@
+"""ROOT input/output: the data contract (schema), writer/reader and torch datasets."""

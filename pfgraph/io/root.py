@@ -1,0 +1,439 @@
+"""Write and read pfgraph ROOT files with uproot (TTree via ``mktree`` + chunked ``extend``).
+
+Writers are atomic (temporary file in the same folder, fsync, rename) and reproducible: with
+the same content they produce byte-identical files (fixed header clock, content-derived UUID),
+following the reproducible-builds ``SOURCE_DATE_EPOCH`` convention.
+
+Readers validate every file against :mod:`pfgraph.io.schema` before any data is used and
+turn every failure into one :class:`~pfgraph.errors.DataError` line naming file, entry and
+field.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import glob
+import json
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from pfgraph import __version__
+from pfgraph.errors import DataError, PfgraphError
+from pfgraph.io import schema
+from pfgraph.utils.atomic import atomic_path
+
+COMPRESSIONS = {"lz4": uproot.LZ4, "zstd": uproot.ZSTD, "zlib": uproot.ZLIB, "lzma": uproot.LZMA}
+DEFAULT_COMPRESSION = "lz4:1"
+
+_CLOCK_LOCK = threading.Lock()
+
+
+def parse_compression(spec: str | None) -> Any:
+    """``"lz4:1"`` -> ``uproot.LZ4(1)``; ``"none"`` -> None."""
+    if spec is None or spec.lower() in ("none", "off", ""):
+        return None
+    name, _, level = spec.lower().partition(":")
+    if name not in COMPRESSIONS:
+        raise PfgraphError(f"unknown compression '{spec}': use one of {', '.join(COMPRESSIONS)} (e.g. lz4:1)")
+    try:
+        lvl = int(level) if level else 1
+    except ValueError:
+        raise PfgraphError(f"compression level in '{spec}' must be an integer") from None
+    return COMPRESSIONS[name](lvl)
+
+
+class _FixedClock:
+    """Stands in for the ``datetime`` module inside uproot's writer: ``now()`` is fixed."""
+
+    def __init__(self, when: _dt.datetime) -> None:
+        self._when = when
+
+        class _DT(_dt.datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> _dt.datetime:  # noqa: ARG003
+                return when
+
+        self.datetime = _DT
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_dt, name)
+
+
+def _fixed_time() -> _dt.datetime:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None and epoch.isdigit():
+        return _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc).replace(tzinfo=None)
+    return _dt.datetime(2020, 1, 1, 0, 0, 0)
+
+
+@contextlib.contextmanager
+def _reproducible_headers() -> Iterator[None]:
+    """While writing, uproot stamps a fixed time instead of ``now()`` into ROOT headers."""
+    import uproot.writing._cascade as cascade
+    import uproot.writing.writable as writable
+
+    with _CLOCK_LOCK:
+        saved = (cascade.datetime, writable.datetime)
+        clock = _FixedClock(_fixed_time())
+        cascade.datetime = clock  # type: ignore[assignment]
+        writable.datetime = clock  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            cascade.datetime, writable.datetime = saved
+
+
+def _uuid_function(meta: Mapping[str, Any]) -> Any:
+    digest = uuid.uuid5(uuid.NAMESPACE_URL, "pfgraph:" + json.dumps(meta, sort_keys=True, default=str))
+
+    def make() -> uuid.UUID:
+        return digest
+
+    return make
+
+
+def make_meta(kind: str, config: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """The ``pfgraph_meta`` record: schema version, package version, kind, config and extras."""
+    meta: dict[str, Any] = {
+        "schema_version": schema.SCHEMA_VERSION,
+        "pfgraph_version": __version__,
+        "kind": kind,
+        "imsize": schema.IMSIZE,
+        "max_eta": schema.MAX_ETA,
+    }
+    if config is not None:
+        meta["config"] = dict(config)
+    meta.update(extra)
+    return meta
+
+
+class RootWriter:
+    """Atomic, reproducible ROOT writer for one or more TTrees plus the ``pfgraph_meta`` string.
+
+    Use as a context manager; trees are created with :meth:`tree` and filled with
+    :meth:`extend`. Nothing appears under ``path`` unless the ``with`` block completes.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any], compression: str | None = DEFAULT_COMPRESSION) -> None:
+        self.path = Path(path)
+        self.meta = dict(meta)
+        self.compression = parse_compression(compression)
+        self._trees: dict[str, Any] = {}
+        self._stack = contextlib.ExitStack()
+        self._file: Any = None
+
+    def __enter__(self) -> RootWriter:
+        try:
+            tmp = self._stack.enter_context(atomic_path(self.path))
+            self._stack.enter_context(_reproducible_headers())
+            self._file = self._stack.enter_context(
+                uproot.recreate(tmp, compression=self.compression, uuid_function=_uuid_function(self.meta))
+            )
+        except BaseException:
+            self._stack.__exit__(None, None, None)
+            raise
+        return self
+
+    def tree(self, name: str, branch_types: Mapping[str, Any]) -> Any:
+        """Create TTree ``name`` with ``branch_types`` (numpy dtypes or awkward types)."""
+        self._trees[name] = self._file.mktree(name, dict(branch_types))
+        return self._trees[name]
+
+    def extend(self, name: str, data: Mapping[str, Any]) -> None:
+        """Append one chunk of entries to tree ``name``."""
+        self._trees[name].extend(dict(data))
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is None:
+            self._file[schema.META_KEY] = json.dumps(self.meta, sort_keys=True, default=str)
+        return bool(self._stack.__exit__(exc_type, exc, tb))
+
+
+def jagged_record(counts: np.ndarray, fields: Mapping[str, np.ndarray]) -> ak.Array:
+    """A jagged array of records sharing one offsets array (written as ``n<name>`` + branches)."""
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    contents = [ak.contents.NumpyArray(np.ascontiguousarray(v)) for v in fields.values()]
+    record = ak.contents.RecordArray(contents, list(fields), length=int(offsets[-1]))
+    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), record))
+
+
+def point_cloud(images: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every pixel where any input channel is non-zero, per event.
+
+    Returns ``(npix, fields)`` with ``fields`` the flat point arrays (``ieta``, ``iphi``,
+    ``eta``, ``phi`` and one per image channel), events concatenated in order and points
+    within an event in row-major (eta, phi) order.
+    """
+    mask = images[schema.INPUT_CHANNELS[0]] != 0
+    for ch in schema.INPUT_CHANNELS[1:]:
+        mask |= images[ch] != 0
+    npix = mask.sum(axis=(1, 2), dtype=np.int32)
+    _, ieta, iphi = np.nonzero(mask)
+    fields: dict[str, np.ndarray] = {
+        "ieta": ieta.astype(np.int16),
+        "iphi": iphi.astype(np.int16),
+        "eta": schema.ETA_CENTRES[ieta].astype(np.float32),
+        "phi": schema.PHI_CENTRES[iphi].astype(np.float32),
+    }
+    for ch in schema.IMAGE_CHANNELS:
+        fields[ch] = images[ch][mask]
+    return npix, fields
+
+
+def event_branch_types(with_jet: bool) -> dict[str, Any]:
+    """``mktree`` types of the events tree."""
+    img = np.dtype((np.float32, (schema.IMSIZE, schema.IMSIZE)))
+    types: dict[str, Any] = {"event_id": np.int64}
+    for ch in schema.IMAGE_CHANNELS:
+        types[ch] = img
+    if with_jet:
+        types[schema.JET_IMAGE] = img
+    fields = ", ".join(
+        f"{name}: {dt}" for name, dt in
+        [("ieta", "int16"), ("iphi", "int16"), ("eta", "float32"), ("phi", "float32")]
+        + [(ch, "float32") for ch in schema.IMAGE_CHANNELS]
+    )
+    types[schema.POINT_PREFIX] = ak.types.from_datashape(f"var * {{{fields}}}", highlevel=False)
+    for b in schema.EVENT_BRANCHES:
+        if b.kind == "scalar" and b.name != "event_id" and (with_jet or not b.optional):
+            types[b.name] = b.np_dtype
+    return types
+
+
+class EventWriter(RootWriter):
+    """Writes the ``events`` tree: dense images, the derived point cloud and bookkeeping scalars."""
+
+    def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any], with_jet: bool = False,
+                 compression: str | None = DEFAULT_COMPRESSION) -> None:
+        super().__init__(path, meta, compression)
+        self.with_jet = with_jet
+        self.n_written = 0
+
+    def __enter__(self) -> EventWriter:
+        super().__enter__()
+        self.tree(schema.EVENTS_TREE, event_branch_types(self.with_jet))
+        return self
+
+    def write(self, batch: Mapping[str, np.ndarray]) -> None:
+        """Append a batch: ``event_id``, the six images (float32 (n,56,56)), scalars[, jet]."""
+        npix, fields = point_cloud(batch)
+        data: dict[str, Any] = {"event_id": np.asarray(batch["event_id"], dtype=np.int64)}
+        for ch in schema.IMAGE_CHANNELS:
+            data[ch] = np.asarray(batch[ch], dtype=np.float32)
+        if self.with_jet:
+            data[schema.JET_IMAGE] = np.asarray(batch[schema.JET_IMAGE], dtype=np.float32)
+        data[schema.POINT_PREFIX] = jagged_record(npix, fields)
+        for b in schema.EVENT_BRANCHES:
+            if b.kind == "scalar" and b.name != "event_id" and (self.with_jet or not b.optional):
+                data[b.name] = np.asarray(batch[b.name], dtype=b.np_dtype)
+        self.extend(schema.EVENTS_TREE, data)
+        self.n_written += len(data["event_id"])
+
+
+# ----------------------------------------------------------------------------------- reading
+
+
+def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """A file, a glob or a list of either -> sorted existing files; a clear error otherwise."""
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    out: list[Path] = []
+    for item in items:
+        text = str(item)
+        if any(c in text for c in "*?["):
+            matches = sorted(glob.glob(text))
+            if not matches:
+                raise DataError(f"{text}: no files match this pattern")
+            out.extend(Path(m) for m in matches)
+        else:
+            p = Path(text)
+            if not p.exists():
+                raise DataError(f"{p}: no such file")
+            if p.is_dir():
+                raise DataError(f"{p}: is a folder, expected a ROOT file")
+            out.append(p)
+    if not out:
+        raise DataError("no input files given")
+    return out
+
+
+def read_meta(file: Any, path: Path) -> dict[str, Any]:
+    """Parse and check ``pfgraph_meta`` of an open uproot file."""
+    if schema.META_KEY not in [k.split(";")[0] for k in file.keys(recursive=False)]:
+        raise DataError(f"{path}: field '{schema.META_KEY}' missing: not a pfgraph file")
+    try:
+        meta = json.loads(str(file[schema.META_KEY]))
+    except Exception as exc:
+        raise DataError(f"{path}: field '{schema.META_KEY}' is not valid JSON ({exc})") from None
+    version = meta.get("schema_version")
+    if not isinstance(version, int):
+        raise DataError(f"{path}: field '{schema.META_KEY}' has no integer schema_version")
+    if version > schema.SCHEMA_VERSION:
+        raise DataError(
+            f"{path}: schema version {version} is newer than this pfgraph supports "
+            f"({schema.SCHEMA_VERSION}); upgrade pfgraph"
+        )
+    if meta.get("imsize", schema.IMSIZE) != schema.IMSIZE:
+        raise DataError(f"{path}: grid size {meta.get('imsize')} differs from pfgraph's {schema.IMSIZE}")
+    return meta
+
+
+def open_root(path: Path) -> Any:
+    """``uproot.open`` with corrupt/truncated files turned into one DataError line."""
+    try:
+        return uproot.open(path)
+    except Exception as exc:  # uproot raises many types for broken files
+        raise DataError(f"{path}: not a readable ROOT file ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def _check_branch(tree: Any, path: Path, spec: schema.Branch) -> None:
+    if spec.name not in tree:
+        raise DataError(f"{path}: branch '{spec.name}' missing from tree '{tree.name}'")
+    interp = tree[spec.name].interpretation
+    if spec.kind in ("scalar", "image", "counter"):
+        dtype = getattr(interp, "to_dtype", None)
+        if dtype is None:
+            raise DataError(f"{path}: branch '{spec.name}' has interpretation {interp}, expected {spec.root_type}")
+        base = dtype.base if dtype.shape else dtype
+        if base != spec.np_dtype or tuple(dtype.shape) != spec.shape:
+            raise DataError(
+                f"{path}: branch '{spec.name}' is {base}{list(dtype.shape) or ''}, expected {spec.root_type}"
+            )
+    elif spec.kind == "jagged":
+        content = getattr(interp, "content", None)
+        dtype = getattr(content, "to_dtype", None)
+        if dtype is None or dtype != spec.np_dtype:
+            raise DataError(f"{path}: branch '{spec.name}' has interpretation {interp}, expected {spec.root_type}")
+
+
+class EventFiles:
+    """One or more validated pfgraph event files, read as one dataset.
+
+    ``EventFiles("data/b050*.root")`` checks every file (readable, ``pfgraph_meta`` present,
+    schema version, every required branch with its dtype and shape) before returning.
+    """
+
+    def __init__(self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+                 require: Sequence[str] | None = None) -> None:
+        self.paths = expand_paths(paths)
+        self.metas: list[dict[str, Any]] = []
+        self.entries: list[int] = []
+        self.has_jet = True
+        needed = schema.REQUIRED_EVENT_BRANCHES if require is None else tuple(require)
+        for path in self.paths:
+            f = open_root(path)
+            meta = read_meta(f, path)
+            if schema.EVENTS_TREE not in [k.split(";")[0] for k in f.keys(recursive=False)]:
+                raise DataError(f"{path}: tree '{schema.EVENTS_TREE}' missing")
+            try:
+                tree = f[schema.EVENTS_TREE]
+                for name in needed:
+                    _check_branch(tree, path, schema.EVENT_BRANCH_MAP[name])
+                n = int(tree.num_entries)
+            except DataError:
+                raise
+            except Exception as exc:
+                raise DataError(f"{path}: tree '{schema.EVENTS_TREE}' is unreadable ({type(exc).__name__}: {exc})") from None
+            self.has_jet &= schema.JET_IMAGE in tree
+            self.metas.append(meta)
+            self.entries.append(n)
+        self.offsets = np.concatenate([[0], np.cumsum(self.entries)]).astype(np.int64)
+
+    @property
+    def num_events(self) -> int:
+        """Total number of events over all files."""
+        return int(self.offsets[-1])
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Metadata of the first file."""
+        return self.metas[0]
+
+    def iterate(self, branches: Sequence[str], step: int = 1000, start: int = 0,
+                stop: int | None = None) -> Iterator[dict[str, Any]]:
+        """Yield chunks (dicts branch -> array) over global entries [start, stop).
+
+        Fixed-size branches come as numpy arrays, jagged ones as awkward arrays; every float
+        branch is checked for NaN/Inf. Each chunk also has ``_file`` and ``_entry_start``.
+        """
+        stop = self.num_events if stop is None else min(stop, self.num_events)
+        for i, path in enumerate(self.paths):
+            lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+            a, b = max(start, lo), min(stop, hi)
+            if a >= b:
+                continue
+            tree = open_root(path)[schema.EVENTS_TREE]
+            for s in range(a - lo, b - lo, step):
+                e = min(s + step, b - lo)
+                yield self._read(tree, path, branches, s, e)
+
+    def read(self, branches: Sequence[str], start: int = 0, stop: int | None = None) -> dict[str, Any]:
+        """Read global entries [start, stop) of ``branches`` into one chunk."""
+        chunks = list(self.iterate(branches, step=1 << 30, start=start, stop=stop))
+        if not chunks:
+            return {b: np.zeros((0,)) for b in branches}
+        if len(chunks) == 1:
+            return chunks[0]
+        out: dict[str, Any] = {}
+        for b in branches:
+            parts = [c[b] for c in chunks]
+            out[b] = ak.concatenate(parts) if isinstance(parts[0], ak.Array) else np.concatenate(parts)
+        out["_file"], out["_entry_start"] = chunks[0]["_file"], chunks[0]["_entry_start"]
+        return out
+
+    @staticmethod
+    def _read(tree: Any, path: Path, branches: Sequence[str], start: int, stop: int) -> dict[str, Any]:
+        for name in branches:
+            if name not in tree:
+                raise DataError(f"{path}: branch '{name}' missing from tree '{schema.EVENTS_TREE}'")
+        fixed = [b for b in branches if not _is_jagged(b)]
+        jagged = [b for b in branches if _is_jagged(b)]
+        out: dict[str, Any] = {"_file": str(path), "_entry_start": start}
+        try:
+            if fixed:
+                arrays = tree.arrays(fixed, entry_start=start, entry_stop=stop, library="np")
+                out.update(arrays)
+            if jagged:
+                arrays = tree.arrays(jagged, entry_start=start, entry_stop=stop, library="ak")
+                out.update({b: arrays[b] for b in jagged})
+        except Exception as exc:
+            raise DataError(
+                f"{path}: entries {start}-{stop} unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
+        for name in branches:
+            check_finite(out[name], path, name, start)
+        return out
+
+
+def _is_jagged(name: str) -> bool:
+    spec = schema.EVENT_BRANCH_MAP.get(name)
+    return spec is not None and spec.kind == "jagged"
+
+
+def check_finite(values: Any, path: Path | str, name: str, entry_start: int) -> None:
+    """Raise a DataError naming file, event and branch if ``values`` holds NaN or Inf."""
+    if isinstance(values, ak.Array):
+        flat = ak.to_numpy(ak.flatten(values, axis=None))
+        if flat.dtype.kind != "f" or np.isfinite(flat).all():
+            return
+        counts = ak.to_numpy(ak.num(values, axis=1))
+        bad_flat = int(np.flatnonzero(~np.isfinite(flat))[0])
+        bad = int(np.searchsorted(np.cumsum(counts), bad_flat, side="right"))
+    else:
+        arr = np.asarray(values)
+        if arr.dtype.kind != "f":
+            return
+        finite = np.isfinite(arr.reshape(len(arr), -1)).all(axis=1) if arr.ndim > 1 else np.isfinite(arr)
+        if finite.all():
+            return
+        bad = int(np.flatnonzero(~finite)[0])
+    raise DataError(f"{path}: event {entry_start + bad}, branch '{name}': NaN or Inf value, expected finite numbers")

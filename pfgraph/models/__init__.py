@@ -1,0 +1,1 @@
+"""Models: one registry (name -> builder, representation) for image and point-cloud models."""

@@ -1,0 +1,1 @@
+"""Representations of events (dense images, point clouds) and the shared grid adapter."""

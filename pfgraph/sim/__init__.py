@@ -1,0 +1,1 @@
+"""The stochastic detector simulation (paper mode by default) and Pythia 8 jet events."""

@@ -1,0 +1,163 @@
+"""Simulation configuration: geometry, particle spectra, detector response and extensions.
+
+The defaults are the paper's Table 1 ("paper mode", DESIGN §2). Extensions beyond the paper
+(lateral shower spreading, per-pixel noise, pile-up, phi wrap-around) are off by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from pfgraph.errors import ConfigError
+from pfgraph.io import schema
+
+#: Species codes used throughout the simulator.
+EM_NEUTRAL, NEUTRAL_HADRON, CHARGED_HADRON, ELECTRON, MUON = 0, 1, 2, 3, 4
+SPECIES_NAMES = ("em_neutral", "neutral_hadron", "charged_hadron", "electron", "muon")
+
+
+def _positive(value: float, name: str, strict: bool = False) -> None:
+    if value < 0 or (strict and value == 0) or not np.isfinite(value):
+        raise ConfigError(f"{name} = {value!r}: expected a {'positive' if strict else 'non-negative'} number")
+
+
+@dataclass
+class ParticleConfig:
+    """Background particles per event (DESIGN §2, steps 1-3)."""
+
+    multiplicity: int = 1600
+    neutral_pi_frac: float = 0.25
+    neutral_had_frac: float = 0.5
+    g1_sigma: float = 1.0
+    g2_sigma: float = 2.0
+    charged_acceptance: float = 1.0
+
+    def validate(self) -> None:
+        """Reject impossible values."""
+        if self.multiplicity < 0:
+            raise ConfigError(f"particles.multiplicity = {self.multiplicity}: expected >= 0")
+        if not 0 <= self.neutral_pi_frac <= self.neutral_had_frac <= 1:
+            raise ConfigError("particles: need 0 <= neutral_pi_frac <= neutral_had_frac <= 1")
+        _positive(self.g1_sigma, "particles.g1_sigma")
+        _positive(self.g2_sigma, "particles.g2_sigma")
+        if not 0 < self.charged_acceptance <= 1:
+            raise ConfigError(f"particles.charged_acceptance = {self.charged_acceptance}: expected 0 < value <= 1")
+
+
+@dataclass
+class DetectorConfig:
+    """Detector response (DESIGN §2, steps 4-8) and its optional extensions."""
+
+    res_scale: float = 1.0
+    trk_res: float = 0.05
+    emc_res: float = 0.05
+    hcal_res: float = 0.10
+    nonlin: float = 0.3
+    b_field: float = 0.0
+    trk_threshold: float = 0.1
+    ecal_threshold: float = 0.2
+    hcal_threshold: float = 0.3
+    em_ecal_fraction: float = 0.9
+    had_ecal_fraction: float = 0.1
+    hcal_fraction: float = 0.9
+    phi_wrap: bool = False
+    shower_sigma_emcal: float = 0.0
+    shower_sigma_hcal: float = 0.0
+    noise_emcal: float = 0.0
+    noise_hcal: float = 0.0
+    noise_threshold_sigma: float = 3.0
+
+    def validate(self) -> None:
+        """Reject impossible values."""
+        for name in ("res_scale", "trk_res", "emc_res", "hcal_res", "nonlin", "trk_threshold",
+                     "ecal_threshold", "hcal_threshold", "shower_sigma_emcal", "shower_sigma_hcal",
+                     "noise_emcal", "noise_hcal", "noise_threshold_sigma"):
+            _positive(getattr(self, name), f"detector.{name}")
+        for name in ("em_ecal_fraction", "had_ecal_fraction", "hcal_fraction"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1:
+                raise ConfigError(f"detector.{name} = {v}: expected a fraction in [0, 1]")
+        if not np.isfinite(self.b_field):
+            raise ConfigError("detector.b_field must be finite")
+
+    @property
+    def paper_mode(self) -> bool:
+        """True when no extension beyond the paper is switched on."""
+        return not (self.phi_wrap or self.shower_sigma_emcal or self.shower_sigma_hcal
+                    or self.noise_emcal or self.noise_hcal)
+
+
+@dataclass
+class PileupConfig:
+    """Pile-up: Poisson(mu) extra soft particles per event that hit the detector but not truth."""
+
+    mu: float = 0.0
+    energy_scale: float = 0.5
+
+    def validate(self) -> None:
+        """Reject impossible values."""
+        _positive(self.mu, "pileup.mu")
+        _positive(self.energy_scale, "pileup.energy_scale")
+
+
+@dataclass
+class JetConfig:
+    """Pythia 8 jet injection (jet test sample, DESIGN §2)."""
+
+    enabled: bool = False
+    e_cm: float = 7000.0
+    pthat_min: float = 120.0
+    tune: int = 14
+    radius: float = 0.4
+    settings: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        """Reject impossible values."""
+        _positive(self.e_cm, "jets.e_cm", strict=True)
+        _positive(self.pthat_min, "jets.pthat_min")
+        if not 0 < self.radius <= 2 * schema.MAX_ETA:
+            raise ConfigError(f"jets.radius = {self.radius}: expected 0 < R <= {2 * schema.MAX_ETA}")
+
+
+@dataclass
+class OutputConfig:
+    """How files are written."""
+
+    compression: str = "lz4:1"
+    chunk: int = 500
+    format: Literal["ttree"] = "ttree"
+
+    def validate(self) -> None:
+        """Reject impossible values."""
+        if self.chunk <= 0:
+            raise ConfigError(f"output.chunk = {self.chunk}: expected a positive number of events")
+        from pfgraph.io.root import parse_compression
+
+        try:
+            parse_compression(self.compression)
+        except Exception as exc:
+            raise ConfigError(f"output.compression: {exc}") from None
+
+
+@dataclass
+class SimConfig:
+    """A whole dataset: size, master seed, physics and output settings."""
+
+    name: str = "gauss"
+    events: int = 10000
+    seed: int = 1
+    particles: ParticleConfig = field(default_factory=ParticleConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    pileup: PileupConfig = field(default_factory=PileupConfig)
+    jets: JetConfig = field(default_factory=JetConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def validate(self) -> None:
+        """Reject impossible values."""
+        if self.events < 0:
+            raise ConfigError(f"events = {self.events}: expected a non-negative number of events")
+        if self.seed < 0:
+            raise ConfigError(f"seed = {self.seed}: expected a non-negative integer")
