@@ -78,18 +78,24 @@ def _fixed_time() -> _dt.datetime:
 @contextlib.contextmanager
 def _reproducible_headers() -> Iterator[None]:
     """While writing, uproot stamps a fixed time instead of ``now()`` into ROOT headers."""
-    import uproot.writing._cascade as cascade
-    import uproot.writing.writable as writable
+    import importlib
 
+    modules = []
+    for name in ("_cascade", "_cascadetree", "_cascadentuple", "writable"):
+        with contextlib.suppress(ImportError):
+            mod = importlib.import_module(f"uproot.writing.{name}")
+            if hasattr(mod, "datetime"):
+                modules.append(mod)
     with _CLOCK_LOCK:
-        saved = (cascade.datetime, writable.datetime)
+        saved = [mod.datetime for mod in modules]
         clock = _FixedClock(_fixed_time())
-        cascade.datetime = clock  # type: ignore[assignment]
-        writable.datetime = clock  # type: ignore[assignment]
+        for mod in modules:
+            mod.datetime = clock
         try:
             yield
         finally:
-            cascade.datetime, writable.datetime = saved
+            for mod, orig in zip(modules, saved):
+                mod.datetime = orig
 
 
 def _uuid_function(meta: Mapping[str, Any]) -> Any:
@@ -133,7 +139,7 @@ class RootWriter:
 
     def __enter__(self) -> RootWriter:
         try:
-            tmp = self._stack.enter_context(atomic_path(self.path))
+            tmp = self._stack.enter_context(atomic_path(self.path, same_name=True))
             self._stack.enter_context(_reproducible_headers())
             self._file = self._stack.enter_context(
                 uproot.recreate(tmp, compression=self.compression, uuid_function=_uuid_function(self.meta))

@@ -36,17 +36,28 @@ def fsync_path(path: str | os.PathLike[str]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(final: str | os.PathLike[str], same_name: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``final``; on success fsync it and rename it to ``final``.
 
+    With ``same_name`` the temporary file has ``final``'s own name inside a private hidden
+    folder beside it (for writers that record their file name, like ROOT's TFile header).
     On any exception (or KeyboardInterrupt) the temporary file is removed and ``final`` is
-    left untouched.
+    left untouched. The new file gets the usual permissions (0666 minus umask).
     """
     final = Path(final)
     ensure_writable_dir(final.parent if str(final.parent) else ".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_dir: Path | None = None
+    if same_name:
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+        tmp_path = tmp_dir / final.name
+        tmp_path.touch()
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
         fsync_path(tmp_path)
@@ -61,6 +72,10 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+    finally:
+        if tmp_dir is not None:
+            with contextlib.suppress(OSError):
+                tmp_dir.rmdir()
 
 
 def atomic_write_text(final: str | os.PathLike[str], text: str) -> None:
