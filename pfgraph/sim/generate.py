@@ -110,16 +110,17 @@ def _chunks(start: int, stop: int, size: int) -> list[tuple[int, int]]:
 
 
 def generate(cfg: SimConfig, out: str | os.PathLike[str], shards: int = 1, workers: int = 1,
-             progress: Callable[[int], None] | None = None) -> list[Path]:
-    """Simulate dataset ``cfg`` into ``out`` (or ``shards`` files); returns the written paths.
+             progress: Callable[[int], None] | None = None, skip: set[int] | frozenset[int] = frozenset()) -> list[Path]:
+    """Simulate dataset ``cfg`` into ``out`` (or ``shards`` files); returns all shard paths.
 
     ``workers`` simulation processes feed the writer in the main process (0 = all in-process).
     Every file is written atomically: an interrupted run leaves no complete-looking file.
+    Shards listed in ``skip`` (already complete on disk) are not written again.
     """
     out = Path(out)
     plans = shard_paths(out, shards, cfg.events)
     jets = None
-    if cfg.jets.enabled:
+    if cfg.jets.enabled and len(skip) < len(plans):
         from pfgraph.sim.jets import generate_jets
 
         jets = generate_jets(cfg.events, cfg.seed, cfg.jets)
@@ -130,6 +131,9 @@ def generate(cfg: SimConfig, out: str | os.PathLike[str], shards: int = 1, worke
     pool = ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, jets)) if workers > 0 else None
     try:
         for k, plan in enumerate(plans):
+            if k in skip:
+                written.append(plan.path)
+                continue
             meta = make_meta("events", cfg_dict, seed=cfg.seed, events=plan.stop - plan.start,
                              first_event=plan.start, shard=k, shards=len(plans), with_jet=cfg.jets.enabled)
             ranges = _chunks(plan.start, plan.stop, chunk)

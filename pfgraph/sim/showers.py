@@ -11,21 +11,26 @@ import numpy as np
 from scipy import ndimage
 
 from pfgraph.io import schema
-from pfgraph.sim.detector import ELECTRON, EM_NEUTRAL, MUON, NEUTRAL_HADRON, CHARGED_HADRON, DetectorConfig
+from pfgraph.sim.detector import CHARGED_HADRON, ELECTRON, EM_NEUTRAL, MUON, NEUTRAL_HADRON, DetectorConfig
 from pfgraph.sim.particles import Particles
 
 NPIX = schema.IMSIZE * schema.IMSIZE
 
 
 def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin of each value as ``np.histogram2d`` assigns it; -1 outside [edges[0], edges[-1]].
+    """Bin of each value exactly as ``np.histogram2d`` assigns it; -1 outside the range.
 
-    Bins are half-open [lo, hi) except the last, which includes its upper edge.
+    Bins are half-open [lo, hi) except the last, which includes its upper edge. A fast
+    arithmetic guess is corrected against the edges themselves, so values on or next to an
+    edge land where ``searchsorted`` on ``edges`` puts them.
     """
-    idx = np.searchsorted(edges, values, side="right") - 1
     n = len(edges) - 1
-    idx[values == edges[-1]] = n - 1
-    idx[(idx < 0) | (idx >= n)] = -1
+    lo, hi = edges[0], edges[-1]
+    idx = np.floor((values - lo) * (n / (hi - lo))).astype(np.int64)
+    np.clip(idx, 0, n - 1, out=idx)
+    idx -= values < edges[idx]
+    idx += (values >= edges[np.minimum(idx + 1, n)]) & (idx < n - 1)
+    idx[(values < lo) | (values > hi) | np.isnan(values)] = -1
     return idx
 
 
@@ -38,10 +43,23 @@ def flat_pixel(eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
 
 def histogram(event: np.ndarray, pixel: np.ndarray, weight: np.ndarray, n_events: int) -> np.ndarray:
     """Energy-weighted images (n_events, 56, 56) in float64; entries with pixel -1 dropped."""
-    keep = pixel >= 0
-    flat = event[keep] * NPIX + pixel[keep]
-    out = np.bincount(flat, weights=weight[keep], minlength=n_events * NPIX)
-    return out.reshape(n_events, schema.IMSIZE, schema.IMSIZE)
+    return histograms(event, pixel, [weight], n_events)[0]
+
+
+def histograms(event: np.ndarray, pixel: np.ndarray, weights: list[np.ndarray], n_events: int) -> list[np.ndarray]:
+    """Several energy-weighted images at the same positions with one ``np.bincount``.
+
+    Each image's bins receive their entries in particle order, as a per-particle loop would;
+    entries with pixel -1 are dropped. The images are views of one channel-major array.
+    """
+    k = len(weights)
+    valid = pixel >= 0
+    span = n_events * NPIX
+    base = (event * NPIX + pixel)[valid]
+    idx = np.concatenate([base + c * span for c in range(k)])
+    w = np.concatenate([wt[valid] for wt in weights])
+    flat = np.bincount(idx, weights=w, minlength=k * span)
+    return list(flat.reshape(k, n_events, schema.IMSIZE, schema.IMSIZE))
 
 
 def wrap_phi(phi: np.ndarray) -> np.ndarray:
@@ -58,58 +76,60 @@ def respond(p: Particles, n_events: int, det: DetectorConfig) -> dict[str, np.nd
     """
     E = p.energy
     charged = p.charge != 0
-    pix0 = flat_pixel(p.eta, p.phi)
-    out: dict[str, np.ndarray] = {}
+    ieta = bin_index(p.eta, schema.ETA_EDGES)
+    iphi0 = bin_index(p.phi, schema.PHI_EDGES)
+    pix0 = np.where((ieta >= 0) & (iphi0 >= 0), ieta * schema.IMSIZE + iphi0, -1)
+    zero = np.zeros_like(E)
 
     # 4. truth at the production angle: every (non pile-up) particle, no threshold.
-    w_truth = np.where(p.in_truth, E, 0.0)
-    out["truth"] = histogram(p.event, pix0, w_truth, n_events)
-    out["truth_neutral"] = histogram(p.event, pix0, np.where(charged, 0.0, w_truth), n_events)
-    out["jet"] = histogram(p.event, pix0, np.where(p.is_jet, E, 0.0), n_events)
-
+    w_truth = np.where(p.in_truth, E, zero)
+    w_neutral = np.where(charged, zero, w_truth)
+    w_jet = np.where(p.is_jet, E, zero)
     # 5. tracker at the undeflected position.
-    trk = np.where(charged & (E > det.trk_threshold), E * (1.0 + det.trk_res * det.res_scale * p.n_trk), 0.0)
-    out["trk_neg"] = histogram(p.event, pix0, np.where(p.charge < 0, trk, 0.0), n_events)
-    out["trk_pos"] = histogram(p.event, pix0, np.where(p.charge > 0, trk, 0.0), n_events)
+    trk = np.where(charged & (E > det.trk_threshold), E * (1.0 + det.trk_res * det.res_scale * p.n_trk), zero)
+    w_neg = np.where(p.charge < 0, trk, zero)
+    w_pos = np.where(p.charge > 0, trk, zero)
+    truth, truth_neutral, jet, trk_neg, trk_pos = histograms(
+        p.event, pix0, [w_truth, w_neutral, w_jet, w_neg, w_pos], n_events)
+    out: dict[str, np.ndarray] = {"truth": truth, "truth_neutral": truth_neutral, "jet": jet,
+                                  "trk_neg": trk_neg, "trk_pos": trk_pos}
 
     # 6. B-field kick q * B / E (E, not pT; no kick for E = 0).
-    phi = p.phi
+    pix1 = pix0
     if det.b_field != 0:
-        safe_e = np.where(E > 0, E, 1.0)
-        phi = phi + np.where(charged & (E > 0), p.charge * det.b_field / safe_e, 0.0)
+        kick = charged & (E > 0)
+        phi = p.phi.copy()
+        phi[kick] += p.charge[kick] * det.b_field / E[kick]
         if det.phi_wrap:
             phi = wrap_phi(phi)
-    pix1 = flat_pixel(p.eta, phi)
+        iphi1 = bin_index(phi, schema.PHI_EDGES)
+        pix1 = np.where((ieta >= 0) & (iphi1 >= 0), ieta * schema.IMSIZE + iphi1, -1)
 
     # 7. ECAL at the deflected position.
-    em = (p.species == EM_NEUTRAL) | (p.species == ELECTRON)
-    had = (p.species == NEUTRAL_HADRON) | (p.species == CHARGED_HADRON)
+    species = p.species
+    em = (species == EM_NEUTRAL) | (species == ELECTRON)
+    had = (species == NEUTRAL_HADRON) | (species == CHARGED_HADRON)
     above = E > det.ecal_threshold
-    sqrt_e = np.sqrt(E)
-    ecal_smear = 1.0 + det.emc_res * det.res_scale * p.n_ecal
-    ecal = np.zeros_like(E)
     em_hit = em & above
     had_hit = had & above
-    ecal[em_hit] = det.em_ecal_fraction * (E[em_hit] - det.nonlin * sqrt_e[em_hit]) * ecal_smear[em_hit]
-    ecal[had_hit] = det.had_ecal_fraction * E[had_hit] * ecal_smear[had_hit]
-    kept = E.copy()
-    kept[em_hit] = (1.0 - det.em_ecal_fraction) * E[em_hit]
-    kept[had_hit] = (1.0 - det.had_ecal_fraction) * E[had_hit]
-    kept[p.species == MUON] = 0.0
-    out["emcal"] = histogram(p.event, pix1, ecal, n_events)
+    ecal_smear = 1.0 + det.emc_res * det.res_scale * p.n_ecal
+    ecal = np.where(em_hit, det.em_ecal_fraction * (E - det.nonlin * np.sqrt(E)) * ecal_smear, zero)
+    ecal = np.where(had_hit, det.had_ecal_fraction * E * ecal_smear, ecal)
+    kept = np.where(em_hit, (1.0 - det.em_ecal_fraction) * E, E)
+    kept = np.where(had_hit, (1.0 - det.had_ecal_fraction) * E, kept)
+    kept = np.where(species == MUON, zero, kept)
 
     # 8. HCAL at the same position from the kept energy.
-    hcal_hit = kept > det.hcal_threshold
-    hcal = np.zeros_like(E)
-    hcal[hcal_hit] = (det.hcal_fraction * (kept[hcal_hit] - det.nonlin * np.sqrt(kept[hcal_hit]))
-                      * (1.0 + det.hcal_res * det.res_scale * p.n_hcal[hcal_hit]))
-    out["hcal"] = histogram(p.event, pix1, hcal, n_events)
+    hcal = np.where(kept > det.hcal_threshold,
+                    det.hcal_fraction * (kept - det.nonlin * np.sqrt(kept))
+                    * (1.0 + det.hcal_res * det.res_scale * p.n_hcal), zero)
+    out["emcal"], out["hcal"] = histograms(p.event, pix1, [ecal, hcal], n_events)
 
     # Bookkeeping.
     out["n_particles"] = np.bincount(p.event, minlength=n_events).astype(np.int32)
     out["n_charged"] = np.bincount(p.event, weights=charged, minlength=n_events).astype(np.int32)
     lost = charged & (pix1 < 0) & (pix0 >= 0)
-    out["e_lost"] = np.bincount(p.event, weights=np.where(lost, E, 0.0), minlength=n_events)
+    out["e_lost"] = np.bincount(p.event, weights=np.where(lost, E, zero), minlength=n_events)
     return out
 
 
