@@ -184,16 +184,22 @@ def point_cloud(images: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str,
     for ch in schema.INPUT_CHANNELS[1:]:
         mask |= images[ch] != 0
     npix = mask.sum(axis=(1, 2), dtype=np.int32)
-    _, ieta, iphi = np.nonzero(mask)
+    flat = np.flatnonzero(mask)
+    pixel = flat % (schema.IMSIZE * schema.IMSIZE)
+    ieta, iphi = np.divmod(pixel, schema.IMSIZE)
     fields: dict[str, np.ndarray] = {
         "ieta": ieta.astype(np.int16),
         "iphi": iphi.astype(np.int16),
-        "eta": schema.ETA_CENTRES[ieta].astype(np.float32),
-        "phi": schema.PHI_CENTRES[iphi].astype(np.float32),
+        "eta": _ETA_CENTRES_F32[ieta],
+        "phi": _PHI_CENTRES_F32[iphi],
     }
     for ch in schema.IMAGE_CHANNELS:
-        fields[ch] = images[ch][mask]
+        fields[ch] = np.ascontiguousarray(images[ch]).reshape(-1).take(flat)
     return npix, fields
+
+
+_ETA_CENTRES_F32 = schema.ETA_CENTRES.astype(np.float32)
+_PHI_CENTRES_F32 = schema.PHI_CENTRES.astype(np.float32)
 
 
 def event_branch_types(with_jet: bool) -> dict[str, Any]:
