@@ -1,4 +1,4 @@
-"""What every representation shares: the normalisation contract.
+"""What every representation shares: the normalisation contract and the Representation API.
 
 Normalisation (input scales, target scale) is fitted on the training split only, stored in
 the checkpoint (:meth:`Normalisation.to_dict`) and applied unchanged to every later dataset,
@@ -8,13 +8,14 @@ target scale ``S`` is the training-set truth maximum, so ``dE_nor = (E_pred - E_
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from pfgraph.errors import DataError
+from pfgraph.errors import DataError, PfgraphError
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
 
@@ -67,3 +68,72 @@ def fit_normalisation(files: EventFiles, indices: Sequence[int] | np.ndarray, ta
 def _global_start(files: EventFiles, chunk: dict[str, Any]) -> int:
     i = [str(p) for p in files.paths].index(chunk["_file"])
     return int(files.offsets[i]) + int(chunk["_entry_start"])
+
+
+# ------------------------------------------------------------------------ representation API
+
+
+class Representation(ABC):
+    """How events become model inputs, and model outputs become the (B, 56, 56) truth grid.
+
+    The trainer, :mod:`pfgraph.train.predict` and everything downstream use only this
+    interface, so a model of any representation trains and evaluates through the same code.
+    A batch (from :meth:`collate`) supports ``.to(device)`` (returning the moved batch) and has
+    ``.num_events``.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def branches(self, target: str) -> list[str]:
+        """ROOT branches needed to build datasets of this representation (inputs + ``target``)."""
+
+    @abstractmethod
+    def make_dataset(self, files: EventFiles, indices: np.ndarray, norm: Normalisation) -> Any:
+        """A ``torch.utils.data.Dataset`` over the events ``indices`` (global entries, file order)."""
+
+    @abstractmethod
+    def collate(self, items: list) -> Any:
+        """Combine dataset items into one batch object."""
+
+    @abstractmethod
+    def forward(self, model: Any, batch: Any) -> Any:
+        """Run ``model`` on ``batch``; the model's native output tensor."""
+
+    @abstractmethod
+    def target(self, batch: Any) -> Any:
+        """The normalised target, with the same shape as :meth:`forward`'s output."""
+
+    @abstractmethod
+    def to_grid(self, output: Any, batch: Any) -> Any:
+        """Native output -> (B, 56, 56) tensor on the truth grid, normalised units."""
+
+    @abstractmethod
+    def truth_grid(self, batch: Any) -> Any:
+        """(B, 56, 56) normalised full target image of the batch."""
+
+    def per_point(self, output: Any, batch: Any) -> list[np.ndarray] | None:
+        """Per-event native predictions (e.g. per point), normalised units; None for image models."""
+        return None
+
+
+REPRESENTATION_MODULES = {"image": "pfgraph.repr.image", "graph": "pfgraph.repr.graph"}
+
+
+def get_representation(name: str, **options: Any) -> Representation:
+    """The representation ``name`` ("image" | "graph"); ``options`` go to its constructor."""
+    import importlib
+
+    if name not in REPRESENTATION_MODULES:
+        raise PfgraphError(f"unknown representation '{name}'; valid: {', '.join(REPRESENTATION_MODULES)}")
+    try:
+        module = importlib.import_module(REPRESENTATION_MODULES[name])
+    except ModuleNotFoundError as exc:
+        if exc.name != REPRESENTATION_MODULES[name]:
+            raise
+        raise PfgraphError(f"representation '{name}' is not available in this installation") from None
+    for obj in vars(module).values():
+        if isinstance(obj, type) and issubclass(obj, Representation) and obj is not Representation \
+                and getattr(obj, "name", None) == name:
+            return obj(**options)
+    raise PfgraphError(f"module {REPRESENTATION_MODULES[name]} defines no '{name}' representation")
