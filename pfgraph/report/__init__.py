@@ -1,0 +1,1 @@
+"""Comparison reports across models and representations, the demo, plots."""
