@@ -1,0 +1,74 @@
+"""``rnn``: the paper's GRU sequence-to-sequence model over eta rows.
+
+The 56 eta rows are the time steps; each step's features are the four channels' rows
+concatenated (4 x 56 = 224). A 2-layer GRU encoder reads the sequence; a 2-layer GRU decoder
+starts from the encoder's final state, reads the encoder outputs and a linear layer maps each
+step's state (224) to the 56 phi pixels of that row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from pfgraph.errors import ConfigError
+from pfgraph.io.schema import IMSIZE
+from pfgraph.models.common import ImageModel, InputConfig, OutputActivation, output_activation, parse_params
+from pfgraph.models.registry import register
+
+
+@dataclass
+class RNNParams:
+    """Hyper-parameters of :class:`RowGRU`."""
+
+    hidden: int = 224
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    dropout: float = 0.0
+    output: OutputActivation = "none"
+    inputs: InputConfig = field(default_factory=InputConfig)
+
+    def validate(self) -> None:
+        """Check values."""
+        if self.hidden <= 0 or self.encoder_layers <= 0 or self.decoder_layers <= 0:
+            raise ConfigError("rnn: hidden, encoder_layers and decoder_layers must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"rnn.dropout = {self.dropout}: expected 0 <= dropout < 1")
+
+
+class RowGRU(ImageModel):
+    """GRU encoder-decoder over the eta rows of the image."""
+
+    def __init__(self, p: RNNParams) -> None:
+        super().__init__(p.inputs)
+        features = self.features.out_channels * IMSIZE
+        self.encoder = nn.GRU(features, p.hidden, p.encoder_layers, batch_first=True,
+                              dropout=p.dropout if p.encoder_layers > 1 else 0.0)
+        self.decoder = nn.GRU(p.hidden, p.hidden, p.decoder_layers, batch_first=True,
+                              dropout=p.dropout if p.decoder_layers > 1 else 0.0)
+        self.decoder_layers = p.decoder_layers
+        self.head = nn.Sequential(nn.Linear(p.hidden, IMSIZE), output_activation(p.output))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 4, 56, 56) -> (B, 1, 56, 56)."""
+        f = self.features(x)
+        b, c, h, w = f.shape
+        seq = f.permute(0, 2, 1, 3).reshape(b, h, c * w)  # step = eta row, features = channel rows
+        enc_out, state = self.encoder(seq)
+        # The decoder starts from the encoder's final state (its last layers if it has fewer).
+        if state.shape[0] >= self.decoder_layers:
+            init = state[-self.decoder_layers:]
+        else:
+            init = torch.cat([state, state[-1:].expand(self.decoder_layers - state.shape[0], -1, -1)], dim=0)
+        dec_out, _ = self.decoder(enc_out, init.contiguous())
+        return self.head(dec_out).unsqueeze(1)  # (B, 1, 56 rows, 56 phi)
+
+
+@register("rnn", repr="image", description="GRU seq2seq over 56 eta rows x 224 features, linear 224->56 per step (paper)")
+def build_rnn(config: Mapping[str, Any]) -> RowGRU:
+    """Build ``rnn`` from its hyper-parameters."""
+    return RowGRU(parse_params(RNNParams, config, "rnn"))
