@@ -1,0 +1,95 @@
+"""The image representation: events -> normalised (B, 4, 56, 56) inputs and (B, 1, 56, 56) target.
+
+Inputs are [emcal, hcal, trk_neg, trk_pos] divided by their training-set maxima; the target
+(``truth`` by default, ``truth_neutral`` selectable through the normalisation's ``target``)
+is divided by the training-set target maximum ``S``. Loading goes through
+:class:`pfgraph.io.datasets.ImageDataset` (whole chunks straight into float32 tensors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from pfgraph.errors import DataError
+from pfgraph.io import schema
+from pfgraph.io.datasets import IMAGE_EVENT_BYTES, ImageDataset, ImageItem
+from pfgraph.io.root import EventFiles
+from pfgraph.repr.base import Normalisation, Representation
+from pfgraph.repr.grid import image_to_grid
+
+
+@dataclass
+class ImageBatch:
+    """A batch of events: ``x`` (B, 4, 56, 56), ``y`` (B, 1, 56, 56), ``index`` (B,) global entries."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor
+
+    @property
+    def num_events(self) -> int:
+        """Number of events in the batch."""
+        return int(self.x.shape[0])
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> ImageBatch:
+        """The batch moved to ``device``."""
+        return ImageBatch(self.x.to(device, non_blocking=non_blocking), self.y.to(device, non_blocking=non_blocking),
+                          self.index)
+
+    def pin_memory(self) -> ImageBatch:
+        """Page-locked copy (DataLoader ``pin_memory=True``)."""
+        return ImageBatch(self.x.pin_memory(), self.y.pin_memory(), self.index)
+
+
+class ImageRepresentation(Representation):
+    """Dense 56x56 images; see the module docstring.
+
+    ``memory_budget_gb``: datasets larger than this are streamed in blocks of events instead
+    of being held in memory whole.
+    """
+
+    name: ClassVar[str] = "image"
+
+    def __init__(self, memory_budget_gb: float = 8.0) -> None:
+        if memory_budget_gb <= 0:
+            raise DataError(f"memory_budget_gb = {memory_budget_gb}: expected a positive number")
+        self.memory_budget_gb = float(memory_budget_gb)
+
+    def branches(self, target: str) -> list[str]:
+        """The four input images and the target image."""
+        if target not in schema.TARGET_CHANNELS:
+            raise DataError(f"target '{target}' is not one of {', '.join(schema.TARGET_CHANNELS)}")
+        return [*schema.INPUT_CHANNELS, target]
+
+    def make_dataset(self, files: EventFiles, indices: np.ndarray, norm: Normalisation) -> ImageDataset:
+        """Normalised tensors of events ``indices``; streamed in blocks beyond the memory budget."""
+        block = max(256, int(self.memory_budget_gb * 2**30 / 2 / IMAGE_EVENT_BYTES))  # two blocks cached
+        return ImageDataset(files, indices, norm.input_scale, norm.target_scale, norm.target, block_events=block)
+
+    def collate(self, items: list[ImageItem]) -> ImageBatch:
+        """Items (groups of events) -> one :class:`ImageBatch`."""
+        if len(items) == 1:
+            return ImageBatch(*items[0])
+        return ImageBatch(torch.cat([it.x for it in items]), torch.cat([it.y for it in items]),
+                          torch.cat([it.index for it in items]))
+
+    def forward(self, model: nn.Module, batch: ImageBatch) -> torch.Tensor:
+        """Model output (B, 1, 56, 56) (or any form :func:`image_to_grid` accepts)."""
+        return model(batch.x)
+
+    def target(self, batch: ImageBatch) -> torch.Tensor:
+        """The normalised target (B, 1, 56, 56)."""
+        return batch.y
+
+    def to_grid(self, output: torch.Tensor, batch: ImageBatch) -> torch.Tensor:
+        """(B, 56, 56) normalised prediction."""
+        return image_to_grid(output)
+
+    def truth_grid(self, batch: ImageBatch) -> torch.Tensor:
+        """(B, 56, 56) normalised target."""
+        return batch.y[:, 0]
