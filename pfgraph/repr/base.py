@@ -117,6 +117,7 @@ class Representation(ABC):
         return None
 
 
+_REQUIRED_METHODS = ("branches", "make_dataset", "collate", "forward", "target", "to_grid", "truth_grid")
 REPRESENTATION_MODULES = {"image": "pfgraph.repr.image", "graph": "pfgraph.repr.graph"}
 
 
@@ -132,8 +133,10 @@ def get_representation(name: str, **options: Any) -> Representation:
         if exc.name != REPRESENTATION_MODULES[name]:
             raise
         raise PfgraphError(f"representation '{name}' is not available in this installation") from None
-    for obj in vars(module).values():
-        if isinstance(obj, type) and issubclass(obj, Representation) and obj is not Representation \
-                and getattr(obj, "name", None) == name:
-            return obj(**options)
+    candidates = [obj for obj in vars(module).values()
+                  if isinstance(obj, type) and obj is not Representation and getattr(obj, "name", None) == name
+                  and all(callable(getattr(obj, m, None)) for m in _REQUIRED_METHODS)]
+    candidates.sort(key=lambda c: not issubclass(c, Representation))  # prefer subclasses of the ABC
+    if candidates:
+        return candidates[0](**options)
     raise PfgraphError(f"module {REPRESENTATION_MODULES[name]} defines no '{name}' representation")
