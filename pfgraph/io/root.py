@@ -1,4 +1,5 @@
-"""Write and read pfgraph ROOT files with uproot (TTree via ``mktree`` + chunked ``extend``).
+"""Write and read pfgraph ROOT files with uproot: TTree (``mktree`` + chunked ``extend``, the
+default) or RNTuple (``format="rntuple"``, same column names and values).
 
 Writers are atomic (temporary file in the same folder, fsync, rename) and reproducible: with
 the same content they produce byte-identical files (fixed header clock, content-derived UUID),
@@ -19,6 +20,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,9 @@ from pfgraph.utils.atomic import atomic_path
 
 COMPRESSIONS = {"lz4": uproot.LZ4, "zstd": uproot.ZSTD, "zlib": uproot.ZLIB, "lzma": uproot.LZMA}
 DEFAULT_COMPRESSION = "lz4:1"
+#: On-disk layouts: ROOT's TTree (default) or RNTuple (ROOT 6.34+ reads it; uproot writes RNTuple 1.0).
+FORMATS = ("ttree", "rntuple")
+DEFAULT_FORMAT = "ttree"
 
 _CLOCK_LOCK = threading.Lock()
 
@@ -49,6 +54,14 @@ def parse_compression(spec: str | None) -> Any:
     except ValueError:
         raise PfgraphError(f"compression level in '{spec}' must be an integer") from None
     return COMPRESSIONS[name](lvl)
+
+
+def check_format(fmt: str) -> str:
+    """``"TTree"``/``"ttree"`` -> ``"ttree"``; an unknown layout is a one-line PfgraphError."""
+    low = str(fmt).lower()
+    if low not in FORMATS:
+        raise PfgraphError(f"unknown output format '{fmt}': use one of {', '.join(FORMATS)}")
+    return low
 
 
 class _FixedClock:
@@ -71,7 +84,7 @@ class _FixedClock:
 def _fixed_time() -> _dt.datetime:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch is not None and epoch.isdigit():
-        return _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc).replace(tzinfo=None)
+        return _dt.datetime.fromtimestamp(int(epoch), tz=_dt.UTC).replace(tzinfo=None)
     return _dt.datetime(2020, 1, 1, 0, 0, 0)
 
 
@@ -123,17 +136,26 @@ def make_meta(kind: str, config: Mapping[str, Any] | None = None, **extra: Any) 
 
 
 class RootWriter:
-    """Atomic, reproducible ROOT writer for one or more TTrees plus the ``pfgraph_meta`` string.
+    """Atomic, reproducible ROOT writer for one or more trees plus the ``pfgraph_meta`` string.
 
     Use as a context manager; trees are created with :meth:`tree` and filled with
     :meth:`extend`. Nothing appears under ``path`` unless the ``with`` block completes.
+
+    ``format="ttree"`` (default) writes TTrees; a jagged record field ``x`` (see
+    :func:`jagged_record`) becomes the counter branch ``nx`` plus one ``x_<field>`` branch per
+    field (uproot's convention). ``format="rntuple"`` writes RNTuples with the same column
+    names: ``nx`` (int32) and ``x_<field>`` (``std::vector``), fixed-size arrays as
+    ``std::array``; the metadata string is a TObjString in both.
     """
 
-    def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any], compression: str | None = DEFAULT_COMPRESSION) -> None:
+    def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any], compression: str | None = DEFAULT_COMPRESSION,
+                 format: str = DEFAULT_FORMAT) -> None:
         self.path = Path(path)
         self.meta = dict(meta)
         self.compression = parse_compression(compression)
+        self.format = check_format(format)
         self._trees: dict[str, Any] = {}
+        self._records: dict[str, dict[str, tuple[str, ...]]] = {}
         self._stack = contextlib.ExitStack()
         self._file: Any = None
 
@@ -150,18 +172,55 @@ class RootWriter:
         return self
 
     def tree(self, name: str, branch_types: Mapping[str, Any]) -> Any:
-        """Create TTree ``name`` with ``branch_types`` (numpy dtypes or awkward types)."""
-        self._trees[name] = self._file.mktree(name, dict(branch_types))
+        """Create tree ``name`` with ``branch_types`` (numpy dtypes or awkward types)."""
+        if self.format == "ttree":
+            self._trees[name] = self._file.mktree(name, dict(branch_types))
+            return self._trees[name]
+        types: dict[str, Any] = {}
+        records: dict[str, tuple[str, ...]] = {}
+        for key, typ in branch_types.items():
+            record = _jagged_record_type(typ)
+            if record is None:
+                types[key] = typ
+                continue
+            records[key] = tuple(record.fields)
+            types[f"n{key}"] = np.dtype(np.int32)
+            for field, content in zip(record.fields, record.contents):
+                types[f"{key}_{field}"] = ak.types.ListType(content)
+        self._records[name] = records
+        self._trees[name] = self._file.mkrntuple(name, types)
         return self._trees[name]
 
     def extend(self, name: str, data: Mapping[str, Any]) -> None:
         """Append one chunk of entries to tree ``name``."""
-        self._trees[name].extend(dict(data))
+        if self.format == "ttree":
+            self._trees[name].extend(dict(data))
+            return
+        out: dict[str, Any] = {}
+        records = self._records[name]
+        for key, value in data.items():
+            if key not in records:
+                out[key] = value
+                continue
+            arr = value if isinstance(value, ak.Array) else ak.Array(value)
+            out[f"n{key}"] = ak.to_numpy(ak.num(arr, axis=1)).astype(np.int32)
+            for field in records[key]:
+                out[f"{key}_{field}"] = arr[field]
+        self._trees[name].extend(out)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         if exc_type is None:
             self._file[schema.META_KEY] = json.dumps(self.meta, sort_keys=True, default=str)
         return bool(self._stack.__exit__(exc_type, exc, tb))
+
+
+def _jagged_record_type(typ: Any) -> Any:
+    """The record type inside ``var * {...}`` (a jagged record branch type), else None."""
+    if isinstance(typ, ak.types.ArrayType):
+        typ = typ.content
+    if isinstance(typ, ak.types.ListType) and isinstance(typ.content, ak.types.RecordType):
+        return typ.content
+    return None
 
 
 def jagged_record(counts: np.ndarray, fields: Mapping[str, np.ndarray]) -> ak.Array:
@@ -226,8 +285,8 @@ class EventWriter(RootWriter):
     """Writes the ``events`` tree: dense images, the derived point cloud and bookkeeping scalars."""
 
     def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any], with_jet: bool = False,
-                 compression: str | None = DEFAULT_COMPRESSION) -> None:
-        super().__init__(path, meta, compression)
+                 compression: str | None = DEFAULT_COMPRESSION, format: str = DEFAULT_FORMAT) -> None:
+        super().__init__(path, meta, compression, format)
         self.with_jet = with_jet
         self.n_written = 0
 
@@ -286,17 +345,67 @@ def read_meta(file: Any, path: Path) -> dict[str, Any]:
         meta = json.loads(str(file[schema.META_KEY]))
     except Exception as exc:
         raise DataError(f"{path}: field '{schema.META_KEY}' is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: field '{schema.META_KEY}' is not a JSON object")
     version = meta.get("schema_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise DataError(f"{path}: field '{schema.META_KEY}' has no integer schema_version")
     if version > schema.SCHEMA_VERSION:
         raise DataError(
             f"{path}: schema version {version} is newer than this pfgraph supports "
             f"({schema.SCHEMA_VERSION}); upgrade pfgraph"
         )
+    migration_for(version, path)
     if meta.get("imsize", schema.IMSIZE) != schema.IMSIZE:
         raise DataError(f"{path}: grid size {meta.get('imsize')} differs from pfgraph's {schema.IMSIZE}")
     return meta
+
+
+@dataclass(frozen=True)
+class FileMigration:
+    """How to read a file of schema ``version`` as the current version.
+
+    ``steps`` are the :class:`schema.Migration` records from the current version down to the
+    file's, newest first; empty for current files.
+    """
+
+    version: int
+    steps: tuple[schema.Migration, ...] = ()
+
+    def file_name(self, name: str) -> str:
+        """The name a current branch has inside the file."""
+        for step in self.steps:
+            name = dict(step.renamed).get(name, name)
+        return name
+
+    def added_value(self, name: str) -> float | None:
+        """The constant a branch the file predates takes; None if the file has the branch."""
+        for step in self.steps:
+            added = dict(step.added)
+            if name in added:
+                return added[name]
+            name = dict(step.renamed).get(name, name)
+        return None
+
+
+def migration_for(version: int, path: Path | str = "") -> FileMigration:
+    """The chain of :data:`schema.MIGRATIONS` from ``version`` up to :data:`schema.SCHEMA_VERSION`.
+
+    Raises a one-line DataError for versions below :data:`schema.MIN_SCHEMA_VERSION` or when a
+    step of the chain has no migration.
+    """
+    where = f"{path}: " if str(path) else ""
+    if version < schema.MIN_SCHEMA_VERSION:
+        raise DataError(f"{where}schema version {version} is older than the oldest this pfgraph reads "
+                        f"({schema.MIN_SCHEMA_VERSION}); re-create the file with this pfgraph")
+    known = {m.to_version: m for m in schema.MIGRATIONS}
+    steps = []
+    for to in range(schema.SCHEMA_VERSION, version, -1):  # newest step first
+        if to not in known:
+            raise DataError(f"{where}schema version {version} has no migration to version {to} in this pfgraph; "
+                            "re-create the file with this pfgraph")
+        steps.append(known[to])
+    return FileMigration(version, tuple(steps))
 
 
 def open_root(path: Path) -> Any:
@@ -307,24 +416,62 @@ def open_root(path: Path) -> Any:
         raise DataError(f"{path}: not a readable ROOT file ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
 
 
-def _check_branch(tree: Any, path: Path, spec: schema.Branch) -> None:
-    if spec.name not in tree:
-        raise DataError(f"{path}: branch '{spec.name}' missing from tree '{tree.name}'")
-    interp = tree[spec.name].interpretation
+def is_rntuple(tree: Any) -> bool:
+    """True for an uproot RNTuple (``--format rntuple`` files), False for a TTree."""
+    return isinstance(tree, uproot.behaviors.RNTuple.RNTuple)
+
+
+def _check_branch(tree: Any, path: Path, spec: schema.Branch, file_name: str | None = None) -> None:
+    name = file_name or spec.name
+    if name not in tree:
+        raise DataError(f"{path}: branch '{name}' missing from tree '{tree.name}'")
+    if is_rntuple(tree):
+        typename = str(tree[name].typename)
+        if typename.replace(" ", "") != spec.rntuple_type:
+            raise DataError(f"{path}: field '{name}' of RNTuple '{tree.name}' is {typename}, expected {spec.rntuple_type}")
+        return
+    interp = tree[name].interpretation
     if spec.kind in ("scalar", "image", "counter"):
         dtype = getattr(interp, "to_dtype", None)
         if dtype is None:
-            raise DataError(f"{path}: branch '{spec.name}' has interpretation {interp}, expected {spec.root_type}")
+            raise DataError(f"{path}: branch '{name}' has interpretation {interp}, expected {spec.root_type}")
         base = dtype.base if dtype.shape else dtype
         if base != spec.np_dtype or tuple(dtype.shape) != spec.shape:
             raise DataError(
-                f"{path}: branch '{spec.name}' is {base}{list(dtype.shape) or ''}, expected {spec.root_type}"
+                f"{path}: branch '{name}' is {base}{list(dtype.shape) or ''}, expected {spec.root_type}"
             )
     elif spec.kind == "jagged":
         content = getattr(interp, "content", None)
         dtype = getattr(content, "to_dtype", None)
         if dtype is None or dtype != spec.np_dtype:
-            raise DataError(f"{path}: branch '{spec.name}' has interpretation {interp}, expected {spec.root_type}")
+            raise DataError(f"{path}: branch '{name}' has interpretation {interp}, expected {spec.root_type}")
+
+
+def check_tree(tree: Any, path: Path, branches: Sequence[schema.Branch], migration: FileMigration | None = None,
+               require: Sequence[str] | None = None) -> list[str]:
+    """Validate ``tree`` against branch specs; returns the names of the optional ones present.
+
+    Required branches (or exactly ``require``) must exist with the contract's dtype and shape;
+    optional ones are checked when present. Migrated (added) branches are skipped.
+    """
+    mig = migration or FileMigration(schema.SCHEMA_VERSION)
+    needed = {b.name for b in branches if not b.optional} if require is None else set(require)
+    present = []
+    for spec in branches:
+        if mig.added_value(spec.name) is not None:
+            continue
+        fname = mig.file_name(spec.name)
+        if spec.name in needed:
+            _check_branch(tree, path, spec, fname)
+        elif fname in tree:
+            _check_branch(tree, path, spec, fname)
+            present.append(spec.name)
+    return present
+
+
+def tree_names(file: Any) -> dict[str, str]:
+    """Top-level trees/RNTuples of an open uproot file: name -> class name."""
+    return {k.split(";")[0]: v for k, v in file.classnames(recursive=False).items() if v in ("TTree", "ROOT::RNTuple")}
 
 
 class EventFiles:
@@ -339,25 +486,31 @@ class EventFiles:
         self.paths = expand_paths(paths)
         self.metas: list[dict[str, Any]] = []
         self.entries: list[int] = []
+        self.migrations: list[FileMigration] = []
+        self.formats: list[str] = []
         self.has_jet = True
-        needed = schema.REQUIRED_EVENT_BRANCHES if require is None else tuple(require)
         for path in self.paths:
             f = open_root(path)
             meta = read_meta(f, path)
-            if schema.EVENTS_TREE not in [k.split(";")[0] for k in f.keys(recursive=False)]:
+            mig = migration_for(meta["schema_version"], path)
+            if schema.EVENTS_TREE not in tree_names(f):
                 raise DataError(f"{path}: tree '{schema.EVENTS_TREE}' missing")
             try:
                 tree = f[schema.EVENTS_TREE]
-                for name in needed:
-                    _check_branch(tree, path, schema.EVENT_BRANCH_MAP[name])
+                if require is None:
+                    check_tree(tree, path, schema.EVENT_BRANCHES, mig)
+                else:
+                    check_tree(tree, path, [schema.EVENT_BRANCH_MAP[n] for n in require], mig, require=require)
                 n = int(tree.num_entries)
             except DataError:
                 raise
             except Exception as exc:
                 raise DataError(f"{path}: tree '{schema.EVENTS_TREE}' is unreadable ({type(exc).__name__}: {exc})") from None
-            self.has_jet &= schema.JET_IMAGE in tree
+            self.has_jet &= mig.file_name(schema.JET_IMAGE) in tree
             self.metas.append(meta)
             self.entries.append(n)
+            self.migrations.append(mig)
+            self.formats.append("rntuple" if is_rntuple(tree) else "ttree")
         self.offsets = np.concatenate([[0], np.cumsum(self.entries)]).astype(np.int64)
 
     @property
@@ -386,7 +539,7 @@ class EventFiles:
             tree = open_root(path)[schema.EVENTS_TREE]
             for s in range(a - lo, b - lo, step):
                 e = min(s + step, b - lo)
-                yield self._read(tree, path, branches, s, e)
+                yield self._read(tree, path, branches, s, e, self.migrations[i])
 
     def read(self, branches: Sequence[str], start: int = 0, stop: int | None = None) -> dict[str, Any]:
         """Read global entries [start, stop) of ``branches`` into one chunk."""
@@ -403,24 +556,32 @@ class EventFiles:
         return out
 
     @staticmethod
-    def _read(tree: Any, path: Path, branches: Sequence[str], start: int, stop: int) -> dict[str, Any]:
-        for name in branches:
-            if name not in tree:
-                raise DataError(f"{path}: branch '{name}' missing from tree '{schema.EVENTS_TREE}'")
-        fixed = [b for b in branches if not _is_jagged(b)]
-        jagged = [b for b in branches if _is_jagged(b)]
+    def _read(tree: Any, path: Path, branches: Sequence[str], start: int, stop: int,
+              migration: FileMigration | None = None) -> dict[str, Any]:
+        mig = migration or FileMigration(schema.SCHEMA_VERSION)
+        added = {b: v for b in branches if (v := mig.added_value(b)) is not None}
+        names = {b: mig.file_name(b) for b in branches if b not in added}
+        for fname in names.values():
+            if fname not in tree:
+                raise DataError(f"{path}: branch '{fname}' missing from tree '{schema.EVENTS_TREE}'")
+        fixed = [b for b in names if not _is_jagged(b)]
+        jagged = [b for b in names if _is_jagged(b)]
         out: dict[str, Any] = {"_file": str(path), "_entry_start": start}
         try:
             if fixed:
-                arrays = tree.arrays(fixed, entry_start=start, entry_stop=stop, library="np")
-                out.update(arrays)
+                arrays = tree.arrays([names[b] for b in fixed], entry_start=start, entry_stop=stop, library="np")
+                out.update({b: np.asarray(arrays[names[b]]) for b in fixed})
             if jagged:
-                arrays = tree.arrays(jagged, entry_start=start, entry_stop=stop, library="ak")
-                out.update({b: arrays[b] for b in jagged})
+                arrays = tree.arrays([names[b] for b in jagged], entry_start=start, entry_stop=stop, library="ak")
+                out.update({b: arrays[names[b]] for b in jagged})
         except Exception as exc:
             raise DataError(
                 f"{path}: entries {start}-{stop} unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
             ) from None
+        for name, value in added.items():
+            spec = schema.EVENT_BRANCH_MAP.get(name)
+            dtype = spec.np_dtype if spec is not None else np.float32
+            out[name] = np.full((stop - start, *(spec.shape if spec is not None else ())), value, dtype=dtype)
         for name in branches:
             check_finite(out[name], path, name, start)
         return out

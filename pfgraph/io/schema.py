@@ -54,6 +54,8 @@ class Branch:
     doc: str
     shape: tuple[int, ...] = ()
     optional: bool = False
+    #: For jagged branches: the name of their counter branch (default ``npix``).
+    counter: str = ""
 
     @property
     def np_dtype(self) -> np.dtype:
@@ -68,7 +70,23 @@ class Branch:
         if self.kind == "image":
             return f"{base}[{IMSIZE}][{IMSIZE}]"
         if self.kind == "jagged":
-            return f"{base}[{POINT_COUNTER}]" if self.name.startswith(POINT_PREFIX) else f"{base}[n]"
+            return f"{base}[{self.counter_name}]"
+        return base
+
+    @property
+    def counter_name(self) -> str:
+        """The counter branch of a jagged branch (``npix`` for the point cloud)."""
+        return self.counter or (POINT_COUNTER if self.name.startswith(POINT_PREFIX) else "n")
+
+    @property
+    def rntuple_type(self) -> str:
+        """The RNTuple field type as ROOT and uproot name it (``--format rntuple`` files)."""
+        base = {"float32": "float", "float64": "double", "int16": "std::int16_t", "int32": "std::int32_t",
+                "int64": "std::int64_t", "bool": "bool", "uint8": "std::uint8_t"}[self.dtype]
+        if self.kind == "image":
+            return f"std::array<std::array<{base},{IMSIZE}>,{IMSIZE}>"
+        if self.kind == "jagged":
+            return f"std::vector<{base}>"
         return base
 
 
@@ -113,3 +131,108 @@ REQUIRED_EVENT_BRANCHES = tuple(b.name for b in EVENT_BRANCHES if not b.optional
 def pixel_centres(ieta: np.ndarray, iphi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(eta, phi) of the centres of pixels (ieta, iphi)."""
     return ETA_CENTRES[ieta], PHI_CENTRES[iphi]
+
+
+# ------------------------------------------------------------------ evaluation outputs
+
+_JET_FIELDS: tuple[tuple[str, str, str, str, bool], ...] = (
+    # (field, dtype, unit, meaning, optional)
+    ("pt", "float32", "GeV", "transverse momentum (E-scheme sum of massless pixel pseudojets)", False),
+    ("energy", "float32", "GeV", "energy", False),
+    ("eta", "float32", "", "axis eta", False),
+    ("phi", "float32", "rad", "axis phi", False),
+    ("ceta", "float32", "pixel", "axis as a fractional eta pixel index (row)", True),
+    ("cphi", "float32", "pixel", "axis as a fractional phi pixel index (column)", True),
+    ("nconst", "int32", "", "number of constituent pixels", True),
+)
+
+#: The ``predictions`` tree of ``pfgraph evaluate``'s ``predictions.root`` (one entry per event).
+PREDICTION_BRANCHES: tuple[Branch, ...] = (
+    Branch("event_id", "int64", "scalar", "", "event_id of the evaluated events file"),
+    Branch("pred", "float32", "image", "GeV", "predicted energy per truth-grid pixel (after to_grid, de-normalised)",
+           (IMSIZE, IMSIZE)),
+    Branch("truth", "float32", "image", "GeV", "true energy per pixel (the evaluated target image)", (IMSIZE, IMSIZE)),
+    Branch(POINT_COUNTER, "int32", "counter", "", "graph models: number of points (as in the events file)",
+           optional=True),
+    Branch("pix_pred", "float32", "jagged", "GeV", "graph models: predicted energy per point, aligned with the "
+           "events file's pix_* branches", optional=True),
+)
+
+#: The ``jets`` tree of ``predictions.root`` (jet-sample evaluations; one entry per event):
+#: anti-kt R=0.4 jets of the truth image and of the prediction, jagged with their own counters.
+JET_BRANCHES: tuple[Branch, ...] = (
+    Branch("event_id", "int64", "scalar", "", "event_id of the evaluated events file"),
+    *(b for side, what in (("truth", "truth image"), ("pred", "predicted image")) for b in (
+        Branch(f"n{side}_jet", "int32", "counter", "", f"number of jets of the {what}"),
+        *(Branch(f"{side}_jet_{f}", dt, "jagged", unit, f"{what} jets: {doc}", optional=opt, counter=f"n{side}_jet")
+          for f, dt, unit, doc, opt in _JET_FIELDS),
+    )),
+)
+
+PREDICTION_BRANCH_MAP = {b.name: b for b in PREDICTION_BRANCHES}
+JET_BRANCH_MAP = {b.name: b for b in JET_BRANCHES}
+
+
+@dataclass(frozen=True)
+class TreeSpec:
+    """One tree of the data contract: name, which file holds it, its branches and meaning."""
+
+    name: str
+    file: str
+    doc: str
+    branches: tuple[Branch, ...]
+
+
+TREES: tuple[TreeSpec, ...] = (
+    TreeSpec(EVENTS_TREE, "pfgraph simulate output (data/*.root)",
+             "one entry per event: dense 56x56 images, the sparse point cloud and bookkeeping scalars",
+             EVENT_BRANCHES),
+    TreeSpec(PREDICTIONS_TREE, "pfgraph evaluate output (evals/*/predictions.root)",
+             "one entry per evaluated event: the model's prediction and the truth on the 56x56 grid",
+             PREDICTION_BRANCHES),
+    TreeSpec(JETS_TREE, "pfgraph evaluate output on jet samples (evals/*/predictions.root)",
+             "one entry per evaluated event: anti-kt jets of the truth and of the prediction",
+             JET_BRANCHES),
+)
+TREE_MAP = {t.name: t for t in TREES}
+
+#: Keys of the ``pfgraph_meta`` JSON string (others may be present).
+META_FIELDS: tuple[tuple[str, str], ...] = (
+    ("schema_version", "integer version of this layout (see the history below)"),
+    ("pfgraph_version", "version of the pfgraph package that wrote the file"),
+    ("kind", "'events' or 'predictions'"),
+    ("imsize", "grid size (56)"),
+    ("max_eta", "eta range of the grid is [-max_eta, max_eta] (2.5); phi is [-pi, pi]"),
+    ("config", "events files: the full resolved generation config"),
+    ("seed", "events files: master seed; event i depends only on (seed, i)"),
+    ("events, first_event, shard, shards", "events files: this shard's event range"),
+    ("with_jet", "events files: true for jet samples (the jet branches exist)"),
+    ("model, dataset, ...", "predictions files: the evaluated model and data (see pfgraph evaluate)"),
+)
+
+#: Oldest schema version a reader of this pfgraph accepts (with :data:`MIGRATIONS` applied).
+MIN_SCHEMA_VERSION = 1
+
+#: What each schema version changed. Bump :data:`SCHEMA_VERSION` for any change a reader
+#: must know about, add a line here and, where old files can still be read, a :class:`Migration`.
+SCHEMA_HISTORY: dict[int, str] = {
+    1: "first version: events, predictions and jets trees as described here",
+}
+
+
+@dataclass(frozen=True)
+class Migration:
+    """How a reader at version ``to_version`` reads a file written at ``to_version - 1``.
+
+    ``renamed`` maps a branch's name at ``to_version`` to its name in the older file;
+    ``added`` gives the constant a scalar branch new at ``to_version`` takes in older files.
+    """
+
+    to_version: int
+    note: str
+    renamed: tuple[tuple[str, str], ...] = ()
+    added: tuple[tuple[str, float], ...] = ()
+
+
+#: The migrations the reader applies, one per version step; empty while v1 is the only version.
+MIGRATIONS: tuple[Migration, ...] = ()
