@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         raise PfgraphError(f"--max-events {args.max_events}: expected a positive number of entries")
     if args.event is not None and args.event < 0:
         raise PfgraphError(f"--event {args.event}: expected an entry number >= 0")
+    if args.display:
+        from pfgraph.utils.atomic import ensure_writable_dir
+
+        ensure_writable_dir(Path(args.display).parent)
     paths = expand_paths(args.file)
     if len(paths) != 1:
         raise PfgraphError(f"{args.file}: matches {len(paths)} files; inspect one file at a time")
@@ -103,7 +107,7 @@ def _check(f: Any, path: Path) -> tuple[dict[str, Any], str]:
     """Validate the file against the contract; returns (meta, one-line description)."""
     from pfgraph.errors import DataError
     from pfgraph.io import schema
-    from pfgraph.io.root import EventFiles, check_tree, migration_for, read_meta, tree_names
+    from pfgraph.io.root import EventFiles, check_tree, migration_for, read_meta, reason, tree_names
 
     meta = read_meta(f, path)
     mig = migration_for(meta["schema_version"], path)
@@ -123,7 +127,7 @@ def _check(f: Any, path: Path) -> tuple[dict[str, Any], str]:
             except DataError:
                 raise
             except Exception as exc:
-                raise DataError(f"{path}: tree '{name}' is unreadable ({type(exc).__name__}: {exc})") from None
+                raise DataError(f"{path}: tree '{name}' is unreadable ({reason(exc)})") from None
             files = None
         required = sum(not b.optional for b in schema.TREE_MAP[name].branches)
         extra = f" + optional {', '.join(optional)}" if optional else ""
@@ -227,7 +231,7 @@ def _summarise(tree: Any, path: Path, spec: Any, stop: int) -> None:
     import numpy as np
 
     from pfgraph.errors import DataError
-    from pfgraph.io.root import check_finite
+    from pfgraph.io.root import check_finite, reason
 
     names = list(tree.keys())
     jagged = {n for n in names if _is_jagged(tree, n)}
@@ -240,7 +244,7 @@ def _summarise(tree: Any, path: Path, spec: Any, stop: int) -> None:
             jag = tree.arrays(sorted(jagged), entry_start=start, entry_stop=end, library="ak") if jagged else {}
         except Exception as exc:
             raise DataError(f"{path}: tree '{tree.name}' entries {start}-{end} unreadable "
-                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+                            f"({reason(exc)})") from None
         for n in names:
             if n in jagged:
                 arr = jag[n]
@@ -283,7 +287,7 @@ def _read_event(tree: Any, path: Path, event: int) -> dict[str, Any]:
     import numpy as np
 
     from pfgraph.errors import DataError
-    from pfgraph.io.root import check_finite
+    from pfgraph.io.root import check_finite, reason
 
     names = list(tree.keys())
     jagged = [n for n in names if _is_jagged(tree, n)]
@@ -303,8 +307,7 @@ def _read_event(tree: Any, path: Path, event: int) -> dict[str, Any]:
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"{path}: entry {event} unreadable ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise DataError(f"{path}: entry {event} unreadable ({reason(exc)})") from None
     return out
 
 
@@ -357,8 +360,7 @@ def _display(tree_name: str, data: dict[str, Any], event: int, path: Path, out: 
     nrow = math.ceil(len(images) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.9 * nrow), squeeze=False, constrained_layout=True)
     extent = (-math.pi, math.pi, -schema.MAX_ETA, schema.MAX_ETA)
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("white")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
     mappable = None
     for ax, (name, im) in zip(axes.flat, images.items()):
         if name == "pred - truth":

@@ -342,9 +342,13 @@ def read_meta(file: Any, path: Path) -> dict[str, Any]:
     if schema.META_KEY not in [k.split(";")[0] for k in file.keys(recursive=False)]:
         raise DataError(f"{path}: field '{schema.META_KEY}' missing: not a pfgraph file")
     try:
-        meta = json.loads(str(file[schema.META_KEY]))
+        text = str(file[schema.META_KEY])
     except Exception as exc:
-        raise DataError(f"{path}: field '{schema.META_KEY}' is not valid JSON ({exc})") from None
+        raise DataError(f"{path}: field '{schema.META_KEY}' unreadable: truncated or corrupt file ({reason(exc)})") from None
+    try:
+        meta = json.loads(text)
+    except Exception as exc:
+        raise DataError(f"{path}: field '{schema.META_KEY}' is not valid JSON ({reason(exc)})") from None
     if not isinstance(meta, dict):
         raise DataError(f"{path}: field '{schema.META_KEY}' is not a JSON object")
     version = meta.get("schema_version")
@@ -408,12 +412,20 @@ def migration_for(version: int, path: Path | str = "") -> FileMigration:
     return FileMigration(version, tuple(steps))
 
 
+def reason(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one short line: ``Type: message`` with whitespace collapsed."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def open_root(path: Path) -> Any:
     """``uproot.open`` with corrupt/truncated files turned into one DataError line."""
     try:
         return uproot.open(path)
     except Exception as exc:  # uproot raises many types for broken files
-        raise DataError(f"{path}: not a readable ROOT file ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise DataError(f"{path}: not a readable ROOT file ({reason(exc)})") from None
 
 
 def is_rntuple(tree: Any) -> bool:
@@ -505,7 +517,7 @@ class EventFiles:
             except DataError:
                 raise
             except Exception as exc:
-                raise DataError(f"{path}: tree '{schema.EVENTS_TREE}' is unreadable ({type(exc).__name__}: {exc})") from None
+                raise DataError(f"{path}: tree '{schema.EVENTS_TREE}' is unreadable ({reason(exc)})") from None
             self.has_jet &= mig.file_name(schema.JET_IMAGE) in tree
             self.metas.append(meta)
             self.entries.append(n)
@@ -576,7 +588,7 @@ class EventFiles:
                 out.update({b: arrays[names[b]] for b in jagged})
         except Exception as exc:
             raise DataError(
-                f"{path}: entries {start}-{stop} unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                f"{path}: entries {start}-{stop} unreadable ({reason(exc)})"
             ) from None
         for name, value in added.items():
             spec = schema.EVENT_BRANCH_MAP.get(name)
