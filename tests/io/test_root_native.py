@@ -1,0 +1,212 @@
+"""pfgraph files read by CERN ROOT itself (RDataFrame, TTree::Draw, TFile) give exactly what
+uproot reads: every branch kind (fixed-size arrays, jagged arrays with counters, scalars) and
+the metadata string, for events (single, sharded, 1-event, empty point clouds, jet sample,
+TTree and RNTuple), predictions and jets files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from pfgraph.io import schema
+from pfgraph.io.root import EventFiles, is_rntuple
+from tests.conftest import make_events
+from tests.io._files import synthetic_batch, write_events, write_predictions
+
+pytestmark = pytest.mark.root
+
+#: RDataFrame sees a TTree image as RVecF (3136 values) and an RNTuple one as RVec<RVecF>.
+FLATTEN = """
+ROOT::RVecF pfgraph_flat(const ROOT::RVecF &image) { return image; }
+ROOT::RVecF pfgraph_flat(const ROOT::RVec<ROOT::RVecF> &image) {
+   ROOT::RVecF out; out.reserve(56 * 56);
+   for (const auto &row : image) out.insert(out.end(), row.begin(), row.end());
+   return out;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def R(ROOT: ModuleType) -> ModuleType:  # noqa: N802, N803
+    if not hasattr(ROOT, "pfgraph_flat"):
+        ROOT.gInterpreter.Declare(FLATTEN)
+    return ROOT
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory, events_file: Path) -> dict[str, list[Path]]:
+    """Every kind of pfgraph file, each as the list of files of one dataset."""
+    from pfgraph.config import load_config, resolve_config_path
+    from pfgraph.sim.detector import SimConfig
+    from pfgraph.sim.generate import generate
+
+    d = tmp_path_factory.mktemp("rootfiles")
+    cfg = load_config(SimConfig, resolve_config_path("gauss_b050", "sim"), ["events=30", "output.chunk=8", "seed=5"])
+    sharded = generate(cfg, d / "sharded.root", shards=3, workers=0)
+    mixed = synthetic_batch(9, seed=11, empty=(0, 4, 8), with_jet=True)
+    sim = EventFiles(events_file)
+    first = sim.read([b.name for b in schema.EVENT_BRANCHES if not b.optional and b.kind in ("scalar", "image")],
+                     stop=20)
+    first = {k: v for k, v in first.items() if not k.startswith("_")}
+    truth = sim.read(["event_id", "truth", "npix"], stop=40)
+    return {
+        "sim": [events_file],
+        "sharded": sharded,
+        "one_event": [make_events(d / "one.root", 1)],
+        "empty_clouds": [make_events(d / "empty.root", 4, "gauss_b050", "particles.multiplicity=0")],
+        "mixed_ttree": [write_events(d / "mixed_t.root", mixed, chunk=4)],
+        "mixed_rntuple": [write_events(d / "mixed_n.root", mixed, fmt="rntuple", chunk=4)],
+        "sim_rntuple": [write_events(d / "sim_n.root", first, fmt="rntuple", chunk=7)],
+        "pred_ttree": [write_predictions(d / "pred_t.root", truth)],
+        "pred_rntuple": [write_predictions(d / "pred_n.root", truth, fmt="rntuple")],
+    }
+
+
+def uproot_arrays(paths: Sequence[Path], tree: str) -> tuple[dict[str, Any], bool]:
+    """Every branch of ``tree`` over all files with plain uproot (numpy or awkward), and is_rntuple."""
+    parts: list[dict[str, Any]] = []
+    rntuple = False
+    for p in paths:
+        t = uproot.open(p)[tree]
+        rntuple = is_rntuple(t)
+        parts.append({k: t[k].array(library="ak") for k in t.keys()})
+    return {k: ak.concatenate([p[k] for p in parts]) for k in parts[0]}, rntuple
+
+
+def rdf(R: ModuleType, paths: Sequence[Path], tree: str) -> Any:  # noqa: N803
+    return R.RDataFrame(tree, R.std.vector["std::string"]([str(p) for p in paths]))
+
+
+def assert_rdf_equals_uproot(R: ModuleType, paths: Sequence[Path], tree: str) -> dict[str, Any]:  # noqa: N803
+    """RDataFrame.AsNumpy of every column == uproot's arrays, element by element, dtype by dtype."""
+    ref, _ = uproot_arrays(paths, tree)
+    df = rdf(R, paths, tree)
+    images = [k for k in ref if ref[k].ndim == 3]
+    for k in images:
+        df = df.Define(f"{k}__flat", f"pfgraph_flat({k})")
+    cols = [k for k in ref if k not in images] + [f"{k}__flat" for k in images]
+    got = df.AsNumpy(cols)
+    assert df.Count().GetValue() == len(ref[next(iter(ref))])
+    for k, want in ref.items():
+        if k in images:
+            arr = np.stack([np.asarray(v) for v in got[f"{k}__flat"]]) if len(want) else np.zeros((0, 3136))
+            np.testing.assert_array_equal(arr.reshape(-1, 56, 56), ak.to_numpy(want), err_msg=k)
+            assert arr.dtype == np.float32, k
+        elif want.ndim == 2:  # jagged: per-entry lengths and every value
+            lengths = [len(v) for v in got[k]]
+            assert lengths == ak.to_list(ak.num(want)), k
+            flat = np.concatenate([np.asarray(v) for v in got[k]]) if sum(lengths) else np.zeros(0)
+            want_flat = ak.to_numpy(ak.flatten(want))
+            np.testing.assert_array_equal(flat, want_flat, err_msg=k)
+            if flat.size:
+                assert flat.dtype == want_flat.dtype, k
+        else:
+            np.testing.assert_array_equal(got[k], ak.to_numpy(want), err_msg=k)
+            assert got[k].dtype == ak.to_numpy(want).dtype, k
+    return ref
+
+
+def draw(R: ModuleType, paths: Sequence[Path], tree: str, expr: str, selection: str = "") -> np.ndarray:  # noqa: N803
+    """``TChain::Draw(expr, selection, "goff")`` -> the selected values as float64."""
+    chain = R.TChain(tree)
+    for p in paths:
+        chain.Add(str(p))
+    chain.SetEstimate(chain.GetEntries() * schema.IMSIZE * schema.IMSIZE + 1)
+    level, R.gErrorIgnoreLevel = R.gErrorIgnoreLevel, R.kError  # "selected TTree subset is empty" is expected
+    try:
+        n = chain.Draw(expr, selection, "goff")
+    finally:
+        R.gErrorIgnoreLevel = level
+    assert n >= 0, expr
+    if n == 0:
+        return np.zeros(0)
+    buf = chain.GetV1()
+    buf.reshape((n,))
+    return np.array(buf, dtype=np.float64, copy=True)
+
+
+EVENT_SETS = ("sim", "sharded", "one_event", "empty_clouds", "mixed_ttree", "mixed_rntuple", "sim_rntuple")
+
+
+@pytest.mark.parametrize("name", EVENT_SETS)
+def test_events_rdataframe_equals_uproot(R: ModuleType, files: dict[str, list[Path]], name: str) -> None:  # noqa: N803
+    paths = files[name]
+    ref = assert_rdf_equals_uproot(R, paths, schema.EVENTS_TREE)
+    df = rdf(R, paths, schema.EVENTS_TREE)
+    npix = ak.to_numpy(ref["npix"])
+    assert df.Sum("npix").GetValue() == int(npix.sum())
+    assert df.Filter("npix == 0").Count().GetValue() == int((npix == 0).sum())
+    # the counter agrees with every jagged branch inside ROOT too
+    assert df.Filter("npix != (int)pix_eta.size() || npix != (int)pix_truth.size()").Count().GetValue() == 0
+    files_total = EventFiles(paths).num_events
+    assert df.Count().GetValue() == files_total
+    if name == "empty_clouds":
+        assert npix.sum() == 0 and df.Sum("n_particles").GetValue() == 0
+    if name.startswith("mixed"):
+        assert (npix[[0, 4, 8]] == 0).all() and "jet" in ref
+
+
+@pytest.mark.parametrize("name", ["sim", "sharded", "one_event", "empty_clouds", "mixed_ttree"])
+def test_events_ttree_draw_equals_uproot(R: ModuleType, files: dict[str, list[Path]], name: str) -> None:  # noqa: N803
+    paths = files[name]
+    ref, rntuple = uproot_arrays(paths, schema.EVENTS_TREE)
+    assert not rntuple
+    n = len(ref["event_id"])
+    np.testing.assert_array_equal(draw(R, paths, "events", "pix_emcal"), ak.to_numpy(ak.flatten(ref["pix_emcal"])))
+    np.testing.assert_array_equal(draw(R, paths, "events", "pix_ieta"), ak.to_numpy(ak.flatten(ref["pix_ieta"])))
+    np.testing.assert_array_equal(draw(R, paths, "events", "npix"), ak.to_numpy(ref["npix"]))
+    np.testing.assert_array_equal(draw(R, paths, "events", "event_id"), ak.to_numpy(ref["event_id"]))
+    truth = ak.to_numpy(ref["truth"])
+    # [ieta][iphi] indexing in ROOT is the same pixel as uproot's [:, ieta, iphi]
+    np.testing.assert_array_equal(draw(R, paths, "events", "truth[3][40]"), truth[:, 3, 40])
+    np.testing.assert_array_equal(draw(R, paths, "events", "emcal"), ak.to_numpy(ref["emcal"]).reshape(-1))
+    np.testing.assert_allclose(draw(R, paths, "events", "Sum$(truth)"),
+                               truth.reshape(n, -1).sum(axis=1, dtype=np.float64), rtol=1e-12)
+    sel = draw(R, paths, "events", "pix_truth", "pix_emcal > 1")
+    flat_e = ak.to_numpy(ak.flatten(ref["pix_emcal"]))
+    np.testing.assert_array_equal(sel, ak.to_numpy(ak.flatten(ref["pix_truth"]))[flat_e > 1])
+
+
+@pytest.mark.parametrize("name", ["sim", "sharded", "mixed_rntuple", "pred_ttree", "pred_rntuple"])
+def test_metadata_string_equals_uproot(R: ModuleType, files: dict[str, list[Path]], name: str) -> None:  # noqa: N803
+    for p in files[name]:
+        f = R.TFile.Open(str(p))
+        text = str(f.Get(schema.META_KEY).GetString().Data())
+        f.Close()
+        assert text == str(uproot.open(p)[schema.META_KEY])
+        assert json.loads(text)["schema_version"] == schema.SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("fmt", ["ttree", "rntuple"])
+def test_predictions_and_jets_rdataframe_equals_uproot(R: ModuleType, files: dict[str, list[Path]], fmt: str) -> None:  # noqa: N803
+    paths = files[f"pred_{fmt}"]
+    pred = assert_rdf_equals_uproot(R, paths, schema.PREDICTIONS_TREE)
+    jets = assert_rdf_equals_uproot(R, paths, schema.JETS_TREE)
+    assert set(jets) == {b.name for b in schema.JET_BRANCHES}
+    assert {"npix", "pix_pred"} <= set(pred)
+    df = rdf(R, paths, schema.JETS_TREE)
+    ntruth = ak.to_numpy(jets["ntruth_jet"])
+    assert (ntruth == 0).any() and (ntruth > 1).any()
+    assert df.Filter("ntruth_jet == 0").Count().GetValue() == int((ntruth == 0).sum())
+    lead = df.Filter("ntruth_jet > 0").Define("e0", "truth_jet_energy[0]").AsNumpy(["e0"])["e0"]
+    np.testing.assert_array_equal(lead, ak.to_numpy(jets["truth_jet_energy"][ntruth > 0][:, 0]))
+
+
+def test_predictions_and_jets_ttree_draw(R: ModuleType, files: dict[str, list[Path]]) -> None:  # noqa: N803
+    paths = files["pred_ttree"]
+    jets, _ = uproot_arrays(paths, schema.JETS_TREE)
+    np.testing.assert_array_equal(draw(R, paths, "jets", "pred_jet_pt"), ak.to_numpy(ak.flatten(jets["pred_jet_pt"])))
+    np.testing.assert_array_equal(draw(R, paths, "jets", "truth_jet_nconst"),
+                                  ak.to_numpy(ak.flatten(jets["truth_jet_nconst"])))
+    pred, _ = uproot_arrays(paths, schema.PREDICTIONS_TREE)
+    np.testing.assert_array_equal(draw(R, paths, "predictions", "pred[10][20] - truth[10][20]"),
+                                  (ak.to_numpy(pred["pred"])[:, 10, 20] - ak.to_numpy(pred["truth"])[:, 10, 20]))
+    np.testing.assert_array_equal(draw(R, paths, "predictions", "pix_pred"), ak.to_numpy(ak.flatten(pred["pix_pred"])))
