@@ -3,7 +3,6 @@ and through ``pfgraph inspect``; schema versions: newer refused, older read via 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +13,6 @@ from pfgraph.errors import DataError
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles, make_meta
 from tests.io._files import event_types_and_data, synthetic_batch, write_events, write_tree
-
-
-@pytest.fixture(autouse=True)
-def _only_present_commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    """cli.main with the command modules that exist (sibling commands may not have landed yet)."""
-    present = tuple(m for m in cli.COMMAND_MODULES if importlib.util.find_spec(m) is not None)
-    monkeypatch.setattr(cli, "COMMAND_MODULES", present)
 
 
 def inspect_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

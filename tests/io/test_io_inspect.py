@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import struct
 from pathlib import Path
@@ -16,12 +15,6 @@ from pfgraph.io import schema
 from pfgraph.io.cmd import _num
 from pfgraph.io.root import EventFiles
 from tests.io._files import synthetic_batch, write_events, write_predictions
-
-
-@pytest.fixture(autouse=True)
-def _only_present_commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    present = tuple(m for m in cli.COMMAND_MODULES if importlib.util.find_spec(m) is not None)
-    monkeypatch.setattr(cli, "COMMAND_MODULES", present)
 
 
 def inspect(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +12,6 @@ from pfgraph.io import schema
 from pfgraph.io.schema_doc import render_markdown, render_text
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "SCHEMA.md"
-
-
-@pytest.fixture(autouse=True)
-def _only_present_commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    present = tuple(m for m in cli.COMMAND_MODULES if importlib.util.find_spec(m) is not None)
-    monkeypatch.setattr(cli, "COMMAND_MODULES", present)
 
 
 def test_docs_schema_md_is_generated_from_schema() -> None:
