@@ -1,0 +1,478 @@
+"""Point clouds: events -> torch-geometric batches of their non-zero pixels.
+
+An event's point cloud is every pixel where any input channel is non-zero (the ``pix_*``
+branches of the data contract). Per point the batch carries:
+
+* ``x`` (N, 4) float32 (a transposed channel-major block): [emcal, hcal, trk_neg, trk_pos] divided by the checkpoint's input
+  scales (the same :class:`~pfgraph.repr.base.Normalisation` as the image models);
+* ``y`` (N,) float32: the target channel (``pix_truth`` by default) / target scale;
+* ``pix`` (N,) int16: flat pixel index ``ieta * 56 + iphi``, kept for the grid;
+* ``batch`` (N,) int64 and ``ptr`` (B+1,): torch-geometric's event vector and offsets;
+* ``miss_pix``, ``miss_val``, ``miss_batch``: the target pixels *without* a point (out of
+  reach of any point model, about 3 % of truth pixels), so :meth:`GraphRepresentation.truth_grid`
+  rebuilds the full target image exactly.
+
+The model features (N, 8) = [x, eta, phi, ieta/56, iphi/56] and the positions used for the
+fixed (eta, phi) graph are derived from ``pix`` on the model's device
+(:func:`point_features`, :func:`point_positions`), so a batch in memory stays smaller than
+the dense images of the same events.
+
+Loading reads whole ROOT chunks of the jagged branches with awkward and works on flat numpy
+arrays (no per-event Python work); events are stored compactly (:class:`PointStore`) and a
+batch is one vectorised gather (:meth:`PointStore.batch`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+import awkward as ak
+import numpy as np
+import torch
+from torch import nn
+
+with warnings.catch_warnings():  # torch-geometric's import-time notices (torch.jit.script, torch-cluster)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from torch_geometric.data import Batch, Data
+
+from pfgraph.errors import DataError
+from pfgraph.io import schema
+from pfgraph.io.root import EventFiles
+from pfgraph.repr.base import Normalisation, Representation
+from pfgraph.repr.grid import NPIX, graph_to_grid, reach_summary, split_pixel
+
+#: Names of the per-point model features, in order (see :func:`point_features`).
+FEATURES: tuple[str, ...] = (*schema.INPUT_CHANNELS, "eta", "phi", "ieta", "iphi")
+N_FEATURES = len(FEATURES)
+
+#: Fixed sub-pixel offset (in pixels, at most) added to the positions of the (eta, phi) graph:
+#: on a regular grid many neighbours are exactly equidistant, and this makes the k nearest
+#: well defined, hence identical for every kNN backend and device.
+TIE_BREAK = 0.01
+
+_rng = np.random.default_rng(20240556)
+_JITTER = (_rng.uniform(-TIE_BREAK, TIE_BREAK, size=(NPIX, 2))
+           * np.array([schema.ETA_PIXEL, schema.PHI_PIXEL])).astype(np.float32)
+_ETA = schema.ETA_CENTRES.astype(np.float32)
+_PHI = schema.PHI_CENTRES.astype(np.float32)
+_TABLES: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+
+_MEMORY_TUNED = False
+
+
+def reuse_cpu_memory() -> bool:
+    """Keep freed CPU memory inside the process instead of returning it to the system (glibc).
+
+    Training on point clouds allocates edge tensors of ~100 MB per operation. glibc serves
+    blocks above 32 MB with fresh ``mmap`` pages and unmaps them on free, so every operation
+    pays page faults again: measured here, allocating a new 78 MB tensor takes 50 ms where
+    filling an existing one takes 5 ms, and a CPU training step of ``edgeconv`` gets ~1.6x
+    faster with the heap reused. Sets ``M_MMAP_MAX=0`` and a 2 GiB ``M_TRIM_THRESHOLD`` once
+    per process (the resident size then stays at its peak). Returns True when active; a
+    no-op off glibc or with ``PFGRAPH_REUSE_MEMORY=0``.
+    """
+    global _MEMORY_TUNED
+    if _MEMORY_TUNED:
+        return True
+    if os.environ.get("PFGRAPH_REUSE_MEMORY", "1") == "0" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    _MEMORY_TUNED = bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    return _MEMORY_TUNED
+
+
+def _tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    if device not in _TABLES:
+        _TABLES[device] = (torch.from_numpy(_ETA).to(device), torch.from_numpy(_PHI).to(device),
+                           torch.from_numpy(_JITTER).to(device))
+    return _TABLES[device]
+
+
+def point_features(x: torch.Tensor, pix: torch.Tensor) -> torch.Tensor:
+    """(N, 4) normalised energies + (N,) pixel indices -> (N, 8) features (see :data:`FEATURES`)."""
+    eta_t, phi_t, _ = _tables(x.device)
+    ieta, iphi = split_pixel(pix)
+    return torch.cat([x, eta_t[ieta, None].to(x.dtype), phi_t[iphi, None].to(x.dtype),
+                      (ieta[:, None] / schema.IMSIZE).to(x.dtype), (iphi[:, None] / schema.IMSIZE).to(x.dtype)], dim=1)
+
+
+def point_positions(pix: torch.Tensor) -> torch.Tensor:
+    """(N,) pixel indices -> (N, 2) (eta, phi) of the pixel centres plus the fixed tie-break offset."""
+    eta_t, phi_t, jitter = _tables(pix.device)
+    p = pix.long()
+    ieta, iphi = split_pixel(p)
+    return torch.stack([eta_t[ieta], phi_t[iphi]], dim=1) + jitter[p]
+
+
+def graph_branches(target: str = "truth") -> list[str]:
+    """Branches the graph representation reads for ``target``."""
+    if target not in schema.TARGET_CHANNELS:
+        raise DataError(f"target '{target}' is not one of {', '.join(schema.TARGET_CHANNELS)}")
+    return [schema.POINT_COUNTER, "pix_ieta", "pix_iphi", *(f"pix_{c}" for c in schema.INPUT_CHANNELS),
+            f"pix_{target}", target]
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + c)`` for every (s, c), vectorised."""
+    counts = counts.astype(np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    begin = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=begin[1:])
+    return np.arange(total, dtype=np.int64) + np.repeat(starts.astype(np.int64) - begin, counts)
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
+
+
+def _flat(array: Any, path: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Jagged awkward array -> (offsets starting at 0, flat numpy content)."""
+    layout = array.layout if isinstance(array, ak.Array) else None
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
+        offsets = np.asarray(layout.offsets, dtype=np.int64)
+        content = np.asarray(layout.content.data)[offsets[0]:offsets[-1]]
+        return offsets - offsets[0], content
+    try:
+        counts = np.asarray(ak.num(array, axis=1), dtype=np.int64)
+        return _offsets(counts), np.asarray(ak.to_numpy(ak.flatten(array, axis=1)))
+    except Exception as exc:
+        raise DataError(f"{path}: branch '{name}' is not a jagged array of numbers ({exc})") from None
+
+
+@dataclass
+class PointStore:
+    """Compact point clouds of many events (flat arrays + offsets); see the module docstring."""
+
+    entries: np.ndarray  # (E,) int64 global entry numbers
+    offsets: np.ndarray  # (E+1,) int64 into the point arrays
+    energy: np.ndarray  # (4, P) float32, normalised (channel-major)
+    pix: np.ndarray  # (P,) int16
+    target: np.ndarray  # (P,) float32, normalised
+    miss_offsets: np.ndarray  # (E+1,) int64 into the miss arrays
+    miss_pix: np.ndarray  # (M,) int16
+    miss_val: np.ndarray  # (M,) float32, normalised
+
+    @property
+    def num_events(self) -> int:
+        """Number of events held."""
+        return len(self.entries)
+
+    @property
+    def num_points(self) -> int:
+        """Number of points over all events."""
+        return int(self.offsets[-1])
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the arrays."""
+        return sum(a.nbytes for a in (self.entries, self.offsets, self.energy, self.pix, self.target,
+                                      self.miss_offsets, self.miss_pix, self.miss_val))
+
+    @staticmethod
+    def concat(stores: Sequence[PointStore]) -> PointStore:
+        """Join stores event-wise (in order)."""
+        if not stores:
+            return PointStore(np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros((4, 0), np.float32),
+                              np.zeros(0, np.int16), np.zeros(0, np.float32), np.zeros(1, np.int64),
+                              np.zeros(0, np.int16), np.zeros(0, np.float32))
+        if len(stores) == 1:
+            return stores[0]
+        counts = np.concatenate([np.diff(s.offsets) for s in stores])
+        miss_counts = np.concatenate([np.diff(s.miss_offsets) for s in stores])
+        return PointStore(
+            entries=np.concatenate([s.entries for s in stores]), offsets=_offsets(counts),
+            energy=np.concatenate([s.energy for s in stores], axis=1), pix=np.concatenate([s.pix for s in stores]),
+            target=np.concatenate([s.target for s in stores]), miss_offsets=_offsets(miss_counts),
+            miss_pix=np.concatenate([s.miss_pix for s in stores]),
+            miss_val=np.concatenate([s.miss_val for s in stores]),
+        )
+
+    def batch(self, rows: Sequence[int] | np.ndarray) -> Batch:
+        """The events ``rows`` as one torch-geometric :class:`Batch` (see the module docstring)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        counts = self.offsets[rows + 1] - self.offsets[rows]
+        pidx = _ranges(self.offsets[rows], counts)
+        mcounts = self.miss_offsets[rows + 1] - self.miss_offsets[rows]
+        midx = _ranges(self.miss_offsets[rows], mcounts)
+        n_events = len(rows)
+        ev = np.arange(n_events, dtype=np.int64)
+        out = Batch(
+            x=torch.from_numpy(np.take(self.energy, pidx, axis=1)).T,
+            y=torch.from_numpy(self.target.take(pidx)),
+            pix=torch.from_numpy(self.pix.take(pidx)),
+            batch=torch.from_numpy(np.repeat(ev, counts)),  # numpy: torch.repeat_interleave is slow on CPU
+            ptr=torch.from_numpy(_offsets(counts)),
+            miss_pix=torch.from_numpy(self.miss_pix.take(midx)),
+            miss_val=torch.from_numpy(self.miss_val.take(midx)),
+            miss_batch=torch.from_numpy(np.repeat(ev, mcounts)),
+            entry=torch.from_numpy(self.entries[rows]),
+        )
+        out.num_events = n_events
+        return out
+
+    def event(self, row: int) -> Data:
+        """One event as a torch-geometric :class:`Data` (same fields as a batch, no event vector)."""
+        a, b = int(self.offsets[row]), int(self.offsets[row + 1])
+        ma, mb = int(self.miss_offsets[row]), int(self.miss_offsets[row + 1])
+        return Data(x=torch.from_numpy(self.energy[:, a:b]).T, y=torch.from_numpy(self.target[a:b]),
+                    pix=torch.from_numpy(self.pix[a:b]), miss_pix=torch.from_numpy(self.miss_pix[ma:mb]),
+                    miss_val=torch.from_numpy(self.miss_val[ma:mb]), entry=int(self.entries[row]), num_nodes=b - a)
+
+
+def chunk_points(chunk: dict[str, Any], rows: np.ndarray, norm: Normalisation, entry_start: int = 0) -> PointStore:
+    """Point clouds of the events ``rows`` (chunk-local) of one chunk read with :func:`graph_branches`."""
+    path = str(chunk.get("_file", "?"))
+    target = norm.target
+    rows = np.asarray(rows, dtype=np.int64)
+    offsets, ieta = _flat(chunk["pix_ieta"], path, "pix_ieta")
+    n_chunk = len(offsets) - 1
+    flat = {"pix_ieta": ieta}
+    for name in ["pix_iphi", *(f"pix_{c}" for c in schema.INPUT_CHANNELS), f"pix_{target}"]:
+        off, values = _flat(chunk[name], path, name)
+        if len(off) != len(offsets) or not np.array_equal(off, offsets):
+            raise DataError(f"{path}: entries from {entry_start}: branch '{name}' has other point counts than 'pix_ieta'")
+        flat[name] = values
+    npix = np.asarray(chunk.get(schema.POINT_COUNTER, np.diff(offsets)), dtype=np.int64)
+    if not np.array_equal(npix, np.diff(offsets)):
+        bad = int(np.flatnonzero(npix != np.diff(offsets))[0])
+        raise DataError(f"{path}: event {entry_start + bad}, branch '{schema.POINT_COUNTER}' disagrees with the point arrays")
+    counts = offsets[rows + 1] - offsets[rows]
+    contiguous = len(rows) == n_chunk and (n_chunk == 0 or np.array_equal(rows, np.arange(n_chunk)))
+    pidx = slice(None) if contiguous else _ranges(offsets[rows], counts)
+    ie = flat["pix_ieta"][pidx]
+    ip = flat["pix_iphi"][pidx]
+    if len(ie) and (ie.min() < 0 or ie.max() >= schema.IMSIZE or ip.min() < 0 or ip.max() >= schema.IMSIZE):
+        raise DataError(f"{path}: entries from {entry_start}: pixel index outside 0..{schema.IMSIZE - 1} in 'pix_ieta'/'pix_iphi'")
+    pix = ie.astype(np.int16, copy=False) * np.int16(schema.IMSIZE) + ip.astype(np.int16, copy=False)  # < 3136
+    inv_in = (1.0 / norm.inputs_array()).astype(np.float32)
+    energy = np.empty((len(schema.INPUT_CHANNELS), len(pix)), dtype=np.float32)  # channel-major: fast writes
+    for k, c in enumerate(schema.INPUT_CHANNELS):
+        np.multiply(flat[f"pix_{c}"][pidx], inv_in[k], out=energy[k])
+    inv_t = np.float32(1.0 / norm.target_scale)
+    y = flat[f"pix_{target}"][pidx] * inv_t
+    # target pixels without a point: non-zero target pixels minus every point pixel
+    dense = np.asarray(chunk[target]).reshape(n_chunk, NPIX)
+    if not contiguous:
+        dense = dense[rows]
+    rest = dense != 0  # then clear every point pixel
+    base = np.repeat(np.arange(0, len(rows) * NPIX, NPIX, dtype=np.int32), counts)
+    base += pix
+    rest.reshape(-1)[base] = False
+    mev, mpix = np.divmod(np.flatnonzero(rest), NPIX)
+    miss_val = dense[mev, mpix] * inv_t
+    return PointStore(
+        entries=rows + entry_start, offsets=_offsets(counts), energy=energy, pix=pix,
+        target=np.ascontiguousarray(y, dtype=np.float32),
+        miss_offsets=_offsets(np.bincount(mev, minlength=len(rows))), miss_pix=mpix.astype(np.int16),
+        miss_val=miss_val.astype(np.float32),
+    )
+
+
+def _chunk_start(files: EventFiles, chunk: dict[str, Any]) -> int:
+    i = [str(p) for p in files.paths].index(chunk["_file"])
+    return int(files.offsets[i]) + int(chunk["_entry_start"])
+
+
+def iter_point_chunks(files: EventFiles, norm: Normalisation, indices: Sequence[int] | np.ndarray | None = None,
+                      step: int = 2000) -> Iterator[PointStore]:
+    """Stream :class:`PointStore` chunks of the (sorted, unique) global entries ``indices`` (all if None)."""
+    if indices is None:
+        lo, hi, wanted = 0, files.num_events, None
+    else:
+        wanted = np.unique(np.asarray(indices, dtype=np.int64))
+        if len(wanted) == 0:
+            return
+        if wanted[0] < 0 or wanted[-1] >= files.num_events:
+            raise DataError(f"event index {int(wanted[-1] if wanted[-1] >= 0 else wanted[0])} outside 0..{files.num_events - 1}")
+        lo, hi = int(wanted[0]), int(wanted[-1]) + 1
+    for chunk in files.iterate(graph_branches(norm.target), step=step, start=lo, stop=hi):
+        start = _chunk_start(files, chunk)
+        n = len(chunk[schema.POINT_COUNTER])
+        if wanted is None:
+            rows = np.arange(n, dtype=np.int64)
+        else:
+            a, b = np.searchsorted(wanted, [start, start + n])
+            rows = wanted[a:b] - start
+        if len(rows):
+            yield chunk_points(chunk, rows, norm, entry_start=start)
+
+
+def load_points(files: EventFiles, indices: Sequence[int] | np.ndarray | None, norm: Normalisation,
+                step: int = 2000) -> PointStore:
+    """Read the events ``indices`` (global entry numbers; all if None) into one :class:`PointStore`.
+
+    Events are stored in increasing entry order, each once.
+    """
+    return PointStore.concat(list(iter_point_chunks(files, norm, indices, step)))
+
+
+def stream_batches(files: EventFiles, norm: Normalisation, batch_size: int,
+                   indices: Sequence[int] | np.ndarray | None = None, step: int = 2000) -> Iterator[Batch]:
+    """Batches of ``batch_size`` events straight from ROOT chunks (constant memory; last may be short)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    carry: PointStore | None = None
+    for store in iter_point_chunks(files, norm, indices, step):
+        start, n = 0, store.num_events
+        if carry is not None:
+            start = min(batch_size - carry.num_events, n)
+            carry = PointStore.concat([carry, _subset(store, np.arange(start))])
+            if carry.num_events < batch_size:
+                continue
+            yield carry.batch(np.arange(batch_size))
+            carry = None
+        end = start + (n - start) // batch_size * batch_size
+        for s in range(start, end, batch_size):
+            yield store.batch(np.arange(s, s + batch_size))
+        if end < n:
+            carry = _subset(store, np.arange(end, n))
+    if carry is not None:
+        yield carry.batch(np.arange(carry.num_events))
+
+
+def _subset(store: PointStore, rows: np.ndarray) -> PointStore:
+    counts = store.offsets[rows + 1] - store.offsets[rows]
+    mcounts = store.miss_offsets[rows + 1] - store.miss_offsets[rows]
+    pidx = _ranges(store.offsets[rows], counts)
+    midx = _ranges(store.miss_offsets[rows], mcounts)
+    return PointStore(store.entries[rows], _offsets(counts), np.take(store.energy, pidx, axis=1), store.pix.take(pidx),
+                      store.target.take(pidx), _offsets(mcounts), store.miss_pix.take(midx), store.miss_val.take(midx))
+
+
+class GraphEvent(NamedTuple):
+    """One dataset item: a reference to its store and row (collated without per-event copies)."""
+
+    store: PointStore
+    row: int
+
+    def to_data(self) -> Data:
+        """This event as a torch-geometric :class:`Data`."""
+        return self.store.event(self.row)
+
+
+class GraphDataset(torch.utils.data.Dataset):
+    """Map-style dataset of point clouds: item ``i`` is the event ``indices[i]`` of the files."""
+
+    def __init__(self, store: PointStore, rows: np.ndarray) -> None:
+        self.store = store
+        self.rows = np.asarray(rows, dtype=np.int64)
+
+    @classmethod
+    def from_files(cls, files: EventFiles, indices: Sequence[int] | np.ndarray, norm: Normalisation,
+                   step: int = 2000) -> GraphDataset:
+        """Load the events ``indices`` (global entry numbers, any order, repeats allowed)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        store = load_points(files, idx, norm, step)
+        return cls(store, np.searchsorted(store.entries, idx))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> GraphEvent:
+        return GraphEvent(self.store, int(self.rows[i]))
+
+
+def collate_graphs(items: Sequence[GraphEvent | Data]) -> Batch:
+    """Dataset items (or :class:`Data` events) -> one :class:`Batch` with ``num_events`` set."""
+    if not items:
+        raise ValueError("cannot collate an empty list of events")
+    if all(isinstance(it, GraphEvent) for it in items):
+        first = items[0].store  # type: ignore[union-attr]
+        if all(it.store is first for it in items):  # type: ignore[union-attr]
+            return first.batch(np.fromiter((it.row for it in items), dtype=np.int64, count=len(items)))  # type: ignore[union-attr]
+        items = [it.to_data() for it in items]  # type: ignore[union-attr]
+    datas = [it.to_data() if isinstance(it, GraphEvent) else it for it in items]
+    counts = np.array([int(d.x.size(0)) for d in datas], dtype=np.int64)
+    mcounts = np.array([int(d.miss_val.numel()) for d in datas], dtype=np.int64)
+    ev = np.arange(len(datas), dtype=np.int64)
+    out = Batch(
+        x=torch.cat([d.x for d in datas]), y=torch.cat([d.y for d in datas]), pix=torch.cat([d.pix for d in datas]),
+        batch=torch.from_numpy(np.repeat(ev, counts)), ptr=torch.from_numpy(_offsets(counts)),
+        miss_pix=torch.cat([d.miss_pix for d in datas]), miss_val=torch.cat([d.miss_val for d in datas]),
+        miss_batch=torch.from_numpy(np.repeat(ev, mcounts)),
+        entry=torch.tensor([int(d.entry) for d in datas], dtype=torch.long),
+    )
+    out.num_events = len(datas)
+    return out
+
+
+def truth_grid(batch: Batch) -> torch.Tensor:
+    """(B, 56, 56) normalised full target image of a batch, out-of-reach pixels included."""
+    grid = graph_to_grid(batch.y, batch)
+    ieta, iphi = split_pixel(batch.miss_pix)
+    grid[batch.miss_batch, ieta, iphi] = batch.miss_val.to(grid.dtype)
+    return grid
+
+
+def out_of_reach(batch: Batch) -> dict[str, float]:
+    """Out-of-reach sums and fractions of a batch (see :func:`pfgraph.repr.grid.out_of_reach_fraction`)."""
+    y, miss = batch.y.double(), batch.miss_val.double()
+    n_in = int((y != 0).sum())
+    n_out = int((miss != 0).sum())
+    e_out = float(miss.abs().sum())
+    return reach_summary(n_in + n_out, n_out, float(y.abs().sum()) + e_out, e_out)
+
+
+class GraphRepresentation(Representation):
+    """The point-cloud representation (``--repr graph``): datasets, batches, forward and grid."""
+
+    name: ClassVar[str] = "graph"
+
+    def __init__(self, reuse_memory: bool = True) -> None:
+        """``reuse_memory``: apply :func:`reuse_cpu_memory` (faster CPU training)."""
+        if reuse_memory:
+            reuse_cpu_memory()
+
+    def branches(self, target: str = "truth") -> list[str]:
+        """Branches read from the event files."""
+        return graph_branches(target)
+
+    def make_dataset(self, files: EventFiles, indices: np.ndarray, norm: Normalisation) -> GraphDataset:
+        """Map-style dataset of the events ``indices`` (loaded chunk by chunk)."""
+        return GraphDataset.from_files(files, indices, norm)
+
+    def collate(self, items: list[Any]) -> Batch:
+        """Dataset items -> :class:`Batch` (``.to(device)``, ``.num_events``)."""
+        return collate_graphs(items)
+
+    def forward(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Per-point normalised predictions (N,)."""
+        out = model(point_features(batch.x, batch.pix), point_positions(batch.pix), batch.batch)
+        return out.reshape(-1)
+
+    def target(self, batch: Batch) -> torch.Tensor:
+        """Per-point normalised target (N,)."""
+        return batch.y
+
+    def to_grid(self, output: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Per-point outputs -> (B, 56, 56); exactly 0 where the event has no point."""
+        return graph_to_grid(output, batch)
+
+    def truth_grid(self, batch: Batch) -> torch.Tensor:
+        """(B, 56, 56) normalised full target image (pixels without points included)."""
+        return truth_grid(batch)
+
+    def per_point(self, output: torch.Tensor, batch: Batch) -> list[np.ndarray]:
+        """Per-event arrays of the per-point predictions (normalised), in each event's point order."""
+        values = output.detach().reshape(-1).float().cpu().numpy()
+        ptr = batch.ptr.cpu().numpy()
+        return [values[a:b] for a, b in zip(ptr[:-1], ptr[1:])]
+
+    def out_of_reach(self, batch: Batch) -> dict[str, float]:
+        """Share of the target no point model can reach in this batch."""
+        return out_of_reach(batch)

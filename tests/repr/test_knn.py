@@ -1,0 +1,152 @@
+"""kNN graphs: torch-cluster and the pure-torch backend give identical edge sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pfgraph.errors import ConfigError
+from pfgraph.io.root import EventFiles
+from pfgraph.repr import knn as knn_mod
+from pfgraph.repr.base import Normalisation
+from pfgraph.repr.graph import load_points, point_features, point_positions
+from pfgraph.repr.knn import AUTO_TREE_MAX_DIM, knn_graph, knn_graph_torch, resolve_backend
+
+#: Event sizes covering empty events, fewer points than k, exactly k and k+1, and large ones.
+COUNTS = [0, 1, 2, 5, 12, 13, 0, 40, 300, 3, 0]
+
+
+def edge_set(edges: torch.Tensor) -> set[tuple[int, int]]:
+    """Edges as a set of (neighbour, centre)."""
+    return set(map(tuple, edges.t().tolist()))
+
+
+def batch_of(counts: list[int]) -> torch.Tensor:
+    return torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+
+
+def reference(x: np.ndarray, batch: np.ndarray, k: int, loop: bool) -> set[tuple[int, int]]:
+    """Brute force in float64 with numpy: the k nearest (others, or including self) per point."""
+    out: set[tuple[int, int]] = set()
+    for ev in np.unique(batch):
+        idx = np.flatnonzero(batch == ev)
+        pts = x[idx].astype(np.float64)
+        d = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+        if not loop:
+            np.fill_diagonal(d, np.inf)
+        for i in range(len(idx)):
+            order = np.argsort(d[i], kind="stable")[:k]
+            out.update((int(idx[j]), int(idx[i])) for j in order if np.isfinite(d[i, j]))
+    return out
+
+
+def random_points(counts: list[int], dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(sum(counts), dim, generator=g) * 2.0 + 3.0  # off-centre: tests the precision handling
+    return x, batch_of(counts)
+
+
+@pytest.mark.parametrize("loop", [False, True])
+@pytest.mark.parametrize("dim", [1, 2, 3, 8, 32])
+def test_torch_backend_matches_brute_force_reference(dim: int, loop: bool) -> None:
+    x, batch = random_points(COUNTS, dim, seed=dim)
+    edges = knn_graph_torch(x, 12, batch, loop=loop)
+    assert edge_set(edges) == reference(x.numpy(), batch.numpy(), 12, loop)
+    assert edges.dtype == torch.long and edges.shape[1] == len(edge_set(edges))  # no duplicate edges
+
+
+@pytest.mark.parametrize("loop", [False, True])
+def test_edge_counts_self_loops_and_events(loop: bool) -> None:
+    x, batch = random_points(COUNTS, 3, seed=1)
+    k = 12
+    src, dst = knn_graph(x, k, batch, loop=loop, backend="torch")
+    assert torch.equal(batch[src], batch[dst])  # never across events
+    assert bool((src == dst).any()) == loop
+    if loop:
+        assert edge_set(torch.stack([torch.arange(len(x))] * 2)) <= edge_set(torch.stack([src, dst]))
+    per_centre = torch.bincount(dst, minlength=len(x))
+    n_event = torch.tensor(COUNTS)[batch]
+    expected = torch.clamp(n_event if loop else n_event - 1, max=k)
+    assert torch.equal(per_centre, expected)
+    assert bool((dst[1:] >= dst[:-1]).all())  # sorted by centre
+
+
+def test_small_groups_give_the_same_graph() -> None:
+    x, batch = random_points(COUNTS, 4, seed=2)
+    big = knn_graph_torch(x, 7, batch)
+    small = knn_graph_torch(x, 7, batch, max_elements=1000)  # one event per group (and the 700 alone)
+    assert edge_set(big) == edge_set(small)
+
+
+def test_empty_inputs_and_bad_arguments() -> None:
+    for backend in ("torch", "auto"):
+        e = knn_graph(torch.zeros(0, 2), 4, torch.zeros(0, dtype=torch.long), backend=backend)
+        assert e.shape == (2, 0) and e.dtype == torch.long
+    e = knn_graph(torch.zeros(3, 2) + torch.arange(3.0)[:, None], 4, torch.tensor([0, 0, 0]), backend="torch")
+    assert edge_set(e) == {(j, i) for i in range(3) for j in range(3) if i != j}
+    with pytest.raises(ConfigError, match="k must be >= 1"):
+        knn_graph(torch.zeros(3, 2), 0)
+    with pytest.raises(ConfigError, match="knn_backend 'kd' is not one of"):
+        knn_graph(torch.zeros(3, 2), 2, backend="kd")
+    with pytest.raises(ValueError, match="sorted"):
+        knn_graph(torch.rand(3, 2), 1, torch.tensor([1, 0, 1]), backend="torch")
+    with pytest.raises(ValueError, match="batch has 2 entries for 3 points"):
+        knn_graph(torch.rand(3, 2), 1, torch.tensor([0, 0]), backend="torch")
+
+
+def test_auto_backend_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    low, high = torch.zeros(4, AUTO_TREE_MAX_DIM), torch.zeros(4, AUTO_TREE_MAX_DIM + 1)
+    monkeypatch.setattr(knn_mod, "WITH_TORCH_CLUSTER", False)
+    assert resolve_backend("auto", low) == "torch" and resolve_backend("auto") == "torch"
+    monkeypatch.setattr(knn_mod, "WITH_TORCH_CLUSTER", True)
+    assert resolve_backend("auto", low) == "torch_cluster"
+    assert resolve_backend("auto", high) == "torch"  # KD-tree is slower than brute force in feature space
+    assert resolve_backend("torch", low) == "torch"
+
+
+# --------------------------------------------------------------- parity with torch-cluster
+
+
+@pytest.mark.parametrize("loop", [False, True])
+@pytest.mark.parametrize("dim", [1, 2, 3, 8, 32])
+def test_parity_random_points(dim: int, loop: bool) -> None:
+    pytest.importorskip("torch_cluster", reason="torch-cluster is not installed: parity needs both backends")
+    for seed in range(2):
+        x, batch = random_points(COUNTS, dim, seed=100 * dim + seed)
+        for k in (1, 12):
+            a = knn_graph(x, k, batch, loop=loop, backend="torch_cluster")
+            b = knn_graph(x, k, batch, loop=loop, backend="torch")
+            assert edge_set(a) == edge_set(b), (dim, loop, k, seed)
+
+
+def test_parity_on_real_events(events_file: Path, small_events_files: list[Path]) -> None:
+    """Pixel positions (with the fixed tie-break) and feature space, real events incl. empty/tiny ones."""
+    pytest.importorskip("torch_cluster", reason="torch-cluster is not installed: parity needs both backends")
+    norm = Normalisation([10.0, 10.0, 10.0, 10.0], 20.0)
+    for files, rows in ((EventFiles(events_file), [3, 50, 111]), (EventFiles(small_events_files), np.arange(45))):
+        batch = load_points(files, rows, norm).batch(np.arange(len(rows)))
+        sizes = torch.bincount(batch.batch, minlength=batch.num_events)
+        if len(rows) == 45:
+            assert int((sizes == 0).sum()) == 5 and int(((sizes > 0) & (sizes < 12)).sum()) == 40
+        pos = point_positions(batch.pix)
+        feats = point_features(batch.x, batch.pix) @ torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+        for points in (pos, feats):
+            for loop in (False, True):
+                a = knn_graph(points, 12, batch.batch, loop=loop, backend="torch_cluster")
+                b = knn_graph(points, 12, batch.batch, loop=loop, backend="torch")
+                assert edge_set(a) == edge_set(b)
+
+
+@pytest.mark.gpu
+def test_parity_on_cuda() -> None:
+    pytest.importorskip("torch_cluster", reason="torch-cluster is not installed: parity needs both backends")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    x, batch = random_points(COUNTS, 16, seed=7)
+    a = knn_graph(x.cuda(), 12, batch.cuda(), backend="torch_cluster").cpu()
+    b = knn_graph(x.cuda(), 12, batch.cuda(), backend="torch").cpu()
+    c = knn_graph(x, 12, batch, backend="torch")
+    assert edge_set(a) == edge_set(b) == edge_set(c)
