@@ -3,8 +3,9 @@
 :func:`read_images` decompresses the baskets of the dense image branches in a thread pool and
 writes each one, byte-swapped and normalised in a single numpy pass, straight into a
 preallocated float32 array: no per-event Python work, no intermediate concatenation (uproot's
-own ``arrays`` concatenates and byte-swaps in separate passes, ~2x slower). Anything unusual
-about a file's baskets falls back to :meth:`EventFiles.iterate`.
+own ``arrays`` concatenates and byte-swaps in separate passes, ~2x slower). RNTuple files,
+files of an older schema (migrated on read) and anything unusual about a file's baskets go
+through :meth:`EventFiles.read` instead.
 
 :class:`ImageDataset` holds the selected events in memory as normalised tensors, or, when they
 do not fit the memory budget, in blocks of events loaded on demand; :class:`BlockBatchSampler`
@@ -66,6 +67,15 @@ class _Trees:
         return {"files": self.files, "_pid": -1, "_trees": {}}
 
 
+def _plain_ttree(files: EventFiles, i: int) -> bool:
+    """File ``i`` is a current-schema TTree (its baskets can be decoded directly)."""
+    formats = getattr(files, "formats", None)
+    migrations = getattr(files, "migrations", None)
+    if formats is not None and formats[i] != "ttree":
+        return False
+    return not (migrations is not None and migrations[i].steps)
+
+
 def _contiguous(sel: np.ndarray) -> bool:
     return len(sel) == 0 or int(sel[-1]) - int(sel[0]) + 1 == len(sel)
 
@@ -92,6 +102,10 @@ def read_images(files: EventFiles, branches: Sequence[str], indices: np.ndarray,
         if a == b:
             continue
         local = indices[a:b] - lo
+        if not _plain_ttree(files, i):  # RNTuple or an older schema: the reader handles those
+            for k, name in enumerate(branches):
+                jobs.append((_read_slow, (files, i, name, local, a, k, inv[k], out)))
+            continue
         tree = trees(i)
         for k, name in enumerate(branches):
             if name not in tree:

@@ -1,0 +1,267 @@
+"""The run configuration of ``pfgraph train``: model, training and data sections.
+
+A run's config is assembled from the model preset (``configs/model/<name>.yaml``), the train
+preset (``configs/train/<name>.yaml``, sections ``train``, ``data`` and optionally ``model``
+overrides), the command-line flags and dotted ``key=value`` overrides, then validated. The
+fully resolved config is saved beside every checkpoint (``config.yaml``) and inside it.
+
+Model presets: the reserved key ``name`` is the registered architecture (default: the file's
+name), ``description`` a free text; every other key is a hyper-parameter of the builder. A
+preset whose file name differs from its ``name`` is a variant (``unet_attn_plus`` ->
+``unet_attn``). In overrides ``model.<param>=v`` is short for ``model.params.<param>=v``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pfgraph.config import CONFIG_DIR, _did_you_mean, apply_overrides, from_dict, parse_override, read_yaml, to_dict
+from pfgraph.errors import ConfigError
+
+
+@dataclass
+class SchedulerConfig:
+    """ReduceLROnPlateau on the validation loss."""
+
+    factor: float = 0.5
+    patience: int = 2
+    threshold: float = 1e-4
+    min_lr: float = 1e-6
+
+    def validate(self) -> None:
+        """Check values."""
+        if not 0 < self.factor < 1:
+            raise ConfigError(f"train.scheduler.factor = {self.factor}: expected 0 < factor < 1")
+        if self.patience < 0 or self.min_lr < 0:
+            raise ConfigError("train.scheduler: patience and min_lr must be >= 0")
+
+
+@dataclass
+class EarlyStopConfig:
+    """Stop when the validation loss has not improved by ``min_delta`` for ``patience`` epochs (0 = off)."""
+
+    patience: int = 6
+    min_delta: float = 0.0
+
+    def validate(self) -> None:
+        """Check values."""
+        if self.patience < 0 or self.min_delta < 0:
+            raise ConfigError("train.early_stop: patience and min_delta must be >= 0")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    loss: Literal["mse", "l1", "huber"] = "mse"
+    huber_delta: float = 0.01
+    grad_clip: float = 0.0
+    seed: int = 1
+    device: str = "auto"
+    amp: bool = True
+    amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"
+    num_workers: int = 0
+    #: torch intra-op CPU threads (0 = torch's default, one per core).
+    threads: int = 0
+    #: The paper's progressive volume increase: training-set sizes of the first stages, each
+    #: ``stage_epochs`` long; afterwards the full training split. Empty = full from the start.
+    schedule: list[int] = field(default_factory=list)
+    stage_epochs: int = 1
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
+
+    def validate(self) -> None:
+        """Check values."""
+        if self.epochs < 0:
+            raise ConfigError(f"train.epochs = {self.epochs}: expected 0 or more")
+        if self.batch_size <= 0 or self.eval_batch_size <= 0:
+            raise ConfigError("train.batch_size and train.eval_batch_size must be positive")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr = {self.lr}: expected a positive learning rate")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.huber_delta <= 0:
+            raise ConfigError("train: weight_decay and grad_clip must be >= 0, huber_delta > 0")
+        if self.num_workers < 0:
+            raise ConfigError(f"train.num_workers = {self.num_workers}: expected 0 or more")
+        if self.threads < 0:
+            raise ConfigError(f"train.threads = {self.threads}: expected 0 (torch default) or more")
+        if any(n <= 0 for n in self.schedule):
+            raise ConfigError(f"train.schedule = {self.schedule}: expected positive training-set sizes")
+        if self.stage_epochs <= 0:
+            raise ConfigError(f"train.stage_epochs = {self.stage_epochs}: expected a positive number")
+        dev = self.device
+        if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise ConfigError(f"train.device = '{dev}': expected auto, cpu, cuda or cuda:N")
+
+
+@dataclass
+class DataConfig:
+    """Which events, which target, how they are split."""
+
+    paths: list[str] = field(default_factory=list)
+    default: str = "data/b050.root"
+    simulate: str = "gauss_b050"
+    max_events: int | None = None
+    target: Literal["truth", "truth_neutral"] = "truth"
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    split_seed: int = 12345
+    memory_budget_gb: float = 8.0
+
+    def validate(self) -> None:
+        """Check values."""
+        if self.max_events is not None and self.max_events <= 0:
+            raise ConfigError(f"data.max_events = {self.max_events}: expected a positive number of events")
+        if len(self.split) != 3 or any(f < 0 for f in self.split) or abs(sum(self.split) - 1.0) > 1e-6:
+            raise ConfigError(f"data.split = {self.split}: expected three fractions (train, val, test) summing to 1")
+        if self.memory_budget_gb <= 0:
+            raise ConfigError(f"data.memory_budget_gb = {self.memory_budget_gb}: expected a positive number")
+
+
+@dataclass
+class ModelSection:
+    """The model: preset name, registered architecture, representation, hyper-parameters."""
+
+    name: str = ""
+    arch: str = ""
+    repr: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run depends on."""
+
+    model: ModelSection = field(default_factory=ModelSection)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+_MODEL_KEYS = ("name", "arch", "repr", "params")
+_SECTIONS = ("model", "train", "data")
+
+
+def model_presets() -> dict[str, Path]:
+    """Model presets in ``configs/model``, by name."""
+    return {p.stem: p for p in sorted((CONFIG_DIR / "model").glob("*.yaml"))}
+
+
+def load_model_section(model: str, repr_name: str | None = None) -> ModelSection:
+    """The model section for ``--model`` (a preset name, a YAML file, or a registered name)."""
+    from pfgraph.models.registry import available, get
+
+    path = Path(model)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        data, label = read_yaml(path), path.stem
+    elif model in model_presets():
+        data, label = read_yaml(model_presets()[model]), model
+    elif model in available():
+        data, label = {}, model
+    else:
+        names = sorted(set(available()) | set(model_presets()))
+        raise ConfigError(f"unknown model '{model}'{_did_you_mean(model, names)}; valid models: {', '.join(names)}")
+    data = dict(data)
+    arch = str(data.pop("name", label))
+    data.pop("description", None)
+    entry = get(arch, repr_name)
+    return ModelSection(name=label, arch=arch, repr=entry.repr, params=data)
+
+
+def model_description(model: str) -> str:
+    """A preset's ``description`` (or the first comment line), '' when none."""
+    path = model_presets().get(model)
+    if path is None:
+        return ""
+    data = read_yaml(path)
+    if data.get("description"):
+        return str(data["description"])
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def normalise_overrides(overrides: Iterable[str]) -> list[str]:
+    """Rewrite ``model.<param>=v`` to ``model.params.<param>=v``; a clear hint for a missing section."""
+    out = []
+    train_keys = set(TrainConfig.__dataclass_fields__)
+    data_keys = set(DataConfig.__dataclass_fields__)
+    for text in overrides:
+        keys, _ = parse_override(text)
+        head = keys[0]
+        if head not in _SECTIONS:
+            if head in train_keys or head in data_keys:
+                section = "train" if head in train_keys else "data"
+                raise ConfigError(f"override '{text}': did you mean '{section}.{text}'?")
+            raise ConfigError(f"override '{text}': unknown section '{head}'{_did_you_mean(head, _SECTIONS)}; "
+                              "use model.<param>=, train.<key>= or data.<key>=")
+        if head == "model" and len(keys) > 1 and keys[1] not in _MODEL_KEYS:
+            text = "model.params." + text.split(".", 1)[1]
+        out.append(text)
+    return out
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    for k, v in extra.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
+def train_preset_data(train_config: str | Path) -> dict[str, Any]:
+    """The train preset as a dict with sections ``train``, ``data`` and optional ``model`` params."""
+    from pfgraph.config import resolve_config_path
+
+    data = read_yaml(resolve_config_path(train_config, "train"))
+    for key in data:
+        if key not in _SECTIONS:
+            raise ConfigError(f"train config: unknown section '{key}'{_did_you_mean(str(key), _SECTIONS)}; "
+                              "expected train, data and optionally model")
+    return data
+
+
+def build_run_config(model: ModelSection, train_data: Mapping[str, Any], overrides: Iterable[str]) -> RunConfig:
+    """Model section + train preset data + overrides -> validated :class:`RunConfig`."""
+    data: dict[str, Any] = {"model": to_dict(model), "train": {}, "data": {}}
+    extra = dict(train_data)
+    if "model" in extra:
+        data["model"]["params"] = _merge(data["model"]["params"], extra.pop("model") or {})
+    _merge(data, extra)
+    apply_overrides(data, normalise_overrides(overrides))
+    return from_dict(RunConfig, data)
+
+
+def run_config_from_dict(data: Mapping[str, Any], overrides: Iterable[str] = ()) -> RunConfig:
+    """A saved resolved config (plus overrides) -> :class:`RunConfig`."""
+    data = copy.deepcopy(dict(data))
+    apply_overrides(data, normalise_overrides(overrides))
+    return from_dict(RunConfig, data)
+
+
+#: Keys that may change when a run is resumed (everything else must match the checkpoint).
+RESUMABLE_KEYS = ("train.epochs", "train.device", "train.num_workers", "train.threads", "train.amp", "train.amp_dtype",
+                  "train.eval_batch_size", "train.early_stop.patience", "train.early_stop.min_delta",
+                  "data.paths", "data.default", "data.simulate", "data.memory_budget_gb")
+
+
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """Dotted keys whose values differ between two resolved configs."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out.extend(config_differences(a, b, name + "."))
+        elif a != b:
+            out.append((name, a, b))
+    return out
+

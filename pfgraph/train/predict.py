@@ -1,0 +1,166 @@
+"""A trained run over data -> predictions on the 56x56 grid in GeV (used by ``pfgraph evaluate``).
+
+    run = load_run("runs/unet_attn")
+    for chunk in predict(run, EventFiles("data/b050_jet.root")):
+        chunk["event_id"], chunk["pred"], chunk["truth"]    # (B,), (B,56,56) GeV, (B,56,56) GeV
+
+The checkpoint's normalisation is applied unchanged to the new data (the jet set included),
+and predictions are de-normalised with its target scale. Events come in file order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pfgraph.errors import DataError, PfgraphError
+from pfgraph.io.root import EventFiles
+from pfgraph.models.registry import ModelEntry, get
+from pfgraph.repr.base import Normalisation, Representation, get_representation
+from pfgraph.train.trainer import BEST, LAST, check_branches, iter_batches, read_checkpoint, resolve_device
+
+#: Events turned into one dataset at a time while predicting (bounds memory).
+PREDICT_BLOCK = 2048
+
+
+@dataclass
+class LoadedRun:
+    """A trained model ready to predict, with everything needed to interpret its outputs."""
+
+    run_dir: Path
+    checkpoint: Path
+    checkpoint_sha256: str
+    model_name: str
+    model: nn.Module
+    entry: ModelEntry
+    repr: Representation
+    norm: Normalisation
+    config: dict[str, Any]
+    epoch: int
+    device: torch.device
+    split: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        """The target branch the model was trained on (``truth`` or ``truth_neutral``)."""
+        return self.norm.target
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu", which: str = "best",
+             expect_model: str | None = None) -> LoadedRun:
+    """Load a run folder's best (or ``which="last"``) checkpoint; the model is in eval mode.
+
+    A folder without a checkpoint, a checkpoint that does not fit its model, or one of another
+    model than ``expect_model`` -> one PfgraphError line.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise PfgraphError(f"{run_dir}: no such run folder")
+    if which not in ("best", "last"):
+        raise PfgraphError(f"which='{which}': expected 'best' or 'last'")
+    candidates = [run_dir / BEST, run_dir / LAST] if which == "best" else [run_dir / LAST]
+    path = next((p for p in candidates if p.exists()), None)
+    if path is None:
+        raise PfgraphError(f"{run_dir}: no checkpoint ({' or '.join(p.name for p in candidates)}); train it first "
+                           "with 'pfgraph train ... --out " + str(run_dir) + "'")
+    dev = resolve_device(str(device)) if isinstance(device, str) else device
+    ckpt = read_checkpoint(path, "cpu")
+    name = str(ckpt.get("model_name"))
+    if expect_model is not None and name != expect_model:
+        raise PfgraphError(f"{path}: is a checkpoint of model '{name}', not '{expect_model}'")
+    config = dict(ckpt["config"])
+    model_cfg = config.get("model", {})
+    entry = get(str(ckpt.get("arch", model_cfg.get("arch"))), str(ckpt.get("repr")))
+    torch.manual_seed(0)
+    model = entry.builder(dict(model_cfg.get("params", {})))
+    try:
+        model.load_state_dict(ckpt["model_state"])
+    except (RuntimeError, KeyError) as exc:
+        raise PfgraphError(f"{path}: does not fit model '{name}' ({str(exc).splitlines()[0][:160]})") from None
+    model.to(dev).eval()
+    norm = Normalisation.from_dict(ckpt["normalisation"])
+    split = {k: np.asarray(v.numpy(), dtype=np.int64) for k, v in (ckpt.get("split") or {}).items()}
+    return LoadedRun(run_dir=run_dir, checkpoint=path, checkpoint_sha256=_sha256(path), model_name=name, model=model,
+                     entry=entry, repr=get_representation(entry.repr), norm=norm, config=config,
+                     epoch=int(ckpt.get("epoch", 0)), device=dev, split=split)
+
+
+def _per_point(run: LoadedRun, output: torch.Tensor, batch: Any) -> list[np.ndarray] | None:
+    """Per-event native (per-point) predictions in normalised units, for graph models."""
+    fn = getattr(run.repr, "per_point", None)
+    if callable(fn):
+        res = fn(output, batch)
+        if res is not None:
+            return [np.asarray(r.detach().cpu().numpy() if isinstance(r, torch.Tensor) else r) for r in res]
+    owner = getattr(batch, "batch", None)
+    if run.repr.name == "graph" and isinstance(owner, torch.Tensor) and output.dim() <= 2:
+        counts = torch.bincount(owner.cpu(), minlength=int(getattr(batch, "num_graphs", 0) or 0)).tolist()
+        flat = output.detach().reshape(-1).float().cpu()
+        return [t.numpy() for t in torch.split(flat, counts)]
+    return None
+
+
+def predict(run: LoadedRun, files: EventFiles, batch_size: int = 64, max_events: int | None = None,
+            indices: np.ndarray | None = None) -> Iterator[dict[str, Any]]:
+    """Predictions of ``run`` over ``files`` in file order, one dict per batch.
+
+    Each dict: ``event_id`` int64 (B,), ``pred`` float32 (B, 56, 56) GeV, ``truth`` float32
+    (B, 56, 56) GeV (the run's target, read from the file), and for graph models ``pix_pred``
+    (a list of per-event float32 arrays, GeV). ``max_events`` takes the first N events;
+    ``indices`` (sorted global entries, e.g. ``run.split["test"]``) a subset.
+    """
+    if batch_size <= 0:
+        raise PfgraphError(f"batch_size {batch_size}: expected a positive number")
+    n = files.num_events if max_events is None else min(max_events, files.num_events)
+    idx = np.arange(n, dtype=np.int64) if indices is None else np.unique(np.asarray(indices, dtype=np.int64))
+    if len(idx) and (idx[0] < 0 or idx[-1] >= n):
+        raise DataError(f"event index {int(idx[-1])} out of range: the data has {n} events")
+    target = run.target
+    check_branches(files, [*run.repr.branches(target), "event_id"], f"model '{run.model_name}'")
+    scale = float(run.norm.target_scale)
+    for lo in range(0, len(idx), PREDICT_BLOCK):
+        block = idx[lo:lo + PREDICT_BLOCK]
+        dataset = run.repr.make_dataset(files, block, run.norm)
+        ids, truth = _read_truth(files, block, target)
+        pos = 0
+        with torch.no_grad():
+            for batch in iter_batches(run.repr, dataset, batch_size):
+                batch = batch.to(run.device)
+                out = run.repr.forward(run.model, batch)
+                grid = run.repr.to_grid(out, batch).float().cpu().numpy() * np.float32(scale)
+                b = grid.shape[0]
+                item: dict[str, Any] = {"event_id": ids[pos:pos + b], "pred": grid.astype(np.float32, copy=False),
+                                        "truth": truth[pos:pos + b]}
+                points = _per_point(run, out, batch)
+                if points is not None:
+                    item["pix_pred"] = [(p * np.float32(scale)).astype(np.float32) for p in points]
+                pos += b
+                yield item
+
+
+def _read_truth(files: EventFiles, block: np.ndarray, target: str) -> tuple[np.ndarray, np.ndarray]:
+    """``event_id`` and the target image (GeV) of the sorted global entries ``block``."""
+    from pfgraph.io.datasets import read_images
+
+    truth = np.empty((len(block), 1, 56, 56), dtype=np.float32)
+    read_images(files, [target], block, [1.0], truth)
+    ids = np.empty(len(block), dtype=np.int64)
+    lo, hi = int(block[0]), int(block[-1]) + 1
+    chunk = files.read(["event_id"], lo, hi)
+    ids[:] = np.asarray(chunk["event_id"], dtype=np.int64)[block - lo]
+    return ids, truth[:, 0]

@@ -1,0 +1,601 @@
+"""One trainer for every model and representation.
+
+The trainer only talks to a :class:`~pfgraph.repr.base.Representation` (datasets, batches,
+forward, target), so image and point-cloud models train through the same loop:
+configurable loss (MSE by default), Adam, ReduceLROnPlateau on the *validation* loss, the
+best-on-validation checkpoint, early stopping, a fixed split seed, the paper's progressive
+training-set schedule, bfloat16/float16 autocast on CUDA, and DDP when started by torchrun.
+
+Run folder: ``checkpoint_last.pt`` (after every epoch), ``checkpoint_best.pt`` (best
+validation loss), ``config.yaml`` (fully resolved), ``metrics.csv``, ``loss.png`` and
+``train_summary.json``. Every file is written atomically and ``checkpoint_last.pt`` is written
+last, so a run killed at any moment resumes from its last complete epoch. Checkpoints hold only
+tensors and plain data (``torch.load(weights_only=True)``) and, for the same seed on the same
+machine, are byte-identical between runs (timings live in ``metrics.csv``, not in checkpoints).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from pfgraph.config import to_dict
+from pfgraph.errors import DataError, PfgraphError
+from pfgraph.io.datasets import BlockBatchSampler
+from pfgraph.io.root import EventFiles
+from pfgraph.models.registry import ModelEntry, get
+from pfgraph.repr.base import Normalisation, Representation, fit_normalisation, get_representation
+from pfgraph.train import ddp
+from pfgraph.train.config import RunConfig, TrainConfig
+from pfgraph.utils.atomic import atomic_path, atomic_write_text, ensure_writable_dir
+from pfgraph.utils.progress import progress
+
+CHECKPOINT_FORMAT = "pfgraph-checkpoint"
+CHECKPOINT_VERSION = 1
+LAST = "checkpoint_last.pt"
+BEST = "checkpoint_best.pt"
+CONFIG = "config.yaml"
+METRICS = "metrics.csv"
+LOSS_PNG = "loss.png"
+SUMMARY = "train_summary.json"
+OUTPUTS = (LAST, BEST, CONFIG, METRICS, LOSS_PNG, SUMMARY)
+METRIC_FIELDS = ("epoch", "stage_events", "train_loss", "val_loss", "lr", "best", "epoch_time_s",
+                 "train_events_per_s")
+
+
+# ------------------------------------------------------------------------------ small pieces
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str, info: ddp.DistInfo | None = None) -> torch.device:
+    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` -> a torch device (one clear error without CUDA)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise PfgraphError(f"--device {name}: no CUDA device is available (use --device cpu or auto)")
+        if info is not None and info.enabled:
+            return torch.device("cuda", info.local_rank)
+        index = int(name.split(":")[1]) if ":" in name else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise PfgraphError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) available")
+        return torch.device("cuda", index)
+    return torch.device("cpu")
+
+
+def make_loss(cfg: TrainConfig, reduction: str = "mean") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The configured loss (``mse`` | ``l1`` | ``huber``) with ``reduction``."""
+    if cfg.loss == "mse":
+        return nn.MSELoss(reduction=reduction)
+    if cfg.loss == "l1":
+        return nn.L1Loss(reduction=reduction)
+    return nn.HuberLoss(reduction=reduction, delta=cfg.huber_delta)
+
+
+def split_indices(n: int, fractions: list[float], seed: int) -> dict[str, np.ndarray]:
+    """Fixed random split of events 0..n-1 into train/val/test (8000/1000/1000 of 10 000).
+
+    Indices come in the split's random order (a progressive stage takes the first N of
+    ``train``); the permutation depends only on ``n`` and ``seed``.
+    """
+    n_train = int(round(fractions[0] * n))
+    n_val = int(round(fractions[1] * n))
+    n_val = min(n_val, n - n_train)
+    if n_train < 1 or n_val < 1:
+        raise DataError(f"{n} events are too few for a train/validation split {fractions} "
+                        "(need at least one event in each; use more events)")
+    perm = np.random.default_rng(seed).permutation(n).astype(np.int64)
+    return {"train": perm[:n_train], "val": perm[n_train:n_train + n_val], "test": perm[n_train + n_val:]}
+
+
+def stage_events(cfg: TrainConfig, epoch: int, n_train: int) -> int:
+    """Training-set size of 0-based ``epoch`` under the progressive schedule."""
+    stage = epoch // cfg.stage_epochs
+    if stage < len(cfg.schedule):
+        return min(cfg.schedule[stage], n_train)
+    return n_train
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def build_model(entry: ModelEntry, params: Mapping[str, Any], seed: int) -> nn.Module:
+    """Build a registered model with a seeded initialisation."""
+    torch.manual_seed(seed)
+    return entry.builder(dict(params))
+
+
+def num_events(batch: Any) -> int:
+    """Events in a batch (``.num_events``, or torch-geometric's ``num_graphs``)."""
+    n = getattr(batch, "num_events", None)
+    if n is None:
+        n = getattr(batch, "num_graphs", None)
+    if n is None:
+        raise PfgraphError(f"batch of type {type(batch).__name__} has no num_events")
+    return int(n)
+
+
+def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a pfgraph checkpoint safely (``weights_only=True``); one clear error otherwise."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise PfgraphError(f"{path}: no such checkpoint") from None
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        raise PfgraphError(f"{path}: not a readable pfgraph checkpoint ({type(exc).__name__}: {msg[:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise PfgraphError(f"{path}: not a pfgraph checkpoint")
+    if int(ckpt.get("version", 0)) > CHECKPOINT_VERSION:
+        raise PfgraphError(f"{path}: checkpoint version {ckpt.get('version')} is newer than this pfgraph supports")
+    return ckpt
+
+
+def save_checkpoint(obj: Mapping[str, Any], path: Path) -> None:
+    """``torch.save`` atomically (temporary file, fsync, rename). The temporary file keeps the
+    final name (torch names the archive's root folder after the file), so equal content gives
+    byte-identical files."""
+    with atomic_path(path, same_name=True) as tmp:
+        torch.save(dict(obj), tmp)
+
+
+def clean_stale_temporaries(run_dir: Path) -> int:
+    """Remove temporary files an interrupted writer left beside the run's outputs."""
+    n = 0
+    import shutil
+
+    for name in OUTPUTS:
+        for p in run_dir.glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if p.is_dir():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+                n += 1
+    return n
+
+
+def read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
+    """Rows of ``metrics.csv`` with epoch <= ``upto_epoch`` (later rows belong to a lost epoch)."""
+    if not path.exists():
+        return []
+    rows = []
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                parsed = {k: float(row[k]) for k in METRIC_FIELDS}
+            except (KeyError, TypeError, ValueError):
+                continue
+            parsed["epoch"] = int(parsed["epoch"])
+            parsed["stage_events"] = int(parsed["stage_events"])
+            parsed["best"] = int(parsed["best"])
+            if parsed["epoch"] <= upto_epoch:
+                rows.append(parsed)
+    return rows
+
+
+def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``metrics.csv`` atomically."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{r[k]:.8g}" if isinstance(r[k], float) else r[k]) for k in METRIC_FIELDS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def plot_loss(path: Path, rows: list[dict[str, Any]], title: str) -> None:
+    """Training and validation loss per epoch (log scale) -> PNG, atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    epochs = [r["epoch"] for r in rows]
+    ax.plot(epochs, [r["train_loss"] for r in rows], "o-", label="training")
+    ax.plot(epochs, [r["val_loss"] for r in rows], "s-", label="validation")
+    best = [r for r in rows if r["best"]]
+    if best:
+        b = min(best, key=lambda r: r["val_loss"])
+        ax.axvline(b["epoch"], color="grey", ls=":", label=f"best (epoch {b['epoch']})")
+    if rows and min(min(r["train_loss"], r["val_loss"]) for r in rows) > 0:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (normalised units)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        fig.savefig(f, format="png")
+
+
+class _NoBar:
+    """Stands in for a progress bar on ranks other than 0."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        """Ignore."""
+
+    def set_postfix(self, *a: Any, **kw: Any) -> None:
+        """Ignore."""
+
+
+# ------------------------------------------------------------------------------ the trainer
+
+
+@dataclass
+class TrainResult:
+    """What a training call did."""
+
+    run_dir: Path
+    model_name: str
+    repr: str
+    params: int
+    epochs: int
+    target_epochs: int
+    best_epoch: int
+    best_val_loss: float
+    train_time_s: float
+    events_per_s: float
+    n_train: int
+    resumed_from: int | None
+    new_epochs: int
+    stopped_early: bool
+
+    def summary_line(self) -> str:
+        """The one-line summary the CLI prints."""
+        resumed = f" (resumed at epoch {self.resumed_from})" if self.resumed_from is not None else ""
+        stop = ", stopped early" if self.stopped_early else ""
+        rate = f", {self.events_per_s:.0f} events/s" if self.events_per_s > 0 else ""
+        return (f"train: {self.model_name} ({self.repr}, {self.params:,} params) {self.epochs}/{self.target_epochs} "
+                f"epochs{resumed}{stop} on {self.n_train} events in {self.train_time_s:.1f} s{rate}; best val loss "
+                f"{self.best_val_loss:.4g} at epoch {self.best_epoch} -> {self.run_dir / BEST}")
+
+
+class Trainer:
+    """Trains ``cfg``'s model on ``files`` into ``run_dir`` (resuming from ``resume`` if given)."""
+
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, files: EventFiles, info: ddp.DistInfo | None = None,
+                 resume: Mapping[str, Any] | None = None, log: Callable[[str], None] = print) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.files = files
+        self.info = info or ddp.DistInfo()
+        self.resume = resume
+        self.log = log if self.info.is_main else (lambda _msg: None)
+        self.entry = get(cfg.model.arch, cfg.model.repr)
+        self.repr: Representation = get_representation(cfg.model.repr, **self._repr_options())
+        self.device = resolve_device(cfg.train.device, self.info)
+        if cfg.train.threads > 0:
+            torch.set_num_threads(cfg.train.threads)
+        self.amp_dtype = torch.bfloat16 if cfg.train.amp_dtype == "bfloat16" else torch.float16
+        self.use_amp = cfg.train.amp and self.device.type == "cuda"
+
+    def _repr_options(self) -> dict[str, Any]:
+        if self.cfg.model.repr == "image":
+            return {"memory_budget_gb": self.cfg.data.memory_budget_gb}
+        return {}
+
+    # -- data ------------------------------------------------------------------------------
+
+    def _check_branches(self) -> None:
+        check_branches(self.files, self.repr.branches(self.cfg.data.target), f"the {self.cfg.model.repr} representation")
+
+    def _events(self) -> int:
+        n = self.files.num_events
+        if self.cfg.data.max_events is not None:
+            n = min(n, self.cfg.data.max_events)
+        return n
+
+    def _rank_share(self, idx: np.ndarray, equal: bool) -> np.ndarray:
+        """This rank's events of ``idx`` (equal counts on every rank when ``equal``)."""
+        if not self.info.enabled:
+            return idx
+        share = idx[self.info.rank::self.info.world]
+        return share[:len(idx) // self.info.world] if equal else share
+
+    def _loader(self, dataset: Any, sampler: BlockBatchSampler) -> torch.utils.data.DataLoader:
+        workers = self.cfg.train.num_workers
+        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=self.repr.collate,
+                                           num_workers=workers, pin_memory=self.device.type == "cuda",
+                                           persistent_workers=False)
+
+    # -- loops -----------------------------------------------------------------------------
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.use_amp:
+            return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+        return contextlib.nullcontext()
+
+    def evaluate(self, model: nn.Module, dataset: Any) -> float:
+        """Mean loss over ``dataset`` (all ranks' shares together)."""
+        loss_fn = make_loss(self.cfg.train, reduction="sum")
+        sampler = BlockBatchSampler(len(dataset), self.cfg.train.eval_batch_size, shuffle=False,
+                                    block_size=getattr(dataset, "block_size", None))
+        total, count = 0.0, 0.0
+        model.eval()
+        with torch.no_grad():
+            for batch in self._loader(dataset, sampler) if len(dataset) else []:
+                batch = batch.to(self.device)
+                with self._autocast():
+                    out = self.repr.forward(model, batch)
+                target = self.repr.target(batch)
+                total += float(loss_fn(out.float(), target.float()))
+                count += target.numel()
+        total, count = ddp.all_sum(self.info, [total, count], self.device)
+        return total / max(count, 1.0)
+
+    def _train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, scaler: Any, dataset: Any,
+                     positions: np.ndarray, epoch: int) -> tuple[float, int, float]:
+        """One pass; returns (mean loss, events seen by all ranks, seconds)."""
+        cfg = self.cfg.train
+        loss_fn = make_loss(cfg)
+        sampler = BlockBatchSampler(len(dataset), cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
+                                    block_size=getattr(dataset, "block_size", None), subset=positions)
+        model.train()
+        total, seen = 0.0, 0
+        params = [p for p in model.parameters() if p.requires_grad]
+        t0 = time.perf_counter()
+        n_all = len(positions) * self.info.world
+        bar_cm = progress(n_all, f"epoch {epoch + 1}/{cfg.epochs}") if self.info.is_main else _NoBar()
+        with bar_cm as bar:
+            for step, batch in enumerate(self._loader(dataset, sampler)):
+                batch = batch.to(self.device, non_blocking=True)
+                with self._autocast():
+                    out = self.repr.forward(model, batch)
+                loss = loss_fn(out.float(), self.repr.target(batch).float())
+                if not torch.isfinite(loss):
+                    raise PfgraphError(f"training diverged: the loss is {float(loss)} at epoch {epoch + 1}, step "
+                                       f"{step + 1} (try a lower train.lr)")
+                opt.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    if cfg.grad_clip > 0:
+                        scaler.unscale_(opt)
+                        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    if cfg.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                    opt.step()
+                n = num_events(batch)
+                total += loss.item() * n
+                seen += n
+                bar.update(n * self.info.world)
+                bar.set_postfix(loss=f"{loss.item():.3g}", refresh=False)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        dt = time.perf_counter() - t0
+        total, seen_all = ddp.all_sum(self.info, [total, float(seen)], self.device)
+        return total / max(seen_all, 1.0), int(seen_all), dt
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        """Train (or resume) to ``cfg.train.epochs`` epochs; returns what was done."""
+        cfg, info = self.cfg, self.info
+        tcfg = cfg.train
+        self._check_branches()
+        n = self._events()
+        resume = self.resume
+        if resume is not None:
+            split = {k: np.asarray(v.numpy(), dtype=np.int64) for k, v in resume["split"].items()}
+            norm = Normalisation.from_dict(resume["normalisation"])
+        else:
+            split = split_indices(n, cfg.data.split, cfg.data.split_seed)
+            norm = fit_normalisation(self.files, split["train"], cfg.data.target)
+        seed_everything(tcfg.seed)
+        model = build_model(self.entry, cfg.model.params, tcfg.seed)
+        configure = getattr(model, "configure_from_data", None)
+        if callable(configure):
+            configure(self.files.meta, norm)
+        if resume is not None:
+            try:
+                model.load_state_dict(resume["model_state"])
+            except (RuntimeError, KeyError) as exc:
+                raise PfgraphError(f"{self.run_dir / LAST}: does not fit model '{cfg.model.name}' with this "
+                                   f"config ({str(exc).splitlines()[0][:160]})") from None
+        model.to(self.device)
+        n_params = count_parameters(model)
+        trainable = self.entry.trainable and n_params > 0
+
+        start_epoch = int(resume["epoch"]) if resume is not None else 0
+        bad_before = int(resume.get("bad_epochs", 0)) if resume is not None else 0
+        will_train = (trainable and start_epoch < tcfg.epochs
+                      and not (tcfg.early_stop.patience > 0 and bad_before >= tcfg.early_stop.patience))
+        # Datasets get sorted global indices (item i is event indices[i]); a rank keeps its share.
+        train_sorted = np.sort(self._rank_share(split["train"], equal=False))
+        val_sorted = np.sort(self._rank_share(np.sort(split["val"]), equal=False))
+        t_load = time.perf_counter()
+        train_ds = self.repr.make_dataset(self.files, train_sorted, norm) if will_train else None
+        val_ds = self.repr.make_dataset(self.files, val_sorted, norm)
+        t_load = time.perf_counter() - t_load
+
+        opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay) if trainable else None
+        sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=tcfg.scheduler.factor, patience=tcfg.scheduler.patience,
+            threshold=tcfg.scheduler.threshold, min_lr=tcfg.scheduler.min_lr) if opt is not None else None)
+        scaler = (torch.amp.GradScaler("cuda") if self.use_amp and self.amp_dtype == torch.float16 and trainable
+                  else None)
+        best_val, best_epoch, bad_epochs = float("inf"), 0, 0
+        if resume is not None:
+            best_val, best_epoch = float(resume["best_val"]), int(resume["best_epoch"])
+            bad_epochs = int(resume.get("bad_epochs", 0))
+            if opt is not None and resume.get("optimizer_state") is not None:
+                opt.load_state_dict(resume["optimizer_state"])
+                sched.load_state_dict(resume["scheduler_state"])
+            if scaler is not None and resume.get("scaler_state"):
+                scaler.load_state_dict(resume["scaler_state"])
+            if resume.get("rng") is not None:
+                torch.set_rng_state(resume["rng"]["torch"])
+        rows = read_metrics(self.run_dir / METRICS, start_epoch) if info.is_main else []
+        if info.is_main:
+            atomic_write_text(self.run_dir / CONFIG, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+        train_model: nn.Module = model
+        if info.enabled and trainable:
+            from torch.nn.parallel import DistributedDataParallel
+
+            train_model = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda"
+                                                  else None)
+
+        def checkpoint(epoch: int) -> dict[str, Any]:
+            return {
+                "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+                "model_name": cfg.model.name, "arch": cfg.model.arch, "repr": cfg.model.repr,
+                "params": n_params,
+                "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer_state": opt.state_dict() if opt is not None else None,
+                "scheduler_state": sched.state_dict() if sched is not None else None,
+                "scaler_state": scaler.state_dict() if scaler is not None else None,
+                "epoch": epoch, "best_val": best_val, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                "normalisation": norm.to_dict(), "config": to_dict(cfg),
+                "split": {k: torch.tensor(np.asarray(v), dtype=torch.int64) for k, v in split.items()},  # own storage
+                "rng": {"torch": torch.get_rng_state()},
+                "data": {"num_events": int(n), "files": [str(p.resolve()) for p in self.files.paths],
+                         "fingerprint": data_fingerprint(self.files)},
+            }
+
+        new_epochs = 0
+        stopped = tcfg.early_stop.patience > 0 and bad_epochs >= tcfg.early_stop.patience
+        if resume is None and (not trainable or tcfg.epochs == 0):
+            # Nothing to optimise (analytic baseline, or --epochs 0): evaluate and save as is.
+            best_val, best_epoch = self.evaluate(model, val_ds), 0
+            if info.is_main:
+                ck = checkpoint(0)
+                save_checkpoint(ck, self.run_dir / BEST)
+                save_checkpoint(ck, self.run_dir / LAST)
+            self.log(f"{cfg.model.name}: nothing to train ({'not trainable' if not trainable else '0 epochs'}); "
+                     f"validation loss {best_val:.4g}")
+        epoch = start_epoch
+        while trainable and epoch < tcfg.epochs and not stopped:
+            size = stage_events(tcfg, epoch, len(split["train"]))
+            stage = split["train"][:size]
+            mine = self._rank_share(stage, equal=True)
+            positions = np.searchsorted(train_sorted, mine)
+            train_loss, seen, dt = self._train_epoch(train_model, opt, scaler, train_ds, positions, epoch)
+            val_loss = self.evaluate(model, val_ds)
+            sched.step(val_loss)
+            improved = val_loss < best_val - tcfg.early_stop.min_delta
+            if improved:
+                best_val, best_epoch, bad_epochs = val_loss, epoch + 1, 0
+            else:
+                bad_epochs += 1
+            epoch += 1
+            new_epochs += 1
+            stopped = tcfg.early_stop.patience > 0 and bad_epochs >= tcfg.early_stop.patience
+            if info.is_main:
+                rows.append({"epoch": epoch, "stage_events": size, "train_loss": train_loss, "val_loss": val_loss,
+                             "lr": float(opt.param_groups[0]["lr"]), "best": int(improved), "epoch_time_s": dt,
+                             "train_events_per_s": seen / dt if dt > 0 else 0.0})
+                write_metrics(self.run_dir / METRICS, rows)
+                ck = checkpoint(epoch)
+                if improved:
+                    save_checkpoint(ck, self.run_dir / BEST)
+                save_checkpoint(ck, self.run_dir / LAST)  # the commit point of this epoch
+                plot_loss(self.run_dir / LOSS_PNG, rows, f"{cfg.model.name} ({cfg.model.repr})")
+                self.log(f"epoch {epoch}/{tcfg.epochs}: train {train_loss:.4g}, val {val_loss:.4g}"
+                         f"{' (best)' if improved else ''}, {seen / dt:.0f} events/s, lr {opt.param_groups[0]['lr']:.3g}")
+            ddp.barrier(info)
+        if stopped and new_epochs:
+            self.log(f"early stop: no improvement for {bad_epochs} epochs")
+        train_time = sum(r["epoch_time_s"] for r in rows)
+        events = sum(r["train_events_per_s"] * r["epoch_time_s"] for r in rows)
+        done_epochs = epoch if trainable else 0
+        result = TrainResult(
+            run_dir=self.run_dir, model_name=cfg.model.name, repr=cfg.model.repr, params=n_params,
+            epochs=done_epochs, target_epochs=tcfg.epochs if trainable else 0, best_epoch=best_epoch,
+            best_val_loss=best_val, train_time_s=train_time, events_per_s=events / train_time if train_time > 0 else 0.0,
+            n_train=len(split["train"]), resumed_from=start_epoch if resume is not None else None,
+            new_epochs=new_epochs, stopped_early=stopped)
+        if info.is_main:
+            self._write_summary(result, split, t_load)
+        ddp.barrier(info)
+        return result
+
+    def _write_summary(self, r: TrainResult, split: Mapping[str, np.ndarray], t_load: float) -> None:
+        import hashlib
+
+        best = self.run_dir / BEST
+        sha = hashlib.sha256(best.read_bytes()).hexdigest() if best.exists() else ""
+        summary = {
+            "model": r.model_name, "arch": self.cfg.model.arch, "repr": r.repr, "params": r.params,
+            "epochs": r.epochs, "target_epochs": r.target_epochs, "best_epoch": r.best_epoch,
+            "best_val_loss": r.best_val_loss, "stopped_early": r.stopped_early,
+            "train_time_s": round(r.train_time_s, 3), "events_per_s": round(r.events_per_s, 2),
+            "data_load_s": round(t_load, 3), "device": str(self.device), "world_size": self.info.world,
+            "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(split["test"]),
+            "data": [str(p) for p in self.files.paths], "checkpoint": BEST, "checkpoint_sha256": sha,
+        }
+        atomic_write_text(self.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+
+
+def data_fingerprint(files: EventFiles) -> str:
+    """What the data is, independent of where it lies: every file's generation record and size."""
+    import hashlib
+
+    record = [{"meta": m, "entries": int(e)} for m, e in zip(files.metas, files.entries)]
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_branches(files: EventFiles, branches: list[str], who: str) -> None:
+    """One DataError line when a file lacks a branch that ``who`` needs (schema migrations honoured)."""
+    from pfgraph.io import schema
+    from pfgraph.io.root import check_tree, open_root
+
+    specs = [schema.EVENT_BRANCH_MAP[b] for b in branches if b in schema.EVENT_BRANCH_MAP]
+    for i, path in enumerate(files.paths):
+        tree = open_root(path)[schema.EVENTS_TREE]
+        mig = files.migrations[i] if hasattr(files, "migrations") else None
+        try:
+            check_tree(tree, path, specs, mig, require=[s.name for s in specs])
+        except DataError as exc:
+            raise DataError(f"{exc} (needed by {who})") from None
+
+
+def prepare_run_dir(run_dir: str | Path) -> Path:
+    """Create the run folder (clear error when impossible) and drop stale temporaries."""
+    path = Path(run_dir)
+    if path.exists() and not path.is_dir():
+        raise PfgraphError(f"{path}: exists and is not a folder; --out expects a run folder")
+    ensure_writable_dir(path)
+    clean_stale_temporaries(path)
+    return path
+
+
+def iter_batches(repr_: Representation, dataset: Any, batch_size: int) -> Iterator[Any]:
+    """Batches of ``dataset`` in order (no workers)."""
+    sampler = BlockBatchSampler(len(dataset), batch_size, shuffle=False, block_size=getattr(dataset, "block_size", None))
+    if len(dataset) == 0:
+        return
+    yield from torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=repr_.collate)
