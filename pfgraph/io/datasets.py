@@ -236,11 +236,14 @@ class ImageDataset(torch.utils.data.Dataset):
         if len(pos) and (int(pos.min()) < 0 or int(pos.max()) >= len(self)):
             raise IndexError(f"position out of range for a dataset of {len(self)} events")
         blocks = pos // self.block_size
-        parts = []
-        for b in torch.unique_consecutive(blocks).tolist():
-            sel = pos[blocks == b] - b * self.block_size
-            parts.append(self._block(int(b)).index_select(0, sel))
-        data = parts[0] if len(parts) == 1 else torch.cat(parts)
+        present = torch.unique(blocks).tolist()
+        if len(present) == 1:
+            data = self._block(int(present[0])).index_select(0, pos - present[0] * self.block_size)
+        else:  # a batch across blocks: gather each block's events into their places
+            data = torch.empty((len(pos), len(self.branches), schema.IMSIZE, schema.IMSIZE), dtype=torch.float32)
+            for b in present:
+                mask = blocks == b
+                data[mask] = self._block(int(b)).index_select(0, pos[mask] - b * self.block_size)
         index = torch.from_numpy(self.indices[pos.numpy()])
         return [ImageItem(data[:, :4], data[:, 4:5], index)]
 

@@ -1,0 +1,104 @@
+"""ROOT -> tensors: the fast basket reader, the image dataset and the deterministic sampler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import uproot
+
+from pfgraph.errors import DataError
+from pfgraph.io.datasets import BlockBatchSampler, ImageDataset, read_images
+from pfgraph.io.root import EventFiles
+from pfgraph.repr.base import fit_normalisation, get_representation
+from tests.io._files import event_types_and_data, synthetic_batch, write_events, write_tree
+
+CHANNELS = ["emcal", "hcal", "trk_neg", "trk_pos", "truth"]
+
+
+@pytest.fixture(scope="module")
+def two_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    d = tmp_path_factory.mktemp("two")
+    return [write_events(d / "a.root", synthetic_batch(23, seed=1), chunk=5),
+            write_events(d / "b.root", synthetic_batch(17, seed=2, first_id=23), chunk=7)]
+
+
+def _reference(paths: list[Path]) -> dict[str, np.ndarray]:
+    parts = [uproot.open(p)["events"].arrays(CHANNELS, library="np") for p in paths]
+    return {c: np.concatenate([p[c] for p in parts]) for c in CHANNELS}
+
+
+@pytest.mark.parametrize("indices", [np.arange(40), np.array([0, 4, 5, 6, 22, 23, 24, 39]), np.array([17])])
+def test_read_images_matches_uproot_over_several_files(two_files: list[Path], indices: np.ndarray) -> None:
+    files = EventFiles(two_files)
+    scales = [2.0, 3.0, 4.0, 5.0, 7.0]
+    out = np.empty((len(indices), 5, 56, 56), dtype=np.float32)
+    read_images(files, CHANNELS, indices, scales, out)
+    ref = _reference(two_files)
+    for k, c in enumerate(CHANNELS):
+        np.testing.assert_array_equal(out[:, k], ref[c][indices] * np.float32(1 / scales[k]))
+
+
+def test_rntuple_files_go_through_the_reader(tmp_path: Path) -> None:
+    batch = synthetic_batch(9, seed=4)
+    path = write_events(tmp_path / "r.root", batch, fmt="rntuple")
+    out = np.empty((3, 5, 56, 56), dtype=np.float32)
+    read_images(EventFiles(path), CHANNELS, np.array([1, 2, 8]), [1.0] * 5, out)
+    for k, c in enumerate(CHANNELS):
+        np.testing.assert_array_equal(out[:, k], batch[c][[1, 2, 8]])
+
+
+def test_nan_is_reported_with_file_event_and_branch(tmp_path: Path) -> None:
+    batch = synthetic_batch(12, seed=5)
+    types, data = event_types_and_data(batch)
+    data["hcal"] = data["hcal"].copy()
+    data["hcal"][7, 3, 4] = np.nan
+    path = write_tree(tmp_path / "nan.root", types, data)
+    files = EventFiles(path)
+    out = np.empty((12, 5, 56, 56), dtype=np.float32)
+    with pytest.raises(DataError, match=rf"^{path}: event 7, branch 'hcal': NaN or Inf value"):
+        read_images(files, CHANNELS, np.arange(12), [1.0] * 5, out)
+
+
+def test_image_dataset_streams_in_blocks_with_the_same_content(events_file: Path) -> None:
+    files = EventFiles(events_file)
+    idx = np.random.default_rng(0).permutation(120)[:90]
+    norm = fit_normalisation(files, idx)
+    whole = get_representation("image").make_dataset(files, idx, norm)
+    blocks = ImageDataset(files, idx, norm.input_scale, norm.target_scale, block_events=32)
+    assert blocks.num_blocks == 3 and whole.num_blocks == 1 and len(blocks) == len(whole) == 90
+    assert np.array_equal(whole.indices, np.sort(idx))
+    positions = [3, 40, 41, 89, 0]
+    a, b = whole.__getitems__(positions)[0], blocks.__getitems__(positions)[0]
+    assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y) and torch.equal(a.index, b.index)
+    assert a.x.shape == (5, 4, 56, 56) and a.y.shape == (5, 1, 56, 56)
+    assert a.index.tolist() == np.sort(idx)[positions].tolist()
+    assert float(a.x.amax()) <= 1.0 and float(a.y.amax()) <= 1.0  # training maxima scale to <= 1
+
+
+def test_sampler_is_deterministic_and_covers_its_subset() -> None:
+    s = BlockBatchSampler(100, 16, seed=3, epoch=1, block_size=30)
+    batches = list(s)
+    assert len(batches) == len(s) == 7
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(100))
+    assert batches == list(BlockBatchSampler(100, 16, seed=3, epoch=1, block_size=30))
+    assert batches != list(BlockBatchSampler(100, 16, seed=3, epoch=2, block_size=30))
+    # Within a block before moving on: one block in memory at a time.
+    blocks = [i // 30 for i in flat]
+    assert sum(1 for x, y in zip(blocks, blocks[1:]) if x != y) == 3
+    sub = BlockBatchSampler(100, 8, seed=0, subset=np.array([5, 1, 70, 33]))
+    assert sorted(i for b in sub for i in b) == [1, 5, 33, 70]
+    assert [b for b in BlockBatchSampler(5, 2, shuffle=False)] == [[0, 1], [2, 3], [4]]
+
+
+def test_fit_normalisation_uses_only_the_given_events(events_file: Path) -> None:
+    files = EventFiles(events_file)
+    ref = _reference([events_file])
+    idx = np.array([3, 50, 51, 90])
+    norm = fit_normalisation(files, idx, "truth_neutral")
+    tn = uproot.open(events_file)["events"].arrays(["truth_neutral"], library="np")["truth_neutral"]
+    assert norm.input_scale == [float(np.abs(ref[c][idx]).max()) for c in CHANNELS[:4]]
+    assert norm.target_scale == float(tn[idx].max()) and norm.target == "truth_neutral"
