@@ -235,16 +235,20 @@ class ImageDataset(torch.utils.data.Dataset):
         pos = torch.as_tensor(np.asarray(positions, dtype=np.int64))
         if len(pos) and (int(pos.min()) < 0 or int(pos.max()) >= len(self)):
             raise IndexError(f"position out of range for a dataset of {len(self)} events")
-        blocks = pos // self.block_size
-        present = torch.unique(blocks).tolist()
+        # numpy gathers (single-threaded memcpy): torch's OpenMP index_select stalls badly when
+        # the cores are shared with other processes.
+        pos_np = pos.numpy()
+        blocks = pos_np // self.block_size
+        present = np.unique(blocks).tolist()
         if len(present) == 1:
-            data = self._block(int(present[0])).index_select(0, pos - present[0] * self.block_size)
+            data = torch.from_numpy(self._block(int(present[0])).numpy()[pos_np - present[0] * self.block_size])
         else:  # a batch across blocks: gather each block's events into their places
-            data = torch.empty((len(pos), len(self.branches), schema.IMSIZE, schema.IMSIZE), dtype=torch.float32)
+            out = np.empty((len(pos_np), len(self.branches), schema.IMSIZE, schema.IMSIZE), dtype=np.float32)
             for b in present:
                 mask = blocks == b
-                data[mask] = self._block(int(b)).index_select(0, pos[mask] - b * self.block_size)
-        index = torch.from_numpy(self.indices[pos.numpy()])
+                out[mask] = self._block(int(b)).numpy()[pos_np[mask] - b * self.block_size]
+            data = torch.from_numpy(out)
+        index = torch.from_numpy(self.indices[pos_np])
         return [ImageItem(data[:, :4], data[:, 4:5], index)]
 
 
