@@ -209,6 +209,16 @@ class ImageDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (spawned DataLoader workers): the lock is re-created, in-memory data kept."""
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @property
     def num_blocks(self) -> int:
         """Number of blocks (1 when everything is in memory)."""

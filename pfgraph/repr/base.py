@@ -90,7 +90,13 @@ class Representation(ABC):
 
     @abstractmethod
     def make_dataset(self, files: EventFiles, indices: np.ndarray, norm: Normalisation) -> Any:
-        """A ``torch.utils.data.Dataset`` over the events ``indices`` (global entries, file order)."""
+        """A ``torch.utils.data.Dataset`` over the events ``indices``.
+
+        The trainer and :func:`pfgraph.train.predict.predict` pass sorted global entry numbers
+        and expect item ``i`` to be event ``indices[i]``. A dataset may define
+        ``__getitems__(positions)`` (one item for a whole batch) and ``block_size`` (events
+        held in memory at once; the sampler then keeps batches within blocks).
+        """
 
     @abstractmethod
     def collate(self, items: list) -> Any:
