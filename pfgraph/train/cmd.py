@@ -110,7 +110,8 @@ def train_from_args(args: argparse.Namespace, info: Any = None) -> Any:
     info = info or ddp.DistInfo()
     section = load_model_section(args.model, args.repr)
     patch = _flag_patch(args)
-    run_dir = prepare_run_dir(args.out)
+    run_dir = prepare_run_dir(args.out, clean=info.is_main)
+    ddp.barrier(info)
     resume = None
     if (run_dir / LAST).exists():
         resume = read_checkpoint(run_dir / LAST)

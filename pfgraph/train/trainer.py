@@ -583,13 +583,15 @@ def check_branches(files: EventFiles, branches: list[str], who: str) -> None:
             raise DataError(f"{exc} (needed by {who})") from None
 
 
-def prepare_run_dir(run_dir: str | Path) -> Path:
-    """Create the run folder (clear error when impossible) and drop stale temporaries."""
+def prepare_run_dir(run_dir: str | Path, clean: bool = True) -> Path:
+    """Create the run folder (clear error when impossible) and, with ``clean``, drop the
+    temporaries an interrupted run left (only the writing rank cleans)."""
     path = Path(run_dir)
     if path.exists() and not path.is_dir():
         raise PfgraphError(f"{path}: exists and is not a folder; --out expects a run folder")
     ensure_writable_dir(path)
-    clean_stale_temporaries(path)
+    if clean:
+        clean_stale_temporaries(path)
     return path
 
 
