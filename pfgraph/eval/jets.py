@@ -4,16 +4,17 @@ Per event, both images (truth and prediction) are clustered with anti-kt (R = 0.
 default, E-scheme) over the pixels above a threshold (the same for both), every pixel a
 massless pseudojet at its centre (:mod:`pfgraph.eval.antikt`):
 
-* the **truth jet** is the truth-image jet nearest (in rapidity-azimuth) to the injected jet
-  axis (0, 0); the **prediction jet** is the predicted jet nearest to the truth jet;
+* the **truth jet** is the truth-image jet nearest (in eta-phi) to the injected jet axis
+  (0, 0); the **prediction jet** is the predicted jet nearest to the truth jet;
 * **position deviation** ``D_jet``: distance of the two axes in pixel units,
-  ``sqrt((dy / eta_pixel)^2 + (dphi / phi_pixel)^2)``, dphi wrapped to [-pi, pi];
+  ``sqrt((deta / eta_pixel)^2 + (dphi / phi_pixel)^2)``, dphi wrapped to [-pi, pi];
 * **energy deviation** ``dE_jet = sum over the truth jet's pixels of (E_pred - E_true)``,
   reported ``/ S`` (the paper's normalised form) and ``/ E_truth_jet``;
 * **efficiency**: the fraction of events with a truth jet whose prediction jet lies within R.
 
-Jet axes are FastJet's (rapidity y, azimuth phi); output azimuths are moved to the grid's
-[-pi, pi) and jet centres are given in (fractional) pixel coordinates, pixel k's centre at k.
+Positions use the jets' pseudorapidity eta (the grid's axis 1) and azimuth moved to the
+grid's [-pi, pi); jet centres are given in fractional pixel coordinates, pixel k's centre at k
+(``ceta``, ``cphi``). FastJet's rapidity is kept as ``rap``.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ from pfgraph.io import schema
 DEFAULT_RADIUS = 0.4
 #: Pixels with E above this (GeV) enter the clustering, for truth and prediction alike.
 DEFAULT_THRESHOLD = 0.1
-#: Per-jet fields written to the ``jets`` tree (``truth_jet_<field>``, ``pred_jet_<field>``).
-JET_FIELDS = ("pt", "eta", "rap", "phi", "e", "ieta", "iphi", "nconst")
-#: Per-event scalars of the ``jets`` tree.
-MATCH_FIELDS = ("truth_index", "pred_index", "matched", "d_jet", "deta_pix", "dphi_pix", "de_jet", "de_jet_norm",
-                "de_jet_rel", "truth_e", "truth_pt")
+#: Per-jet fields written to the ``jets`` tree (``truth_jet_<field>``, ``pred_jet_<field>``): the
+#: data contract's (pfgraph.io.schema.JET_BRANCHES) plus ``rap``.
+JET_FIELDS = ("pt", "energy", "eta", "phi", "ceta", "cphi", "nconst", "rap")
+#: Per-event scalars of the ``jets`` tree: pT rank of the selected jets (-1: none), whether the
+#: prediction jet lies within R, deviations.
+MATCH_FIELDS = ("truth_rank", "pred_rank", "matched", "d_jet", "deta_pix", "dphi_pix", "de_jet", "de_jet_norm",
+                "de_jet_rel", "truth_energy", "truth_pt")
 
 
 def _wrap(dphi: np.ndarray) -> np.ndarray:
@@ -69,23 +72,38 @@ def jet_table(ij: ImageJets) -> JetTable:
     e = jets.e.cpu().numpy()[mask]
     nconst = jets.n_constituents.cpu().numpy()[mask]
     fields = {
-        "pt": pt, "eta": eta, "rap": rap, "phi": phi, "e": e,
-        "ieta": (rap + schema.MAX_ETA) / schema.ETA_PIXEL - 0.5,
-        "iphi": (phi + math.pi) / schema.PHI_PIXEL - 0.5,
-        "nconst": nconst.astype(np.int32),
+        "pt": pt, "energy": e, "eta": eta, "phi": phi,
+        "ceta": (eta + schema.MAX_ETA) / schema.ETA_PIXEL - 0.5,
+        "cphi": (phi + math.pi) / schema.PHI_PIXEL - 0.5,
+        "nconst": nconst.astype(np.int32), "rap": rap,
     }
     return JetTable(jets.n_jets.cpu().numpy().astype(np.int64), fields)
+
+
+def _selected_first(table: JetTable, rank: np.ndarray) -> JetTable:
+    """Per event, the jet at pT rank ``rank`` moved to the front (the others keep pT order)."""
+    off = np.concatenate([[0], np.cumsum(table.counts)])
+    order = np.arange(int(off[-1]))
+    for k in np.flatnonzero(rank > 0):
+        lo, r = int(off[k]), int(rank[k])
+        order[lo:lo + r + 1] = np.concatenate([[lo + r], np.arange(lo, lo + r)])
+    return JetTable(table.counts, {f: v[order] for f, v in table.fields.items()})
 
 
 def match_jets(truth: ImageJets, pred: ImageJets, pred_img: np.ndarray, truth_img: np.ndarray,
                radius: float, target_scale: float | None,
                axis: tuple[float, float] = (0.0, 0.0)) -> tuple[JetTable, JetTable, dict[str, np.ndarray]]:
-    """Truth jet nearest ``axis``, prediction jet nearest the truth jet, and their deviations."""
+    """Truth jet nearest ``axis`` (eta, phi), prediction jet nearest the truth jet, deviations.
+
+    Returns both jet tables with the selected jet of each event first (then the others in
+    decreasing pT) and the per-event :data:`MATCH_FIELDS` (``truth_rank``/``pred_rank``: the
+    selected jets' pT ranks, -1 when an image has no jet).
+    """
     tt, pt_ = jet_table(truth), jet_table(pred)
     b = len(tt.counts)
-    out = {k: np.full(b, np.nan) for k in MATCH_FIELDS}
-    out["truth_index"] = np.full(b, -1, np.int32)
-    out["pred_index"] = np.full(b, -1, np.int32)
+    out: dict[str, np.ndarray] = {k: np.full(b, np.nan) for k in MATCH_FIELDS}
+    out["truth_rank"] = np.full(b, -1, np.int32)
+    out["pred_rank"] = np.full(b, -1, np.int32)
     out["matched"] = np.zeros(b, bool)
     pix_jet = truth.pixel_jet().cpu().numpy()  # (B, 3136)
     diff = (np.asarray(pred_img, np.float64) - np.asarray(truth_img, np.float64)).reshape(b, -1)
@@ -94,14 +112,13 @@ def match_jets(truth: ImageJets, pred: ImageJets, pred_img: np.ndarray, truth_im
     for k in range(b):
         if tt.counts[k] == 0:
             continue
-        ty = tt.fields["rap"][t_off[k]:t_off[k + 1]]
-        tphi = tt.fields["phi"][t_off[k]:t_off[k + 1]]
-        d2 = (ty - axis[0]) ** 2 + _wrap(tphi - axis[1]) ** 2
-        ti = int(np.argmin(d2))
-        out["truth_index"][k] = ti
-        y0, phi0 = ty[ti], tphi[ti]
-        te = tt.fields["e"][t_off[k] + ti]
-        out["truth_e"][k] = te
+        t_eta = tt.fields["eta"][t_off[k]:t_off[k + 1]]
+        t_phi = tt.fields["phi"][t_off[k]:t_off[k + 1]]
+        ti = int(np.argmin((t_eta - axis[0]) ** 2 + _wrap(t_phi - axis[1]) ** 2))
+        out["truth_rank"][k] = ti
+        eta0, phi0 = t_eta[ti], t_phi[ti]
+        te = float(tt.fields["energy"][t_off[k] + ti])
+        out["truth_energy"][k] = te
         out["truth_pt"][k] = tt.fields["pt"][t_off[k] + ti]
         de = float(diff[k][pix_jet[k] == ti].sum())
         out["de_jet"][k] = de
@@ -109,16 +126,15 @@ def match_jets(truth: ImageJets, pred: ImageJets, pred_img: np.ndarray, truth_im
         out["de_jet_rel"][k] = de / te if te > 0 else np.nan
         if pt_.counts[k] == 0:
             continue
-        py_ = pt_.fields["rap"][p_off[k]:p_off[k + 1]]
-        pphi = pt_.fields["phi"][p_off[k]:p_off[k + 1]]
-        dy, dphi = py_ - y0, _wrap(pphi - phi0)
-        pi_ = int(np.argmin(dy * dy + dphi * dphi))
-        out["pred_index"][k] = pi_
-        out["matched"][k] = dy[pi_] ** 2 + dphi[pi_] ** 2 < radius * radius
-        out["deta_pix"][k] = dy[pi_] / schema.ETA_PIXEL
+        deta = pt_.fields["eta"][p_off[k]:p_off[k + 1]] - eta0
+        dphi = _wrap(pt_.fields["phi"][p_off[k]:p_off[k + 1]] - phi0)
+        pi_ = int(np.argmin(deta * deta + dphi * dphi))
+        out["pred_rank"][k] = pi_
+        out["matched"][k] = deta[pi_] ** 2 + dphi[pi_] ** 2 < radius * radius
+        out["deta_pix"][k] = deta[pi_] / schema.ETA_PIXEL
         out["dphi_pix"][k] = dphi[pi_] / schema.PHI_PIXEL
         out["d_jet"][k] = math.hypot(out["deta_pix"][k], out["dphi_pix"][k])
-    return tt, pt_, out
+    return _selected_first(tt, out["truth_rank"]), _selected_first(pt_, out["pred_rank"]), out
 
 
 class JetAccumulator:
@@ -157,8 +173,8 @@ class JetAccumulator:
         out["available"] = True
         out["reason"] = None
         m = {k: np.concatenate([p[k] for p in self.parts]) if self.parts else np.zeros(0) for k in MATCH_FIELDS}
-        has_truth = m["truth_index"] >= 0
-        has_pred = m["pred_index"] >= 0
+        has_truth = m["truth_rank"] >= 0
+        has_pred = m["pred_rank"] >= 0
         n_truth = int(has_truth.sum())
         out["n_events"] = self.n_events
         out["n_truth_jets"] = n_truth
@@ -166,13 +182,13 @@ class JetAccumulator:
         out["seconds"] = self.seconds
         out["events_per_s"] = self.n_events / self.seconds if self.seconds > 0 else None
         sel = has_truth & has_pred
-        out["position"] = {"d_jet_pix": robust_stats(m["d_jet"][sel], 1.0),
-                           "deta_pix": gaussian_summary(m["deta_pix"][sel], 1.0),
-                           "dphi_pix": gaussian_summary(m["dphi_pix"][sel], 1.0)}
+        out["position"] = gaussian_summary(m["d_jet"][sel], 1.0)
+        out["position_deta"] = gaussian_summary(m["deta_pix"][sel], 1.0)
+        out["position_dphi"] = gaussian_summary(m["dphi_pix"][sel], 1.0)
         out["energy_norm"] = gaussian_summary(m["de_jet_norm"][has_truth], None) if self.target_scale else \
             empty_jet_metrics(self.radius, self.threshold, self.backend, self.tie_break)["energy_norm"]
         out["energy_rel"] = gaussian_summary(m["de_jet_rel"][has_truth], 0.5)
-        out["truth_jet"] = {"e": robust_stats(m["truth_e"][has_truth], None),
+        out["truth_jet"] = {"energy": robust_stats(m["truth_energy"][has_truth], None),
                             "pt": robust_stats(m["truth_pt"][has_truth], None)}
         return out
 
@@ -193,9 +209,9 @@ def empty_jet_metrics(radius: float | None, threshold: float | None, backend: st
         "available": False, "reason": reason, "radius": radius, "threshold_gev": threshold, "backend": backend,
         "tie_break_pixels": tie_break, "recombination": "E_scheme", "algorithm": "antikt",
         "n_events": None, "n_truth_jets": None, "efficiency": None, "seconds": None, "events_per_s": None,
-        "position": {"d_jet_pix": robust_stats(np.zeros(0), 1.0), "deta_pix": summ(1.0), "dphi_pix": summ(1.0)},
+        "position": summ(1.0), "position_deta": summ(1.0), "position_dphi": summ(1.0),
         "energy_norm": summ(None), "energy_rel": summ(0.5),
-        "truth_jet": {"e": robust_stats(np.zeros(0), None), "pt": robust_stats(np.zeros(0), None)},
+        "truth_jet": {"energy": robust_stats(np.zeros(0), None), "pt": robust_stats(np.zeros(0), None)},
     }
 
 

@@ -1,0 +1,258 @@
+"""``pfgraph evaluate``: one evaluation for every model -> metrics.json, predictions.root, plots.
+
+    pfgraph evaluate runs/unet_attn --data data/b050_jet.root --out evals/unet_attn_jet
+
+``RUN`` is a run folder (its checkpoint is loaded; the normalisation always comes from it) or a
+``predictions.root`` written earlier (re-evaluated against ``--data``). Outputs in ``--out``:
+``metrics.json`` (schema :mod:`pfgraph.eval.metrics`), ``predictions.root``
+(:mod:`pfgraph.eval.output`), ``residual.png``, ``residual_vs_etrue.png``, ``jets.png`` (jet
+samples) and ``config.yaml`` (the resolved evaluation settings and the run's config). Every file
+is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+#: Choices of ``--jet-backend`` (kept literal here so the CLI starts without torch).
+JET_BACKENDS = ("torch", "fastjet", "auto")
+#: Data-file entries read at a time for the inputs (out-of-reach share, graph points).
+READ_BLOCK = 2048
+
+
+def register(sub: Any) -> None:
+    """Add the ``evaluate`` sub-command."""
+    p = sub.add_parser(
+        "evaluate", help="evaluate a trained run (or a predictions file) -> metrics.json, predictions.root, plots",
+        description="Evaluate a model on one data set with the common metrics (DESIGN 5): per-pixel energy "
+        "residuals with a Gaussian core fit and robust figures, fake energy, out-of-reach share, and on jet "
+        "samples anti-kt jets of truth and prediction (position and energy deviations).")
+    p.add_argument("run", metavar="RUN", help="run folder with a checkpoint (pfgraph train --out), or a predictions.root")
+    p.add_argument("--data", nargs="+", required=True, help="event file(s), glob(s) or list")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--jet-backend", choices=JET_BACKENDS, default="auto",
+                   help="anti-kt implementation: torch (CPU/CUDA), fastjet, auto = torch on CUDA, fastjet on CPU")
+    p.add_argument("--jet-threshold", type=float, default=0.1,
+                   help="pixels above this energy (GeV) enter the jet clustering, truth and prediction alike (0.1)")
+    p.add_argument("--radius", type=float, default=0.4, help="anti-kt radius R (0.4)")
+    p.add_argument("--max-events", type=int, help="evaluate only the first N events")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (model and torch anti-kt)")
+    p.add_argument("--batch-size", type=int, default=128, help="events per inference batch (128)")
+    p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of the run folder (best)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.set_defaults(func=run)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    import math
+
+    from pfgraph.errors import PfgraphError
+
+    if not (math.isfinite(args.radius) and args.radius > 0):
+        raise PfgraphError(f"--radius {args.radius}: expected R > 0")
+    if not (math.isfinite(args.jet_threshold) and args.jet_threshold >= 0):
+        raise PfgraphError(f"--jet-threshold {args.jet_threshold}: expected a non-negative energy in GeV")
+    if args.max_events is not None and args.max_events <= 0:
+        raise PfgraphError(f"--max-events {args.max_events}: expected a positive number of events")
+    if args.batch_size <= 0:
+        raise PfgraphError(f"--batch-size {args.batch_size}: expected a positive number of events")
+
+
+class _BlockReader:
+    """Reads data-file branches block by block and serves consecutive entry ranges."""
+
+    def __init__(self, files: Any, branches: list[str]) -> None:
+        self.files, self.branches = files, branches
+        self.lo, self.hi, self.chunk = 0, 0, None
+
+    def take(self, start: int, n: int) -> dict[str, Any]:
+        """Entries [start, start + n) as one chunk (numpy for fixed-size, awkward for jagged)."""
+        import awkward as ak
+        import numpy as np
+
+        parts = []
+        pos, end = start, start + n
+        while pos < end:
+            if not (self.lo <= pos < self.hi):
+                self.lo = pos
+                self.hi = min(pos + READ_BLOCK, self.files.num_events)
+                self.chunk = self.files.read(self.branches, self.lo, self.hi)
+            stop = min(end, self.hi)
+            parts.append({b: self.chunk[b][pos - self.lo:stop - self.lo] for b in self.branches})
+            pos = stop
+        if len(parts) == 1:
+            return parts[0]
+        return {b: (ak.concatenate([p[b] for p in parts]) if isinstance(parts[0][b], ak.Array)
+                    else np.concatenate([p[b] for p in parts])) for b in self.branches}
+
+
+def _file_batches(preds: dict[str, Any], batch_size: int) -> Iterator[dict[str, Any]]:
+    for s in range(0, len(preds["event_id"]), batch_size):
+        yield {k: preds[k][s:s + batch_size] for k in ("event_id", "pred", "truth")}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``pfgraph evaluate``."""
+    import numpy as np
+    import yaml
+
+    from pfgraph.errors import DataError, PfgraphError
+    from pfgraph.eval.energy import EnergyAccumulator
+    from pfgraph.eval.jets import JetAccumulator, empty_jet_metrics
+    from pfgraph.eval.metrics import assemble, write_metrics
+    from pfgraph.eval.output import PredictionWriter, read_predictions
+    from pfgraph.io import schema
+    from pfgraph.io.root import EventFiles, make_meta
+    from pfgraph.utils.atomic import atomic_write_text, ensure_writable_dir
+    from pfgraph.utils.progress import progress
+
+    t_start = time.perf_counter()
+    _check_args(args)
+    source = Path(args.run)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise PfgraphError(f"{out}: exists and is not a folder; --out expects an output folder")
+    files = EventFiles(args.data)
+    n_data = files.num_events if args.max_events is None else min(args.max_events, files.num_events)
+    if n_data == 0:
+        raise DataError(f"{files.paths[0]}: no events to evaluate")
+
+    graph = False
+    if source.is_dir():
+        from pfgraph.train.predict import load_run, predict
+        from pfgraph.train.trainer import resolve_device
+
+        device = resolve_device(args.device)
+        loaded = load_run(source, device, args.which)
+        scale = float(loaded.norm.target_scale)
+        graph = loaded.repr.name == "graph"
+        model = {"name": loaded.model_name, "repr": loaded.repr.name, "run_dir": str(source),
+                 "checkpoint": str(loaded.checkpoint), "checkpoint_sha256": loaded.checkpoint_sha256}
+        run_config: dict[str, Any] = dict(loaded.config)
+        scale_source = f"checkpoint {loaded.checkpoint.name}"
+        batches: Iterator[dict[str, Any]] = predict(loaded, files, args.batch_size, args.max_events)
+        n_expected = n_data
+    elif source.is_file():
+        preds = read_predictions(source, args.max_events)
+        meta = preds["meta"]
+        scale = meta.get("target_scale")
+        if not isinstance(scale, (int, float)) or not scale > 0:
+            raise DataError(f"{source}: no target_scale in its {schema.META_KEY}; cannot normalise jet energies")
+        scale = float(scale)
+        device = args.device if args.device != "auto" else "cpu"
+        m = meta.get("model") or {}
+        model = {"name": m.get("name"), "repr": m.get("repr"), "run_dir": m.get("run_dir"),
+                 "checkpoint": m.get("checkpoint"), "checkpoint_sha256": m.get("checkpoint_sha256")}
+        run_config = {"predictions": str(source), "meta": meta}
+        scale_source = f"{source.name} meta (from {m.get('checkpoint') or 'the writer'})"
+        n_expected = len(preds["event_id"])
+        if n_expected > files.num_events:
+            raise DataError(f"{source}: {n_expected} events, but the data has only {files.num_events}")
+        batches = _file_batches(preds, args.batch_size)
+    else:
+        raise PfgraphError(f"{source}: no such run folder or predictions file")
+
+    ensure_writable_dir(out)
+    has_jet = bool(files.has_jet)
+    reader = _BlockReader(files, ["event_id", *schema.INPUT_CHANNELS, *(("pix_ieta", "pix_iphi") if graph else ())])
+    energy = EnergyAccumulator(scale)
+    jets = JetAccumulator(args.radius, args.jet_threshold, args.jet_backend, str(device), scale) if has_jet else None
+    backend = jets.backend if jets is not None else None
+    settings = {"target_scale": scale, "target_scale_source": scale_source, "batch_size": args.batch_size,
+                "device": str(device), "max_events": args.max_events}
+    jet_settings = {"radius": args.radius, "threshold_gev": args.jet_threshold, "backend": backend,
+                    "requested_backend": args.jet_backend, "tie_break_pixels": jets.tie_break if jets else None,
+                    "algorithm": "antikt", "recombination": "E_scheme", "axis": [0.0, 0.0]}
+    dataset = {"path": [str(p) for p in files.paths], "name": (files.meta.get("config") or {}).get("name"),
+               "n_events": None, "has_jet_image": has_jet}
+    meta = make_meta("predictions", {"evaluate": settings, "jets": jet_settings}, model=model,
+                     model_names=[model["name"]], target_scale=scale, dataset=dataset, jets=jet_settings)
+    inference_s = 0.0
+    n_done = 0
+    with PredictionWriter(out / "predictions.root", meta, graph=graph, jets=has_jet) as writer, \
+            progress(n_expected, f"evaluate {model['name']}") as bar:
+        it = iter(batches)
+        while True:
+            t0 = time.perf_counter()
+            chunk = next(it, None)
+            inference_s += time.perf_counter() - t0
+            if chunk is None:
+                break
+            ids = np.asarray(chunk["event_id"], dtype=np.int64)
+            b = len(ids)
+            data = reader.take(n_done, b)
+            if not np.array_equal(np.asarray(data["event_id"], dtype=np.int64), ids):
+                k = int(np.flatnonzero(np.asarray(data["event_id"]) != ids)[0])
+                raise DataError(f"{source}: event_id {int(ids[k])} at entry {n_done + k} does not match the data "
+                                f"({int(data['event_id'][k])}): predictions and data must be the same events in order")
+            inputs = np.stack([data[c] for c in schema.INPUT_CHANNELS], axis=1)
+            pred = np.asarray(chunk["pred"], dtype=np.float32)
+            truth = np.asarray(chunk["truth"], dtype=np.float32)
+            energy.update(pred, truth, inputs)
+            pix = None
+            if graph:
+                pix_pred = chunk.get("pix_pred")
+                if pix_pred is None:
+                    raise DataError(f"{source}: graph model gave no per-point predictions")
+                pix = ([np.asarray(x) for x in data["pix_ieta"]], [np.asarray(x) for x in data["pix_iphi"]],
+                       [np.asarray(x, dtype=np.float32) for x in pix_pred])
+            writer.write(ids, pred, truth, 0, pix)
+            if jets is not None:
+                tt, pt_, match = jets.update(pred, truth)
+                writer.write_jets(ids, tt, pt_, match)
+            n_done += b
+            bar.update(b)
+    if n_done == 0:
+        raise DataError(f"{source}: no events were evaluated")
+    energy_doc = energy.result()
+    if jets is not None:
+        jet_doc = jets.result()
+    else:
+        jet_doc = empty_jet_metrics(args.radius, args.jet_threshold, None, None,
+                                    f"{files.paths[0]}: no '{schema.JET_IMAGE}' image (not a jet sample)")
+    dataset["n_events"] = n_done
+    total = time.perf_counter() - t_start
+    doc = assemble(energy_doc, jet_doc, created_by="pfgraph evaluate", model=model, dataset=dataset, settings=settings,
+                   timing={"inference_s": inference_s if source.is_dir() else None,
+                           "inference_events_per_s": n_done / inference_s if source.is_dir() and inference_s > 0 else None,
+                           "jets_s": jet_doc["seconds"], "jets_events_per_s": jet_doc["events_per_s"], "total_s": total})
+    write_metrics(out / "metrics.json", doc)
+    resolved = {"evaluate": {"run": str(source), "data": [str(p) for p in files.paths], "out": str(out),
+                             **settings, "jets": jet_settings, "plots": not args.no_plots},
+                "run": run_config}
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(_plain(resolved), sort_keys=False))
+    if not args.no_plots:
+        from pfgraph.eval.plots import write_plots
+
+        r, e_true = energy.residuals()
+        write_plots(out, doc["energy"], r, e_true, doc["jets"], jets.matches() if jets else None,
+                    f"{model['name']} on {dataset['name'] or files.paths[0].name}")
+    fit = doc["energy"]["residual"]["fit"]
+    rob = doc["energy"]["residual"]["robust"]
+    line = (f"evaluated {model['name']} on {n_done} events in {total:.1f} s: residual "
+            + (f"mu={fit['mu']:.4f} sigma={fit['sigma']:.4f}, " if fit["status"] == "ok" else "fit failed, ")
+            + f"68% half-width {rob['half_width_68']:.4f}, fake energy "
+            + f"{100 * (doc['energy']['fake']['energy_fraction'] or 0):.2f}%")
+    if jets is not None and jet_doc["efficiency"] is not None:
+        line += f", jets: efficiency {jet_doc['efficiency']:.3f}, D median {jet_doc['position']['robust']['median']:.2f} px"
+    print(f"{line} -> {out}")
+    return 0
+
+
+def _plain(obj: Any) -> Any:
+    """YAML-safe copy (tuples to lists, numpy scalars to Python)."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

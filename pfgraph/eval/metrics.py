@@ -1,0 +1,194 @@
+"""The versioned ``metrics.json`` schema (one for every model) and :func:`evaluate_arrays`.
+
+Document layout (``schema == "pfgraph.metrics"``, ``schema_version == METRICS_VERSION``)::
+
+    schema, schema_version, pfgraph_version, created_by
+    model:     name, repr (image|graph), run_dir, checkpoint, checkpoint_sha256
+    dataset:   path (list of files), name (from the file meta), n_events, has_jet_image
+    settings:  target_scale, target_scale_source, batch_size, device, max_events
+    timing:    inference_s, inference_events_per_s, jets_s, jets_events_per_s, total_s
+    energy:    see pfgraph.eval.energy.EnergyAccumulator.result
+    jets:      see pfgraph.eval.jets.JetAccumulator.result (same keys, null values, when the
+               data file has no ``jet`` image)
+
+Every document has exactly the keys of :func:`template` (values may be null); a model that
+needs a representation-specific figure adds it under ``extra`` and never changes the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pfgraph import __version__
+from pfgraph.errors import DataError, PfgraphError
+from pfgraph.eval.antikt import TIE_BREAK
+from pfgraph.eval.energy import EnergyAccumulator, check_images, stack_inputs
+from pfgraph.eval.jets import DEFAULT_RADIUS, DEFAULT_THRESHOLD, JetAccumulator, empty_jet_metrics
+from pfgraph.utils.atomic import atomic_write_text
+
+METRICS_SCHEMA = "pfgraph.metrics"
+METRICS_VERSION = 1
+
+
+def template() -> dict[str, Any]:
+    """A metrics document with every key and null values (the schema by example)."""
+    energy = EnergyAccumulator(target_scale=1.0).result()
+    energy = _nullify(energy)
+    return {
+        "schema": METRICS_SCHEMA,
+        "schema_version": METRICS_VERSION,
+        "pfgraph_version": __version__,
+        "created_by": None,
+        "model": {"name": None, "repr": None, "run_dir": None, "checkpoint": None, "checkpoint_sha256": None},
+        "dataset": {"path": None, "name": None, "n_events": None, "has_jet_image": None},
+        "settings": {"target_scale": None, "target_scale_source": None, "batch_size": None, "device": None,
+                     "max_events": None},
+        "timing": {"inference_s": None, "inference_events_per_s": None, "jets_s": None, "jets_events_per_s": None,
+                   "total_s": None},
+        "energy": energy,
+        "jets": empty_jet_metrics(None, None, None, None),
+        "extra": {},
+    }
+
+
+def _nullify(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _nullify(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nullify(v) for v in obj] if obj and isinstance(obj[0], dict) else None
+    return None
+
+
+def key_paths(doc: Mapping[str, Any], prefix: str = "") -> set[str]:
+    """All dotted key paths of a document (lists of records contribute their first record's keys)."""
+    out: set[str] = set()
+    for k, v in doc.items():
+        path = f"{prefix}{k}"
+        out.add(path)
+        if isinstance(v, Mapping):
+            out |= key_paths(v, path + ".")
+        elif isinstance(v, list) and v and isinstance(v[0], Mapping):
+            out |= key_paths(v[0], path + "[].")
+    return out
+
+
+def check_schema(doc: Mapping[str, Any], where: str = "metrics") -> None:
+    """Raise a one-line error unless ``doc`` has exactly the template's keys (``extra`` is free)."""
+    if doc.get("schema") != METRICS_SCHEMA:
+        raise DataError(f"{where}: not a pfgraph metrics document (schema={doc.get('schema')!r})")
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or version > METRICS_VERSION:
+        raise DataError(f"{where}: metrics schema version {version!r} is newer than this pfgraph reads ({METRICS_VERSION})")
+    want = {k for k in key_paths(template()) if not k.startswith("extra.")}
+    have = {k for k in key_paths(doc) if not k.startswith("extra.")}
+    missing, unexpected = sorted(want - have), sorted(have - want)
+    if missing:
+        raise DataError(f"{where}: key '{missing[0]}' missing from the metrics document")
+    if unexpected:
+        raise DataError(f"{where}: unexpected key '{unexpected[0]}' (not in metrics schema {METRICS_VERSION})")
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, NaN/Inf to null."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    return obj
+
+
+def write_metrics(path: str | Path, doc: Mapping[str, Any]) -> None:
+    """Check the schema and write ``doc`` atomically as indented JSON."""
+    clean = _clean(dict(doc))
+    check_schema(clean, str(path))
+    atomic_write_text(path, json.dumps(clean, indent=1, sort_keys=False) + "\n")
+
+
+def read_metrics(path: str | Path) -> dict[str, Any]:
+    """Read and check a metrics.json; one clear error line if it is not one."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(doc, dict):
+        raise DataError(f"{p}: not a pfgraph metrics document")
+    check_schema(doc, str(p))
+    return doc
+
+
+def assemble(energy: Mapping[str, Any], jets: Mapping[str, Any], **sections: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """A full metrics document: the template filled with ``energy``, ``jets`` and the given sections."""
+    doc = template()
+    doc["energy"] = dict(energy)
+    doc["jets"] = dict(jets)
+    for name, value in sections.items():
+        if name not in doc:
+            raise PfgraphError(f"metrics: unknown section '{name}'")
+        if isinstance(value, Mapping):
+            doc[name] = {**doc[name], **value} if isinstance(doc[name], dict) and name != "extra" else dict(value)
+        else:
+            doc[name] = value
+    return _clean(doc)
+
+
+def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, target_scale: float | None = None,
+                    jets: bool = False, radius: float = DEFAULT_RADIUS, threshold: float = DEFAULT_THRESHOLD,
+                    backend: str = "auto", device: str = "cpu", tie_break: float = TIE_BREAK,
+                    batch_size: int = 256, model: Mapping[str, Any] | None = None,
+                    dataset: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate predictions given as arrays; no checkpoint needed. Returns a metrics document.
+
+    ``pred``, ``truth``: (B, 56, 56) energies in GeV (de-normalised); ``inputs``: (B, 4, 56, 56)
+    or a mapping channel -> (B, 56, 56), only used for the out-of-reach share (None: null);
+    ``target_scale``: S in GeV for the normalised forms (None: null). With ``jets=True`` both
+    images are clustered (anti-kt ``radius``, pixels above ``threshold`` GeV, ``backend``
+    torch|fastjet|auto on ``device``) and the jet section is filled; the jet axis is assumed
+    at (0, 0) as in the jet test sample.
+    """
+    p = check_images("pred", pred)
+    t = check_images("truth", truth)
+    if p.shape != t.shape:
+        raise PfgraphError(f"pred {p.shape} and truth {t.shape} differ in shape")
+    inp = stack_inputs(inputs)
+    if batch_size <= 0:
+        raise PfgraphError(f"batch size {batch_size}: expected a positive number")
+    t0 = time.perf_counter()
+    acc = EnergyAccumulator(target_scale)
+    jacc = JetAccumulator(radius, threshold, backend, device, target_scale, tie_break) if jets else None
+    for s in range(0, len(p), batch_size):
+        sl = slice(s, s + batch_size)
+        acc.update(p[sl], t[sl], None if inp is None else inp[sl])
+        if jacc is not None:
+            jacc.update(p[sl], t[sl])
+    jet_doc = jacc.result() if jacc is not None else empty_jet_metrics(radius, threshold, None, tie_break,
+                                                                       "jets not requested")
+    total = time.perf_counter() - t0
+    doc = assemble(
+        acc.result(), jet_doc, created_by="evaluate_arrays",
+        model=dict(model or {}),
+        dataset={"n_events": int(len(p)), "has_jet_image": None, **dict(dataset or {})},
+        settings={"target_scale": target_scale, "target_scale_source": "argument" if target_scale else None,
+                  "batch_size": batch_size, "device": str(device)},
+        timing={"total_s": total, "jets_s": jet_doc["seconds"], "jets_events_per_s": jet_doc["events_per_s"]},
+    )
+    check_schema(doc, "evaluate_arrays")
+    return doc
