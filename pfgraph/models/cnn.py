@@ -28,6 +28,7 @@ from pfgraph.models.common import (
     OutputActivation,
     SEBlock,
     SelfAttention2d,
+    init_output_bias,
     output_activation,
     parse_params,
 )
@@ -58,6 +59,7 @@ class CNNParams:
     batch_norm: bool = True
     activation: Activation = "relu"
     output: OutputActivation = "sigmoid"
+    output_bias: float | None = None
     inputs: InputConfig = field(default_factory=InputConfig)
 
     def validate(self) -> None:
@@ -91,6 +93,7 @@ class CNNBody(nn.Module):
             width = w
         self.decoder = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Conv2d(width, 1, 1), output_activation(p.output))
+        init_output_bias(self.head, p.output_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, 1, H, W)."""
@@ -186,6 +189,7 @@ class CNNAttnParams:
     activation: Activation = "relu"
     attention: AttentionParams = field(default_factory=AttentionParams)
     output: OutputActivation = "sigmoid"
+    output_bias: float | None = None
     inputs: InputConfig = field(default_factory=InputConfig)
 
     def validate(self) -> None:
@@ -216,6 +220,7 @@ class AttentionCNN(ImageModel):
                                          ConvBlock(width, w, p.kernel, p.batch_norm, p.activation)))
             width = w
         self.head = nn.Sequential(nn.Conv2d(width, 1, 1), output_activation(p.output))
+        init_output_bias(self.head, p.output_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 4, 56, 56) -> (B, 1, 56, 56)."""

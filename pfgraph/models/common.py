@@ -222,6 +222,21 @@ class ImageModel(nn.Module):
         self.features.configure_from_data(meta, norm)
 
 
+def init_output_bias(head: nn.Module, value: float | None) -> None:
+    """Set the bias of the last conv/linear layer of ``head`` (None: keep the default init).
+
+    With a sigmoid output and targets normalised by their maximum (mean ~0.05 in paper mode),
+    a bias near logit(mean) starts the model at the data's scale instead of at 0.5.
+    """
+    if value is None:
+        return
+    layers = [m for m in head.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None]
+    if not layers:
+        raise ConfigError("output_bias: the model's head has no bias to initialise")
+    with torch.no_grad():
+        layers[-1].bias.fill_(float(value))
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

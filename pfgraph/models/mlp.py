@@ -22,6 +22,7 @@ from pfgraph.models.common import (
     InputConfig,
     OutputActivation,
     activation,
+    init_output_bias,
     output_activation,
     parse_params,
 )
@@ -35,6 +36,7 @@ class MLPParams:
     hidden: list[int] = field(default_factory=lambda: [1024, 1024])
     activation: Activation = "relu"
     output: OutputActivation = "none"
+    output_bias: float | None = None
     skip_empty: bool = True
     inputs: InputConfig = field(default_factory=InputConfig)
 
@@ -56,6 +58,7 @@ class PixelMLP(ImageModel):
             width = h
         layers += [nn.Linear(width, 1), output_activation(p.output)]
         self.net = nn.Sequential(*layers)
+        init_output_bias(self.net, p.output_bias)
         self.skip_empty = p.skip_empty
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,14 @@ from torch import nn
 
 from pfgraph.errors import ConfigError
 from pfgraph.io.schema import IMSIZE
-from pfgraph.models.common import ImageModel, InputConfig, OutputActivation, output_activation, parse_params
+from pfgraph.models.common import (
+    ImageModel,
+    InputConfig,
+    OutputActivation,
+    init_output_bias,
+    output_activation,
+    parse_params,
+)
 from pfgraph.models.registry import register
 
 
@@ -30,6 +37,7 @@ class RNNParams:
     decoder_layers: int = 2
     dropout: float = 0.0
     output: OutputActivation = "none"
+    output_bias: float | None = None
     inputs: InputConfig = field(default_factory=InputConfig)
 
     def validate(self) -> None:
@@ -52,6 +60,7 @@ class RowGRU(ImageModel):
                               dropout=p.dropout if p.decoder_layers > 1 else 0.0)
         self.decoder_layers = p.decoder_layers
         self.head = nn.Sequential(nn.Linear(p.hidden, IMSIZE), output_activation(p.output))
+        init_output_bias(self.head, p.output_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 4, 56, 56) -> (B, 1, 56, 56)."""

@@ -24,6 +24,7 @@ from pfgraph.models.common import (
     InputConfig,
     OutputActivation,
     SelfAttention2d,
+    init_output_bias,
     output_activation,
     parse_params,
 )
@@ -40,6 +41,7 @@ class UNetParams:
     negative_slope: float = 0.01
     batch_norm: bool = True
     output: OutputActivation = "sigmoid"
+    output_bias: float | None = None
     inputs: InputConfig = field(default_factory=InputConfig)
 
     def validate(self) -> None:
@@ -101,6 +103,7 @@ class UNet(ImageModel):
             self.merge.append(block(2 * c, c))
             width = c
         self.head = nn.Sequential(nn.Conv2d(width, 1, 1), output_activation(p.output))
+        init_output_bias(self.head, p.output_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 4, 56, 56) -> (B, 1, 56, 56)."""

@@ -242,3 +242,16 @@ def test_input_features_take_scales_and_b_field_from_the_data() -> None:
     assert float(out[:, 1:].abs().sum()) == 0.0
     state = feats.state_dict()  # travels with the checkpoint
     assert set(state) == {"input_scale", "b_field"}
+
+
+@pytest.mark.parametrize("name", ["cnn", "cnn3d", "cnn_attn", "unet", "unet_attn"])
+def test_sigmoid_presets_start_at_the_scale_of_the_target(name: str) -> None:
+    """``output_bias: -3`` starts sigmoid models near the mean normalised target (~0.05), not 0.5."""
+    section = load_model_section(name, "image")
+    assert section.params["output"] == "sigmoid" and section.params["output_bias"] == -3.0
+    model = get(name, "image").builder({**section.params, **SMALL[name]}).eval()
+    with torch.no_grad():
+        mean = float(model(torch.zeros(1, 4, 56, 56)).mean())
+    assert mean == pytest.approx(1 / (1 + np.exp(3.0)), abs=0.01)
+    with pytest.raises(ConfigError, match="output_bias"):
+        get(name, "image").builder({"output_bias": "high"})
