@@ -171,216 +171,205 @@ class _Tiling:
         return ty * self.n_phi + tp
 
 
-def _take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``x[idx]`` for a flat tensor ``x`` and an index tensor of any shape (fast 1-D gather)."""
-    return x.index_select(0, idx.reshape(-1)).view(idx.shape)
-
-
-def _put(x: torch.Tensor, idx: torch.Tensor, val: torch.Tensor) -> None:
-    """``x[idx] = val`` for a flat tensor (duplicate indices must carry equal values)."""
-    x.index_copy_(0, idx.reshape(-1), val.reshape(-1).to(x.dtype))
-
-
 class _State:
-    """Clustering state of a batch, stored flat for fast 1-D gathers.
+    """Clustering state of a batch, stored flat with global slot numbers for fast 1-D gathers.
 
-    Per-pseudojet tensors have ``B * S`` entries (``S = N + 1`` slots per event, the last one a
-    dummy that is never active and lies far away); slot ``s`` of event ``r`` is entry
-    ``r * S + s``. Tiles: ``TT = T + 1`` per event (the last a dummy, always empty); the member
-    table ``members`` is ``(B * TT, C)`` of local slot numbers, ``N`` marking a free place.
+    Event ``r`` owns slots ``r * S .. r * S + N`` (``S = N + 1``); slot ``r * S + N`` is the
+    event's dummy: never active, far away, and the "no neighbour" / "free place" marker of the
+    event. Per-slot tensors: four-momenta ``p4`` (G, 4), positions ``pos`` (G, 2) = (y, phi),
+    ``scale`` (1/kt2), ``active``, ``tile`` (local tile number), ``nn`` (global slot of the
+    nearest neighbour within R), ``nnd`` (its distance^2, R^2 without one), ``dij``, and the
+    history ``parent`` / ``beamed``. Tiles: ``TT = T + 1`` per event (the last a dummy, always
+    empty); ``members`` is (B * TT, C) of global slot numbers, ``tmin`` the per-tile minimum diJ.
     """
 
     def __init__(self, px: torch.Tensor, py: torch.Tensor, pz: torch.Tensor, e: torch.Tensor,
                  valid: torch.Tensor, radius: float) -> None:
         dev = px.device
         b, n = px.shape
-        self.b, self.n, self.s, self.r2 = b, n, n + 1, radius * radius
+        s = n + 1
+        self.b, self.n, self.s, self.r2 = b, n, s, radius * radius
         pad = (0, 1)
-        self.px, self.py, self.pz, self.e = (torch.nn.functional.pad(a, pad).reshape(-1) for a in (px, py, pz, e))
+        self.p4 = torch.stack([torch.nn.functional.pad(a, pad).reshape(-1) for a in (px, py, pz, e)], 1)
         self.active = torch.nn.functional.pad(valid, pad).reshape(-1)
-        y, phi, kt2 = rap_phi_kt2(self.px, self.py, self.pz, self.e)
-        self.y = torch.where(self.active, y, torch.full_like(y, _FAR))
-        self.phi = torch.where(self.active, phi, torch.zeros_like(phi))
+        y, phi, kt2 = rap_phi_kt2(self.p4[:, 0], self.p4[:, 1], self.p4[:, 2], self.p4[:, 3])
+        y = torch.where(self.active, y, torch.full_like(y, _FAR))
+        phi = torch.where(self.active, phi, torch.zeros_like(phi))
+        self.pos = torch.stack([y, phi], 1)
         self.scale = torch.where(self.active, _antikt_scale(kt2), torch.full_like(kt2, math.inf))
         if bool(valid.any()):
-            ymin, ymax = float(self.y[self.active].min()), float(self.y[self.active].max())
+            ymin, ymax = float(y[self.active].min()), float(y[self.active].max())
         else:
             ymin = ymax = 0.0
         self.tiling = _Tiling(ymin, ymax, radius, dev)
-        self.tt = self.tiling.n_tiles + 1
-        dummy_tile = self.tiling.n_tiles
-        self.tile = torch.where(self.active, self.tiling.tile_of(self.y, self.phi),
-                                torch.full_like(self.y, dummy_tile, dtype=torch.int64))
-        size = b * self.s
-        self.parent = torch.full((size,), -1, dtype=torch.int64, device=dev)
-        self.beamed = torch.zeros(size, dtype=torch.bool, device=dev)
-        self.nn = torch.full((size,), n, dtype=torch.int64, device=dev)
-        self.nnd = torch.full((size,), self.r2, dtype=torch.float64, device=dev)
-        self.dij = torch.full((size,), math.inf, dtype=torch.float64, device=dev)
-        self.row_slot = torch.arange(b, device=dev) * self.s
-        self.row_tile = torch.arange(b, device=dev) * self.tt
+        self.tt = tt = self.tiling.n_tiles + 1
+        self.nbr = self.tiling.neighbours
+        rows = torch.arange(b, device=dev)
+        self.rs, self.rt = rows * s, rows * tt
+        self.dummy = self.rs + n
+        self.tile = torch.where(self.active, self.tiling.tile_of(y, phi), torch.full_like(y, tt - 1, dtype=torch.int64))
+        g = b * s
+        self.parent = torch.full((g,), -1, dtype=torch.int64, device=dev)
+        self.beamed = torch.zeros(g, dtype=torch.bool, device=dev)
+        self.nn = self.dummy.repeat_interleave(s)
+        self.nnd = torch.full((g,), self.r2, dtype=torch.float64, device=dev)
+        self.dij = torch.full((g,), math.inf, dtype=torch.float64, device=dev)
         self._build_members()
-        self.tmin = torch.full((b * self.tt,), math.inf, dtype=torch.float64, device=dev)
-        # initial neighbours, in chunks to bound memory
+        self.tmin = torch.full((b * tt,), math.inf, dtype=torch.float64, device=dev)
         todo = torch.nonzero(self.active).reshape(-1)
         chunk = max(1, (1 << 22) // (9 * self.members.shape[1]))
         for lo in range(0, todo.numel(), chunk):
-            g = todo[lo:lo + chunk]
-            self._recompute_nn(torch.div(g, self.s, rounding_mode="floor"), g)
-            self._refresh_dij(g)
-        self._refresh_tiles(torch.arange(b * self.tt, device=dev))
+            part = todo[lo:lo + chunk]
+            self._recompute_nn(part)
+            self._refresh_dij(part)
+        self._refresh_tiles(torch.arange(b * tt, device=dev))
 
     # ------------------------------------------------------------------ tiles
     def _build_members(self) -> None:
         """Member table from ``self.tile`` with capacity = maximum occupancy + 1."""
         b, s, tt = self.b, self.s, self.tt
-        dev = self.px.device
-        gt = (torch.arange(b, device=dev)[:, None] * tt + self.tile.view(b, s)).reshape(-1)
+        dev = self.p4.device
+        gt = (self.rt[:, None] + self.tile.view(b, s)).reshape(-1)
         occ = torch.zeros(b * tt, dtype=torch.int64, device=dev)
         occ.index_add_(0, gt, self.active.to(torch.int64))
         cap = int(occ.max()) + 1 if occ.numel() else 1
         key = torch.where(self.active, gt, b * tt)
         order = torch.argsort(key, stable=True)
         skey = key[order]
-        start = torch.cumsum(occ, 0) - occ
         ok = skey < b * tt
         order, skey = order[ok], skey[ok]
+        start = torch.cumsum(occ, 0) - occ
         rank = torch.arange(order.numel(), device=dev) - start[skey]
-        members = torch.full((b * tt, cap), self.n, dtype=torch.int64, device=dev)
-        members.view(-1).index_copy_(0, skey * cap + rank, torch.remainder(order, s))
+        members = self.dummy.repeat_interleave(tt)[:, None].repeat(1, cap)
+        members.view(-1).index_copy_(0, skey * cap + rank, order)
         self.members = members
 
     def repack(self, alive: int) -> None:
         """Re-pack the tiles of the first ``alive`` events to capacity = max occupancy + 1."""
         m = self.members[: alive * self.tt]
-        free = m == self.n
+        free = m == self.dummy[:alive].repeat_interleave(self.tt)[:, None]
         occ = int((~free).sum(1).max()) if m.numel() else 0
         packed = m.gather(1, torch.argsort(free.to(torch.int8), dim=1, stable=True))
-        cap = occ + 1
-        if cap <= packed.shape[1]:
-            packed = packed[:, :cap]
-        self.members = packed.contiguous()
+        self.members = packed[:, : occ + 1].contiguous()
 
-    def _grow(self, extra: int = 4) -> None:
-        self.members = torch.nn.functional.pad(self.members, (0, extra), value=self.n)
+    def _rows_of_tiles(self, gt: torch.Tensor) -> torch.Tensor:
+        return torch.div(gt, self.tt, rounding_mode="floor")
 
-    def _candidates(self, rows: torch.Tensor, tiles: torch.Tensor) -> torch.Tensor:
-        """Global slot numbers in the 3x3 tiles around local ``tiles`` of events ``rows``: (M, 9*C)."""
-        nb = self.tiling.neighbours.index_select(0, tiles) + (rows * self.tt)[:, None]
-        mem = self.members.index_select(0, nb.reshape(-1)).view(rows.shape[0], 9 * self.members.shape[1])
-        return mem + (rows * self.s)[:, None]
+    def _remove(self, gt: torch.Tensor, g: torch.Tensor, dummy: torch.Tensor) -> None:
+        """Take global slots ``g`` out of global tiles ``gt`` (one per row; rows distinct)."""
+        row = self.members.index_select(0, gt)
+        self.members.index_copy_(0, gt, torch.where(row == g[:, None], dummy[:, None], row))
 
-    def _recompute_nn(self, rows: torch.Tensor, g: torch.Tensor) -> None:
-        """Full nearest-neighbour search (within R) for global slots ``g`` of events ``rows``."""
+    def _insert(self, gt: torch.Tensor, g: torch.Tensor, dummy: torch.Tensor) -> None:
+        """Put global slots ``g`` into the first free place of global tiles ``gt`` (rows distinct)."""
+        row = self.members.index_select(0, gt)
+        free = row == dummy[:, None]
+        if not bool(free.any(1).all()):  # a full tile: grow every tile by a few places
+            self.members = torch.cat([self.members, self.dummy.repeat_interleave(self.tt)[: self.members.shape[0], None]
+                                      .expand(-1, 4)], 1)
+            row = self.members.index_select(0, gt)
+            free = row == dummy[:, None]
+        pos = free.to(torch.int8).argmax(1)
+        self.members.view(-1).index_copy_(0, gt * self.members.shape[1] + pos, g)
+
+    def _candidates(self, gt9: torch.Tensor) -> torch.Tensor:
+        """Global slots in the global tiles ``gt9`` (M, K): (M, K * C)."""
+        c = self.members.shape[1]
+        return self.members.index_select(0, gt9.reshape(-1)).view(gt9.shape[0], gt9.shape[1] * c)
+
+    def _recompute_nn(self, g: torch.Tensor) -> None:
+        """Full nearest-neighbour search (within R) for global slots ``g``."""
         if g.numel() == 0:
             return
-        cand = self._candidates(rows, _take(self.tile, g))
-        d = _pair_dist(_take(self.y, g)[:, None], _take(self.phi, g)[:, None], _take(self.y, cand), _take(self.phi, cand))
+        rows = torch.div(g, self.s, rounding_mode="floor")
+        cand = self._candidates(self.nbr.index_select(0, self.tile.index_select(0, g)) + (rows * self.tt)[:, None])
+        pc = self.pos.index_select(0, cand.view(-1)).view(cand.shape[0], cand.shape[1], 2)
+        pg = self.pos.index_select(0, g)
+        d = _pair_dist(pg[:, None, 0], pg[:, None, 1], pc[..., 0], pc[..., 1])
         d = torch.where(cand == g[:, None], math.inf, d)
-        dmin, pos = d.min(1)
+        dmin, at = d.min(1)
         near = dmin < self.r2
-        local = cand.gather(1, pos[:, None])[:, 0] - rows * self.s
-        _put(self.nn, g, torch.where(near, local, self.n))
-        _put(self.nnd, g, torch.where(near, dmin, self.r2))
+        self.nn.index_copy_(0, g, torch.where(near, cand.gather(1, at[:, None])[:, 0], rows * self.s + self.n))
+        self.nnd.index_copy_(0, g, torch.where(near, dmin, self.r2))
 
     def _refresh_dij(self, g: torch.Tensor) -> None:
         """diJ = NN_dist * min(scale, scale_NN) of global slots ``g``; inf when inactive."""
-        rows_s = g - torch.remainder(g, self.s)
-        sc = torch.minimum(_take(self.scale, g), _take(self.scale, rows_s + _take(self.nn, g)))
-        _put(self.dij, g, torch.where(_take(self.active, g), _take(self.nnd, g) * sc, math.inf))
+        sc = torch.minimum(self.scale.index_select(0, g), self.scale.index_select(0, self.nn.index_select(0, g)))
+        val = torch.where(self.active.index_select(0, g), self.nnd.index_select(0, g) * sc, math.inf)
+        self.dij.index_copy_(0, g, val)
 
     def _refresh_tiles(self, gt: torch.Tensor) -> None:
         """Recompute the minimum diJ of global tiles ``gt``."""
         gt = gt.reshape(-1)
         mem = self.members.index_select(0, gt)
-        base = torch.div(gt, self.tt, rounding_mode="floor") * self.s
-        vals = _take(self.dij, mem + base[:, None]).min(1).values
-        _put(self.tmin, gt, vals)
-
-    def _remove(self, gt: torch.Tensor, local: torch.Tensor) -> None:
-        row = self.members.index_select(0, gt)
-        self.members.index_copy_(0, gt, torch.where(row == local[:, None], self.n, row))
-
-    def _insert(self, gt: torch.Tensor, local: torch.Tensor) -> None:
-        row = self.members.index_select(0, gt)
-        free = row == self.n
-        if not bool(free.any(1).all()):
-            self._grow()
-            row = self.members.index_select(0, gt)
-            free = row == self.n
-        pos = free.to(torch.int8).argmax(1)
-        self.members.view(-1).index_copy_(0, gt * self.members.shape[1] + pos, local)
+        vals = self.dij.index_select(0, mem.view(-1)).view(mem.shape).amin(1)
+        self.tmin.index_copy_(0, gt, vals)
 
     # ------------------------------------------------------------------ one iteration
     def step(self, alive: int) -> None:
         """One clustering step (a merge or a jet) for each of the first ``alive`` events."""
-        n, s, tt = self.n, self.s, self.tt
-        rows = torch.arange(alive, device=self.px.device)
-        rs, rt = rows * s, rows * tt
+        tt, nbr = self.tt, self.nbr
+        rt, dm = self.rt[:alive], self.dummy[:alive]
+        c = self.members.shape[1]
         # 1. the smallest diJ: best tile, then its best member
         t = self.tmin.view(-1, tt)[:alive].argmin(1)
         mem = self.members.index_select(0, rt + t)
-        p = _take(self.dij, mem + rs[:, None]).argmin(1)
-        i = mem.gather(1, p[:, None])[:, 0]
-        gi = rs + i
-        j = _take(self.nn, gi)
-        gj = rs + j
-        merge = j != n
-        ti, tj = _take(self.tile, gi), _take(self.tile, gj)  # tj: dummy tile for beams
-        # 2. pseudojets whose neighbour is i or j, found before anything changes
-        nbi = self.tiling.neighbours.index_select(0, ti)
-        nbj = self.tiling.neighbours.index_select(0, tj)
-        nbj = torch.where((nbj[:, :, None] == nbi[:, None, :]).any(-1), self.tiling.n_tiles, nbj)
-        nb = torch.cat([nbi, nbj], 1) + rt[:, None]
-        cand = self.members.index_select(0, nb.reshape(-1)).view(alive, 18 * self.members.shape[1])
-        cnn = _take(self.nn, cand + rs[:, None])
-        aff = ((cnn == i[:, None]) | ((cnn == j[:, None]) & merge[:, None])) & (cand != i[:, None]) & (cand != j[:, None])
-        ar, ac = aff.nonzero(as_tuple=True)
-        arows = ar
-        ag = rs[ar] + cand[ar, ac]
+        at = self.dij.index_select(0, mem.view(-1)).view(alive, c).argmin(1)
+        gi = mem.gather(1, at[:, None])[:, 0]
+        gj = self.nn.index_select(0, gi)
+        merge = gj != dm
+        ti, tj = self.tile.index_select(0, gi), self.tile.index_select(0, gj)  # tj: the dummy tile for beams
+        # 2. pseudojets whose neighbour is i or j, found before anything changes (i and j may be
+        #    among them: recomputing them too is harmless)
+        nbi, nbj = nbr.index_select(0, ti), nbr.index_select(0, tj)
+        nbj = torch.where((nbj[:, :, None] == nbi[:, None, :]).any(-1), tt - 1, nbj)
+        cand = self._candidates(torch.cat([nbi, nbj], 1) + rt[:, None])
+        cnn = self.nn.index_select(0, cand.view(-1)).view(cand.shape)
+        jc = torch.where(merge, gj, -1)
+        aff = cand[(cnn == gi[:, None]) | (cnn == jc[:, None])]
         # 3. apply: the dead slot (j, or i for a jet) leaves
-        dead = torch.where(merge, j, i)
-        gdead = rs + dead
-        self._remove(rt + torch.where(merge, tj, ti), dead)
-        _put(self.active, gdead, torch.zeros_like(merge))
-        _put(self.dij, gdead, torch.full_like(self.dij[:alive], math.inf))
-        beam = ~merge
-        gb = gi[beam]
-        _put(self.beamed, gb, torch.ones_like(gb, dtype=torch.bool))
-        mrows = rows[merge]
-        mi, mgi, mgj = i[merge], gi[merge], gj[merge]
-        _put(self.parent, mgj, mi)
-        for name in ("px", "py", "pz", "e"):  # E-scheme
-            arr = getattr(self, name)
-            _put(arr, mgi, _take(arr, mgi) + _take(arr, mgj))
-        y, phi, kt2 = rap_phi_kt2(_take(self.px, mgi), _take(self.py, mgi), _take(self.pz, mgi), _take(self.e, mgi))
-        _put(self.y, mgi, y)
-        _put(self.phi, mgi, phi)
-        _put(self.scale, mgi, _antikt_scale(kt2))
+        gdead = torch.where(merge, gj, gi)
+        self._remove(rt + torch.where(merge, tj, ti), gdead, dm)
+        self.active.index_fill_(0, gdead, False)
+        self.dij.index_fill_(0, gdead, math.inf)
+        mpos = torch.nonzero(merge).view(-1)
+        bpos = torch.nonzero(~merge).view(-1)
+        self.beamed.index_fill_(0, gi.index_select(0, bpos), True)
+        mgi, mgj = gi.index_select(0, mpos), gj.index_select(0, mpos)
+        mrt, mdm = rt.index_select(0, mpos), dm.index_select(0, mpos)
+        self.parent.index_copy_(0, mgj, mgi)
+        p4 = self.p4.index_select(0, mgi) + self.p4.index_select(0, mgj)  # E-scheme
+        self.p4.index_copy_(0, mgi, p4)
+        y, phi, kt2 = rap_phi_kt2(p4[:, 0], p4[:, 1], p4[:, 2], p4[:, 3])
+        self.pos.index_copy_(0, mgi, torch.stack([y, phi], 1))
+        self.scale.index_copy_(0, mgi, _antikt_scale(kt2))
         tm = self.tiling.tile_of(y, phi)
-        mrt = mrows * tt
-        self._remove(mrt + ti[merge], mi)
-        self._insert(mrt + tm, mi)
-        _put(self.tile, mgi, tm)
+        self._remove(mrt + ti.index_select(0, mpos), mgi, mdm)
+        self._insert(mrt + tm, mgi, mdm)
+        self.tile.index_copy_(0, mgi, tm)
         # 4. the new pseudojet: its own neighbour, and the pseudojets it is now closest to
-        mc = self._candidates(mrows, tm)
-        d = _pair_dist(y[:, None], phi[:, None], _take(self.y, mc), _take(self.phi, mc))
+        gt_m = nbr.index_select(0, tm) + mrt[:, None]
+        mc = self._candidates(gt_m)
+        pc = self.pos.index_select(0, mc.view(-1)).view(mc.shape[0], mc.shape[1], 2)
+        d = _pair_dist(y[:, None], phi[:, None], pc[..., 0], pc[..., 1])
         d = torch.where(mc == mgi[:, None], math.inf, d)
-        old_nn, old_nnd = _take(self.nn, mc), _take(self.nnd, mc)
+        flat = mc.view(-1)
+        old_nnd = self.nnd.index_select(0, flat).view(mc.shape)
         closer = d < old_nnd
-        _put(self.nn, mc, torch.where(closer, mi[:, None], old_nn))
-        _put(self.nnd, mc, torch.where(closer, d, old_nnd))
-        dmin, pos = d.min(1)
+        self.nn.index_copy_(0, flat, torch.where(closer, mgi[:, None], self.nn.index_select(0, flat).view(mc.shape)).view(-1))
+        self.nnd.index_copy_(0, flat, torch.where(closer, d, old_nnd).view(-1))
+        dmin, at = d.min(1)
         near = dmin < self.r2
-        _put(self.nn, mgi, torch.where(near, mc.gather(1, pos[:, None])[:, 0] - mrows * s, n))
-        _put(self.nnd, mgi, torch.where(near, dmin, self.r2))
+        self.nn.index_copy_(0, mgi, torch.where(near, mc.gather(1, at[:, None])[:, 0], mdm))
+        self.nnd.index_copy_(0, mgi, torch.where(near, dmin, self.r2))
         # 5. full search for those whose neighbour was i or j
-        self._recompute_nn(arows, ag)
+        self._recompute_nn(aff)
         # 6. diJ of everything that changed, then the tile minima
-        self._refresh_dij(torch.cat([mc.reshape(-1), ag]))
-        nb_m = self.tiling.neighbours.index_select(0, tm) + mrt[:, None]
-        self._refresh_tiles(torch.cat([nb_m.reshape(-1), mrt + ti[merge], mrt + tj[merge],
-                                       rt[beam] + ti[beam], arows * tt + _take(self.tile, ag)]))
+        self._refresh_dij(torch.cat([flat, aff]))
+        arows_t = torch.div(aff, self.s, rounding_mode="floor") * tt
+        self._refresh_tiles(torch.cat([gt_m.view(-1), mrt + ti.index_select(0, mpos), mrt + tj.index_select(0, mpos),
+                                       rt.index_select(0, bpos) + ti.index_select(0, bpos),
+                                       arows_t + self.tile.index_select(0, aff)]))
 
 
 def _antikt_scale(kt2: torch.Tensor) -> torch.Tensor:
@@ -468,8 +457,9 @@ def _collect(state: _State, pos: torch.Tensor, valid: torch.Tensor, inv: torch.T
     """Jets in pT order and each input's jet index, back in the caller's event and slot order."""
     n, s = state.n, state.s
     beamed = state.beamed.view(-1, s)[:, :n]
-    px, py, pz, e = (a.view(-1, s)[:, :n] for a in (state.px, state.py, state.pz, state.e))
-    root = _roots(state.parent.view(-1, s)[:, :n])
+    px, py, pz, e = (state.p4[:, k].reshape(-1, s)[:, :n] for k in range(4))
+    parent = state.parent.view(-1, s)[:, :n]
+    root = _roots(torch.where(parent >= 0, parent - state.rs[:, None], parent))
     pt2 = px * px + py * py
     key = torch.where(beamed, pt2, torch.full_like(pt2, -1.0))
     order = torch.argsort(key, dim=1, descending=True, stable=True)

@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from pfgraph.errors import DataError, PfgraphError
+    from pfgraph.eval.antikt import TIE_BREAK_SEED
     from pfgraph.eval.energy import EnergyAccumulator
     from pfgraph.eval.jets import JetAccumulator, empty_jet_metrics
     from pfgraph.eval.metrics import assemble, write_metrics
@@ -166,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
                 "device": str(device), "max_events": args.max_events}
     jet_settings = {"radius": args.radius, "threshold_gev": args.jet_threshold, "backend": backend,
                     "requested_backend": args.jet_backend, "tie_break_pixels": jets.tie_break if jets else None,
+                    "tie_break_seed": TIE_BREAK_SEED,
                     "algorithm": "antikt", "recombination": "E_scheme", "axis": [0.0, 0.0]}
     dataset = {"path": [str(p) for p in files.paths], "name": (files.meta.get("config") or {}).get("name"),
                "n_events": None, "has_jet_image": has_jet}

@@ -162,8 +162,10 @@ def fit_gaussian_core(values: np.ndarray, bins: int = RESIDUAL_BINS, range: tupl
         else:
             na, nb = _window_bins(edges, new_mu - nsigma * new_sigma, new_mu + nsigma * new_sigma)
             same = (na, nb) == key
-            if (na, nb) in seen:  # a cycle between windows: stop at the latest
-                mu, sigma = new_mu, new_sigma
+            if (na, nb) in seen and not same:  # a cycle between windows: no exact fixed point
+                cycle = seen[seen.index((na, nb)):] + [key]
+                # converged within the binning when the cycling windows differ by at most one bin
+                converged = max(abs(w[0] - na) for w in cycle) <= 1 and max(abs(w[1] - nb) for w in cycle) <= 1
                 break
             seen.append(key)
         mu, sigma = new_mu, new_sigma

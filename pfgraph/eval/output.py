@@ -43,7 +43,7 @@ import numpy as np
 from pfgraph.errors import DataError
 from pfgraph.eval.jets import MATCH_FIELDS, JetTable
 from pfgraph.io import schema
-from pfgraph.io.root import RootWriter, open_root, read_meta
+from pfgraph.io.root import RootWriter, check_tree, migration_for, open_root, read_meta, tree_names
 
 PREDICTIONS_KIND = "predictions"
 _IMG = np.dtype((np.float32, (schema.IMSIZE, schema.IMSIZE)))
@@ -129,31 +129,33 @@ class PredictionWriter:
 def read_predictions(path: str | os.PathLike[str], max_events: int | None = None) -> dict[str, Any]:
     """Read and check a predictions file: ``meta``, ``event_id``, ``pred``, ``truth`` (numpy).
 
-    One :class:`DataError` line for anything else: not ROOT, no meta, another kind, another grid
-    size, missing branches, wrong shapes, NaN/Inf.
+    TTree or RNTuple. One :class:`DataError` line for anything else: not ROOT, no meta, another
+    kind, another grid size (meta or branch shapes), missing branches, wrong dtypes, NaN/Inf.
     """
     p = Path(path)
     f = open_root(p)
-    meta = read_meta(f, p)  # checks schema version and grid size from the meta
+    meta = read_meta(f, p)  # schema version and the grid size recorded in the meta
     if meta.get("kind") != PREDICTIONS_KIND:
         raise DataError(f"{p}: a '{meta.get('kind')}' file, expected a predictions file")
-    if schema.PREDICTIONS_TREE not in [k.split(";")[0] for k in f.keys(recursive=False)]:
+    if schema.PREDICTIONS_TREE not in tree_names(f):
         raise DataError(f"{p}: tree '{schema.PREDICTIONS_TREE}' missing")
     tree = f[schema.PREDICTIONS_TREE]
-    for name in ("event_id", "pred", "truth"):
-        if name not in tree:
-            raise DataError(f"{p}: branch '{name}' missing from tree '{schema.PREDICTIONS_TREE}'")
+    try:
+        check_tree(tree, p, schema.PREDICTION_BRANCHES, migration_for(int(meta["schema_version"]), p))
+    except DataError as exc:
+        raise DataError(f"{exc} (a prediction file of another grid size or layout?)") from None
+    try:
+        arrays = tree.arrays(["event_id", "pred", "truth"], entry_stop=max_events, library="ak")
+    except Exception as exc:
+        raise DataError(f"{p}: tree '{schema.PREDICTIONS_TREE}' unreadable ({type(exc).__name__})") from None
+    out: dict[str, Any] = {"meta": meta, "event_id": ak.to_numpy(arrays["event_id"]).astype(np.int64)}
     for name in ("pred", "truth"):
-        dt = getattr(tree[name].interpretation, "to_dtype", None)
-        shape = tuple(dt.shape) if dt is not None else ()
-        if shape != (schema.IMSIZE, schema.IMSIZE):
-            raise DataError(f"{p}: branch '{name}' has shape {list(shape)}, expected "
-                            f"[{schema.IMSIZE}][{schema.IMSIZE}] (a prediction file from another grid size)")
-    arrays = tree.arrays(["event_id", "pred", "truth"], entry_stop=max_events, library="np")
-    for name in ("pred", "truth"):
-        a = arrays[name]
+        a = np.asarray(ak.to_numpy(arrays[name]), dtype=np.float32)
+        if a.shape[1:] != (schema.IMSIZE, schema.IMSIZE):
+            raise DataError(f"{p}: branch '{name}' has shape {list(a.shape[1:])}, expected "
+                            f"[{schema.IMSIZE}][{schema.IMSIZE}] (a prediction file of another grid size)")
         if not np.isfinite(a).all():
             bad = int(np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(1))[0])
             raise DataError(f"{p}: event {bad}, branch '{name}': NaN or Inf value, expected finite numbers")
-    return {"meta": meta, "event_id": arrays["event_id"], "pred": arrays["pred"], "truth": arrays["truth"]}
-
+        out[name] = a
+    return out

@@ -1,0 +1,121 @@
+"""Energy metrics: the Gaussian core fit recovers known parameters, robust figures, fake energy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from pfgraph.errors import PfgraphError
+from pfgraph.eval.energy import (
+    E_TRUE_EDGES,
+    FIT_KEYS,
+    ROBUST_KEYS,
+    EnergyAccumulator,
+    fit_gaussian_core,
+    robust_stats,
+)
+from pfgraph.io import schema
+
+
+def with_tails(rng: np.random.Generator, mu: float, sigma: float, n: int, tail: float = 0.08) -> np.ndarray:
+    """N(mu, sigma) plus a fraction ``tail`` of outliers far outside the core (both sides)."""
+    core = rng.normal(mu, sigma, n)
+    k = int(tail * n)
+    left = rng.uniform(-5.0, mu - 4 * sigma - 0.2, k // 2)
+    right = rng.uniform(mu + 4 * sigma + 0.2, 2.0, k - k // 2)
+    return np.concatenate([core, left, right])
+
+
+@pytest.mark.parametrize(("mu", "sigma", "n"), [(0.05, 0.1, 20_000), (-0.2, 0.3, 50_000), (0.01, 0.004, 30_000),
+                                                 (0.3, 0.05, 3_000)])
+def test_fit_recovers_mu_and_sigma_within_errors(mu: float, sigma: float, n: int) -> None:
+    pulls_mu, pulls_sigma = [], []
+    for seed in range(4):
+        fit = fit_gaussian_core(with_tails(np.random.default_rng(seed), mu, sigma, n))
+        assert fit["status"] == "ok" and fit["converged"]
+        assert fit["ndf"] > 0 and 0.5 < fit["chi2_ndf"] < 2.0
+        pulls_mu.append((fit["mu"] - mu) / fit["mu_err"])
+        pulls_sigma.append((fit["sigma"] - sigma) / fit["sigma_err"])
+        assert fit["mu_err"] < sigma / np.sqrt(n) * 2.5 and fit["sigma_err"] < sigma / np.sqrt(n) * 2.5
+    assert np.max(np.abs(pulls_mu)) < 3.5 and np.max(np.abs(pulls_sigma)) < 3.5
+    # the tails do not pull the core, but they inflate the RMS
+    vals = with_tails(np.random.default_rng(9), mu, sigma, n)
+    assert robust_stats(vals)["rms"] > 2 * sigma
+
+
+def test_fit_of_a_narrow_core_uses_a_fine_binning() -> None:
+    fit = fit_gaussian_core(np.random.default_rng(1).normal(0.0, 0.002, 20_000))
+    assert fit["binning"] == "fine" and fit["status"] == "ok"
+    assert abs(fit["sigma"] - 0.002) < 4 * fit["sigma_err"]
+
+
+def test_fit_with_too_few_entries_gives_null_values() -> None:
+    fit = fit_gaussian_core(np.array([0.1, 0.2, 0.3]))
+    assert fit["status"] == "too few entries" and fit["mu"] is None and set(fit) == set(FIT_KEYS)
+
+
+def test_robust_stats_of_a_gaussian() -> None:
+    v = np.random.default_rng(3).normal(0.2, 0.5, 200_000)
+    r = robust_stats(v, 0.5)
+    assert set(r) == set(ROBUST_KEYS)
+    assert abs(r["median"] - 0.2) < 0.01 and abs(r["half_width_68"] - 0.5) < 0.01 and abs(r["std"] - 0.5) < 0.01
+    expected = norm.sf(0.5, 0.2, 0.5) + norm.cdf(-0.5, 0.2, 0.5)  # P(|x| > 0.5)
+    assert abs(r["tail_fraction"] - expected) < 0.005
+    empty = robust_stats(np.zeros(0))
+    assert empty["n"] == 0 and empty["median"] is None
+
+
+def images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    truth = rng.exponential(2.0, (n, schema.IMSIZE, schema.IMSIZE)) * (rng.random((n, schema.IMSIZE, schema.IMSIZE)) < 0.4)
+    inputs = np.stack([truth * 0.5] * 4, axis=1)
+    return truth.astype(np.float32), (truth * 1.1).astype(np.float32), inputs.astype(np.float32)
+
+
+def test_accumulator_figures_on_known_predictions() -> None:
+    truth, pred, inputs = images(6, 0)
+    pred[:, 0, 0] = 3.0  # fake energy where the truth is empty (pixel (0,0) is empty below)
+    truth[:, 0, 0] = 0.0
+    truth[:, 5, 5], pred[:, 5, 5], inputs[:, :, 5, 5] = 4.0, 4.4, 0.0  # a truth pixel without any input
+    acc = EnergyAccumulator(target_scale=20.0)
+    acc.update(pred[:3], truth[:3], inputs[:3])
+    acc.update(pred[3:], truth[3:], {c: inputs[3:, i] for i, c in enumerate(schema.INPUT_CHANNELS)})
+    res = acc.result()
+    has = truth > 0
+    assert res["n_events"] == 6 and res["n_truth_pixels"] == int(has.sum())
+    assert abs(res["residual"]["robust"]["median"] - 0.1) < 1e-6  # every residual is 0.1
+    assert sum(res["residual"]["hist"]["counts"]) == int(has.sum())
+    np.testing.assert_allclose(res["fake"]["energy_fraction"], 18.0 / pred.astype(np.float64).sum(), rtol=1e-6)
+    np.testing.assert_allclose(res["fake"]["energy_per_event"]["mean"], 3.0)
+    assert res["fake"]["pixels_above_threshold_per_event"]["mean"] == 1.0
+    np.testing.assert_allclose(res["out_of_reach"]["pixel_fraction"], 6 / has.sum())
+    np.testing.assert_allclose(res["out_of_reach"]["energy_fraction"], 24.0 / truth[has].sum(), rtol=1e-6)
+    np.testing.assert_allclose(res["out_of_reach"]["pred_over_truth"], 1.1, rtol=1e-6)
+    np.testing.assert_allclose(res["abs_norm"]["truth_pixels"]["robust"]["median"],
+                               np.median(0.1 * truth[has] / 20.0), rtol=1e-5)
+    assert len(res["residual_vs_etrue"]["bins"]) == len(E_TRUE_EDGES) - 1
+    assert sum(b["n"] for b in res["residual_vs_etrue"]["bins"]) == int(has.sum())
+    mse = ((pred.astype(np.float64) - truth) ** 2).mean(axis=(1, 2))
+    np.testing.assert_allclose(res["mse_per_image"]["mean"], mse.mean(), rtol=1e-6)
+
+
+def test_accumulator_without_inputs_or_scale_gives_nulls() -> None:
+    truth, pred, _ = images(2, 1)
+    acc = EnergyAccumulator()
+    acc.update(pred, truth)
+    res = acc.result()
+    assert res["out_of_reach"]["pixel_fraction"] is None and res["out_of_reach"]["available"] is False
+    assert res["abs_norm"]["truth_pixels"]["fit"]["status"] == "no target scale"
+
+
+def test_bad_arrays_are_one_clear_error() -> None:
+    acc = EnergyAccumulator()
+    truth, pred, _ = images(2, 1)
+    with pytest.raises(PfgraphError, match="expected \\(B, 56, 56\\)"):
+        acc.update(pred[:, :28, :28], truth[:, :28, :28])
+    pred[1, 3, 3] = np.nan
+    with pytest.raises(PfgraphError, match="event 1 holds NaN"):
+        acc.update(pred, truth)
+    with pytest.raises(PfgraphError, match="target scale"):
+        EnergyAccumulator(target_scale=0.0)
