@@ -3,8 +3,9 @@
 An event's point cloud is every pixel where any input channel is non-zero (the ``pix_*``
 branches of the data contract). Per point the batch carries:
 
-* ``x`` (N, 4) float32 (a transposed channel-major block): [emcal, hcal, trk_neg, trk_pos] divided by the checkpoint's input
-  scales (the same :class:`~pfgraph.repr.base.Normalisation` as the image models);
+* ``x`` (N, 4) float32: [emcal, hcal, trk_neg, trk_pos] divided by the checkpoint's input
+  scales (the same :class:`~pfgraph.repr.base.Normalisation` as the image models; stored
+  channel-major, so ``x`` is a transposed view);
 * ``y`` (N,) float32: the target channel (``pix_truth`` by default) / target scale;
 * ``pix`` (N,) int16: flat pixel index ``ieta * 56 + iphi``, kept for the grid;
 * ``batch`` (N,) int64 and ``ptr`` (B+1,): torch-geometric's event vector and offsets;
@@ -27,7 +28,9 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
@@ -62,8 +65,6 @@ _JITTER = (_rng.uniform(-TIE_BREAK, TIE_BREAK, size=(NPIX, 2))
 _ETA = schema.ETA_CENTRES.astype(np.float32)
 _PHI = schema.PHI_CENTRES.astype(np.float32)
 _TABLES: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-
-
 _MEMORY_TUNED = False
 
 
@@ -365,26 +366,70 @@ class GraphEvent(NamedTuple):
         return self.store.event(self.row)
 
 
+#: Bytes per event of a :class:`PointStore` in paper mode (measured: ~1580 points x 22 B + the
+#: out-of-reach target), used to size streaming blocks.
+GRAPH_EVENT_BYTES = 36_000
+
+
 class GraphDataset(torch.utils.data.Dataset):
-    """Map-style dataset of point clouds: item ``i`` is the event ``indices[i]`` of the files."""
+    """Map-style dataset of point clouds: item ``i`` is the event ``indices[i]`` of ``files``.
 
-    def __init__(self, store: PointStore, rows: np.ndarray) -> None:
-        self.store = store
-        self.rows = np.asarray(rows, dtype=np.int64)
+    ``indices`` are global entry numbers in any order (repeats allowed). With ``block_events``
+    smaller than the number of items, blocks of that many consecutive items are read on demand
+    and the two most recent are kept (pair it with
+    :class:`~pfgraph.io.datasets.BlockBatchSampler`, which reads ``block_size``); otherwise
+    everything is read once, chunk by chunk, at construction.
+    """
 
-    @classmethod
-    def from_files(cls, files: EventFiles, indices: Sequence[int] | np.ndarray, norm: Normalisation,
-                   step: int = 2000) -> GraphDataset:
-        """Load the events ``indices`` (global entry numbers, any order, repeats allowed)."""
-        idx = np.asarray(indices, dtype=np.int64)
-        store = load_points(files, idx, norm, step)
-        return cls(store, np.searchsorted(store.entries, idx))
+    def __init__(self, files: EventFiles, indices: Sequence[int] | np.ndarray, norm: Normalisation,
+                 block_events: int | None = None, step: int = 2000) -> None:
+        self.files = files
+        self.norm = norm
+        self.step = step
+        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = len(self.indices)
+        if n and (self.indices.min() < 0 or self.indices.max() >= files.num_events):
+            bad = int(self.indices.max() if self.indices.max() >= files.num_events else self.indices.min())
+            raise DataError(f"event index {bad} out of range: the data has {files.num_events} events")
+        self.block_size = n if not block_events or block_events >= n else int(block_events)
+        self._cache: OrderedDict[int, tuple[PointStore, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+        if self.block_size == n and n:
+            self._block(0)
+
+    @property
+    def num_blocks(self) -> int:
+        """Number of blocks (1 when everything is in memory)."""
+        return max(1, -(-len(self) // max(self.block_size, 1)))
+
+    @property
+    def store(self) -> PointStore:
+        """The events in memory (the whole dataset, or the most recent block when streaming)."""
+        if not self._cache:
+            return self._block(0)[0] if len(self) else PointStore.concat([])
+        return next(reversed(self._cache.values()))[0]
+
+    def _block(self, b: int) -> tuple[PointStore, np.ndarray]:
+        with self._lock:
+            if b in self._cache:
+                self._cache.move_to_end(b)
+                return self._cache[b]
+            sel = self.indices[b * self.block_size:(b + 1) * self.block_size]
+            store = load_points(self.files, sel, self.norm, self.step)
+            self._cache[b] = (store, np.searchsorted(store.entries, sel))
+            while len(self._cache) > 2:
+                self._cache.popitem(last=False)
+            return self._cache[b]
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.indices)
 
     def __getitem__(self, i: int) -> GraphEvent:
-        return GraphEvent(self.store, int(self.rows[i]))
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"position {i} out of range for a dataset of {len(self)} events")
+        i = i % len(self)
+        store, rows = self._block(i // self.block_size)
+        return GraphEvent(store, int(rows[i % self.block_size]))
 
 
 def collate_graphs(items: Sequence[GraphEvent | Data]) -> Batch:
@@ -392,10 +437,18 @@ def collate_graphs(items: Sequence[GraphEvent | Data]) -> Batch:
     if not items:
         raise ValueError("cannot collate an empty list of events")
     if all(isinstance(it, GraphEvent) for it in items):
-        first = items[0].store  # type: ignore[union-attr]
-        if all(it.store is first for it in items):  # type: ignore[union-attr]
-            return first.batch(np.fromiter((it.row for it in items), dtype=np.int64, count=len(items)))  # type: ignore[union-attr]
-        items = [it.to_data() for it in items]  # type: ignore[union-attr]
+        events: list[GraphEvent] = list(items)  # type: ignore[arg-type]
+        rows = np.fromiter((it.row for it in events), dtype=np.int64, count=len(events))
+        first = events[0].store
+        if all(it.store is first for it in events):
+            return first.batch(rows)
+        # a batch across streaming blocks: join the runs of each store, in order
+        parts, start = [], 0
+        for i in range(1, len(events) + 1):
+            if i == len(events) or events[i].store is not events[start].store:
+                parts.append(_subset(events[start].store, rows[start:i]))
+                start = i
+        return PointStore.concat(parts).batch(np.arange(len(events)))
     datas = [it.to_data() if isinstance(it, GraphEvent) else it for it in items]
     counts = np.array([int(d.x.size(0)) for d in datas], dtype=np.int64)
     mcounts = np.array([int(d.miss_val.numel()) for d in datas], dtype=np.int64)
@@ -433,8 +486,11 @@ class GraphRepresentation(Representation):
 
     name: ClassVar[str] = "graph"
 
-    def __init__(self, reuse_memory: bool = True) -> None:
-        """``reuse_memory``: apply :func:`reuse_cpu_memory` (faster CPU training)."""
+    def __init__(self, memory_budget_gb: float = 8.0, reuse_memory: bool = True) -> None:
+        """``memory_budget_gb``: larger datasets stream in blocks; ``reuse_memory``: :func:`reuse_cpu_memory`."""
+        if memory_budget_gb <= 0:
+            raise DataError(f"memory_budget_gb = {memory_budget_gb}: expected a positive number")
+        self.memory_budget_gb = float(memory_budget_gb)
         if reuse_memory:
             reuse_cpu_memory()
 
@@ -443,8 +499,9 @@ class GraphRepresentation(Representation):
         return graph_branches(target)
 
     def make_dataset(self, files: EventFiles, indices: np.ndarray, norm: Normalisation) -> GraphDataset:
-        """Map-style dataset of the events ``indices`` (loaded chunk by chunk)."""
-        return GraphDataset.from_files(files, indices, norm)
+        """Map-style dataset of the events ``indices``; streamed in blocks beyond the memory budget."""
+        block = max(256, int(self.memory_budget_gb * 2**30 / 2 / GRAPH_EVENT_BYTES))  # two blocks cached
+        return GraphDataset(files, indices, norm, block_events=block)
 
     def collate(self, items: list[Any]) -> Batch:
         """Dataset items -> :class:`Batch` (``.to(device)``, ``.num_events``)."""

@@ -12,12 +12,11 @@ torch-geometric's message passing):
   result does not depend on matmul rounding. Same code on CPU and CUDA; memory is bounded by
   processing events in groups.
 
-``auto`` picks torch-cluster when it is importable (:data:`WITH_TORCH_CLUSTER`), except for
-high-dimensional points on the CPU (more than :data:`AUTO_TREE_MAX_DIM` coordinates): there
-torch-cluster's CPU path is a KD-tree, which degrades to worse than brute force in feature
-space (measured on 2 cores, 16 events x 1580 points, k=12: 2-D 2.8 vs 21 ms/event for
-torch-cluster vs torch; 32-D 66 vs 27 ms/event), so ``auto`` uses the torch backend there.
-Without torch-cluster ``auto`` is always torch.
+``auto`` picks torch-cluster when it is importable (:data:`WITH_TORCH_CLUSTER`), else torch.
+On the CPU torch-cluster is a KD-tree: measured on real events (16 x 1580 points, k=12, 2
+shared cores) it is 3-9x faster than brute force both on (eta, phi) and on the model's
+32-wide features, whose intrinsic dimension is low; only on isotropic random 32-D points
+does brute force win (docs/BENCHMARKS.md, "Graph representation").
 Semantics (both backends): ``loop=False`` gives each point its ``k`` nearest *other* points
 of the same event, ``loop=True`` its ``k`` nearest points including itself; an event with
 fewer points gives every point all the others; empty events give no edges. Exact distance
@@ -27,6 +26,7 @@ avoid ties (the graph representation adds a fixed sub-pixel offset to pixel cent
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -40,27 +40,18 @@ WITH_TORCH_CLUSTER: bool = has_module("torch_cluster")
 Backend = Literal["auto", "torch_cluster", "torch"]
 BACKENDS: tuple[str, ...] = ("auto", "torch_cluster", "torch")
 
-#: ``auto`` on the CPU uses torch-cluster's KD-tree only up to this many coordinates.
-AUTO_TREE_MAX_DIM = 3
-
 #: Extra candidates re-ranked with exact distances by the torch backend.
 _RERANK_MARGIN = 8
+#: Primes for the slot scramble of the torch backend (one is coprime with any block size).
+_SCRAMBLE = (7919, 7907, 7901)
 
 
-def resolve_backend(backend: str = "auto", x: torch.Tensor | None = None) -> str:
-    """The backend that runs: explicit names are validated; ``auto`` follows the module policy.
-
-    Without ``x``, ``auto`` resolves to ``torch_cluster`` when importable (its choice for
-    low-dimensional or CUDA points), else ``torch``.
-    """
+def resolve_backend(backend: str = "auto") -> str:
+    """``auto`` -> ``torch_cluster`` if importable, else ``torch``; explicit names are validated."""
     if backend not in BACKENDS:
         raise ConfigError(f"knn_backend '{backend}' is not one of {', '.join(BACKENDS)}")
     if backend == "auto":
-        if not WITH_TORCH_CLUSTER:
-            return "torch"
-        if x is not None and not x.is_cuda and (x.size(1) if x.dim() > 1 else 1) > AUTO_TREE_MAX_DIM:
-            return "torch"
-        return "torch_cluster"
+        return "torch_cluster" if WITH_TORCH_CLUSTER else "torch"
     if backend == "torch_cluster":
         optional_import("torch_cluster")  # a clear "pip install ..." error if missing
     return backend
@@ -79,7 +70,7 @@ def knn_graph(x: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop: 
         x = x.unsqueeze(1)
     if batch is not None and batch.numel() != x.size(0):
         raise ValueError(f"batch has {batch.numel()} entries for {x.size(0)} points")
-    name = resolve_backend(backend, x)
+    name = resolve_backend(backend)
     if x.size(0) == 0:
         return torch.empty(2, 0, dtype=torch.long, device=x.device)
     xf = x.detach().float()
@@ -136,23 +127,31 @@ def _knn_group(x: torch.Tensor, ev: torch.Tensor, ptr: torch.Tensor, nmax: int, 
     n, d = x.shape
     b = ptr.numel() - 1
     device = x.device
-    local = torch.arange(n, device=device) - ptr[ev]
+    # Points sit in scrambled slots: topk on rows whose values follow the points' spatial order
+    # (pixel order) is ~2x slower than on unordered rows, so slot = local * a mod nmax.
+    a = next(p for p in _SCRAMBLE if math.gcd(p, nmax) == 1)
+    slot_of_local = torch.arange(nmax, device=device) * a % nmax
+    local_of_slot = torch.empty_like(slot_of_local)
+    local_of_slot[slot_of_local] = torch.arange(nmax, device=device)
+    slot = slot_of_local[torch.arange(n, device=device) - ptr[ev]]
     raw = x.new_zeros(b, nmax, d)
-    raw[ev, local] = x
+    raw[ev, slot] = x
     # centre each event: matmul distances lose precision far from the origin
     cnt = (ptr[1:] - ptr[:-1]).clamp(min=1).to(x.dtype)
     dense = raw - (raw.sum(1) / cnt[:, None])[:, None, :]
     valid = torch.zeros(b, nmax, dtype=torch.bool, device=device)
-    valid[ev, local] = True
-    sq = (dense * dense).sum(-1)
-    dist = sq[:, :, None] + sq[:, None, :] - 2.0 * torch.bmm(dense, dense.transpose(1, 2))
-    inf = torch.finfo(dist.dtype).max
-    dist.masked_fill_(~valid[:, None, :], inf)
+    valid[ev, slot] = True
+    big = torch.finfo(x.dtype).max / 4  # "infinitely far", still finite after the arithmetic below
+    # ranking key per row i: |x_j|^2 - 2 x_i.x_j (|x_i|^2 is constant along the row); padding columns
+    # get a huge |x_j|^2 so no mask pass is needed
+    sq = torch.where(valid, (dense * dense).sum(-1), torch.full_like(valid, big, dtype=x.dtype))
+    key = torch.baddbmm(sq[:, None, :], dense, dense.transpose(1, 2), alpha=-2.0)
     diag = torch.arange(nmax, device=device)
-    dist[:, diag, diag] = -1.0 if loop else inf
+    key[:, diag, diag] = -big if loop else big
     m = min(k + _RERANK_MARGIN, nmax)
-    cand = dist.topk(m, dim=-1, largest=False, sorted=False).indices  # (b, nmax, m)
-    del dist
+    cand = key.topk(m, dim=-1, largest=False, sorted=False).indices  # (b, nmax, m)
+    del key
+    inf = torch.finfo(x.dtype).max
     # exact re-ranking of the candidates by explicit differences of the original coordinates
     gathered = torch.gather(raw, 1, cand.reshape(b, nmax * m, 1).expand(-1, -1, d)).reshape(b, nmax, m, d)
     exact = gathered.sub_(raw[:, :, None, :]).square_().sum(-1)
@@ -162,9 +161,11 @@ def _knn_group(x: torch.Tensor, ev: torch.Tensor, ptr: torch.Tensor, nmax: int, 
     exact = torch.where(is_self, torch.full_like(exact, -1.0 if loop else inf), exact)
     kk = min(k, m)
     best_d, best_pos = exact.topk(kk, dim=-1, largest=False, sorted=True)
-    nbr = torch.gather(cand, 2, best_pos)  # (b, nmax, kk) local indices of neighbours
+    nbr = torch.gather(cand, 2, best_pos)  # (b, nmax, kk) slots of the neighbours
+    # rows back to the points' order, so the edges come out sorted by centre
+    nbr, best_d, valid = nbr[:, slot_of_local], best_d[:, slot_of_local], valid[:, slot_of_local]
     keep = (best_d < inf) & valid[:, :, None]
     ev_idx, row, _ = keep.nonzero(as_tuple=True)
-    col = nbr[keep]
+    col = local_of_slot[nbr[keep]]
     offset = ptr[ev_idx]
     return col + offset, row + offset

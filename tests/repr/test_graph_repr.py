@@ -69,7 +69,7 @@ def test_batch_contents_match_the_file(events_file: Path) -> None:
 
 
 def test_data_items_collate_like_dataset_items(events_file: Path) -> None:
-    ds = GraphDataset.from_files(EventFiles(events_file), np.arange(5), NORM)
+    ds = GraphDataset(EventFiles(events_file), np.arange(5), NORM)
     a = collate_graphs([ds[i] for i in range(5)])
     b = collate_graphs([ds[i].to_data() for i in range(5)])
     for key in ("x", "y", "pix", "batch", "ptr", "miss_pix", "miss_val", "miss_batch", "entry"):
@@ -137,3 +137,26 @@ def test_dataloader_and_memory(events_file: Path) -> None:
     dense_bytes = 20 * 5 * schema.IMSIZE * schema.IMSIZE * 4
     assert ds.store.nbytes < dense_bytes
     assert isinstance(reuse_cpu_memory(), bool) and reuse_cpu_memory() == reuse_cpu_memory()
+
+
+def test_blocks_stream_and_give_the_same_batches(events_file: Path) -> None:
+    files = EventFiles(events_file)
+    idx = np.arange(10, 110)
+    whole = GraphDataset(files, idx, NORM)
+    blocks = GraphDataset(files, idx, NORM, block_events=30)
+    assert (whole.block_size, blocks.block_size, blocks.num_blocks) == (100, 30, 4)
+    assert len(blocks._cache) == 0  # nothing read until asked
+    for positions in ([0, 1, 2], [28, 29, 30, 31], [99, 0, 45, 61]):  # within, across and over blocks
+        a = collate_graphs([whole[i] for i in positions])
+        b = collate_graphs([blocks[i] for i in positions])
+        for key in ("x", "y", "pix", "batch", "miss_val", "entry"):
+            assert torch.equal(a[key], b[key]), (positions, key)
+    assert len(blocks._cache) <= 2
+    with pytest.raises(IndexError):
+        blocks[100]
+    with pytest.raises(DataError, match="event index 120 out of range"):
+        GraphDataset(files, [3, 120], NORM)
+    rep = GraphRepresentation(memory_budget_gb=30 * 36_000 * 2 / 2**30)
+    assert rep.make_dataset(files, idx, NORM).block_size == 100  # at least 256 events per block
+    with pytest.raises(DataError, match="memory_budget_gb"):
+        GraphRepresentation(memory_budget_gb=0)

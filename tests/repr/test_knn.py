@@ -13,7 +13,7 @@ from pfgraph.io.root import EventFiles
 from pfgraph.repr import knn as knn_mod
 from pfgraph.repr.base import Normalisation
 from pfgraph.repr.graph import load_points, point_features, point_positions
-from pfgraph.repr.knn import AUTO_TREE_MAX_DIM, knn_graph, knn_graph_torch, resolve_backend
+from pfgraph.repr.knn import knn_graph, knn_graph_torch, resolve_backend
 
 #: Event sizes covering empty events, fewer points than k, exactly k and k+1, and large ones.
 COUNTS = [0, 1, 2, 5, 12, 13, 0, 40, 300, 3, 0]
@@ -98,13 +98,13 @@ def test_empty_inputs_and_bad_arguments() -> None:
 
 
 def test_auto_backend_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    low, high = torch.zeros(4, AUTO_TREE_MAX_DIM), torch.zeros(4, AUTO_TREE_MAX_DIM + 1)
     monkeypatch.setattr(knn_mod, "WITH_TORCH_CLUSTER", False)
-    assert resolve_backend("auto", low) == "torch" and resolve_backend("auto") == "torch"
+    assert resolve_backend("auto") == "torch"
+    x, batch = random_points([5, 7], 3, seed=3)
+    assert edge_set(knn_graph(x, 3, batch, backend="auto")) == edge_set(knn_graph_torch(x, 3, batch))
     monkeypatch.setattr(knn_mod, "WITH_TORCH_CLUSTER", True)
-    assert resolve_backend("auto", low) == "torch_cluster"
-    assert resolve_backend("auto", high) == "torch"  # KD-tree is slower than brute force in feature space
-    assert resolve_backend("torch", low) == "torch"
+    assert resolve_backend("auto") == "torch_cluster"
+    assert resolve_backend("torch") == "torch"
 
 
 # --------------------------------------------------------------- parity with torch-cluster
