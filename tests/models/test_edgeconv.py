@@ -68,10 +68,10 @@ def test_gradient_reaches_every_parameter(batch) -> None:  # noqa: ANN001
 def test_overfits_a_tiny_batch(batch) -> None:  # noqa: ANN001
     torch.manual_seed(0)
     model = build_edgeconv(PRESET)
-    x, pos, ev, y = small_cloud(batch)
+    x, pos, ev, y = small_cloud(batch, 6)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(40):
+    for _ in range(30):
         loss = ((model(x, pos, ev) - y) ** 2).mean()
         opt.zero_grad()
         loss.backward()
