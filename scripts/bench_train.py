@@ -116,7 +116,7 @@ def cli_run(name: str, data: Path, out: Path, events: int, threads: int) -> tupl
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     lines = (res.stdout.strip().splitlines() or [""]) if res.returncode == 0 else (res.stderr.strip().splitlines() or [""])
-    return res.returncode, dt, lines[-1]
+    return res.returncode, dt, lines[-1].split(" -> ")[0]
 
 
 def main() -> None:
@@ -126,11 +126,13 @@ def main() -> None:
     ap.add_argument("--train-events", type=int, default=256, help="events timed per model (after one warm-up batch)")
     ap.add_argument("--cli-events", type=int, default=600, help="--max-events of the end-to-end CLI runs (0: skip)")
     ap.add_argument("--models", default=",".join(PAPER + VARIANTS), help="comma-separated presets to time")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--threads", default="0", help="comma-separated torch CPU thread counts to time the models "
+                    "with (0: torch's default); the first one is used for loading and the CLI runs")
     ap.add_argument("--no-doc", action="store_true", help="print only, do not update docs/BENCHMARKS.md")
     args = ap.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    default_threads = torch.get_num_threads()
+    thread_settings = [int(t) or default_threads for t in args.threads.split(",")]
+    torch.set_num_threads(thread_settings[0])
     command = "python scripts/bench_train.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
     tmp = Path(tempfile.mkdtemp(prefix="pfgraph-bench-train-"))
@@ -147,23 +149,28 @@ def main() -> None:
     rows = []
     for name in [m for m in args.models.split(",") if m]:
         for dev in devices:
-            params, rate, step_s = train_rate(name, files, args.train_events, dev)
-            rows.append((name, dev.type, params, rate, step_s))
-            print(f"{name:15s} {dev.type:4s} {params:>10,d} params {rate:8.1f} events/s  {step_s * 1e3:8.1f} ms/step  "
-                  f"8000-event epoch {8000 / rate / 60:6.1f} min", flush=True)
+            for threads in thread_settings if dev.type == "cpu" else [thread_settings[0]]:
+                torch.set_num_threads(threads)
+                params, rate, step_s = train_rate(name, files, args.train_events, dev)
+                label = f"{dev.type} ({threads} thr)" if dev.type == "cpu" else dev.type
+                rows.append((name, label, params, rate, step_s))
+                print(f"{name:15s} {label:12s} {params:>10,d} params {rate:8.1f} events/s  {step_s * 1e3:8.1f} ms/step  "
+                      f"8000-event epoch {8000 / rate / 60:6.1f} min", flush=True)
+    torch.set_num_threads(thread_settings[0])
 
     cli_rows = []
     if args.cli_events > 0:
         for name in PAPER:
-            rc, dt, line = cli_run(name, data, tmp / "runs", args.cli_events, args.threads)
+            rc, dt, line = cli_run(name, data, tmp / "runs", args.cli_events, thread_settings[0])
             cli_rows.append((name, rc, dt, line))
             print(f"cli {name}: exit {rc} in {dt:.0f} s: {line}", flush=True)
 
-    step_ref = min(r[4] for r in rows if r[1] == "cpu") if rows else float("nan")
+    step_ref = min(r[4] for r in rows if r[1].startswith("cpu")) if rows else float("nan")
     load_batch_ms = BATCH / load_all * 1e3
     lines = [
-        f"Command: `{command}` (machine: {machine()}; torch threads {torch.get_num_threads()}; shared machine, "
-        "so rates vary by about 2x between runs).",
+        f"Command: `{command}` (machine: {machine()}; torch threads {thread_settings[0]} unless stated; shared "
+        f"machine, load average {os.getloadavg()[0]:.1f} at the end of the run, so rates vary by 2x or more "
+        "between runs).",
         "",
         f"**Loading** (paper B=0.5 file, {args.events} events, LZ4): ROOT -> normalised batched tensors "
         f"**{load_all:,.0f} events/s** (target >= 20 000); dataset build alone {load_build:,.0f} events/s; "
@@ -174,7 +181,7 @@ def main() -> None:
         f"**Training** (optimisation steps only, batch {BATCH}, {args.train_events} events timed after a warm-up "
         "batch; presets of configs/model; CUDA rows use bfloat16 autocast):",
         "",
-        "| model | device | parameters | events/s | ms/step | 8000-event epoch |",
+        "| model | device (CPU threads) | parameters | events/s | ms/step | 8000-event epoch |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for name, dev, params, rate, step_s in rows:
