@@ -188,3 +188,26 @@ def test_cuda_matches_fastjet_and_cpu() -> None:
     assert gpu.jets.px.device.type == "cuda"
     assert_same_image_jets(gpu, cluster_images(img, 0.4, 0.0, "fastjet"))
     assert_same_image_jets(gpu, cluster_images(img, 0.4, 0.0, "torch", device="cpu"))
+
+
+@pytest.mark.pythia
+def test_pythia_jet_events_match_fastjet(tmp_path) -> None:
+    """Real Pythia 8 jets injected into the detector (a small jet sample simulated here)."""
+    pytest.importorskip("pythia8mc")
+    from tests.conftest import make_events
+
+    path = make_events(tmp_path / "jets.root", 4, "gauss_b050_jet")
+    data = EventFiles(path).read(["truth", "jet"])
+    for image in ("truth", "jet"):
+        t = cluster_images(data[image], 0.4, 0.1, "torch")
+        assert_same_image_jets(t, cluster_images(data[image], 0.4, 0.1, "fastjet"))
+    assert float(t.jets.pt[:, 0].min()) > 50  # the injected jet image clusters into a hard jet
+
+
+@pytest.mark.slow
+def test_many_events_match_fastjet(events_file) -> None:
+    """64 dense simulated events plus 64 jet-like ones, all pixels (threshold 0), two radii."""
+    truth = EventFiles(events_file).read(["truth"], 0, 64)["truth"]
+    img = np.concatenate([truth, synthetic_jet_images(64, seed=21)])
+    for radius in (0.4, 1.0):
+        assert_same_image_jets(cluster_images(img, radius, 0.0, "torch"), cluster_images(img, radius, 0.0, "fastjet"))

@@ -227,3 +227,24 @@ def test_evaluate_arrays_matches_the_command(jet_eval: Path, jet_file: Path) -> 
     assert doc["jets"]["position"] == cmd["jets"]["position"] and doc["jets"]["efficiency"] == cmd["jets"]["efficiency"]
     assert key_paths(doc) == key_paths(cmd)
     assert math.isfinite(doc["timing"]["total_s"])
+
+
+def test_graph_model_writes_per_point_predictions(events_file: Path, jet_file: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "edgeconv"
+    assert main(["train", "--model", "edgeconv", "--data", str(events_file), "--out", str(run), "--epochs", "1",
+                 "model.widths=[8,8]", "model.head=[8]", "model.k=4", "train.threads=1", "train.batch_size=16"]) == 0
+    capsys.readouterr()
+    rc, _, err = evaluate(capsys, str(run), "--data", str(jet_file), "--out", str(tmp_path / "e"), "--device", "cpu",
+                          "--max-events", "4", "--no-plots")
+    assert rc == 0, err
+    assert read_metrics(tmp_path / "e" / "metrics.json")["model"]["repr"] == "graph"
+    with uproot.open(tmp_path / "e" / "predictions.root") as f:
+        a = f[schema.PREDICTIONS_TREE].arrays(library="ak")
+    data = uproot.open(jet_file)["events"].arrays(["npix", "pix_ieta", "pix_iphi"], entry_stop=4, library="ak")
+    assert ak.all(a["npix"] == data["npix"]) and ak.all(a["pix_ieta"] == data["pix_ieta"])
+    pred = ak.to_numpy(a["pred"])
+    for k in range(4):
+        ie, ip = ak.to_numpy(a["pix_ieta"][k]), ak.to_numpy(a["pix_iphi"][k])
+        np.testing.assert_array_equal(pred[k][ie, ip], ak.to_numpy(a["pix_pred"][k]))
+        assert (pred[k] != 0).sum() <= len(ie)  # nothing predicted where there is no point
