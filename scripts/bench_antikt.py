@@ -25,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pfgraph.eval.antikt import TIE_BREAK, Jets, cluster, cluster_fastjet, pixel_momenta  # noqa: E402
+from pfgraph.eval.antikt import DEFAULT_MAX_BATCH, TIE_BREAK, Jets, cluster, cluster_fastjet, pixel_momenta  # noqa: E402
 from scripts.benchdoc import machine, update_section  # noqa: E402
 
 DEFAULT_CACHE = ROOT / "data" / "bench" / "jet_1000.root"
@@ -94,7 +94,7 @@ def main() -> int:
     p.add_argument("--events", type=int, default=1000, help="events to cluster (1000)")
     p.add_argument("--threshold", type=float, default=0.1, help="pixel threshold in GeV (0.1, the evaluation default)")
     p.add_argument("--radius", type=float, default=0.4, help="anti-kt R (0.4)")
-    p.add_argument("--batch", type=int, default=1000, help="events per torch batch (1000)")
+    p.add_argument("--batch", type=int, default=DEFAULT_MAX_BATCH, help=f"events per torch batch ({DEFAULT_MAX_BATCH})")
     p.add_argument("--threads", type=int, default=1, help="torch CPU intra-op threads for the torch path (1)")
     p.add_argument("--repeat", type=int, default=1, help="repetitions, best time kept (1)")
     p.add_argument("--no-doc", action="store_true", help="do not write docs/BENCHMARKS.md")
@@ -118,7 +118,7 @@ def main() -> int:
     rows = [("FastJet 3.5 (multi-event API, CPU)", t_fj, "reference"),
             (f"torch CPU, {args.threads} thread(s), batch {args.batch}", t_cpu,
              f"{bad_cpu} of {n} events differ; max rel. pT/E diff {diff_cpu:.1e}")]
-    cuda_note = "no CUDA device on this machine: the GPU figure is still to be measured"
+    cuda_note = "No CUDA device on this machine: the GPU figure is still to be measured."
     if torch.cuda.is_available():
         dev = "cuda"
         args_gpu = [a.to(dev) for a in (px, py, pz, e, mask)]
