@@ -118,6 +118,10 @@ def fit_gaussian_core(values: np.ndarray, bins: int = RESIDUAL_BINS, range: tupl
     if v.size < MIN_FIT_ENTRIES:
         return _none_fit("too few entries")
     q25, q50, q75 = np.percentile(v, [25.0, 50.0, 75.0])
+    if q75 == q25:  # half the values or more are identical: no Gaussian core to fit
+        out = _none_fit("zero width: at least half of the values are identical")
+        out.update(mu=float(q50), sigma=0.0, iterations=0, converged=False)
+        return out
     if range is None:
         q16, q84 = np.percentile(v, [15.865525393145708, 84.13447460685429])
         half = 10.0 * max(0.5 * (q84 - q16), 1e-12 * max(1.0, abs(q50)))

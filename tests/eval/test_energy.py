@@ -55,6 +55,11 @@ def test_fit_with_too_few_entries_gives_null_values() -> None:
     assert fit["status"] == "too few entries" and fit["mu"] is None and set(fit) == set(FIT_KEYS)
 
 
+def test_a_perfect_prediction_has_zero_width_not_a_failed_fit() -> None:
+    fit = fit_gaussian_core(np.r_[np.zeros(1000), np.random.default_rng(0).normal(0, 1, 100)])
+    assert fit["status"].startswith("zero width") and fit["mu"] == 0.0 and fit["sigma"] == 0.0
+
+
 def test_robust_stats_of_a_gaussian() -> None:
     v = np.random.default_rng(3).normal(0.2, 0.5, 200_000)
     r = robust_stats(v, 0.5)
