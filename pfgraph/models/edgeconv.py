@@ -4,8 +4,9 @@ Architecture (Wang et al., "Dynamic Graph CNN for Learning on Point Clouds"), fo
 per point:
 
 * ``len(widths)`` EdgeConv blocks (torch-geometric :class:`~torch_geometric.nn.EdgeConv`, max
-  aggregation over centre-sorted edges: :class:`SortedMaxAggregation`). The message of edge j -> i is an MLP of ``[h_i, h_j - h_i]``
-  (``edge_depth`` Linear + BatchNorm + LeakyReLU layers, all of the block's width).
+  aggregation over centre-sorted edges: :class:`SortedMaxAggregation`). The message of edge
+  j -> i is an MLP of ``[h_i, h_j - h_i]`` (``edge_depth`` Linear + BatchNorm + LeakyReLU
+  layers, all of the block's width).
 * The kNN graph of every block is rebuilt on that block's input features (dynamic graph);
   the first block may instead use the fixed (eta, phi) graph of the points
   (``first_graph: position``). kNN runs through :func:`pfgraph.repr.knn.knn_graph`
