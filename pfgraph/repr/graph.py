@@ -25,9 +25,6 @@ batch is one vectorised gather (:meth:`PointStore.batch`).
 
 from __future__ import annotations
 
-import ctypes
-import os
-import platform
 import threading
 import warnings
 from collections import OrderedDict
@@ -49,6 +46,7 @@ from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import Normalisation, Representation
 from pfgraph.repr.grid import NPIX, graph_to_grid, reach_summary, split_pixel
+from pfgraph.utils.memory import reuse_cpu_memory
 
 #: Names of the per-point model features, in order (see :func:`point_features`).
 FEATURES: tuple[str, ...] = (*schema.INPUT_CHANNELS, "eta", "phi", "ieta", "iphi")
@@ -65,32 +63,6 @@ _JITTER = (_rng.uniform(-TIE_BREAK, TIE_BREAK, size=(NPIX, 2))
 _ETA = schema.ETA_CENTRES.astype(np.float32)
 _PHI = schema.PHI_CENTRES.astype(np.float32)
 _TABLES: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-_MEMORY_TUNED = False
-
-
-def reuse_cpu_memory() -> bool:
-    """Keep freed CPU memory inside the process instead of returning it to the system (glibc).
-
-    Training on point clouds allocates edge tensors of ~100 MB per operation. glibc serves
-    blocks above 32 MB with fresh ``mmap`` pages and unmaps them on free, so every operation
-    pays page faults again: measured here, allocating a new 78 MB tensor takes 50 ms where
-    filling an existing one takes 5 ms, and a CPU training step of ``edgeconv`` gets ~1.6x
-    faster with the heap reused. Sets ``M_MMAP_MAX=0`` and a 2 GiB ``M_TRIM_THRESHOLD`` once
-    per process (the resident size then stays at its peak). Returns True when active; a
-    no-op off glibc or with ``PFGRAPH_REUSE_MEMORY=0``.
-    """
-    global _MEMORY_TUNED
-    if _MEMORY_TUNED:
-        return True
-    if os.environ.get("PFGRAPH_REUSE_MEMORY", "1") == "0" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_max = -1, -4
-    _MEMORY_TUNED = bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
-    return _MEMORY_TUNED
 
 
 def _tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

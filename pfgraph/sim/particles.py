@@ -21,6 +21,9 @@ from pfgraph.sim.detector import (
     PileupConfig,
 )
 
+# sample_background builds species codes arithmetically from one uniform.
+assert (EM_NEUTRAL, NEUTRAL_HADRON, CHARGED_HADRON) == (0, 1, 2)
+
 #: Stream labels mixed into each event's seed, so streams never overlap.
 STREAM_PARTICLES, STREAM_NOISE, STREAM_PYTHIA = 0, 1, 2
 
@@ -66,25 +69,31 @@ def sample_background(rng: np.random.Generator, n: int, cfg: ParticleConfig, eve
                       energy_scale: float = 1.0, in_truth: bool = True) -> Particles:
     """Draw ``n`` particles of the paper's model (DESIGN §2, steps 1-3) for one event.
 
-    Energy ``|g1 + g2|`` with g1 ~ N(0, g1_sigma), g2 ~ N(0, g2_sigma); species from one
-    uniform (EM neutral / neutral hadron / charged hadron), charge +-1 50/50 for charged;
-    eta, phi uniform over the grid, shrunk by ``charged_acceptance`` for charged particles.
+    Energy ``|g1 + g2|`` with g1 ~ N(0, g1_sigma), g2 ~ N(0, g2_sigma), drawn as one normal of
+    width ``hypot(g1_sigma, g2_sigma)`` (the same distribution: a sum of independent normals is
+    normal); species from one uniform ``u`` (EM neutral below ``neutral_pi_frac``, neutral
+    hadron below ``neutral_had_frac``, else charged hadron), and the charge from where ``u``
+    falls in the charged range (lower half -1, upper half +1: 50/50, independent of the
+    species draw); eta, phi uniform over the grid, shrunk by ``charged_acceptance`` for charged
+    particles. Per particle: 3 uniforms, 4 normals (energy and the three smearing normals).
     """
-    u = rng.random((4, n))
-    g = rng.standard_normal((5, n))
-    energy = np.abs(cfg.g1_sigma * g[0] + cfg.g2_sigma * g[1]) * energy_scale
-    species = np.full(n, CHARGED_HADRON, dtype=np.int8)
-    species[u[0] < cfg.neutral_had_frac] = NEUTRAL_HADRON
-    species[u[0] < cfg.neutral_pi_frac] = EM_NEUTRAL
+    u = rng.random((3, n))
+    g = rng.standard_normal((4, n))
+    energy = np.abs(g[0]) * (float(np.hypot(cfg.g1_sigma, cfg.g2_sigma)) * energy_scale)
+    species = (u[0] >= cfg.neutral_pi_frac).astype(np.int8)
+    species += u[0] >= cfg.neutral_had_frac  # EM_NEUTRAL 0, NEUTRAL_HADRON 1, CHARGED_HADRON 2
     charged = species == CHARGED_HADRON
-    charge = np.where(charged, np.where(u[1] < 0.5, -1, 1), 0).astype(np.int8)
-    acc = np.where(charged, cfg.charged_acceptance, 1.0)
-    eta = (2.0 * u[2] - 1.0) * schema.MAX_ETA * acc
-    phi = (2.0 * u[3] - 1.0) * np.pi * acc
+    positive = u[0] >= cfg.neutral_had_frac + 0.5 * (1.0 - cfg.neutral_had_frac)
+    charge = (2 * positive.view(np.int8) - 1) * charged.view(np.int8)
+    eta = (2.0 * u[1] - 1.0) * schema.MAX_ETA
+    phi = (2.0 * u[2] - 1.0) * np.pi
+    if cfg.charged_acceptance != 1.0:
+        eta[charged] *= cfg.charged_acceptance
+        phi[charged] *= cfg.charged_acceptance
     return Particles(
         event=np.full(n, event, dtype=np.int64), energy=energy, eta=eta, phi=phi, species=species,
         charge=charge, in_truth=np.full(n, in_truth), is_jet=np.zeros(n, dtype=bool),
-        n_trk=g[2], n_ecal=g[3], n_hcal=g[4],
+        n_trk=g[1], n_ecal=g[2], n_hcal=g[3],
     )
 
 

@@ -1,8 +1,8 @@
 """Detector response: tracker, B-field kick, ECAL/HCAL deposition, shower spreading, noise.
 
 Vectorised over all particles of a batch of events: every image is one ``np.bincount`` over
-flat (event, eta-bin, phi-bin) indices. Deposits are accumulated in float64 in particle order,
-exactly as the per-particle oracle in the tests does.
+the flat (event, eta-bin, phi-bin) cells of the particles that deposit in it. Deposits are
+accumulated in float64 in particle order, exactly as the per-particle oracle in the tests does.
 """
 
 from __future__ import annotations
@@ -21,16 +21,18 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bin of each value exactly as ``np.histogram2d`` assigns it; -1 outside the range.
 
     Bins are half-open [lo, hi) except the last, which includes its upper edge. A fast
-    arithmetic guess is corrected against the edges themselves, so values on or next to an
-    edge land where ``searchsorted`` on ``edges`` puts them.
+    arithmetic guess (truncation; values below the range clip to bin 0 anyway) is corrected
+    against the edges themselves, so values on or next to an edge land where ``searchsorted``
+    on ``edges`` puts them.
     """
     n = len(edges) - 1
     lo, hi = edges[0], edges[-1]
-    idx = np.floor((values - lo) * (n / (hi - lo))).astype(np.int64)
+    guess = (values - lo) * (n / (hi - lo))
+    idx = guess.astype(np.int64)  # NaN and huge values give garbage here: masked below
     np.clip(idx, 0, n - 1, out=idx)
     idx -= values < edges[idx]
-    idx += (values >= edges[np.minimum(idx + 1, n)]) & (idx < n - 1)
-    idx[(values < lo) | (values > hi) | np.isnan(values)] = -1
+    idx += (values >= edges[idx + 1]) & (idx < n - 1)
+    idx[~((values >= lo) & (values <= hi))] = -1  # also catches NaN
     return idx
 
 
@@ -41,25 +43,13 @@ def flat_pixel(eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
     return np.where((ie >= 0) & (ip >= 0), ie * schema.IMSIZE + ip, -1)
 
 
-def histogram(event: np.ndarray, pixel: np.ndarray, weight: np.ndarray, n_events: int) -> np.ndarray:
-    """Energy-weighted images (n_events, 56, 56) in float64; entries with pixel -1 dropped."""
-    return histograms(event, pixel, [weight], n_events)[0]
+def _deposit(cells: np.ndarray, weights: np.ndarray, span: int) -> np.ndarray:
+    """Sum ``weights`` into ``span`` flat (event, eta-bin, phi-bin) cells, in particle order.
 
-
-def histograms(event: np.ndarray, pixel: np.ndarray, weights: list[np.ndarray], n_events: int) -> list[np.ndarray]:
-    """Several energy-weighted images at the same positions with one ``np.bincount``.
-
-    Each image's bins receive their entries in particle order, as a per-particle loop would;
-    entries with pixel -1 are dropped. The images are views of one channel-major array.
+    Callers pass only the particles that deposit (as the per-particle oracle adds only those),
+    so every bin gets exactly the oracle's float64 sum.
     """
-    k = len(weights)
-    valid = pixel >= 0
-    span = n_events * NPIX
-    base = (event * NPIX + pixel)[valid]
-    idx = np.concatenate([base + c * span for c in range(k)])
-    w = np.concatenate([wt[valid] for wt in weights])
-    flat = np.bincount(idx, weights=w, minlength=k * span)
-    return list(flat.reshape(k, n_events, schema.IMSIZE, schema.IMSIZE))
+    return np.bincount(cells, weights=weights, minlength=span)
 
 
 def wrap_phi(phi: np.ndarray) -> np.ndarray:
@@ -72,64 +62,79 @@ def respond(p: Particles, n_events: int, det: DetectorConfig) -> dict[str, np.nd
 
     Returns ``truth``, ``truth_neutral``, ``trk_neg``, ``trk_pos``, ``emcal``, ``hcal``,
     ``jet`` (true energy of injected jet constituents) and scalars ``n_particles``,
-    ``n_charged``, ``e_lost``.
+    ``n_charged``, ``e_lost``. Each image is one ``np.bincount`` over the particles that
+    deposit in it (flat (event, eta-bin, phi-bin) cells); response formulas are evaluated
+    only for those particles.
     """
+    shape = (n_events, schema.IMSIZE, schema.IMSIZE)
+    span = n_events * NPIX
     E = p.energy
-    charged = p.charge != 0
+    charge = p.charge
+    charged = charge != 0
+    neutral = ~charged
     ieta = bin_index(p.eta, schema.ETA_EDGES)
     iphi0 = bin_index(p.phi, schema.PHI_EDGES)
-    pix0 = np.where((ieta >= 0) & (iphi0 >= 0), ieta * schema.IMSIZE + iphi0, -1)
-    zero = np.zeros_like(E)
+    base = p.event * NPIX + ieta * schema.IMSIZE  # the cell is base + iphi where both bins exist
+    in_eta = ieta >= 0
+    at0 = in_eta & (iphi0 >= 0)
+    cell0 = base + iphi0
 
     # 4. truth at the production angle: every (non pile-up) particle, no threshold.
-    w_truth = np.where(p.in_truth, E, zero)
-    w_neutral = np.where(charged, zero, w_truth)
-    w_jet = np.where(p.is_jet, E, zero)
-    # 5. tracker at the undeflected position.
-    trk = np.where(charged & (E > det.trk_threshold), E * (1.0 + det.trk_res * det.res_scale * p.n_trk), zero)
-    w_neg = np.where(p.charge < 0, trk, zero)
-    w_pos = np.where(p.charge > 0, trk, zero)
-    truth, truth_neutral, jet, trk_neg, trk_pos = histograms(
-        p.event, pix0, [w_truth, w_neutral, w_jet, w_neg, w_pos], n_events)
-    out: dict[str, np.ndarray] = {"truth": truth, "truth_neutral": truth_neutral, "jet": jet,
-                                  "trk_neg": trk_neg, "trk_pos": trk_pos}
+    seen = at0 & p.in_truth
+    seen_neutral = seen & neutral
+    out: dict[str, np.ndarray] = {
+        "truth": _deposit(cell0[seen], E[seen], span).reshape(shape),
+        "truth_neutral": _deposit(cell0[seen_neutral], E[seen_neutral], span).reshape(shape),
+    }
+    jet = at0 & p.is_jet
+    out["jet"] = _deposit(cell0[jet], E[jet], span).reshape(shape) if jet.any() else np.zeros(shape)
+    # 5. tracker at the undeflected position: negative tracks in the first span, positive in the second.
+    trk = at0 & charged & (E > det.trk_threshold)
+    e_trk = E[trk]
+    w_trk = e_trk * (1.0 + det.trk_res * det.res_scale * p.n_trk[trk])
+    trk_cells = cell0[trk] + (charge[trk] > 0) * span
+    out["trk_neg"], out["trk_pos"] = _deposit(trk_cells, w_trk, 2 * span).reshape(2, *shape)
 
     # 6. B-field kick q * B / E (E, not pT; no kick for E = 0).
-    pix1 = pix0
+    cell1, at1, lost = cell0, at0, None
     if det.b_field != 0:
-        kick = charged & (E > 0)
-        phi = p.phi.copy()
-        phi[kick] += p.charge[kick] * det.b_field / E[kick]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kick = np.where(charged & (E > 0), charge * det.b_field / E, 0.0)
+        phi = p.phi + kick  # + 0.0 leaves neutral (and E = 0) particles exactly where they are
         if det.phi_wrap:
             phi = wrap_phi(phi)
         iphi1 = bin_index(phi, schema.PHI_EDGES)
-        pix1 = np.where((ieta >= 0) & (iphi1 >= 0), ieta * schema.IMSIZE + iphi1, -1)
+        at1 = in_eta & (iphi1 >= 0)
+        cell1 = base + iphi1
+        lost = charged & ~at1 & at0
 
     # 7. ECAL at the deflected position.
     species = p.species
+    above = at1 & (E > det.ecal_threshold)
     em = (species == EM_NEUTRAL) | (species == ELECTRON)
-    had = (species == NEUTRAL_HADRON) | (species == CHARGED_HADRON)
-    above = E > det.ecal_threshold
-    em_hit = em & above
-    had_hit = had & above
-    ecal_smear = 1.0 + det.emc_res * det.res_scale * p.n_ecal
-    ecal = np.where(em_hit, det.em_ecal_fraction * (E - det.nonlin * np.sqrt(E)) * ecal_smear, zero)
-    ecal = np.where(had_hit, det.had_ecal_fraction * E * ecal_smear, ecal)
-    kept = np.where(em_hit, (1.0 - det.em_ecal_fraction) * E, E)
-    kept = np.where(had_hit, (1.0 - det.had_ecal_fraction) * E, kept)
-    kept = np.where(species == MUON, zero, kept)
+    em_hit = above & em
+    had_hit = above & ((species == NEUTRAL_HADRON) | (species == CHARGED_HADRON))
+    hit = em_hit | had_hit
+    e_hit = E[hit]
+    em_sub = em_hit[hit]
+    ecal_smear = 1.0 + det.emc_res * det.res_scale * p.n_ecal[hit]
+    w_ecal = np.where(em_sub, det.em_ecal_fraction * (e_hit - det.nonlin * np.sqrt(e_hit)),
+                      det.had_ecal_fraction * e_hit) * ecal_smear
+    out["emcal"] = _deposit(cell1[hit], w_ecal, span).reshape(shape)
 
-    # 8. HCAL at the same position from the kept energy.
-    hcal = np.where(kept > det.hcal_threshold,
-                    det.hcal_fraction * (kept - det.nonlin * np.sqrt(kept))
-                    * (1.0 + det.hcal_res * det.res_scale * p.n_hcal), zero)
-    out["emcal"], out["hcal"] = histograms(p.event, pix1, [ecal, hcal], n_events)
+    # 8. HCAL at the same position from the kept energy (muons keep nothing).
+    kept = E.copy()
+    kept[hit] = np.where(em_sub, (1.0 - det.em_ecal_fraction) * e_hit, (1.0 - det.had_ecal_fraction) * e_hit)
+    deposit = at1 & (kept > det.hcal_threshold) & (species != MUON)
+    k = kept[deposit]
+    w_hcal = det.hcal_fraction * (k - det.nonlin * np.sqrt(k)) * (1.0 + det.hcal_res * det.res_scale * p.n_hcal[deposit])
+    out["hcal"] = _deposit(cell1[deposit], w_hcal, span).reshape(shape)
 
     # Bookkeeping.
     out["n_particles"] = np.bincount(p.event, minlength=n_events).astype(np.int32)
-    out["n_charged"] = np.bincount(p.event, weights=charged, minlength=n_events).astype(np.int32)
-    lost = charged & (pix1 < 0) & (pix0 >= 0)
-    out["e_lost"] = np.bincount(p.event, weights=np.where(lost, E, zero), minlength=n_events)
+    out["n_charged"] = np.bincount(p.event[charged], minlength=n_events).astype(np.int32)
+    out["e_lost"] = (np.zeros(n_events) if lost is None
+                     else np.bincount(p.event[lost], weights=E[lost], minlength=n_events))
     return out
 
 

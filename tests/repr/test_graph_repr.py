@@ -24,9 +24,9 @@ from pfgraph.repr.graph import (
     load_points,
     point_features,
     point_positions,
-    reuse_cpu_memory,
     stream_batches,
 )
+from pfgraph.utils.memory import reuse_cpu_memory
 
 NORM = Normalisation([8.0, 9.0, 10.0, 11.0], 20.0)
 

@@ -206,3 +206,10 @@ def test_end_to_end_jet_file(tmp_path: Path) -> None:
         assert abs(np.average(ie, weights=w) - 27.5) < 1.5 and abs(np.average(ip, weights=w) - 27.5) < 1.5
         assert w[23:33, 23:33].sum() > 0.8 * w.sum()
     assert (truth >= jet_img - 1e-4).all()
+    # a worker process simulating into shared memory writes the same file as in-process
+    from pfgraph.sim.generate import generate
+
+    (tmp_path / "w1").mkdir()
+    generate(load_config(SimConfig, resolve_config_path("gauss_b050_jet", "sim"), ["events=6", "output.chunk=50"]),
+             tmp_path / "w1" / "jet.root", workers=1)
+    assert (tmp_path / "w1" / "jet.root").read_bytes() == path.read_bytes()
