@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	# CPU build of torch from the local wheel (a bare 'torch' would pull a multi-GB CUDA build)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	# pfgraph, its test tools and CERN ROOT (the tests read every output file with ROOT itself)
+	$(BIN)/pip install -q -e '.[dev,root]'
 	# torch-cluster is a source package: compiled once against torch (~13 min on 2 cores; pip caches the wheel)
 	$(BIN)/pip install -q --no-build-isolation torch-cluster
 	touch $(STAMP)
