@@ -28,8 +28,12 @@ test: install  ## the default test suite (fast; excludes slow tests)
 test-all: install  ## every test including slow ones
 	$(BIN)/python -m pytest -q
 
-bench: install  ## benchmarks -> docs/BENCHMARKS.md
+bench: install  ## benchmarks -> docs/BENCHMARKS.md (each script updates its own section)
 	$(BIN)/python scripts/bench_simulate.py
+	$(BIN)/python scripts/bench_io.py
+	$(BIN)/python scripts/bench_train.py
+	$(BIN)/python scripts/bench_graph.py
+	$(BIN)/python scripts/bench_antikt.py
 
 lint: install
 	$(BIN)/ruff check pfgraph tests scripts

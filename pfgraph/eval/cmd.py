@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from pfgraph.eval.antikt import TIE_BREAK_SEED
     from pfgraph.eval.energy import EnergyAccumulator
     from pfgraph.eval.jets import JetAccumulator, empty_jet_metrics
-    from pfgraph.eval.metrics import assemble, write_metrics
+    from pfgraph.eval.metrics import TRAINING_KEYS, assemble, training_section, write_metrics
     from pfgraph.eval.output import PredictionWriter, read_predictions
     from pfgraph.io import schema
     from pfgraph.io.root import EventFiles, make_meta
@@ -133,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         graph = loaded.repr.name == "graph"
         model = {"name": loaded.model_name, "repr": loaded.repr.name, "run_dir": str(source),
                  "checkpoint": str(loaded.checkpoint), "checkpoint_sha256": loaded.checkpoint_sha256}
+        training = training_section(_train_summary(source))
         run_config: dict[str, Any] = dict(loaded.config)
         scale_source = f"checkpoint {loaded.checkpoint.name}"
         batches: Iterator[dict[str, Any]] = predict(loaded, files, args.batch_size, args.max_events)
@@ -148,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         m = meta.get("model") or {}
         model = {"name": m.get("name"), "repr": m.get("repr"), "run_dir": m.get("run_dir"),
                  "checkpoint": m.get("checkpoint"), "checkpoint_sha256": m.get("checkpoint_sha256")}
+        training = {**training_section(None), **{k: v for k, v in (meta.get("training") or {}).items()
+                                                 if k in TRAINING_KEYS}}
         run_config = {"predictions": str(source), "meta": meta}
         scale_source = f"{source.name} meta (from {m.get('checkpoint') or 'the writer'})"
         n_expected = len(preds["event_id"])
@@ -172,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     dataset = {"path": [str(p) for p in files.paths], "name": (files.meta.get("config") or {}).get("name"),
                "n_events": None, "has_jet_image": has_jet}
     meta = make_meta("predictions", {"evaluate": settings, "jets": jet_settings}, model=model,
-                     model_names=[model["name"]], target_scale=scale, dataset=dataset, jets=jet_settings)
+                     model_names=[model["name"]], target_scale=scale, dataset=dataset, jets=jet_settings,
+                     training=training)
     inference_s = 0.0
     n_done = 0
     with PredictionWriter(out / "predictions.root", meta, graph=graph, jets=has_jet) as writer, \
@@ -218,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
                                     f"{files.paths[0]}: no '{schema.JET_IMAGE}' image (not a jet sample)")
     dataset["n_events"] = n_done
     total = time.perf_counter() - t_start
-    doc = assemble(energy_doc, jet_doc, created_by="pfgraph evaluate", model=model, dataset=dataset, settings=settings,
+    doc = assemble(energy_doc, jet_doc, created_by="pfgraph evaluate", model=model, training=training,
+                   dataset=dataset, settings=settings,
                    timing={"inference_s": inference_s if source.is_dir() else None,
                            "inference_events_per_s": n_done / inference_s if source.is_dir() and inference_s > 0 else None,
                            "jets_s": jet_doc["seconds"], "jets_events_per_s": jet_doc["events_per_s"], "total_s": total})
@@ -243,6 +248,19 @@ def run(args: argparse.Namespace) -> int:
         line += f", jets: efficiency {jet_doc['efficiency']:.3f}, D median {jet_doc['position']['robust']['median']:.2f} px"
     print(f"{line} -> {out}")
     return 0
+
+
+def _train_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The run folder's ``train_summary.json`` (None if absent or unreadable: the figures are optional)."""
+    import json
+
+    from pfgraph.train.trainer import SUMMARY
+
+    try:
+        doc = json.loads((run_dir / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _plain(obj: Any) -> Any:

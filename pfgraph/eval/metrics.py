@@ -4,6 +4,8 @@ Document layout (``schema == "pfgraph.metrics"``, ``schema_version == METRICS_VE
 
     schema, schema_version, pfgraph_version, created_by
     model:     name, repr (image|graph), run_dir, checkpoint, checkpoint_sha256
+    training:  parameters, epochs, best_epoch, best_val_loss, train_time_s, train_events_per_s,
+               n_train, device (from the run's train_summary.json; null when not known)
     dataset:   path (list of files), name (from the file meta), n_events, has_jet_image
     settings:  target_scale, target_scale_source, batch_size, device, max_events
     timing:    inference_s, inference_events_per_s, jets_s, jets_events_per_s, total_s
@@ -13,6 +15,7 @@ Document layout (``schema == "pfgraph.metrics"``, ``schema_version == METRICS_VE
 
 Every document has exactly the keys of :func:`template` (values may be null); a model that
 needs a representation-specific figure adds it under ``extra`` and never changes the rest.
+Version 1 documents (no ``training`` section) are read with that section null.
 """
 
 from __future__ import annotations
@@ -34,19 +37,24 @@ from pfgraph.eval.jets import DEFAULT_RADIUS, DEFAULT_THRESHOLD, JetAccumulator,
 from pfgraph.utils.atomic import atomic_write_text
 
 METRICS_SCHEMA = "pfgraph.metrics"
-METRICS_VERSION = 1
+METRICS_VERSION = 2
+#: The ``training`` section: what the run's ``train_summary.json`` says (its key in brackets).
+TRAINING_KEYS = {"parameters": "params", "epochs": "epochs", "best_epoch": "best_epoch",
+                 "best_val_loss": "best_val_loss", "train_time_s": "train_time_s",
+                 "train_events_per_s": "events_per_s", "n_train": "n_train", "device": "device"}
 
 
-def template() -> dict[str, Any]:
-    """A metrics document with every key and null values (the schema by example)."""
+def template(version: int = METRICS_VERSION) -> dict[str, Any]:
+    """A metrics document with every key and null values (the schema by example) of ``version``."""
     energy = EnergyAccumulator(target_scale=1.0).result()
     energy = _nullify(energy)
-    return {
+    doc = {
         "schema": METRICS_SCHEMA,
         "schema_version": METRICS_VERSION,
         "pfgraph_version": __version__,
         "created_by": None,
         "model": {"name": None, "repr": None, "run_dir": None, "checkpoint": None, "checkpoint_sha256": None},
+        "training": dict.fromkeys(TRAINING_KEYS),
         "dataset": {"path": None, "name": None, "n_events": None, "has_jet_image": None},
         "settings": {"target_scale": None, "target_scale_source": None, "batch_size": None, "device": None,
                      "max_events": None},
@@ -56,6 +64,15 @@ def template() -> dict[str, Any]:
         "jets": empty_jet_metrics(None, None, None, None),
         "extra": {},
     }
+    if version < 2:
+        del doc["training"]
+    return doc
+
+
+def training_section(summary: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``training`` section from a run's ``train_summary.json`` (nulls for what it lacks)."""
+    summary = summary or {}
+    return {key: summary.get(src) for key, src in TRAINING_KEYS.items()}
 
 
 def _nullify(obj: Any) -> Any:
@@ -84,9 +101,11 @@ def check_schema(doc: Mapping[str, Any], where: str = "metrics") -> None:
     if doc.get("schema") != METRICS_SCHEMA:
         raise DataError(f"{where}: not a pfgraph metrics document (schema={doc.get('schema')!r})")
     version = doc.get("schema_version")
-    if not isinstance(version, int) or version > METRICS_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise DataError(f"{where}: metrics schema version {version!r} is not a positive integer")
+    if version > METRICS_VERSION:
         raise DataError(f"{where}: metrics schema version {version!r} is newer than this pfgraph reads ({METRICS_VERSION})")
-    want = {k for k in key_paths(template()) if not k.startswith("extra.")}
+    want = {k for k in key_paths(template(version)) if not k.startswith("extra.")}
     have = {k for k in key_paths(doc) if not k.startswith("extra.")}
     missing, unexpected = sorted(want - have), sorted(have - want)
     if missing:
@@ -132,6 +151,9 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise DataError(f"{p}: not a pfgraph metrics document")
     check_schema(doc, str(p))
+    if doc["schema_version"] < 2:  # migration 1 -> 2: the training section did not exist
+        doc["training"] = training_section(None)
+        doc["schema_version"] = METRICS_VERSION
     return doc
 
 
@@ -154,7 +176,8 @@ def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, 
                     jets: bool = False, radius: float = DEFAULT_RADIUS, threshold: float = DEFAULT_THRESHOLD,
                     backend: str = "auto", device: str = "cpu", tie_break: float = TIE_BREAK,
                     batch_size: int = 256, model: Mapping[str, Any] | None = None,
-                    dataset: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    dataset: Mapping[str, Any] | None = None,
+                    training: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate predictions given as arrays; no checkpoint needed. Returns a metrics document.
 
     ``pred``, ``truth``: (B, 56, 56) energies in GeV (de-normalised); ``inputs``: (B, 4, 56, 56)
@@ -162,7 +185,8 @@ def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, 
     ``target_scale``: S in GeV for the normalised forms (None: null). With ``jets=True`` both
     images are clustered (anti-kt ``radius``, pixels above ``threshold`` GeV, ``backend``
     torch|fastjet|auto on ``device``) and the jet section is filled; the jet axis is assumed
-    at (0, 0) as in the jet test sample.
+    at (0, 0) as in the jet test sample. ``model``, ``dataset`` and ``training`` fill those
+    sections (keys of :func:`template`).
     """
     p = check_images("pred", pred)
     t = check_images("truth", truth)
@@ -185,6 +209,7 @@ def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, 
     doc = assemble(
         acc.result(), jet_doc, created_by="evaluate_arrays",
         model=dict(model or {}),
+        training=dict(training or {}),
         dataset={"n_events": int(len(p)), "has_jet_image": None, **dict(dataset or {})},
         settings={"target_scale": target_scale, "target_scale_source": "argument" if target_scale else None,
                   "batch_size": batch_size, "device": str(device)},

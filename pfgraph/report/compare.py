@@ -20,6 +20,7 @@ import awkward as ak
 import numpy as np
 
 from pfgraph.errors import DataError, PfgraphError
+from pfgraph.eval.metrics import read_metrics
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles, open_root, read_meta
 from pfgraph.report import plots
@@ -44,19 +45,14 @@ class EvalRun:
     jets: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def lookup(metrics: dict[str, Any], *paths: str, default: Any = None) -> Any:
-    """The first of several dotted key paths present in ``metrics`` (schemas may nest differently)."""
-    for path in paths:
-        node: Any = metrics
-        for key in path.split("."):
-            if isinstance(node, dict) and key in node:
-                node = node[key]
-            else:
-                node = None
-                break
-        if node is not None:
-            return node
-    return default
+def metric(metrics: dict[str, Any], path: str) -> Any:
+    """The value at dotted ``path`` of a metrics document (:mod:`pfgraph.eval.metrics`), or None."""
+    node: Any = metrics
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
 
 
 def load_eval(folder: str | Path) -> EvalRun:
@@ -68,10 +64,7 @@ def load_eval(folder: str | Path) -> EvalRun:
         raise DataError(f"{folder}: no metrics.json (is this a 'pfgraph evaluate' output folder?)")
     if not pfile.exists():
         raise DataError(f"{folder}: no predictions.root")
-    try:
-        metrics = json.loads(mfile.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{mfile}: invalid JSON ({exc})") from None
+    metrics = read_metrics(mfile)
     f = open_root(pfile)
     read_meta(f, pfile)
     if schema.PREDICTIONS_TREE not in f:
@@ -91,8 +84,8 @@ def load_eval(folder: str | Path) -> EvalRun:
         for name in jt.keys():
             arr = jt[name].array(library="ak")
             jets[name] = arr
-    name = str(lookup(metrics, "model.name", "model", default=folder.name))
-    repr_name = str(lookup(metrics, "model.repr", "repr", "representation", default="?"))
+    name = str(metric(metrics, "model.name") or folder.name)
+    repr_name = str(metric(metrics, "model.repr") or "?")
     return EvalRun(folder, metrics, name, repr_name, arrays["pred"], arrays["truth"], arrays["event_id"], jets)
 
 
@@ -155,23 +148,21 @@ def summary_rows(runs: Sequence[EvalRun]) -> list[dict[str, Any]]:
         rows.append({
             "model": run.name,
             "repr": run.repr,
-            "parameters": lookup(m, "model.parameters", "parameters", "n_parameters"),
-            "train_time_s": lookup(m, "model.train_time_s", "train_time_s", "training.time_s"),
-            "inference_events_per_s": lookup(m, "timing.inference_events_per_s", "inference_events_per_s",
-                                             "timing.events_per_s"),
-            "residual_fit_mu": lookup(m, "energy.fit.mu", "energy.residual.fit.mu", "residual.fit.mu"),
-            "residual_fit_sigma": lookup(m, "energy.fit.sigma", "energy.residual.fit.sigma", "residual.fit.sigma"),
+            "parameters": metric(m, "training.parameters"),
+            "train_time_s": metric(m, "training.train_time_s"),
+            "epochs": metric(m, "training.epochs"),
+            "inference_events_per_s": metric(m, "timing.inference_events_per_s"),
+            "residual_fit_mu": metric(m, "energy.residual.fit.mu"),
+            "residual_fit_sigma": metric(m, "energy.residual.fit.sigma"),
             "residual_median": float(np.median(r)) if r.size else None,
             "residual_width68": width68(r),
-            "fake_energy_fraction": lookup(m, "energy.fake.energy_fraction", "energy.fake_energy_fraction",
-                                           "fake.energy_fraction"),
-            "out_of_reach_fraction": lookup(m, "energy.out_of_reach.pixel_fraction", "energy.out_of_reach_fraction",
-                                            "out_of_reach.pixel_fraction"),
-            "jet_position_fit_sigma": lookup(m, "jets.position.fit.sigma", "jets.position_pixels.fit.sigma"),
+            "fake_energy_fraction": metric(m, "energy.fake.energy_fraction"),
+            "out_of_reach_fraction": metric(m, "energy.out_of_reach.pixel_fraction"),
+            "jet_position_fit_sigma": metric(m, "jets.position.fit.sigma"),
             "jet_position_median_px": float(np.median(pos)) if pos is not None and pos.size else None,
-            "jet_energy_fit_sigma": lookup(m, "jets.energy_rel.fit.sigma", "jets.energy.fit.sigma"),
+            "jet_energy_fit_sigma": metric(m, "jets.energy_rel.fit.sigma"),
             "jet_energy_width68": width68(ene) if ene is not None else None,
-            "jet_efficiency": lookup(m, "jets.efficiency"),
+            "jet_efficiency": metric(m, "jets.efficiency"),
             "events": int(len(run.event_id)),
         })
     return rows
@@ -179,7 +170,7 @@ def summary_rows(runs: Sequence[EvalRun]) -> list[dict[str, Any]]:
 
 COLUMNS = [
     ("model", "model"), ("repr", "representation"), ("parameters", "parameters"),
-    ("train_time_s", "train time [s]"), ("inference_events_per_s", "inference [events/s]"),
+    ("train_time_s", "train time [s]"), ("epochs", "epochs"), ("inference_events_per_s", "inference [events/s]"),
     ("residual_fit_mu", "residual fit mu"), ("residual_fit_sigma", "residual fit sigma"),
     ("residual_median", "residual median"), ("residual_width68", "residual 68% half-width"),
     ("fake_energy_fraction", "fake energy fraction"), ("out_of_reach_fraction", "out-of-reach truth pixels"),
@@ -208,8 +199,8 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path) -> Path:
     figures: list[tuple[str, str]] = []
 
     res = {r.name: residuals(r) for r in runs}
-    fits = {r.name: (lookup(r.metrics, "energy.fit.mu", "energy.residual.fit.mu"),
-                     lookup(r.metrics, "energy.fit.sigma", "energy.residual.fit.sigma")) for r in runs}
+    fits = {r.name: (metric(r.metrics, "energy.residual.fit.mu"), metric(r.metrics, "energy.residual.fit.sigma"))
+            for r in runs}
     fits = {k: v for k, v in fits.items() if v[0] is not None and v[1] is not None}
     plots.overlay_histograms({k: v[0] for k, v in res.items()}, RESIDUAL_BINS[::10],
                              r"$(E_{pred} - E_{true}) / E_{true}$", "Per-pixel energy residual, all models",
@@ -256,9 +247,9 @@ def _event_displays(runs: Sequence[EvalRun], out: Path) -> list[tuple[str, str]]
     if not common:
         return []
     chosen = sorted(common)[:N_DISPLAYS]
-    dataset = lookup(runs[0].metrics, "dataset.path", "dataset", "data")
+    dataset = metric(runs[0].metrics, "dataset.path") or []
     inputs_by_event: dict[int, dict[str, np.ndarray]] = {}
-    if isinstance(dataset, str) and Path(dataset).exists():
+    if dataset and all(Path(p).exists() for p in dataset):
         try:
             files = EventFiles(dataset)
             data = files.read(["event_id", *schema.INPUT_CHANNELS], 0, min(files.num_events, max(chosen) + 1 + 1000))

@@ -26,11 +26,16 @@ class DemoPlan:
     models: tuple[tuple[str, str, int], ...]  # (repr, model, epochs)
 
 
-FULL = DemoPlan(train_events=2000, jet_events=200, models=(
-    ("image", "analytic", 0), ("image", "mlp", 3), ("image", "cnn", 3), ("image", "unet_attn", 3),
+#: The README's main job: about 7 minutes on the 2-core reference machine (docs/BENCHMARKS.md,
+#: ``## Demo``): 960 training events, a few epochs for the fast models, one for the slow
+#: per-pixel ``mlp``. Enough to show every stage and a first comparison, not a converged
+#: study (that is ``scripts/reproduce_paper.sh``).
+FULL = DemoPlan(train_events=1200, jet_events=200, models=(
+    ("image", "analytic", 0), ("image", "mlp", 1), ("image", "cnn", 4), ("image", "unet_attn", 4),
     ("graph", "edgeconv", 2)))
-QUICK = DemoPlan(train_events=300, jet_events=40, models=(
-    ("image", "analytic", 0), ("image", "mlp", 1), ("image", "unet_attn", 1), ("graph", "edgeconv", 1)))
+#: The CI variant (tests/report/test_demo.py): every stage, an image and a graph model, ~1-2 minutes.
+QUICK = DemoPlan(train_events=200, jet_events=30, models=(
+    ("image", "analytic", 0), ("image", "cnn", 1), ("graph", "edgeconv", 1)))
 
 
 def _run(argv: Sequence[str]) -> None:

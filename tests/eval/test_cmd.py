@@ -12,6 +12,7 @@ import pytest
 import uproot
 
 from pfgraph.cli import main
+from pfgraph.errors import PfgraphError
 from pfgraph.eval.metrics import key_paths, read_metrics, template
 from pfgraph.io import schema
 
@@ -45,6 +46,9 @@ def test_outputs_and_metrics_schema(jet_eval: Path, tiny_run: Path) -> None:
     assert doc["settings"]["target_scale"] == pytest.approx(run.norm.target_scale)
     assert doc["model"] == {"name": "cnn", "repr": "image", "run_dir": str(tiny_run), "checkpoint": str(run.checkpoint),
                             "checkpoint_sha256": run.checkpoint_sha256}
+    summary = json.loads((tiny_run / "train_summary.json").read_text())
+    assert doc["training"]["parameters"] == summary["params"] > 0
+    assert doc["training"]["epochs"] == 1 and doc["training"]["train_time_s"] == summary["train_time_s"]
     assert doc["dataset"]["n_events"] == 24 and doc["dataset"]["has_jet_image"] is True
     assert doc["dataset"]["name"] == "Gauss_S1.00_NL0.30_B0.50_jet"
     jets = doc["jets"]
@@ -135,6 +139,20 @@ def test_reevaluating_the_prediction_file(jet_eval: Path, jet_file: Path, tmp_pa
     b = read_metrics(tmp_path / "again" / "metrics.json")
     assert a["energy"] == b["energy"] and a["jets"]["position"] == b["jets"]["position"]
     assert b["settings"]["target_scale"] == a["settings"]["target_scale"]
+    assert b["training"] == a["training"]  # carried by the predictions file's meta
+
+
+def test_metrics_of_schema_version_1_are_read_with_a_null_training_section(jet_eval: Path, tmp_path: Path) -> None:
+    doc = json.loads((jet_eval / "metrics.json").read_text())
+    del doc["training"]
+    doc["schema_version"] = 1
+    (tmp_path / "v1.json").write_text(json.dumps(doc))
+    old = read_metrics(tmp_path / "v1.json")
+    assert old["schema_version"] == 2 and set(old["training"].values()) == {None}
+    doc["schema_version"] = 3
+    (tmp_path / "v3.json").write_text(json.dumps(doc))
+    with pytest.raises(PfgraphError, match="newer than this pfgraph reads"):
+        read_metrics(tmp_path / "v3.json")
 
 
 def test_torch_and_fastjet_backends_write_the_same_jets(jet_eval: Path, jet_file: Path, tmp_path: Path,

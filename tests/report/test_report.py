@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from pfgraph.cli import main
+from pfgraph.eval.output import PredictionWriter
 from pfgraph.io import schema
-from pfgraph.io.root import EventFiles, RootWriter, jagged_record, make_meta
+from pfgraph.io.root import EventFiles, RootWriter, make_meta
 from pfgraph.report.compare import build_report, load_eval, width68
+from tests.eval.conftest import make_jet_file
 
 
 class _Refs(HTMLParser):
@@ -26,45 +28,35 @@ class _Refs(HTMLParser):
                 self.refs.append(v)
 
 
-def fake_eval(folder: Path, data: Path, model: str, repr_name: str, noise: float, seed: int) -> Path:
-    """An evaluation folder as 'pfgraph evaluate' writes it, with predictions = truth * (1 + noise)."""
-    folder.mkdir(parents=True)
+def fake_eval(folder: Path, data: Path, model: str, repr_name: str, noise: float, seed: int,
+              params: int = 1234) -> Path:
+    """A real 'pfgraph evaluate' folder for predictions = truth * (1 + noise * N(0, 1)).
+
+    The predictions file carries the model and training figures in its meta, as evaluate writes
+    them; evaluating it against ``data`` makes metrics.json and predictions.root (with jets)."""
     files = EventFiles(data)
     d = files.read(["event_id", "truth"])
     rng = np.random.default_rng(seed)
     pred = (d["truth"] * (1 + noise * rng.standard_normal(d["truth"].shape))).astype(np.float32)
-    n = len(d["event_id"])
-    with RootWriter(folder / "predictions.root", make_meta("predictions", model=model)) as w:
-        img = np.dtype((np.float32, (schema.IMSIZE, schema.IMSIZE)))
-        w.tree(schema.PREDICTIONS_TREE, {"event_id": np.int64, "pred": img, "truth": img})
-        w.extend(schema.PREDICTIONS_TREE, {"event_id": d["event_id"], "pred": pred, "truth": d["truth"]})
-        fields = {f: np.float32 for f in ("pt", "eta", "phi", "energy")}
-        import awkward as ak
-        types = {k: ak.types.from_datashape("var * {pt: float32, eta: float32, phi: float32, energy: float32}",
-                                            highlevel=False) for k in ("truth_jet", "pred_jet")}
-        w.tree(schema.JETS_TREE, {"event_id": np.int64, **types})
-        ones = np.ones(n, dtype=np.int64)
-        truth_e = 100 + 10 * rng.random(n)
-        jets = {
-            "truth_jet": jagged_record(ones, {"pt": truth_e, "eta": np.zeros(n), "phi": np.zeros(n), "energy": truth_e}),
-            "pred_jet": jagged_record(ones, {"pt": truth_e, "eta": 0.05 * rng.standard_normal(n),
-                                             "phi": 0.05 * rng.standard_normal(n),
-                                             "energy": truth_e * (1 + noise * rng.standard_normal(n))}),
-        }
-        jets = {k: ak.values_astype(v, np.float32) for k, v in jets.items()}
-        del fields
-        w.extend(schema.JETS_TREE, {"event_id": d["event_id"], **jets})
-    metrics = {"model": {"name": model, "repr": repr_name, "parameters": 1234},
-               "dataset": {"path": str(data)},
-               "energy": {"fit": {"mu": 0.0, "sigma": noise}}}
-    (folder / "metrics.json").write_text(json.dumps(metrics))
+    source = folder.parent / f"{folder.name}_source.root"
+    meta = make_meta("predictions", model={"name": model, "repr": repr_name}, model_names=[model],
+                     target_scale=float(d["truth"].max()),
+                     training={"parameters": params, "train_time_s": 12.5, "epochs": 3})
+    with PredictionWriter(source, meta) as w:
+        w.write(d["event_id"], pred, d["truth"])
+    assert main(["evaluate", str(source), "--data", str(data), "--out", str(folder), "--no-plots"]) == 0
     return folder
 
 
+@pytest.fixture(scope="module")
+def jet_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_jet_file(tmp_path_factory.mktemp("reportdata") / "jets.root", 24)
+
+
 @pytest.fixture()
-def evals(tmp_path: Path, events_file: Path) -> list[Path]:
-    return [fake_eval(tmp_path / "e_img", events_file, "unet_attn", "image", 0.1, 1),
-            fake_eval(tmp_path / "e_graph", events_file, "edgeconv", "graph", 0.05, 2)]
+def evals(tmp_path: Path, jet_data: Path) -> list[Path]:
+    return [fake_eval(tmp_path / "e_img", jet_data, "unet_attn", "image", 0.1, 1, params=461_505),
+            fake_eval(tmp_path / "e_graph", jet_data, "edgeconv", "graph", 0.05, 2, params=13_729)]
 
 
 def test_report_html_references_existing_files(tmp_path: Path, evals: list[Path]) -> None:
@@ -81,6 +73,13 @@ def test_report_html_references_existing_files(tmp_path: Path, evals: list[Path]
     rows = {r["model"]: r for r in summary["models"]}
     assert set(rows) == {"unet_attn", "edgeconv"}
     assert rows["edgeconv"]["repr"] == "graph"
+    # figures from metrics.json: training section, jets, out-of-reach share
+    assert rows["unet_attn"]["parameters"] == 461_505 and rows["edgeconv"]["parameters"] == 13_729
+    assert rows["edgeconv"]["train_time_s"] == 12.5 and rows["edgeconv"]["epochs"] == 3
+    for row in rows.values():
+        assert row["jet_efficiency"] == 1.0 and 0 < row["out_of_reach_fraction"] < 0.1
+        assert row["jet_energy_width68"] is not None and row["residual_fit_sigma"] is not None
+    assert rows["edgeconv"]["jet_position_median_px"] < rows["unet_attn"]["jet_position_median_px"] + 0.5
     # the recomputed robust width follows the injected smearing
     assert rows["unet_attn"]["residual_width68"] == pytest.approx(0.1, rel=0.05)
     assert rows["edgeconv"]["residual_width68"] == pytest.approx(0.05, rel=0.05)
@@ -103,8 +102,8 @@ def test_width68_of_a_gaussian() -> None:
     assert width68(x) == pytest.approx(0.2, rel=0.01)
 
 
-def test_report_refuses_other_grid_size(tmp_path: Path, events_file: Path) -> None:
-    folder = fake_eval(tmp_path / "e", events_file, "mlp", "image", 0.1, 3)
+def test_report_refuses_other_grid_size(tmp_path: Path, jet_data: Path) -> None:
+    folder = fake_eval(tmp_path / "e", jet_data, "mlp", "image", 0.1, 3)
     with RootWriter(folder / "predictions.root", make_meta("predictions")) as w:
         img = np.dtype((np.float32, (28, 28)))
         w.tree(schema.PREDICTIONS_TREE, {"event_id": np.int64, "pred": img, "truth": img})
