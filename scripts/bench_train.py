@@ -195,10 +195,15 @@ def main() -> None:
             lines.append(f"| {name} | {rc} | {dt:.0f} s | {line.replace('|', '/')} |")
     if not torch.cuda.is_available():
         lines += ["", "No GPU on this machine: the CUDA rows appear when the script runs where one is available."]
-    lines += ["", "Notes: the paper `mlp` applies a 1024x1024 layer to every pixel (~3.3 GMAC per event even with "
-              "empty pixels computed once), and `rnn` runs 4 GRU layers over 56 sequential steps, so these two are "
-              "the slow ones on a CPU. On a shared 2-core machine torch's two OpenMP threads can stall when "
-              "other processes hold the cores; `train.threads=1` is then often faster (compare `--threads 1`)."]
+    cpu_rows = sorted((r for r in rows if r[1].startswith("cpu")), key=lambda r: r[3])
+    if cpu_rows:
+        slow, fast = cpu_rows[0], cpu_rows[-1]
+        lines += ["", f"Slowest on this CPU: `{slow[0]}` ({slow[3]:.1f} events/s); fastest: `{fast[0]}` "
+                  f"({fast[3]:.1f} events/s). The per-pixel MLPs apply a 1024x1024 layer to every non-empty pixel "
+                  "(~1.6 GMAC per event forward), which makes them compute-bound on a CPU whatever their "
+                  "modest parameter count. On a shared 2-core machine torch's two OpenMP threads can stall "
+                  "when other processes hold the cores; `train.threads=1` is then often faster (compare "
+                  "`--threads 0,1`)."]
     body = "\n".join(lines)
     print(body)
     if not args.no_doc:

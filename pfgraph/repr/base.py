@@ -18,6 +18,7 @@ import numpy as np
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
+from pfgraph.utils.memory import reuse_cpu_memory
 
 
 @dataclass
@@ -83,6 +84,16 @@ class Representation(ABC):
     """
 
     name: ClassVar[str]
+
+    def __init__(self, memory_budget_gb: float = 8.0, reuse_memory: bool = True) -> None:
+        """``memory_budget_gb``: datasets larger than this are streamed in blocks of events instead
+        of being held in memory whole; ``reuse_memory``: keep freed CPU memory in the process
+        (:func:`pfgraph.utils.memory.reuse_cpu_memory`: batches are large and allocated per step)."""
+        if memory_budget_gb <= 0:
+            raise DataError(f"memory_budget_gb = {memory_budget_gb}: expected a positive number")
+        self.memory_budget_gb = float(memory_budget_gb)
+        if reuse_memory:
+            reuse_cpu_memory()
 
     @abstractmethod
     def branches(self, target: str) -> list[str]:

@@ -46,7 +46,6 @@ from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import Normalisation, Representation
 from pfgraph.repr.grid import NPIX, graph_to_grid, reach_summary, split_pixel
-from pfgraph.utils.memory import reuse_cpu_memory
 
 #: Names of the per-point model features, in order (see :func:`point_features`).
 FEATURES: tuple[str, ...] = (*schema.INPUT_CHANNELS, "eta", "phi", "ieta", "iphi")
@@ -457,14 +456,6 @@ class GraphRepresentation(Representation):
     """The point-cloud representation (``--repr graph``): datasets, batches, forward and grid."""
 
     name: ClassVar[str] = "graph"
-
-    def __init__(self, memory_budget_gb: float = 8.0, reuse_memory: bool = True) -> None:
-        """``memory_budget_gb``: larger datasets stream in blocks; ``reuse_memory``: :func:`reuse_cpu_memory`."""
-        if memory_budget_gb <= 0:
-            raise DataError(f"memory_budget_gb = {memory_budget_gb}: expected a positive number")
-        self.memory_budget_gb = float(memory_budget_gb)
-        if reuse_memory:
-            reuse_cpu_memory()
 
     def branches(self, target: str = "truth") -> list[str]:
         """Branches read from the event files."""

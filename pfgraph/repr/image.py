@@ -47,18 +47,9 @@ class ImageBatch:
 
 
 class ImageRepresentation(Representation):
-    """Dense 56x56 images; see the module docstring.
-
-    ``memory_budget_gb``: datasets larger than this are streamed in blocks of events instead
-    of being held in memory whole.
-    """
+    """Dense 56x56 images; see the module docstring (constructor: :class:`Representation`)."""
 
     name: ClassVar[str] = "image"
-
-    def __init__(self, memory_budget_gb: float = 8.0) -> None:
-        if memory_budget_gb <= 0:
-            raise DataError(f"memory_budget_gb = {memory_budget_gb}: expected a positive number")
-        self.memory_budget_gb = float(memory_budget_gb)
 
     def branches(self, target: str) -> list[str]:
         """The four input images and the target image."""
