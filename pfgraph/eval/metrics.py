@@ -38,7 +38,7 @@ from pfgraph.utils.atomic import atomic_write_text
 
 METRICS_SCHEMA = "pfgraph.metrics"
 METRICS_VERSION = 2
-#: The ``training`` section: what the run's ``train_summary.json`` says (its key in brackets).
+#: The ``training`` section: its key -> the key of the run's ``train_summary.json`` it is copied from.
 TRAINING_KEYS = {"parameters": "params", "epochs": "epochs", "best_epoch": "best_epoch",
                  "best_val_loss": "best_val_loss", "train_time_s": "train_time_s",
                  "train_events_per_s": "events_per_s", "n_train": "n_train", "device": "device"}
