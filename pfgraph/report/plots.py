@@ -19,6 +19,13 @@ from pfgraph.utils.atomic import atomic_path  # noqa: E402
 #: Okabe-Ito colour-blind-safe palette.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 EXTENT = (-np.pi, np.pi, -schema.MAX_ETA, schema.MAX_ETA)
+#: Line styles cycled once the palette is used up (more than 8 models in one figure).
+LINESTYLES = ("-", ":", "-.")
+
+
+def line_style(i: int) -> dict[str, str]:
+    """Colour and line style of the ``i``-th model: unique for up to 24 models."""
+    return {"color": PALETTE[i % len(PALETTE)], "ls": LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)]}
 
 
 def style() -> None:
@@ -48,7 +55,8 @@ def overlay_histograms(series: Mapping[str, np.ndarray], bins: np.ndarray, xlabe
     centres = 0.5 * (bins[1:] + bins[:-1])
     width = np.diff(bins)
     for i, (name, values) in enumerate(series.items()):
-        colour = PALETTE[i % len(PALETTE)]
+        look = line_style(i)
+        colour = look["color"]
         counts, _ = np.histogram(values, bins=bins)
         density = counts / max(counts.sum(), 1) / width
         label = name
@@ -58,7 +66,7 @@ def overlay_histograms(series: Mapping[str, np.ndarray], bins: np.ndarray, xlabe
             core = np.abs(centres - mu) < 3 * sigma
             peak = density[core].max() if core.any() else 0
             ax.plot(centres[core], peak * np.exp(-0.5 * ((centres[core] - mu) / sigma) ** 2), color=colour, ls="--", lw=1)
-        ax.step(centres, density, where="mid", color=colour, label=label)
+        ax.step(centres, density, where="mid", label=label, **look)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("normalised entries / bin width")
     ax.set_title(title)
@@ -73,7 +81,7 @@ def width_vs_energy(rows: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str
     style()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for i, (name, (centres, widths)) in enumerate(rows.items()):
-        ax.plot(centres, widths, marker="o", ms=3, color=PALETTE[i % len(PALETTE)], label=name)
+        ax.plot(centres, widths, marker="o", ms=3, label=name, **line_style(i))
     ax.set_xscale("log")
     ax.set_xlabel("true pixel energy $E_{true}$ [GeV]")
     ax.set_ylabel("residual 68 % half-width")
