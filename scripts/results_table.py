@@ -240,8 +240,10 @@ def build(run: Path, keep: Path) -> str:
             dst = keep / name / f"{model}.json"
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run / "evals" / name / model / "metrics.json", dst)
-    if (run / "reproduce.log").exists():
-        shutil.copyfile(run / "reproduce.log", keep / "reproduce.log")
+    if (run / "reproduce.log").exists():  # progress bars redraw with carriage returns: keep each line's final state
+        raw = (run / "reproduce.log").read_bytes().decode(errors="replace")  # read_text would turn \r into \n
+        lines = (line.split("\r")[-1] for line in raw.split("\n"))
+        atomic_write_text(keep / "reproduce.log", "\n".join(line for line in lines if line.strip()) + "\n")
     return "\n".join(out)
 
 

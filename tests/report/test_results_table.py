@@ -1,0 +1,48 @@
+"""scripts/results_table.py: RESULTS.md is built from metrics documents, and its verdicts follow them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pfgraph.eval.metrics import evaluate_arrays, write_metrics
+from scripts.results_table import build
+
+
+def _run_folder(tmp_path: Path, widths: dict[str, float]) -> Path:
+    """A reproduce_paper.sh output folder with one B=0.5 test set evaluated for ``widths`` (model -> smearing)."""
+    run = tmp_path / "paper"
+    rng = np.random.default_rng(3)
+    truth = (rng.exponential(2.0, (20, 56, 56)) * (rng.random((20, 56, 56)) < 0.4)).astype(np.float32)
+    for i, (model, noise) in enumerate(widths.items()):
+        pred = (truth * (1 + noise * np.random.default_rng(i).standard_normal(truth.shape))).astype(np.float32)
+        doc = evaluate_arrays(pred, truth, target_scale=float(truth.max()), model={"name": model, "repr": "image"},
+                              training={"parameters": 1000 + i, "epochs": 2})
+        folder = run / "evals" / "b050_test" / model
+        folder.mkdir(parents=True)
+        write_metrics(folder / "metrics.json", doc)
+    (run / "reproduce.log").write_text(
+        "# reproduce_paper.sh --events 100 --epochs 2\n"
+        "# started 2026-12-01T10:00:00Z on vm: events=100 test=20 jets=20 epochs=2 device=cpu fields=050\n"
+        "epoch 1/2:  50%|#####     | 50/100\repoch 1/2: 100%|##########| 100/100\n"
+        "# finished 2026-12-01T10:05:00Z, 300 s\n")
+    return run
+
+
+def test_tables_verdicts_and_kept_evidence(tmp_path: Path) -> None:
+    run = _run_folder(tmp_path, {"cnn": 0.3, "cnn_attn": 0.1, "unet": 0.2, "unet_attn": 0.4})
+    keep = tmp_path / "kept"
+    text = build(run, keep)
+    assert "`scripts/reproduce_paper.sh --events 100 --epochs 2`" in text and "(300 s)" in text
+    assert "| cnn | image | 1,000 | 2 |" in text and "| unet_attn | image | 1,003 | 2 |" in text
+    lines = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| arXiv")}
+    assert "**agrees**" in lines["self-attention improves the CNN"]  # 0.1 < 0.3
+    assert "**disagrees**" in lines["self-attention improves the U-Net"]  # 0.4 > 0.2
+    assert "**not measured**" in lines["3D convolutions over the detector layers improve the CNN"]
+    # the evidence: every metrics document as written, and the log without progress-bar redraws
+    kept = json.loads((keep / "b050_test" / "cnn_attn.json").read_text())
+    assert kept == json.loads((run / "evals" / "b050_test" / "cnn_attn" / "metrics.json").read_text())
+    log = (keep / "reproduce.log").read_text()
+    assert "100/100" in log and "50/100" not in log
