@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Reproduce the paper's study end to end with pfgraph's public command line:
-#   simulate the B=0.5 (and, with --fields "000 050", the B=0) training sets, an independent
-#   B=0.5 test set and the Pythia jet test set; train the eight models with their paper configs
-#   and the improved variants; evaluate every run on the B=0.5 test set and on the jet set;
+#   simulate the B=0 and B=0.5 training sets (--fields), an independent test set for each,
+#   and the Pythia jet test set; train the eight models with their paper configs
+#   and the improved variants; evaluate every run on its own field's test set (B=0.5 runs also on the jet set);
 #   write one comparison report per test set and docs/RESULTS.md (scripts/results_table.py).
 #
 #   scripts/reproduce_paper.sh [--quick] [--out DIR] [--device auto|cpu|cuda]
 #                              [--events N] [--test-events N] [--jet-events N] [--epochs E]
-#                              [--models "analytic mlp ..."] [--fields "050"] [--no-results]
+#                              [--models "analytic mlp ..."] [--fields "000 050"] [--no-results]
 #
 # Defaults are the paper's sizes (10 000 training events, 1 000 test and jet events, 50 epochs
 # with early stopping): that run wants a GPU. --quick is a CPU smoke run (600 events, one epoch).
@@ -22,7 +22,7 @@ OUT=paper
 DEVICE=auto
 EVENTS=10000; TEST_EVENTS=1000; JET_EVENTS=1000; EPOCHS=50
 MODELS="analytic mlp cnn cnn_attn cnn3d unet unet_attn rnn edgeconv mlp_plus cnn_attn_plus unet_attn_plus"
-FIELDS="050"
+FIELDS="000 050"
 RESULTS=1
 ARGS="$*"
 while [ $# -gt 0 ]; do

@@ -2,7 +2,7 @@
 
     python scripts/results_table.py RUN_DIR [--out docs/RESULTS.md] [--keep docs/results]
 
-Reads ``RUN_DIR/reproduce.log`` (command, start, finish) and every
+Reads ``RUN_DIR/reproduce.log`` (every invocation: command, start, finish) and every
 ``RUN_DIR/evals/<test set>/<model>/metrics.json``; writes the table of each test set, the
 paper's qualitative claims and DESIGN §6's quality targets beside the measured figures (each
 marked agrees / disagrees by a stated rule), and copies the metrics documents and the log under
@@ -75,20 +75,44 @@ def fmt(value: Any, how: str) -> str:
     return format(float(value), how)
 
 
-def read_log(run: Path) -> dict[str, str]:
-    """Command, start and finish of the recorded run from ``reproduce.log`` (last run in the log)."""
-    info = {"command": "scripts/reproduce_paper.sh", "started": "?", "finished": "?", "seconds": "?", "sizes": ""}
+def read_log(run: Path) -> list[dict[str, str]]:
+    """Every invocation recorded in ``reproduce.log``: command, start, sizes, finish.
+
+    The script appends to its log and resumes where the previous call stopped, so a study may
+    span several calls (one interrupted, or more fields and models added later); each is kept.
+    An invocation without a ``# finished`` line was interrupted.
+    """
+    calls: list[dict[str, str]] = []
     log = run / "reproduce.log"
     if not log.exists():
-        return info
-    for line in log.read_text(errors="replace").splitlines():
+        return calls
+    for line in log.read_bytes().decode(errors="replace").split("\n"):
+        line = line.split("\r")[-1]
         if line.startswith("# reproduce_paper.sh"):
-            info["command"] = "scripts/reproduce_paper.sh" + line[len("# reproduce_paper.sh"):].rstrip()
+            calls.append({"command": "scripts/reproduce_paper.sh" + line[len("# reproduce_paper.sh"):].rstrip(),
+                          "started": "?", "sizes": "", "models": "", "finished": "", "seconds": ""})
+        elif not calls:
+            continue
         elif m := re.match(r"# started (\S+) on \S+: (.*)", line):
-            info["started"], info["sizes"] = m.group(1), m.group(2)
+            calls[-1]["started"], calls[-1]["sizes"] = m.group(1), m.group(2)
+        elif m := re.match(r"# models: (.*)", line):
+            calls[-1]["models"] = m.group(1).strip()
         elif m := re.match(r"# finished (\S+), (\d+) s", line):
-            info["finished"], info["seconds"] = m.group(1), m.group(2)
-    return info
+            calls[-1]["finished"], calls[-1]["seconds"] = m.group(1), m.group(2)
+    return calls
+
+
+def invocation_lines(calls: Sequence[dict[str, str]]) -> list[str]:
+    """Markdown list of the recorded invocations."""
+    if not calls:
+        return ["- Command: not recorded (no `reproduce.log` in the run folder)"]
+    out = [f"- Ran on: {machine()}.",
+           f"- {len(calls)} invocation(s) of the script, in order (each resumes from what the previous one left):"]
+    for i, c in enumerate(calls, 1):
+        end = (f"finished {c['finished']} ({c['seconds']} s)" if c["finished"]
+               else "interrupted (no finish line; the next invocation resumed it)")
+        out.append(f"  {i}. `{c['command']}`: started {c['started']}, {end}; {c['sizes']}")
+    return out
 
 
 def load_sets(run: Path) -> dict[str, dict[str, dict[str, Any]]]:
@@ -198,7 +222,7 @@ def claims_table(docs: dict[str, dict[str, Any]], claims: Sequence[Claim]) -> st
 
 def build(run: Path, keep: Path) -> str:
     """The text of RESULTS.md; copies the evidence under ``keep``."""
-    info = read_log(run)
+    calls = read_log(run)
     sets = load_sets(run)
     if not sets:
         raise SystemExit(f"results_table: no evaluations under {run}/evals (run scripts/reproduce_paper.sh first)")
@@ -211,9 +235,7 @@ def build(run: Path, keep: Path) -> str:
         f"`{keep_rel}/` (one `metrics.json` per model and test set, as `pfgraph evaluate` wrote it) "
         f"beside the run's log (`{keep_rel}/reproduce.log`).",
         "",
-        f"- Command: `{info['command']}`",
-        f"- Sizes: {info['sizes']}",
-        f"- Ran on: {machine()}; started {info['started']}, finished {info['finished']} ({info['seconds']} s)",
+        *invocation_lines(calls),
         "",
         "Figures: r = (E_pred - E_true)/E_true per pixel with E_true > 0 (Gaussian core fit and robust "
         "figures); fake energy = predicted energy in pixels without truth, as a fraction of all predicted "
@@ -229,7 +251,7 @@ def build(run: Path, keep: Path) -> str:
         "## Reading these numbers",
         "",
         "The paper trains every model to convergence on 8 000 events (GPU). A run with fewer events or "
-        "epochs than that (see Sizes above) compares models at the same, limited training budget: a "
+        "epochs than that (see the invocations above) compares models at the same, limited training budget: a "
         "ranking that disagrees with the paper may be the budget, not the architecture. The analytic "
         "baseline knows the simulator's formulas exactly, so it is a strong floor in paper mode.",
         "",

@@ -23,7 +23,10 @@ def _run_folder(tmp_path: Path, widths: dict[str, float]) -> Path:
         folder = run / "evals" / "b050_test" / model
         folder.mkdir(parents=True)
         write_metrics(folder / "metrics.json", doc)
-    (run / "reproduce.log").write_text(
+    (run / "reproduce.log").write_text(  # an interrupted call, then the one that resumed it
+        "# reproduce_paper.sh --events 100 --epochs 2\n"
+        "# started 2026-12-01T09:00:00Z on vm: events=100 test=20 jets=20 epochs=2 device=cpu fields=050\n"
+        "epoch 1/2:  10%|#         | 10/100\n"
         "# reproduce_paper.sh --events 100 --epochs 2\n"
         "# started 2026-12-01T10:00:00Z on vm: events=100 test=20 jets=20 epochs=2 device=cpu fields=050\n"
         "epoch 1/2:  50%|#####     | 50/100\repoch 1/2: 100%|##########| 100/100\n"
@@ -35,7 +38,10 @@ def test_tables_verdicts_and_kept_evidence(tmp_path: Path) -> None:
     run = _run_folder(tmp_path, {"cnn": 0.3, "cnn_attn": 0.1, "unet": 0.2, "unet_attn": 0.4})
     keep = tmp_path / "kept"
     text = build(run, keep)
-    assert "`scripts/reproduce_paper.sh --events 100 --epochs 2`" in text and "(300 s)" in text
+    calls = [line for line in text.splitlines() if line.startswith("  ") and "reproduce_paper.sh" in line]
+    assert len(calls) == 2 and all("`scripts/reproduce_paper.sh --events 100 --epochs 2`" in c for c in calls)
+    assert "started 2026-12-01T09:00:00Z, interrupted" in calls[0]
+    assert "started 2026-12-01T10:00:00Z, finished 2026-12-01T10:05:00Z (300 s)" in calls[1]
     assert "| cnn | image | 1,000 | 2 |" in text and "| unet_attn | image | 1,003 | 2 |" in text
     lines = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| arXiv")}
     assert "**agrees**" in lines["self-attention improves the CNN"]  # 0.1 < 0.3
