@@ -88,6 +88,8 @@ def read_log(run: Path) -> list[dict[str, str]]:
         return calls
     for line in log.read_bytes().decode(errors="replace").split("\n"):
         line = line.split("\r")[-1]
+        if (at := line.find("# reproduce_paper.sh")) > 0:  # a killed call's last progress bar has no newline
+            line = line[at:]
         if line.startswith("# reproduce_paper.sh"):
             calls.append({"command": "scripts/reproduce_paper.sh" + line[len("# reproduce_paper.sh"):].rstrip(),
                           "started": "?", "sizes": "", "models": "", "finished": "", "seconds": ""})

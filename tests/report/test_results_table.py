@@ -26,7 +26,7 @@ def _run_folder(tmp_path: Path, widths: dict[str, float]) -> Path:
     (run / "reproduce.log").write_text(  # an interrupted call, then the one that resumed it
         "# reproduce_paper.sh --events 100 --epochs 2\n"
         "# started 2026-12-01T09:00:00Z on vm: events=100 test=20 jets=20 epochs=2 device=cpu fields=050\n"
-        "epoch 1/2:  10%|#         | 10/100\n"
+        "epoch 1/2:  10%|#         | 10/100"  # killed: no newline after its progress bar
         "# reproduce_paper.sh --events 100 --epochs 2\n"
         "# started 2026-12-01T10:00:00Z on vm: events=100 test=20 jets=20 epochs=2 device=cpu fields=050\n"
         "epoch 1/2:  50%|#####     | 50/100\repoch 1/2: 100%|##########| 100/100\n"
