@@ -188,6 +188,10 @@ class CNNAttnParams:
     batch_norm: bool = True
     activation: Activation = "relu"
     attention: AttentionParams = field(default_factory=AttentionParams)
+    #: Concatenate the first (full-resolution) encoder block's features to the decoder output and
+    #: fuse them with one more conv block before the head (not in the paper: without it every
+    #: pixel is decoded from the 4x-downsampled map by nearest-neighbour upsampling).
+    full_res_skip: bool = False
     output: OutputActivation = "sigmoid"
     output_bias: float | None = None
     inputs: InputConfig = field(default_factory=InputConfig)
@@ -219,17 +223,26 @@ class AttentionCNN(ImageModel):
             self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                                          ConvBlock(width, w, p.kernel, p.batch_norm, p.activation)))
             width = w
+        self.fuse = (ConvBlock(width + p.encoder[0], p.encoder[0], p.kernel, p.batch_norm, p.activation)
+                     if p.full_res_skip else None)
+        if self.fuse is not None:
+            width = p.encoder[0]
         self.head = nn.Sequential(nn.Conv2d(width, 1, 1), output_activation(p.output))
         init_output_bias(self.head, p.output_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 4, 56, 56) -> (B, 1, 56, 56)."""
         h = self.features(x)
+        full = h
         for i, block in enumerate(self.down):
             h = block(h if i == 0 else self.pool(h))
+            if i == 0:
+                full = h
         h = self.attention(h)
         for block in self.up:
             h = block(h)
+        if self.fuse is not None:
+            h = self.fuse(torch.cat([h, full], dim=1))
         return self.head(h)
 
 
