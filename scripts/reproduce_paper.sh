@@ -42,6 +42,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 mkdir -p "$OUT/data"
+# a killed call leaves its last progress bar without a newline: start this call's header on a line of its own
+[ -s "$OUT/reproduce.log" ] && [ -n "$(tail -c 1 "$OUT/reproduce.log")" ] && echo >> "$OUT/reproduce.log"
 exec > >(tee -a "$OUT/reproduce.log") 2>&1
 echo "# reproduce_paper.sh $ARGS"
 echo "# started $(date -u +%FT%TZ) on $(uname -n): events=$EVENTS test=$TEST_EVENTS jets=$JET_EVENTS epochs=$EPOCHS device=$DEVICE fields=$FIELDS"
