@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import uproot
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -222,6 +224,36 @@ def claims_table(docs: dict[str, dict[str, Any]], claims: Sequence[Claim]) -> st
     return "\n".join(lines) + "\n"
 
 
+def jet_extrapolation(run: Path, field: str = "050") -> str | None:
+    """How far the jet set reaches beyond the training set, measured on the run's own data files.
+
+    Returns a sentence (or None without the files): the largest truth pixel of the training
+    file, and the share of the injected jets' true energy (``jet`` image) that lies in pixels
+    whose truth exceeds it, i.e. where every learned model must extrapolate.
+    """
+    train, jets = run / "data" / f"b{field}.root", run / "data" / f"b{field}_jet.root"
+    if not (train.exists() and jets.exists()):
+        return None
+    smax = 0.0
+    for chunk in uproot.iterate(f"{train}:events", ["truth"], step_size=1000, library="np"):
+        smax = max(smax, float(chunk["truth"].max(initial=0.0)))
+    above = total = 0.0
+    events = hot = 0
+    for chunk in uproot.iterate(f"{jets}:events", ["truth", "jet"], step_size=1000, library="np"):
+        truth, jet = chunk["truth"], chunk["jet"]
+        above += float(jet[truth > smax].sum())
+        total += float(jet.sum())
+        events += len(truth)
+        hot += int((truth.reshape(len(truth), -1).max(1) > smax).sum())
+    if total <= 0:
+        return None
+    return (f"The largest truth pixel of the training file `data/b{field}.root` is {smax:.1f} GeV; in the jet "
+            f"set {100 * above / total:.0f} % of the injected jets' true energy lies in pixels above it "
+            f"({hot} of {events} events have such a pixel). There every learned model extrapolates beyond "
+            "its training range (a sigmoid output cannot exceed it at all): read the jet energy deviations "
+            "(dE/E) of the learned models against the analytic inversion's with that in mind.")
+
+
 def build(run: Path, keep: Path) -> str:
     """The text of RESULTS.md; copies the evidence under ``keep``."""
     calls = read_log(run)
@@ -258,6 +290,8 @@ def build(run: Path, keep: Path) -> str:
         "baseline knows the simulator's formulas exactly, so it is a strong floor in paper mode.",
         "",
     ]
+    if (note := jet_extrapolation(run)) is not None:
+        out += [note, ""]
     keep.mkdir(parents=True, exist_ok=True)
     for name, docs in sets.items():
         for model in docs:

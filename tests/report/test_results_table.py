@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import uproot
 
 from pfgraph.eval.metrics import evaluate_arrays, write_metrics
-from scripts.results_table import build
+from scripts.results_table import build, jet_extrapolation
 
 
 def _run_folder(tmp_path: Path, widths: dict[str, float]) -> Path:
@@ -52,3 +53,21 @@ def test_tables_verdicts_and_kept_evidence(tmp_path: Path) -> None:
     assert kept == json.loads((run / "evals" / "b050_test" / "cnn_attn" / "metrics.json").read_text())
     log = (keep / "reproduce.log").read_text()
     assert "100/100" in log and "50/100" not in log
+
+
+def test_jet_extrapolation_is_measured_on_the_run_data(tmp_path: Path) -> None:
+    run = tmp_path / "paper"
+    (run / "data").mkdir(parents=True)
+    assert jet_extrapolation(run) is None  # no data files: no sentence
+    train = np.zeros((3, 56, 56), np.float32)
+    train[0, 5, 5] = 10.0  # the training maximum
+    truth = np.zeros((2, 56, 56), np.float32)
+    jet = np.zeros((2, 56, 56), np.float32)
+    truth[0, 1, 1], jet[0, 1, 1] = 30.0, 30.0  # above the training maximum
+    truth[1, 2, 2], jet[1, 2, 2] = 10.0, 10.0  # at it: not above
+    for name, branches in (("b050.root", {"truth": train}), ("b050_jet.root", {"truth": truth, "jet": jet})):
+        with uproot.recreate(run / "data" / name) as f:  # TTrees, as pfgraph writes them
+            f.mktree("events", {k: (np.float32, (56, 56)) for k in branches}).extend(branches)
+    text = jet_extrapolation(run)
+    assert text is not None
+    assert "is 10.0 GeV" in text and "75 % of the injected jets' true energy" in text and "(1 of 2 events" in text
