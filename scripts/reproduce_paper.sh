@@ -21,10 +21,12 @@ PY="${PYTHON:-.venv/bin/python}"
 OUT=paper
 DEVICE=auto
 EVENTS=10000; TEST_EVENTS=1000; JET_EVENTS=1000; EPOCHS=50
-MODELS="analytic mlp cnn cnn_attn cnn3d unet unet_attn rnn edgeconv mlp_plus cnn_attn_plus unet_attn_plus"
+ALL_MODELS="analytic mlp cnn cnn_attn cnn3d unet unet_attn rnn edgeconv mlp_plus cnn_attn_plus unet_attn_plus"
+MODELS="$ALL_MODELS"
 FIELDS="000 050"
 RESULTS=1
-ARGS="$*"
+ARGS=""  # quoted, so that the logged command can be pasted back
+if [ $# -gt 0 ]; then ARGS=$(printf " %q" "$@"); fi
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) EVENTS=600; TEST_EVENTS=60; JET_EVENTS=60; EPOCHS=1 ;;
@@ -45,7 +47,7 @@ mkdir -p "$OUT/data"
 # a killed call leaves its last progress bar without a newline: start this call's header on a line of its own
 [ -s "$OUT/reproduce.log" ] && [ -n "$(tail -c 1 "$OUT/reproduce.log")" ] && echo >> "$OUT/reproduce.log"
 exec > >(tee -a "$OUT/reproduce.log") 2>&1
-echo "# reproduce_paper.sh $ARGS"
+echo "# reproduce_paper.sh$ARGS"
 echo "# started $(date -u +%FT%TZ) on $(uname -n): events=$EVENTS test=$TEST_EVENTS jets=$JET_EVENTS epochs=$EPOCHS device=$DEVICE fields=$FIELDS"
 echo "# models: $MODELS"
 T0=$(date +%s)
@@ -80,8 +82,12 @@ done
 
 for set in "$OUT"/evals/*/; do
   set=${set%/}
-  dirs=()
-  for m in $MODELS; do [ -f "$set/$m/metrics.json" ] && dirs+=("$set/$m"); done
+  dirs=()  # every model evaluated on this set so far (earlier calls' too), in the usual order
+  for m in $ALL_MODELS; do [ -f "$set/$m/metrics.json" ] && dirs+=("$set/$m"); done
+  for d in "$set"/*/; do
+    d=${d%/}
+    case " $ALL_MODELS " in *" $(basename "$d") "*) ;; *) [ -f "$d/metrics.json" ] && dirs+=("$d") ;; esac
+  done
   [ ${#dirs[@]} -gt 0 ] && $PF report "${dirs[@]}" --out "$OUT/reports/$(basename "$set")"
 done
 echo "# finished $(date -u +%FT%TZ), $(( $(date +%s) - T0 )) s"
