@@ -36,6 +36,8 @@ IMPROVED = {"mlp_plus": "mlp", "cnn_attn_plus": "cnn_attn", "unet_attn_plus": "u
 #: the jet set also the robust width of the jet energy deviation.
 RANK = "energy.residual.robust.half_width_68"
 RANK_JET = "jets.energy_rel.robust.half_width_68"
+#: Two figures closer than this (relative) make a pairwise claim a tie, not a verdict.
+TIE = 0.02
 
 COLUMNS: list[tuple[str, str, str]] = [  # (header, metrics path, format)
     ("params", "training.parameters", "int"),
@@ -65,7 +67,7 @@ class Claim:
 
     source: str
     text: str
-    check: Callable[[dict[str, dict[str, Any]]], tuple[bool | None, str]]
+    check: Callable[[dict[str, dict[str, Any]]], tuple[bool | str | None, str]]
 
 
 def fmt(value: Any, how: str) -> str:
@@ -146,13 +148,16 @@ def _value(docs: dict[str, dict[str, Any]], model: str, path: str) -> float | No
     return float(v) if v is not None else None
 
 
-def better(a: str, b: str, path: str = RANK) -> Callable[[dict[str, dict[str, Any]]], tuple[bool | None, str]]:
-    """Rule: model ``a`` has a smaller ``path`` than model ``b``."""
-    def check(docs: dict[str, dict[str, Any]]) -> tuple[bool | None, str]:
+def better(a: str, b: str, path: str = RANK) -> Callable[[dict[str, dict[str, Any]]], tuple[bool | str | None, str]]:
+    """Rule: model ``a`` has a smaller ``path`` than model ``b`` (within ``TIE`` of each other: a tie)."""
+    def check(docs: dict[str, dict[str, Any]]) -> tuple[bool | str | None, str]:
         va, vb = _value(docs, a, path), _value(docs, b, path)
         if va is None or vb is None:
             return None, f"{a} or {b} not evaluated"
-        return va < vb, f"{a} {va:.3f} vs {b} {vb:.3f}"
+        text = f"{a} {va:.3f} vs {b} {vb:.3f}"
+        if abs(va - vb) <= TIE * abs(vb):
+            return f"tie (within {TIE:.0%})", text
+        return va < vb, text
     return check
 
 
@@ -219,7 +224,7 @@ def claims_table(docs: dict[str, dict[str, Any]], claims: Sequence[Claim]) -> st
     lines = ["| source | claim | here | figures |", "|---|---|---|---|"]
     for c in claims:
         ok, text = c.check(docs)
-        verdict = "not measured" if ok is None else ("agrees" if ok else "disagrees")
+        verdict = ok if isinstance(ok, str) else "not measured" if ok is None else ("agrees" if ok else "disagrees")
         lines.append(f"| {c.source} | {c.text} | **{verdict}** | {text} |")
     return "\n".join(lines) + "\n"
 

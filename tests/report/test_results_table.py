@@ -36,7 +36,7 @@ def _run_folder(tmp_path: Path, widths: dict[str, float]) -> Path:
 
 
 def test_tables_verdicts_and_kept_evidence(tmp_path: Path) -> None:
-    run = _run_folder(tmp_path, {"cnn": 0.3, "cnn_attn": 0.1, "unet": 0.2, "unet_attn": 0.4})
+    run = _run_folder(tmp_path, {"cnn": 0.3, "cnn_attn": 0.1, "unet": 0.2, "unet_attn": 0.4, "cnn3d": 0.3})
     keep = tmp_path / "kept"
     text = build(run, keep)
     calls = [line for line in text.splitlines() if line.startswith("  ") and "reproduce_paper.sh" in line]
@@ -47,7 +47,9 @@ def test_tables_verdicts_and_kept_evidence(tmp_path: Path) -> None:
     lines = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| arXiv")}
     assert "**agrees**" in lines["self-attention improves the CNN"]  # 0.1 < 0.3
     assert "**disagrees**" in lines["self-attention improves the U-Net"]  # 0.4 > 0.2
-    assert "**not measured**" in lines["3D convolutions over the detector layers improve the CNN"]
+    assert "**tie (within 2%)**" in lines["3D convolutions over the detector layers improve the CNN"]  # same smearing
+    design = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| DESIGN")}
+    assert "**not measured**" in design["the improved mlp_plus beats its paper version mlp"]
     # the evidence: every metrics document as written, and the log without progress-bar redraws
     kept = json.loads((keep / "b050_test" / "cnn_attn.json").read_text())
     assert kept == json.loads((run / "evals" / "b050_test" / "cnn_attn" / "metrics.json").read_text())
