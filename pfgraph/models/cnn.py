@@ -224,20 +224,15 @@ class AttentionCNN(ImageModel):
                                          ConvBlock(width, w, p.kernel, p.batch_norm, p.activation)))
             width = w
         self.fuse = (ConvBlock(width + p.encoder[0], p.encoder[0], p.kernel, p.batch_norm, p.activation)
-                     if p.full_res_skip else None)
-        if self.fuse is not None:
-            width = p.encoder[0]
+                     if p.full_res_skip else None)  # the decoder ends at encoder[0] channels, as does fuse
         self.head = nn.Sequential(nn.Conv2d(width, 1, 1), output_activation(p.output))
         init_output_bias(self.head, p.output_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 4, 56, 56) -> (B, 1, 56, 56)."""
-        h = self.features(x)
-        full = h
-        for i, block in enumerate(self.down):
-            h = block(h if i == 0 else self.pool(h))
-            if i == 0:
-                full = h
+        h = full = self.down[0](self.features(x))
+        for block in self.down[1:]:
+            h = block(self.pool(h))
         h = self.attention(h)
         for block in self.up:
             h = block(h)
