@@ -79,6 +79,14 @@ def fmt(value: Any, how: str) -> str:
     return format(float(value), how)
 
 
+def log_lines(log: Path) -> list[str]:
+    """The lines of a log as last displayed: a progress bar redraws itself with carriage returns,
+    only its final state is kept (``read_text`` would turn each ``\\r`` into a line)."""
+    if not log.exists():
+        return []
+    return [line.split("\r")[-1] for line in log.read_bytes().decode(errors="replace").split("\n")]
+
+
 def read_log(run: Path) -> list[dict[str, str]]:
     """Every invocation recorded in ``reproduce.log``: command, start, sizes, finish.
 
@@ -87,22 +95,16 @@ def read_log(run: Path) -> list[dict[str, str]]:
     An invocation without a ``# finished`` line was interrupted.
     """
     calls: list[dict[str, str]] = []
-    log = run / "reproduce.log"
-    if not log.exists():
-        return calls
-    for line in log.read_bytes().decode(errors="replace").split("\n"):
-        line = line.split("\r")[-1]
+    for line in log_lines(run / "reproduce.log"):
         if (at := line.find("# reproduce_paper.sh")) > 0:  # a killed call's last progress bar has no newline
             line = line[at:]
         if line.startswith("# reproduce_paper.sh"):
             calls.append({"command": "scripts/reproduce_paper.sh" + line[len("# reproduce_paper.sh"):].rstrip(),
-                          "started": "?", "sizes": "", "models": "", "finished": "", "seconds": ""})
+                          "started": "?", "sizes": "", "finished": "", "seconds": ""})
         elif not calls:
             continue
         elif m := re.match(r"# started (\S+) on \S+: (.*)", line):
             calls[-1]["started"], calls[-1]["sizes"] = m.group(1), m.group(2)
-        elif m := re.match(r"# models: (.*)", line):
-            calls[-1]["models"] = m.group(1).strip()
         elif m := re.match(r"# finished (\S+), (\d+) s", line):
             calls[-1]["finished"], calls[-1]["seconds"] = m.group(1), m.group(2)
     return calls
@@ -303,9 +305,8 @@ def build(run: Path, keep: Path) -> str:
             dst = keep / name / f"{model}.json"
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run / "evals" / name / model / "metrics.json", dst)
-    if (run / "reproduce.log").exists():  # progress bars redraw with carriage returns: keep each line's final state
-        raw = (run / "reproduce.log").read_bytes().decode(errors="replace")  # read_text would turn \r into \n
-        lines = (line.split("\r")[-1] for line in raw.split("\n"))
+    if (run / "reproduce.log").exists():
+        lines = log_lines(run / "reproduce.log")
         atomic_write_text(keep / "reproduce.log", "\n".join(line for line in lines if line.strip()) + "\n")
     return "\n".join(out)
 
