@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import uproot
 
-from pfgraph.io import schema
+from pfgraph.io import datasets, schema
 from pfgraph.io.root import EventFiles, is_rntuple
 from tests.conftest import make_events
 from tests.io._files import synthetic_batch, write_events, write_predictions
@@ -210,3 +210,36 @@ def test_predictions_and_jets_ttree_draw(R: ModuleType, files: dict[str, list[Pa
     np.testing.assert_array_equal(draw(R, paths, "predictions", "pred[10][20] - truth[10][20]"),
                                   (ak.to_numpy(pred["pred"])[:, 10, 20] - ak.to_numpy(pred["truth"])[:, 10, 20]))
     np.testing.assert_array_equal(draw(R, paths, "predictions", "pix_pred"), ak.to_numpy(ak.flatten(pred["pix_pred"])))
+
+
+@pytest.mark.parametrize(("codec", "setting"), [("lz4", 404), ("zstd", 505), ("zlib", 101)])
+def test_root_written_baskets_go_through_the_fast_reader(R: ModuleType, events_file: Path, tmp_path: Path,  # noqa: N803
+                                                         monkeypatch: pytest.MonkeyPatch, codec: str,
+                                                         setting: int) -> None:
+    """A file ROOT itself re-wrote (TTree::CloneTree into a file of another codec, ROOT's basket
+    sizes) is decoded basket by basket by pfgraph's reader, identical to uproot's reading."""
+    out_path = tmp_path / f"root_{codec}.root"
+    src = R.TFile.Open(str(events_file))
+    dst = R.TFile(str(out_path), "RECREATE", "", setting)
+    dst.cd()
+    src.Get(schema.EVENTS_TREE).CloneTree(50).Write()
+    src.Get(schema.META_KEY).Write(schema.META_KEY)
+    dst.Close()
+    src.Close()
+    decoded: list[bool] = []
+    real = datasets._decode_basket
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        got = real(*args, **kwargs)
+        decoded.append(got is not None)
+        return got
+
+    monkeypatch.setattr(datasets, "_decode_basket", spy)
+    channels = [*schema.INPUT_CHANNELS, "truth"]
+    idx = np.array([0, 1, 7, 30, 49])
+    out = np.empty((len(idx), len(channels), 56, 56), dtype=np.float32)
+    datasets.read_images(EventFiles(out_path), channels, idx, [1.0] * len(channels), out)
+    tree = uproot.open(out_path)[schema.EVENTS_TREE]
+    assert tree.num_entries == 50 and len(decoded) > len(channels) and all(decoded)
+    for k, c in enumerate(channels):
+        np.testing.assert_array_equal(out[:, k], tree[c].array(library="np")[idx], err_msg=c)
