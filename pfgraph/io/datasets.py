@@ -1,9 +1,11 @@
 """Fast ROOT -> tensor loading and the torch datasets/samplers of the image representation.
 
 :func:`read_images` decompresses the baskets of the dense image branches in a thread pool and
-writes each one, byte-swapped and normalised in a single numpy pass, straight into a
-preallocated float32 array: no per-event Python work, no intermediate concatenation (uproot's
-own ``arrays`` concatenates and byte-swaps in separate passes, ~2x slower). RNTuple files,
+writes each one, byte-swapped and normalised, straight into a preallocated float32 array: no
+per-event Python work, no intermediate concatenation (uproot's own ``arrays`` concatenates and
+byte-swaps in separate passes, ~2x slower). The files are opened with uproot's memory-mapped
+source: its default (fsspec) source re-opens the file and copies every basket into a fresh
+buffer, which is slower end to end (``scripts/bench_train.py`` measures both). RNTuple files,
 files of an older schema (migrated on read) and anything unusual about a file's baskets go
 through :meth:`EventFiles.read` instead.
 
@@ -16,17 +18,15 @@ in memory. Both are deterministic given (seed, epoch).
 from __future__ import annotations
 
 import os
-import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-import cramjam
 import numpy as np
 import torch
-import xxhash
+import uproot
 
 from pfgraph.errors import DataError
 from pfgraph.io import schema
@@ -35,6 +35,13 @@ from pfgraph.io.root import EventFiles, open_root
 NPIX = schema.IMSIZE * schema.IMSIZE
 #: Bytes of one event in an image dataset: 4 inputs + 1 target, float32 56x56.
 IMAGE_EVENT_BYTES = 5 * NPIX * 4
+
+#: uproot source of the basket reads (None: uproot's default); scripts/bench_train.py compares both.
+_SOURCE: Any = uproot.source.file.MemmapSource
+#: Events per piece when converting a basket (0.8 MB in, 0.8 MB out). On the 2-core reference
+#: machine 64 and 128 were ~13 % faster than whole baskets, 16 and 32 in between (read_images of
+#: 2000 events, all and a random 80 %, medians of 10 alternating repeats).
+_PIECE = 64
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -58,35 +65,17 @@ class _Trees:
         self.files = files
         self._pid = -1
         self._trees: dict[int, Any] = {}
-        self._fds: dict[int, int] = {}
-
-    def _this_process(self) -> None:
-        if self._pid != os.getpid():  # a forked child: its parent's descriptors are not its own to close
-            self._trees, self._fds, self._pid = {}, {}, os.getpid()
 
     def __call__(self, i: int) -> Any:
-        self._this_process()
+        if self._pid != os.getpid():
+            self._trees, self._pid = {}, os.getpid()
         if i not in self._trees:
-            self._trees[i] = open_root(self.files.paths[i])[schema.EVENTS_TREE]
+            options = {} if _SOURCE is None else {"handler": _SOURCE}
+            self._trees[i] = open_root(self.files.paths[i], **options)[schema.EVENTS_TREE]
         return self._trees[i]
 
-    def fd(self, i: int) -> int:
-        """A read-only descriptor of file ``i`` for ``os.preadv`` (thread-safe: no file position)."""
-        self._this_process()
-        if i not in self._fds:
-            self._fds[i] = os.open(self.files.paths[i], os.O_RDONLY)
-        return self._fds[i]
-
     def __getstate__(self) -> dict[str, Any]:
-        return {"files": self.files, "_pid": -1, "_trees": {}, "_fds": {}}
-
-    def __del__(self) -> None:
-        try:
-            if self._pid == os.getpid():
-                for fd in self._fds.values():
-                    os.close(fd)
-        except Exception:  # interpreter shutdown or an already closed descriptor: nothing to release
-            pass
+        return {"files": self.files, "_pid": -1, "_trees": {}}
 
 
 def _plain_ttree(files: EventFiles, i: int) -> bool:
@@ -129,7 +118,6 @@ def read_images(files: EventFiles, branches: Sequence[str], indices: np.ndarray,
                 jobs.append((_read_slow, (files, i, name, local, a, k, inv[k], out)))
             continue
         tree = trees(i)
-        fd = trees.fd(i) if _PREADV else None
         for k, name in enumerate(branches):
             if name not in tree:
                 raise DataError(f"{files.paths[i]}: branch '{name}' missing from tree '{schema.EVENTS_TREE}'")
@@ -137,9 +125,6 @@ def read_images(files: EventFiles, branches: Sequence[str], indices: np.ndarray,
             try:
                 starts = np.asarray(branch.entry_offsets, dtype=np.int64)
                 nb = int(branch.num_baskets)
-                seeks = np.asarray(branch.member("fBasketSeek"), dtype=np.int64)
-                sizes = np.asarray(branch.member("fBasketBytes"), dtype=np.int64)
-                written = min(int(branch.member("fWriteBasket")), len(seeks), len(sizes))
             except Exception:  # unusual layout: read the whole selection the slow way
                 jobs.append((_read_slow, (files, i, name, local, a, k, inv[k], out)))
                 continue
@@ -149,11 +134,7 @@ def read_images(files: EventFiles, branches: Sequence[str], indices: np.ndarray,
                 s, e = int(starts[j]), int(starts[j + 1])
                 u, v = (int(x) for x in np.searchsorted(local, [s, e]))
                 if u < v:
-                    # a free basket on disk is read directly; embedded ones only through uproot
-                    direct = fd is not None and j < written and seeks[j] > 0 and sizes[j] > 0
-                    where = (fd, int(seeks[j]), int(sizes[j])) if direct else None
-                    jobs.append((_read_basket, (files, i, branch, name, j, s, e, local[u:v] - s, a + u, k, inv[k], out,
-                                                where)))
+                    jobs.append((_read_basket, (files, i, branch, name, j, s, e, local[u:v] - s, a + u, k, inv[k], out)))
     futures = [_pool().submit(fn, *args) for fn, args in jobs]
     errors = []
     for f in futures:
@@ -167,106 +148,32 @@ def read_images(files: EventFiles, branches: Sequence[str], indices: np.ndarray,
 
 
 def _read_basket(files: EventFiles, i: int, branch: Any, name: str, j: int, s: int, e: int, sel: np.ndarray,
-                 dest: int, k: int, inv: np.float32, out: np.ndarray, where: tuple[int, int, int] | None = None) -> None:
+                 dest: int, k: int, inv: np.float32, out: np.ndarray) -> None:
     """Decompress basket ``j`` (entries [s, e) of file ``i``) and write the ``sel`` entries
-    (relative to ``s``), scaled, to ``out[dest:dest + len(sel), k]``.
-
-    ``where`` = (descriptor, seek, bytes) of the basket's key in the file: it is then decoded by
-    :func:`_decode_basket`, else (or when that declines the basket) by uproot.
-    """
+    (relative to ``s``), scaled, to ``out[dest:dest + len(sel), k]``."""
     path = files.paths[i]
     dst = out[dest:dest + len(sel), k]
     try:
-        data = _decode_basket(*where, nev=e - s) if where is not None else None
-        if data is None:
-            data = branch.basket(j).data
+        data = branch.basket(j).data
         if len(data) != (e - s) * NPIX * 4:
             _read_slow(files, i, name, sel + s, dest, k, inv, out)
             return
         arr = np.frombuffer(data, dtype=">f4").reshape(e - s, schema.IMSIZE, schema.IMSIZE)
-        src = arr[sel[0]:sel[-1] + 1] if _contiguous(sel) else arr[sel]
-        np.copyto(dst, src)  # the byte swap as a plain cast: ~3x faster than multiplying big-endian input
-        dst *= inv
+        finite = True
+        # In pieces that stay in cache: the byte swap (as a plain cast, ~3x faster than arithmetic
+        # on big-endian input), the scaling and the NaN/Inf test then share one trip to memory.
+        for c in range(0, len(sel), _PIECE):
+            part, piece = sel[c:c + _PIECE], dst[c:c + _PIECE]
+            np.copyto(piece, arr[part[0]:part[-1] + 1] if _contiguous(part) else arr[part])
+            piece *= inv
+            finite = finite and bool(np.isfinite(piece.max()) and np.isfinite(piece.min()))  # NaN propagates
     except DataError:
         raise
     except Exception as exc:
         raise DataError(f"{path}: entries {s}-{e}, branch '{name}' unreadable ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-    _check_finite(path, sel + s, dst, name)
-
-
-#: TKey header: fNbytes, fVersion, fObjlen, fDatime, fKeylen, fCycle (ROOT's TKey::Streamer).
-_KEY = struct.Struct(">ihiIhh")
-#: The TBasket fields that end its key: fVersion, fBufferSize, fNevBufSize, fNevBuf, fLast (+ 1 flag byte).
-_BASKET = struct.Struct(">hiiii")
-_CHECKSUM = struct.Struct(">Q")
-_LOCAL = threading.local()
-_PREADV = hasattr(os, "preadv")  # POSIX; elsewhere every basket goes through uproot
-
-
-def _scratch(name: str, size: int) -> memoryview:
-    """A per-thread buffer of at least ``size`` bytes, kept for the next basket (no page faults)."""
-    buf = getattr(_LOCAL, name, None)
-    if buf is None or len(buf) < size:
-        buf = bytearray(size)
-        setattr(_LOCAL, name, buf)
-    return memoryview(buf)[:size]
-
-
-def _decode_basket(fd: int, seek: int, nbytes: int, nev: int) -> memoryview | None:
-    """The uncompressed data of a fixed-size image basket (``nev`` entries of 56x56 big-endian
-    floats) whose key starts at byte ``seek`` and spans ``nbytes``; None for a basket of any
-    other shape or codec, which the caller hands to uproot.
-
-    The key and payload are read with one ``os.preadv`` into a per-thread buffer and decompressed
-    with cramjam into another (both reused). ROOT's compressed payload is a sequence of blocks,
-    each with a 9-byte header: 2-byte algorithm, 1 method byte, 3-byte little-endian compressed
-    and uncompressed sizes; LZ4 blocks start with the xxhash64 of the compressed bytes, which is
-    verified (uproot does the same). The returned view is only valid until this thread's next call.
-    """
-    if nbytes <= _KEY.size + _BASKET.size + 1:
-        return None
-    raw = _scratch("raw", nbytes)
-    if os.preadv(fd, [raw], seek) != nbytes:
-        raise ValueError(f"file ends inside the basket at byte {seek}")
-    fnbytes, _, objlen, _, keylen, _ = _KEY.unpack_from(raw, 0)
-    if fnbytes != nbytes or not _KEY.size + _BASKET.size + 1 <= keylen <= nbytes:
-        return None
-    _, _, entry_bytes, entries, last = _BASKET.unpack_from(raw, keylen - _BASKET.size - 1)
-    size = nev * NPIX * 4
-    if entry_bytes != NPIX * 4 or entries != nev or objlen != size or last - keylen != size:
-        return None  # not a basket of fixed-size 56x56 float entries without an offsets table
-    payload = raw[keylen:nbytes]
-    if len(payload) == objlen:  # stored uncompressed
-        return payload
-    out = _scratch("out", objlen)
-    pos = filled = 0
-    while pos < len(payload):
-        head = bytes(payload[pos:pos + 9])
-        if len(head) < 9:
-            return None
-        algo = head[:2]
-        c, u = int.from_bytes(head[3:6], "little"), int.from_bytes(head[6:9], "little")
-        block = payload[pos + 9:pos + 9 + c]
-        if len(block) != c or filled + u > objlen:
-            return None
-        dst = out[filled:filled + u]
-        if algo == b"L4" and c > _CHECKSUM.size:
-            data = block[_CHECKSUM.size:]
-            if xxhash.xxh64(data).intdigest() != _CHECKSUM.unpack_from(block)[0]:
-                raise ValueError("LZ4 block checksum mismatch (corrupt basket)")
-            got = cramjam.lz4.decompress_block_into(data, dst)
-        elif algo == b"ZS":
-            got = cramjam.zstd.decompress_into(block, dst)
-        elif algo == b"ZL":
-            got = cramjam.zlib.decompress_into(block, dst)
-        else:  # LZMA and older codecs: uproot's decoders
-            return None
-        if got != u:
-            raise ValueError(f"a block decompressed to {got} bytes, its header says {u}")
-        pos += 9 + c
-        filled += u
-    return out if filled == objlen else None
+    if not finite:
+        _check_finite(path, sel + s, dst, name)
 
 
 def _read_slow(files: EventFiles, i: int, name: str, local: np.ndarray, dest: int, k: int,

@@ -420,10 +420,10 @@ def reason(exc: BaseException, limit: int = 200) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def open_root(path: Path) -> Any:
-    """``uproot.open`` with corrupt/truncated files turned into one DataError line."""
+def open_root(path: Path, **options: Any) -> Any:
+    """``uproot.open(path, **options)`` with corrupt/truncated files turned into one DataError line."""
     try:
-        return uproot.open(path)
+        return uproot.open(path, **options)
     except Exception as exc:  # uproot raises many types for broken files
         raise DataError(f"{path}: not a readable ROOT file ({reason(exc)})") from None
 
