@@ -173,7 +173,7 @@ def _read_basket(files: EventFiles, i: int, branch: Any, name: str, j: int, s: i
         raise DataError(f"{path}: entries {s}-{e}, branch '{name}' unreadable ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     if not finite:
-        _check_finite(path, sel + s, dst, name)
+        _raise_not_finite(path, sel + s, dst, name)
 
 
 def _read_slow(files: EventFiles, i: int, name: str, local: np.ndarray, dest: int, k: int,
@@ -185,11 +185,10 @@ def _read_slow(files: EventFiles, i: int, name: str, local: np.ndarray, dest: in
     np.multiply(arr[local - local[0]], inv, out=out[dest:dest + len(local), k])
 
 
-def _check_finite(path: Any, entries: np.ndarray, values: np.ndarray, name: str) -> None:
-    """DataError naming file, event and branch if ``values`` (n, 56, 56) holds NaN or Inf."""
-    if not len(values) or (np.isfinite(values.max()) and np.isfinite(values.min())):  # NaN propagates through max
-        return
-    bad = int(np.flatnonzero(~np.isfinite(values).all(axis=(1, 2)))[0]) if len(values) else 0
+def _raise_not_finite(path: Any, entries: np.ndarray, values: np.ndarray, name: str) -> None:
+    """DataError naming file, event and branch of the first event of ``values`` (n, 56, 56) that
+    holds NaN or Inf (the caller found one)."""
+    bad = int(np.flatnonzero(~np.isfinite(values).all(axis=(1, 2)))[0])
     raise DataError(f"{path}: event {int(entries[bad])}, branch '{name}': NaN or Inf value, expected finite numbers")
 
 
