@@ -5,7 +5,8 @@
 Reads ``RUN_DIR/reproduce.log`` (every invocation: command, start, finish) and every
 ``RUN_DIR/evals/<test set>/<model>/metrics.json``; writes the table of each test set, the
 paper's qualitative claims and DESIGN §6's quality targets beside the measured figures (each
-marked agrees / disagrees by a stated rule), and copies the metrics documents and the log under
+marked agrees / disagrees / inconclusive from the 68 % bootstrap intervals of the figures: a
+difference counts only where the intervals do not overlap), and copies the metrics documents and the log under
 ``--keep`` so that every number in the page can be traced back to a file.
 """
 
@@ -25,6 +26,7 @@ import uproot
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pfgraph.eval.bootstrap import verdict  # noqa: E402
 from pfgraph.eval.metrics import read_metrics  # noqa: E402
 from pfgraph.report.compare import metric  # noqa: E402
 from pfgraph.utils.atomic import atomic_write_text  # noqa: E402
@@ -32,32 +34,30 @@ from scripts.benchdoc import machine  # noqa: E402
 
 PAPER = ("mlp", "cnn", "cnn_attn", "cnn3d", "unet", "unet_attn", "rnn")
 IMPROVED = {"mlp_plus": "mlp", "cnn_attn_plus": "cnn_attn", "unet_attn_plus": "unet_attn"}
-#: The figure that ranks models: robust width of the per-pixel residual (lower is better); on
-#: the jet set also the robust width of the jet energy deviation.
-RANK = "energy.residual.robust.half_width_68"
-RANK_JET = "jets.energy_rel.robust.half_width_68"
-#: Two figures closer than this (relative) make a pairwise claim a tie, not a verdict.
-TIE = 0.02
+#: The headline figure that ranks models: robust width of the per-pixel residual (lower is better);
+#: on the jet set also the robust width of the jet energy deviation (truth-jet pixels).
+RANK = "residual_half_width_68"
+RANK_JET = "jet_energy_rel_half_width_68"
 
 COLUMNS: list[tuple[str, str, str]] = [  # (header, metrics path, format)
     ("params", "training.parameters", "int"),
     ("epochs", "training.epochs", "int"),
     ("train [s]", "training.train_time_s", ".0f"),
     ("best val loss", "training.best_val_loss", ".3g"),
-    ("r: fit mu", "energy.residual.fit.mu", ".3f"),
-    ("r: fit sigma", "energy.residual.fit.sigma", ".3f"),
-    ("r: median", "energy.residual.robust.median", ".3f"),
-    ("r: 68% half-width", RANK, ".3f"),
-    ("r: frac abs(r) > 0.5", "energy.residual.robust.tail_fraction", ".3f"),
-    ("fake energy", "energy.fake.energy_fraction", ".3f"),
+    ("r: core fit sigma", "energy.residual.fit", "fit"),
+    ("r: median", "headline:residual_median", ".3f"),
+    ("r: 68% half-width", f"headline:{RANK}", ".3f"),
+    ("r: frac abs(r) > 0.5", "headline:residual_tail_fraction", ".3f"),
+    ("missed truth pixels", "headline:missed_pixel_fraction", ".3f"),
+    ("fake energy", "headline:fake_energy_fraction", ".3f"),
+    ("dE/S 68% half-width (paper Eq. 1)", "headline:abs_norm_half_width_68", ".2g"),
 ]
 JET_COLUMNS: list[tuple[str, str, str]] = [
-    ("jet eff.", "jets.efficiency", ".3f"),
-    ("D median [px]", "jets.position.robust.median", ".2f"),
-    ("D fit sigma [px]", "jets.position.fit.sigma", ".2f"),
-    ("dE/E fit mu", "jets.energy_rel.fit.mu", ".3f"),
-    ("dE/E fit sigma", "jets.energy_rel.fit.sigma", ".3f"),
-    ("dE/E 68% half-width", RANK_JET, ".3f"),
+    ("jet eff.", "headline:jet_efficiency", ".3f"),
+    ("D median [px]", "headline:jet_position_median", ".2f"),
+    ("dE/E median (truth-jet pixels)", "headline:jet_energy_rel_median", ".3f"),
+    ("dE/E 68% half-width (truth-jet pixels)", f"headline:{RANK_JET}", ".3f"),
+    ("dE/E median (matched jets)", "headline:jet_energy_match_rel_median", ".3f"),
 ]
 
 
@@ -71,12 +71,31 @@ class Claim:
 
 
 def fmt(value: Any, how: str) -> str:
-    """One table cell."""
+    """One table cell: a number, a headline figure ``value [lo, hi]`` or a core fit (flagged when not Gaussian)."""
     if value is None:
         return "-"
+    if how == "fit":
+        if value.get("status") != "ok" or value.get("sigma") is None:
+            return "-"
+        text = f"{value['sigma']:.3f} (chi2/ndf {value['chi2_ndf']:.2g})"
+        return text if value.get("core_gaussian") is not False else text + " non-Gaussian"
+    if isinstance(value, dict):
+        if value.get("value") is None:
+            return "-"
+        text = format(float(value["value"]), how)
+        if value.get("lo") is None:
+            return text
+        return f"{text} [{format(float(value['lo']), how)}, {format(float(value['hi']), how)}]"
     if how == "int":
         return f"{int(value):,}"
     return format(float(value), how)
+
+
+def cell(doc: dict[str, Any], path: str) -> Any:
+    """A metrics value; ``headline:KEY`` is the headline figure (value with its interval)."""
+    if path.startswith("headline:"):
+        return metric(doc, f"headline.figures.{path.split(':', 1)[1]}")
+    return metric(doc, path)
 
 
 def log_lines(log: Path) -> list[str]:
@@ -140,63 +159,89 @@ def table(docs: dict[str, dict[str, Any]]) -> str:
     cols = COLUMNS + (JET_COLUMNS if jets else [])
     head = "| model | repr | " + " | ".join(c[0] for c in cols) + " |\n|---|---|" + "---:|" * len(cols) + "\n"
     rows = "".join(f"| {name} | {metric(d, 'model.repr')} | "
-                   + " | ".join(fmt(metric(d, path), how) for _, path, how in cols) + " |\n"
+                   + " | ".join(fmt(cell(d, path), how) for _, path, how in cols) + " |\n"
                    for name, d in docs.items())
     return head + rows
 
 
-def _value(docs: dict[str, dict[str, Any]], model: str, path: str) -> float | None:
-    v = metric(docs[model], path) if model in docs else None
-    return float(v) if v is not None else None
+def _figure(docs: dict[str, dict[str, Any]], model: str, key: str) -> dict[str, Any] | None:
+    """Headline figure ``key`` of ``model`` ({value, lo, hi}), or None when not evaluated."""
+    fig = metric(docs[model], f"headline.figures.{key}") if model in docs else None
+    return fig if isinstance(fig, dict) and fig.get("value") is not None else None
 
 
-def better(a: str, b: str, path: str = RANK) -> Callable[[dict[str, dict[str, Any]]], tuple[bool | str | None, str]]:
-    """Rule: model ``a`` has a smaller ``path`` than model ``b`` (within ``TIE`` of each other: a tie)."""
-    def check(docs: dict[str, dict[str, Any]]) -> tuple[bool | str | None, str]:
-        va, vb = _value(docs, a, path), _value(docs, b, path)
-        if va is None or vb is None:
+def _show(fig: dict[str, Any]) -> str:
+    return fmt(fig, ".3f")
+
+
+Verdict = tuple[bool | str | None, str]
+INCONCLUSIVE = "inconclusive"
+
+
+def better(a: str, b: str, key: str = RANK) -> Callable[[dict[str, dict[str, Any]]], Verdict]:
+    """Rule: ``a`` is lower than ``b`` on ``key``: agrees if a's 68 % interval lies below b's,
+    disagrees if above, inconclusive if they overlap (or a document has no intervals)."""
+    def check(docs: dict[str, dict[str, Any]]) -> Verdict:
+        fa, fb = _figure(docs, a, key), _figure(docs, b, key)
+        if fa is None or fb is None:
             return None, f"{a} or {b} not evaluated"
-        text = f"{a} {va:.3f} vs {b} {vb:.3f}"
-        if abs(va - vb) <= TIE * abs(vb):
-            return f"tie (within {TIE:.0%})", text
-        return va < vb, text
+        text = f"{a} {_show(fa)} vs {b} {_show(fb)}"
+        v = verdict(fa, fb)
+        return (True if v == "lower" else False if v == "higher" else INCONCLUSIVE), text
     return check
 
 
-def all_better(models: Sequence[str], than: str, path: str = RANK) -> Callable[[dict[str, dict[str, Any]]], tuple[bool | None, str]]:
-    """Rule: every one of ``models`` (that was evaluated) has a smaller ``path`` than ``than``."""
-    def check(docs: dict[str, dict[str, Any]]) -> tuple[bool | None, str]:
-        ref = _value(docs, than, path)
-        have = [m for m in models if _value(docs, m, path) is not None]
+def all_better(models: Sequence[str], than: str, key: str = RANK) -> Callable[[dict[str, dict[str, Any]]], Verdict]:
+    """Rule: every one of ``models`` (that was evaluated) is lower than ``than`` (intervals apart);
+    disagrees if any is higher, inconclusive if any overlaps."""
+    def check(docs: dict[str, dict[str, Any]]) -> Verdict:
+        ref = _figure(docs, than, key)
+        have = {m: f for m in models if (f := _figure(docs, m, key)) is not None}
         if ref is None or not have:
             return None, f"{than} or the others not evaluated"
-        worse = [m for m in have if _value(docs, m, path) >= ref]  # type: ignore[operator]
-        text = f"{than} {ref:.3f}; " + ", ".join(f"{m} {_value(docs, m, path):.3f}" for m in have)
-        return not worse, text + (f" (not better: {', '.join(worse)})" if worse else "")
+        verdicts = {m: verdict(f, ref) for m, f in have.items()}
+        text = f"{than} {_show(ref)}; " + ", ".join(f"{m} {_show(f)}" for m, f in have.items())
+        worse = [m for m, v in verdicts.items() if v == "higher"]
+        unsure = [m for m, v in verdicts.items() if v == INCONCLUSIVE]
+        if worse:
+            return False, text + f" (worse: {', '.join(worse)})"
+        if unsure:
+            return INCONCLUSIVE, text + f" (overlapping: {', '.join(unsure)})"
+        return True, text
     return check
 
 
-def within(a: str, others: Sequence[str], tolerance: float, path: str = RANK) -> Callable[[dict[str, dict[str, Any]]], tuple[bool | None, str]]:
-    """Rule: ``a`` is within ``tolerance`` (relative) of the best of ``others``, or better."""
-    def check(docs: dict[str, dict[str, Any]]) -> tuple[bool | None, str]:
-        va = _value(docs, a, path)
-        vals = {m: v for m in others if (v := _value(docs, m, path)) is not None}
-        if va is None or not vals:
+def within(a: str, others: Sequence[str], tolerance: float, key: str = RANK
+           ) -> Callable[[dict[str, dict[str, Any]]], Verdict]:
+    """Rule: ``a`` is within ``tolerance`` (relative) of the best of ``others``, or better: the best's
+    interval scaled by (1 + tolerance) is compared with a's (agrees if a's lies below it, disagrees if
+    above, inconclusive if they overlap)."""
+    def check(docs: dict[str, dict[str, Any]]) -> Verdict:
+        fa = _figure(docs, a, key)
+        vals = {m: f for m in others if (f := _figure(docs, m, key)) is not None}
+        if fa is None or not vals:
             return None, f"{a} or the others not evaluated"
-        best = min(vals, key=vals.__getitem__)
-        return va <= vals[best] * (1 + tolerance), f"{a} {va:.3f} vs best of the others {best} {vals[best]:.3f}"
+        best = min(vals, key=lambda m: vals[m]["value"])
+        fb = vals[best]
+        scaled = {k: (None if fb[k] is None else fb[k] * (1 + tolerance)) for k in ("value", "lo", "hi")}
+        v = verdict(fa, scaled)
+        text = f"{a} {_show(fa)} vs best of the others {best} {_show(fb)} (x{1 + tolerance:g})"
+        return (True if v == "lower" else False if v == "higher" else INCONCLUSIVE), text
     return check
 
 
-def best_of(a: str, models: Sequence[str], path: str) -> Callable[[dict[str, dict[str, Any]]], tuple[bool | None, str]]:
-    """Rule: ``a`` has the smallest ``path`` of ``models``, or equal."""
-    def check(docs: dict[str, dict[str, Any]]) -> tuple[bool | None, str]:
-        va = _value(docs, a, path)
-        vals = {m: v for m in models if m != a and (v := _value(docs, m, path)) is not None}
-        if va is None or not vals:
+def best_of(a: str, models: Sequence[str], key: str) -> Callable[[dict[str, dict[str, Any]]], Verdict]:
+    """Rule: ``a`` is at least as good as the best of ``models``: disagrees if a's interval lies above
+    the best's, agrees if it lies below, inconclusive if they overlap."""
+    def check(docs: dict[str, dict[str, Any]]) -> Verdict:
+        fa = _figure(docs, a, key)
+        vals = {m: f for m in models if m != a and (f := _figure(docs, m, key)) is not None}
+        if fa is None or not vals:
             return None, f"{a} or the image models not evaluated"
-        best = min(vals, key=vals.__getitem__)
-        return va <= vals[best], f"{a} {va:.3f} vs best image model {best} {vals[best]:.3f}"
+        best = min(vals, key=lambda m: vals[m]["value"])
+        v = verdict(fa, vals[best])
+        text = f"{a} {_show(fa)} vs best image model {best} {_show(vals[best])}"
+        return (True if v == "lower" else False if v == "higher" else INCONCLUSIVE), text
     return check
 
 
@@ -226,8 +271,8 @@ def claims_table(docs: dict[str, dict[str, Any]], claims: Sequence[Claim]) -> st
     lines = ["| source | claim | here | figures |", "|---|---|---|---|"]
     for c in claims:
         ok, text = c.check(docs)
-        verdict = ok if isinstance(ok, str) else "not measured" if ok is None else ("agrees" if ok else "disagrees")
-        lines.append(f"| {c.source} | {c.text} | **{verdict}** | {text} |")
+        word = ok if isinstance(ok, str) else "not measured" if ok is None else ("agrees" if ok else "disagrees")
+        lines.append(f"| {c.source} | {c.text} | **{word}** | {text} |")
     return "\n".join(lines) + "\n"
 
 
@@ -281,8 +326,14 @@ def build(run: Path, keep: Path) -> str:
         "Figures: r = (E_pred - E_true)/E_true per pixel with E_true > 0 (Gaussian core fit and robust "
         "figures); fake energy = predicted energy in pixels without truth, as a fraction of all predicted "
         "energy; jets: anti-kt R = 0.4 on pixels above 0.1 GeV, D = distance of the predicted to the truth "
-        "jet axis in pixels, dE/E = jet energy deviation over the truth jet's pixels / truth jet energy. "
-        "Rankings use the robust 68 % half-width (lower is better).",
+        "jet axis in pixels, dE/E = jet energy deviation over the truth jet's pixels / truth jet energy "
+        "(truth-jet pixels) or the matched jets' own energies (matched jets). Missed truth pixels (predicted "
+        "empty, r = -1) are their own figure and are left out of the core fit; a core fit marked "
+        "'non-Gaussian' fails the rule chi2/ndf <= 3 and >= 50 % of entries in the window, and is never used "
+        "to rank. Figures are value [68 % bootstrap interval over events]; rankings use the robust 68 % "
+        "half-width (lower is better), and a claim agrees or disagrees only where the intervals do not "
+        "overlap (otherwise: inconclusive; documents written before metrics schema 3 have no intervals, "
+        "so every pairwise claim on them is inconclusive).",
         "",
     ]
     for name, docs in sets.items():

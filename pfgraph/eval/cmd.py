@@ -43,6 +43,11 @@ def register(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (model and torch anti-kt)")
     p.add_argument("--batch-size", type=int, default=128, help="events per inference batch (128)")
     p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of the run folder (best)")
+    p.add_argument("--missed-threshold", type=float, default=0.0,
+                   help="truth pixels predicted at or below this energy (GeV) count as missed (0)")
+    p.add_argument("--bootstrap", type=int, default=200,
+                   help="bootstrap replicas over events for the 68%% intervals of the headline figures (200; 0: none)")
+    p.add_argument("--bootstrap-seed", type=int, default=12345, help="seed of the bootstrap replicas (12345)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=run)
 
@@ -60,6 +65,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise PfgraphError(f"--max-events {args.max_events}: expected a positive number of events")
     if args.batch_size <= 0:
         raise PfgraphError(f"--batch-size {args.batch_size}: expected a positive number of events")
+    if not (math.isfinite(args.missed_threshold) and args.missed_threshold >= 0):
+        raise PfgraphError(f"--missed-threshold {args.missed_threshold}: expected a non-negative energy in GeV")
+    if args.bootstrap < 0:
+        raise PfgraphError(f"--bootstrap {args.bootstrap}: expected 0 (no intervals) or a number of replicas")
 
 
 class _BlockReader:
@@ -102,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pfgraph.errors import DataError, PfgraphError
     from pfgraph.eval.antikt import TIE_BREAK_SEED
+    from pfgraph.eval.bootstrap import headline
     from pfgraph.eval.energy import EnergyAccumulator
     from pfgraph.eval.jets import JetAccumulator, empty_jet_metrics
     from pfgraph.eval.metrics import TRAINING_KEYS, assemble, training_section, write_metrics
@@ -163,11 +173,12 @@ def run(args: argparse.Namespace) -> int:
     ensure_writable_dir(out)
     has_jet = bool(files.has_jet)
     reader = _BlockReader(files, ["event_id", *schema.INPUT_CHANNELS, *(("pix_ieta", "pix_iphi") if graph else ())])
-    energy = EnergyAccumulator(scale)
+    energy = EnergyAccumulator(scale, args.missed_threshold)
     jets = JetAccumulator(args.radius, args.jet_threshold, args.jet_backend, str(device), scale) if has_jet else None
     backend = jets.backend if jets is not None else None
     settings = {"target_scale": scale, "target_scale_source": scale_source, "batch_size": args.batch_size,
-                "device": str(device), "max_events": args.max_events}
+                "device": str(device), "max_events": args.max_events, "missed_threshold_gev": args.missed_threshold,
+                "bootstrap_resamples": args.bootstrap, "bootstrap_seed": args.bootstrap_seed}
     jet_settings = {"radius": args.radius, "threshold_gev": args.jet_threshold, "backend": backend,
                     "requested_backend": args.jet_backend, "tie_break_pixels": jets.tie_break if jets else None,
                     "tie_break_seed": TIE_BREAK_SEED,
@@ -220,9 +231,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         jet_doc = empty_jet_metrics(args.radius, args.jet_threshold, None, None,
                                     f"{files.paths[0]}: no '{schema.JET_IMAGE}' image (not a jet sample)")
+    head = headline(energy.event_data(), jets.matches() if jets is not None else None, args.bootstrap,
+                    args.bootstrap_seed)
     dataset["n_events"] = n_done
     total = time.perf_counter() - t_start
-    doc = assemble(energy_doc, jet_doc, created_by="pfgraph evaluate", model=model, training=training,
+    doc = assemble(energy_doc, jet_doc, created_by="pfgraph evaluate", model=model, training=training, headline=head,
                    dataset=dataset, settings=settings,
                    timing={"inference_s": inference_s if source.is_dir() else None,
                            "inference_events_per_s": n_done / inference_s if source.is_dir() and inference_s > 0 else None,
@@ -235,19 +248,38 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_plots:
         from pfgraph.eval.plots import write_plots
 
-        r, e_true = energy.residuals()
+        r, e_true, missed = energy.residuals_with_missed()
         write_plots(out, doc["energy"], r, e_true, doc["jets"], jets.matches() if jets else None,
-                    f"{model['name']} on {dataset['name'] or files.paths[0].name}")
-    fit = doc["energy"]["residual"]["fit"]
-    rob = doc["energy"]["residual"]["robust"]
-    line = (f"evaluated {model['name']} on {n_done} events in {total:.1f} s: residual "
-            + (f"mu={fit['mu']:.4f} sigma={fit['sigma']:.4f}, " if fit["status"] == "ok" else "fit failed, ")
-            + f"68% half-width {rob['half_width_68']:.4f}, fake energy "
-            + f"{100 * (doc['energy']['fake']['energy_fraction'] or 0):.2f}%")
-    if jets is not None and jet_doc["efficiency"] is not None:
-        line += f", jets: efficiency {jet_doc['efficiency']:.3f}, D median {jet_doc['position']['robust']['median']:.2f} px"
-    print(f"{line} -> {out}")
+                    f"{model['name']} on {dataset['name'] or files.paths[0].name}", missed)
+    print(f"{summary_line(doc, n_done, total)} -> {out}")
     return 0
+
+
+def _with_interval(fig: dict[str, Any], digits: int = 4) -> str:
+    if fig["value"] is None:
+        return "-"
+    if fig["lo"] is None:
+        return f"{fig['value']:.{digits}f}"
+    return f"{fig['value']:.{digits}f} [{fig['lo']:.{digits}f}, {fig['hi']:.{digits}f}]"
+
+
+def summary_line(doc: dict[str, Any], n_events: int, seconds: float) -> str:
+    """The one-line summary of an evaluation: ranking figures with their 68 % intervals."""
+    fig = doc["headline"]["figures"]
+    fit = doc["energy"]["residual"]["fit"]
+    line = (f"evaluated {doc['model']['name']} on {n_events} events in {seconds:.1f} s: residual median "
+            f"{_with_interval(fig['residual_median'])}, 68% half-width {_with_interval(fig['residual_half_width_68'])}, "
+            f"missed {100 * (fig['missed_pixel_fraction']['value'] or 0):.2f}% of truth pixels, fake energy "
+            f"{100 * (fig['fake_energy_fraction']['value'] or 0):.2f}%, core fit ")
+    if fit["status"] != "ok":
+        line += f"failed ({fit['status']})"
+    else:
+        line += f"sigma={fit['sigma']:.4f}" + ("" if fit["core_gaussian"] else " (non-Gaussian core)")
+    if doc["jets"]["available"] and doc["jets"]["efficiency"] is not None:
+        line += (f", jets: efficiency {doc['jets']['efficiency']:.3f}, D median "
+                 f"{_with_interval(fig['jet_position_median'], 2)} px, dE/E median "
+                 f"{_with_interval(fig['jet_energy_rel_median'], 3)}")
+    return line
 
 
 def _train_summary(run_dir: Path) -> dict[str, Any] | None:

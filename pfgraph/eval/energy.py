@@ -11,6 +11,15 @@
   cannot see these: a model spreading small energies everywhere would look good on it).
 * **Out of reach**: truth pixels without any input in any channel (no point-cloud model can
   predict them): their share of truth pixels and of truth energy.
+* **Missed truth pixels**: truth pixels the model predicts as empty (``E_pred <= threshold``,
+  0 GeV by default, so ``r <= -1``): their share of truth pixels and of truth energy. They are
+  their own figure and are left out of the core fit (they form a spike at ``r = -1`` that is no
+  part of a resolution); the robust figures still count them.
+
+Every fit states whether it describes its core (:data:`MAX_CHI2_NDF`, :data:`MIN_WINDOW_FRACTION`):
+a fit with ``chi2/ndf`` above 3 or fewer than half of its entries inside the fit window is
+flagged ``core_gaussian: false`` and is never used to rank models; the robust figures are the
+ranking figures.
 
 Predicted energies are clipped at 0 for the fake-energy sums (a negative prediction is not
 energy); residuals use the raw prediction.
@@ -46,9 +55,20 @@ TAIL_CUT = 0.5
 E_TRUE_EDGES = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, math.inf)
 #: Fake pixels counted above this predicted energy (GeV).
 FAKE_PIXEL_THRESHOLD = 0.1
+#: Truth pixels predicted at or below this energy (GeV) are "missed" (r <= -1).
+MISSED_THRESHOLD = 0.0
+#: A core fit describes a Gaussian core only if chi2/ndf <= MAX_CHI2_NDF ...
+MAX_CHI2_NDF = 3.0
+#: ... and at least this share of the fitted entries lies inside its window.
+MIN_WINDOW_FRACTION = 0.5
+GAUSSIAN_RULE = (f"Gaussian core: chi2/ndf <= {MAX_CHI2_NDF:g} and at least {100 * MIN_WINDOW_FRACTION:g} % "
+                 "of the fitted entries inside the fit window")
 
 FIT_KEYS = ("status", "mu", "mu_err", "sigma", "sigma_err", "amplitude", "chi2", "ndf", "chi2_ndf",
-            "iterations", "converged", "window", "n_window", "binning", "hist_range", "hist_bins")
+            "iterations", "converged", "window", "n_window", "binning", "hist_range", "hist_bins",
+            "n_entries", "window_fraction", "core_gaussian", "flag")
+#: Keys the fit gained in metrics schema 3.
+FIT_KEYS_V3 = ("n_entries", "window_fraction", "core_gaussian", "flag")
 ROBUST_KEYS = ("n", "mean", "rms", "std", "median", "half_width_68", "q16", "q84", "tail_cut", "tail_fraction")
 
 
@@ -178,13 +198,40 @@ def fit_gaussian_core(values: np.ndarray, bins: int = RESIDUAL_BINS, range: tupl
             break
     if result["status"] == "ok":
         result["converged"] = converged
+        flag_core(result, int(v.size))
     return result
 
 
+def flag_core(fit: dict[str, Any], n_entries: int) -> dict[str, Any]:
+    """Mark ``fit`` (in place) as describing a Gaussian core or not, by the stated rule.
+
+    Sets ``n_entries``, ``window_fraction`` (share of the entries inside the fit window),
+    ``core_gaussian`` and ``flag`` (None for a Gaussian core, else the reason).
+    """
+    fit["n_entries"] = n_entries
+    frac = fit["n_window"] / n_entries if n_entries else None
+    fit["window_fraction"] = frac
+    reasons = []
+    if fit.get("chi2_ndf") is None or fit["chi2_ndf"] > MAX_CHI2_NDF:
+        reasons.append(f"chi2/ndf {fit.get('chi2_ndf') or float('nan'):.3g} > {MAX_CHI2_NDF:g}")
+    if frac is None or frac < MIN_WINDOW_FRACTION:
+        reasons.append(f"{100 * (frac or 0):.1f} % of entries in the window < {100 * MIN_WINDOW_FRACTION:g} %")
+    if not fit.get("converged"):
+        reasons.append("window did not converge")
+    fit["core_gaussian"] = not reasons
+    fit["flag"] = ("non-Gaussian core: " + "; ".join(reasons)) if reasons else None
+    return fit
+
+
 def gaussian_summary(values: np.ndarray, tail_cut: float | None = TAIL_CUT, bins: int = RESIDUAL_BINS,
-                     range: tuple[float, float] | None = None) -> dict[str, Any]:
-    """``{"fit": fit_gaussian_core(...), "robust": robust_stats(...)}``."""
-    return {"fit": fit_gaussian_core(values, bins=bins, range=range), "robust": robust_stats(values, tail_cut)}
+                     range: tuple[float, float] | None = None, fit_mask: np.ndarray | None = None) -> dict[str, Any]:
+    """``{"fit": fit_gaussian_core(...), "robust": robust_stats(...)}``.
+
+    With ``fit_mask`` the core fit sees only ``values[fit_mask]`` (e.g. residuals without the
+    missed pixels); the robust figures always use every value.
+    """
+    fitted = values if fit_mask is None else np.asarray(values)[fit_mask]
+    return {"fit": fit_gaussian_core(fitted, bins=bins, range=range), "robust": robust_stats(values, tail_cut)}
 
 
 def _mean_median(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
@@ -226,14 +273,22 @@ class EnergyAccumulator:
     """Collects per-pixel quantities batch by batch; :meth:`result` gives the ``energy`` metrics.
 
     ``target_scale`` is S (GeV) for the absolute form; without it those entries are null.
+    ``missed_threshold``: truth pixels predicted at or below it (GeV) are missed. Per-pixel
+    values keep their event number and per-event sums are kept, so :meth:`event_data` can
+    feed the bootstrap over events (:mod:`pfgraph.eval.bootstrap`).
     """
 
-    def __init__(self, target_scale: float | None = None) -> None:
+    def __init__(self, target_scale: float | None = None, missed_threshold: float = MISSED_THRESHOLD) -> None:
         if target_scale is not None and not (np.isfinite(target_scale) and target_scale > 0):
             raise PfgraphError(f"target scale S = {target_scale}: expected a positive energy (GeV)")
+        if not (np.isfinite(missed_threshold) and missed_threshold >= 0):
+            raise PfgraphError(f"missed-pixel threshold {missed_threshold}: expected a non-negative energy (GeV)")
         self.target_scale = target_scale
+        self.missed_threshold = float(missed_threshold)
         self._r: list[np.ndarray] = []
         self._et: list[np.ndarray] = []
+        self._ev: list[np.ndarray] = []
+        self._missed: list[np.ndarray] = []
         self._abs_truth: list[np.ndarray] = []
         self._abs_all: list[np.ndarray] = []
         self.n_events = 0
@@ -244,10 +299,14 @@ class EnergyAccumulator:
         self.pred_e = 0.0
         self.fake_pixels: list[np.ndarray] = []
         self.fake_e_event: list[np.ndarray] = []
+        self.pred_e_event: list[np.ndarray] = []
+        self.truth_e_event: list[np.ndarray] = []
         self.oor_pixels = 0
         self.oor_energy = 0.0
         self.oor_pred = 0.0
         self.truth_energy = 0.0
+        self.missed_pixels = 0
+        self.missed_energy = 0.0
         self.have_inputs = True
 
     def update(self, pred: np.ndarray, truth: np.ndarray, inputs: Any = None) -> None:
@@ -259,13 +318,18 @@ class EnergyAccumulator:
         inp = stack_inputs(inputs)
         if inp is not None and inp.shape[0] != p.shape[0]:
             raise PfgraphError(f"inputs hold {inp.shape[0]} events, predictions {p.shape[0]}")
-        self.n_events += p.shape[0]
         has = t > 0
         et = t[has]
         ep = p[has]
+        self._ev.append((np.nonzero(has)[0] + self.n_events).astype(np.int32))
+        self.n_events += p.shape[0]
         self.n_truth_pixels += int(et.size)
         self._r.append(((ep - et) / et).astype(np.float32))
         self._et.append(et.astype(np.float32))
+        missed = ep <= self.missed_threshold
+        self._missed.append(missed)
+        self.missed_pixels += int(missed.sum())
+        self.missed_energy += float(et[missed].sum())
         diff = p - t
         self.mse.append(np.mean(diff * diff, axis=(1, 2)))
         wsum = np.sum(np.where(has, t, 0.0), axis=(1, 2))
@@ -280,6 +344,8 @@ class EnergyAccumulator:
         self.fake_e += float(fake.sum())
         self.pred_e += float(pc.sum())
         self.fake_e_event.append(fake)
+        self.pred_e_event.append(pc.sum(axis=(1, 2)))
+        self.truth_e_event.append(wsum)
         self.fake_pixels.append(np.sum(empty & (p > FAKE_PIXEL_THRESHOLD), axis=(1, 2)))
         self.truth_energy += float(et.sum())
         if inp is None:
@@ -290,32 +356,39 @@ class EnergyAccumulator:
             self.oor_energy += float(t[oor].sum())
             self.oor_pred += float(pc[oor].sum())
 
+    @staticmethod
+    def _cat(parts: list[np.ndarray], dtype: Any = np.float32) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
     def result(self) -> dict[str, Any]:
         """The ``energy`` section of metrics.json."""
-        r = np.concatenate(self._r) if self._r else np.zeros(0, np.float32)
-        et = np.concatenate(self._et) if self._et else np.zeros(0, np.float32)
+        r, et, missed = self.residuals_with_missed()
+        kept = ~missed
         counts, _ = np.histogram(r, bins=RESIDUAL_BINS, range=RESIDUAL_RANGE)
-        residual = gaussian_summary(r, TAIL_CUT, RESIDUAL_BINS, RESIDUAL_RANGE)
+        fitted, _ = np.histogram(r[kept], bins=RESIDUAL_BINS, range=RESIDUAL_RANGE)
+        residual = gaussian_summary(r, TAIL_CUT, RESIDUAL_BINS, RESIDUAL_RANGE, fit_mask=kept)
         residual["hist"] = {"bins": RESIDUAL_BINS, "range": list(RESIDUAL_RANGE), "counts": counts.tolist(),
-                            "underflow": int(np.sum(r < RESIDUAL_RANGE[0])), "overflow": int(np.sum(r > RESIDUAL_RANGE[1]))}
+                            "underflow": int(np.sum(r < RESIDUAL_RANGE[0])), "overflow": int(np.sum(r > RESIDUAL_RANGE[1])),
+                            "fitted_counts": fitted.tolist()}
         binned = []
         for lo, hi in zip(E_TRUE_EDGES[:-1], E_TRUE_EDGES[1:]):
             sel = (et > lo) & (et <= hi)
-            entry = {"lo": lo, "hi": None if math.isinf(hi) else hi, "n": int(sel.sum())}
-            entry.update(gaussian_summary(r[sel], TAIL_CUT, RESIDUAL_BINS, RESIDUAL_RANGE))
+            entry = {"lo": lo, "hi": None if math.isinf(hi) else hi, "n": int(sel.sum()),
+                     "missed_fraction": float(missed[sel].mean()) if sel.any() else None}
+            entry.update(gaussian_summary(r[sel], TAIL_CUT, RESIDUAL_BINS, RESIDUAL_RANGE, fit_mask=kept[sel]))
             binned.append(entry)
         if self.target_scale is not None:
-            at = np.concatenate(self._abs_truth) if self._abs_truth else np.zeros(0, np.float32)
-            aa = np.concatenate(self._abs_all) if self._abs_all else np.zeros(0, np.float32)
-            abs_truth = gaussian_summary(at, None, RESIDUAL_BINS, None)
+            at = self._cat(self._abs_truth)
+            aa = self._cat(self._abs_all)
+            abs_truth = gaussian_summary(at, None, RESIDUAL_BINS, None, fit_mask=kept)
             abs_all = gaussian_summary(aa, None, RESIDUAL_BINS, None)
         else:
             abs_truth = {"fit": _none_fit("no target scale"), "robust": robust_stats(np.zeros(0), None)}
             abs_all = {"fit": _none_fit("no target scale"), "robust": robust_stats(np.zeros(0), None)}
-        mse = np.concatenate(self.mse) if self.mse else np.zeros(0)
-        wmse = np.concatenate(self.wmse) if self.wmse else np.zeros(0)
-        fake_pix = np.concatenate(self.fake_pixels) if self.fake_pixels else np.zeros(0)
-        fake_ev = np.concatenate(self.fake_e_event) if self.fake_e_event else np.zeros(0)
+        mse = self._cat(self.mse, np.float64)
+        wmse = self._cat(self.wmse, np.float64)
+        fake_pix = self._cat(self.fake_pixels, np.int64)
+        fake_ev = self._cat(self.fake_e_event, np.float64)
         n_truth = max(self.n_truth_pixels, 1)
         return {
             "n_events": self.n_events,
@@ -325,6 +398,12 @@ class EnergyAccumulator:
             "abs_norm": {"target_scale": self.target_scale, "truth_pixels": abs_truth, "all_pixels": abs_all},
             "mse_per_image": _mean_median(mse),
             "weighted_mse_per_image": _mean_median(wmse[np.isfinite(wmse)]),
+            "missed": {
+                "threshold_gev": self.missed_threshold,
+                "pixels": self.missed_pixels,
+                "pixel_fraction": self.missed_pixels / n_truth if self.n_truth_pixels else None,
+                "energy_fraction": self.missed_energy / self.truth_energy if self.truth_energy > 0 else None,
+            },
             "fake": {
                 "energy_fraction": self.fake_e / self.pred_e if self.pred_e > 0 else None,
                 "energy_per_event": _mean_median(fake_ev),
@@ -343,6 +422,20 @@ class EnergyAccumulator:
 
     def residuals(self) -> tuple[np.ndarray, np.ndarray]:
         """All residuals and their E_true (float32), for plots."""
-        r = np.concatenate(self._r) if self._r else np.zeros(0, np.float32)
-        et = np.concatenate(self._et) if self._et else np.zeros(0, np.float32)
+        r, et, _ = self.residuals_with_missed()
         return r, et
+
+    def residuals_with_missed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All residuals, their E_true (float32) and the missed-pixel mask."""
+        return self._cat(self._r), self._cat(self._et), self._cat(self._missed, bool)
+
+    def event_data(self) -> dict[str, np.ndarray]:
+        """Per-pixel values with their event number and per-event sums, for the bootstrap over events."""
+        r, et, missed = self.residuals_with_missed()
+        return {
+            "r": r, "e_true": et, "missed": missed, "event": self._cat(self._ev, np.int32),
+            "abs_truth": self._cat(self._abs_truth) if self.target_scale is not None else None,
+            "fake_e": self._cat(self.fake_e_event, np.float64), "pred_e": self._cat(self.pred_e_event, np.float64),
+            "truth_e": self._cat(self.truth_e_event, np.float64), "fake_pixels": self._cat(self.fake_pixels, np.int64),
+            "mse": self._cat(self.mse, np.float64),
+        }

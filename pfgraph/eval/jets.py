@@ -9,7 +9,11 @@ massless pseudojet at its centre (:mod:`pfgraph.eval.antikt`):
 * **position deviation** ``D_jet``: distance of the two axes in pixel units,
   ``sqrt((deta / eta_pixel)^2 + (dphi / phi_pixel)^2)``, dphi wrapped to [-pi, pi];
 * **energy deviation** ``dE_jet = sum over the truth jet's pixels of (E_pred - E_true)``,
-  reported ``/ S`` (the paper's normalised form) and ``/ E_truth_jet``;
+  reported ``/ S`` (the paper's normalised form, ``energy_norm``) and ``/ E_truth_jet``
+  (``energy_rel``, branch ``de_jet_rel``);
+* **matched-jet energy deviation** ``(E_pred_jet - E_truth_jet) / E_truth_jet`` of the two
+  selected jets' own four-momenta (``energy_match_rel``, branch ``de_match_rel``): it also sees
+  predicted energy the prediction jet gathers outside the truth jet's pixels;
 * **efficiency**: the fraction of events with a truth jet whose prediction jet lies within R.
 
 Positions use the jets' pseudorapidity eta (the grid's axis 1) and azimuth moved to the
@@ -40,7 +44,7 @@ JET_FIELDS = ("pt", "energy", "eta", "phi", "ceta", "cphi", "nconst", "rap")
 #: Per-event scalars of the ``jets`` tree: pT rank of the selected jets (-1: none), whether the
 #: prediction jet lies within R, deviations.
 MATCH_FIELDS = ("truth_rank", "pred_rank", "matched", "d_jet", "deta_pix", "dphi_pix", "de_jet", "de_jet_norm",
-                "de_jet_rel", "truth_energy", "truth_pt")
+                "de_jet_rel", "truth_energy", "truth_pt", "de_match_rel")
 
 
 def _wrap(dphi: np.ndarray) -> np.ndarray:
@@ -134,6 +138,8 @@ def match_jets(truth: ImageJets, pred: ImageJets, pred_img: np.ndarray, truth_im
         out["deta_pix"][k] = deta[pi_] / schema.ETA_PIXEL
         out["dphi_pix"][k] = dphi[pi_] / schema.PHI_PIXEL
         out["d_jet"][k] = math.hypot(out["deta_pix"][k], out["dphi_pix"][k])
+        pe = float(pt_.fields["energy"][p_off[k] + pi_])
+        out["de_match_rel"][k] = (pe - te) / te if te > 0 else np.nan
     return _selected_first(tt, out["truth_rank"]), _selected_first(pt_, out["pred_rank"]), out
 
 
@@ -188,6 +194,7 @@ class JetAccumulator:
         out["energy_norm"] = gaussian_summary(m["de_jet_norm"][has_truth], None) if self.target_scale else \
             empty_jet_metrics(self.radius, self.threshold, self.backend, self.tie_break)["energy_norm"]
         out["energy_rel"] = gaussian_summary(m["de_jet_rel"][has_truth], 0.5)
+        out["energy_match_rel"] = gaussian_summary(m["de_match_rel"][sel], 0.5)
         out["truth_jet"] = {"energy": robust_stats(m["truth_energy"][has_truth], None),
                             "pt": robust_stats(m["truth_pt"][has_truth], None)}
         return out
@@ -210,7 +217,7 @@ def empty_jet_metrics(radius: float | None, threshold: float | None, backend: st
         "tie_break_pixels": tie_break, "recombination": "E_scheme", "algorithm": "antikt",
         "n_events": None, "n_truth_jets": None, "efficiency": None, "seconds": None, "events_per_s": None,
         "position": summ(1.0), "position_deta": summ(1.0), "position_dphi": summ(1.0),
-        "energy_norm": summ(None), "energy_rel": summ(0.5),
+        "energy_norm": summ(None), "energy_rel": summ(0.5), "energy_match_rel": summ(0.5),
         "truth_jet": {"energy": robust_stats(np.zeros(0), None), "pt": robust_stats(np.zeros(0), None)},
     }
 

@@ -12,10 +12,14 @@ Document layout (``schema == "pfgraph.metrics"``, ``schema_version == METRICS_VE
     energy:    see pfgraph.eval.energy.EnergyAccumulator.result
     jets:      see pfgraph.eval.jets.JetAccumulator.result (same keys, null values, when the
                data file has no ``jet`` image)
+    headline:  the ranking figures with 68 % bootstrap intervals over events
+               (pfgraph.eval.bootstrap.headline): figures.<key> = {value, lo, hi}
 
 Every document has exactly the keys of :func:`template` (values may be null); a model that
 needs a representation-specific figure adds it under ``extra`` and never changes the rest.
-Version 1 documents (no ``training`` section) are read with that section null.
+Older documents are read and migrated: version 1 (no ``training`` section) gets it null;
+version 2 (no missed pixels, Gaussian-core flags, matched-jet energy, headline) gets those
+keys null and its headline values copied from its robust figures, without intervals.
 """
 
 from __future__ import annotations
@@ -32,16 +36,27 @@ import numpy as np
 from pfgraph import __version__
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.eval.antikt import TIE_BREAK
-from pfgraph.eval.energy import EnergyAccumulator, check_images, stack_inputs
+from pfgraph.eval.bootstrap import FIGURE_PATHS, N_RESAMPLES, SEED, empty_headline, headline
+from pfgraph.eval.energy import (
+    FIT_KEYS_V3,
+    MISSED_THRESHOLD,
+    EnergyAccumulator,
+    check_images,
+    flag_core,
+    stack_inputs,
+)
 from pfgraph.eval.jets import DEFAULT_RADIUS, DEFAULT_THRESHOLD, JetAccumulator, empty_jet_metrics
 from pfgraph.utils.atomic import atomic_write_text
 
 METRICS_SCHEMA = "pfgraph.metrics"
-METRICS_VERSION = 2
+METRICS_VERSION = 3
 #: The ``training`` section: its key -> the key of the run's ``train_summary.json`` it is copied from.
 TRAINING_KEYS = {"parameters": "params", "epochs": "epochs", "best_epoch": "best_epoch",
                  "best_val_loss": "best_val_loss", "train_time_s": "train_time_s",
-                 "train_events_per_s": "events_per_s", "n_train": "n_train", "device": "device"}
+                 "train_events_per_s": "events_per_s", "n_train": "n_train", "device": "device",
+                 "seed": "seed"}
+#: Training keys added in version 3.
+TRAINING_KEYS_V3 = ("seed",)
 
 
 def template(version: int = METRICS_VERSION) -> dict[str, Any]:
@@ -62,11 +77,79 @@ def template(version: int = METRICS_VERSION) -> dict[str, Any]:
                    "total_s": None},
         "energy": energy,
         "jets": empty_jet_metrics(None, None, None, None),
+        "headline": _nullify(empty_headline()),
         "extra": {},
     }
+    doc["settings"].update(missed_threshold_gev=None, bootstrap_resamples=None, bootstrap_seed=None)
+    if version < 3:
+        _strip_v3(doc)
     if version < 2:
         del doc["training"]
     return doc
+
+
+def _strip_v3(doc: dict[str, Any]) -> None:
+    """Remove (in place) the keys that metrics schema 3 added."""
+    del doc["headline"]
+    for k in ("missed_threshold_gev", "bootstrap_resamples", "bootstrap_seed"):
+        del doc["settings"][k]
+    for k in TRAINING_KEYS_V3:
+        del doc["training"][k]
+    del doc["energy"]["missed"]
+    del doc["energy"]["residual"]["hist"]["fitted_counts"]
+    for b in doc["energy"]["residual_vs_etrue"]["bins"]:
+        del b["missed_fraction"]
+    del doc["jets"]["energy_match_rel"]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "chi2_ndf" in node:
+                for k in FIT_KEYS_V3:
+                    node.pop(k, None)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(doc)
+
+
+def _flag_old_fits(node: Any) -> None:
+    """Apply the Gaussian-core rule to the fits of an old document (they fitted every entry, so the
+    entries are the robust figures' ``n``)."""
+    if isinstance(node, dict):
+        fit, robust = node.get("fit"), node.get("robust")
+        if (isinstance(fit, dict) and isinstance(robust, dict) and fit.get("status") == "ok"
+                and fit.get("core_gaussian") is None and robust.get("n")):
+            flag_core(fit, int(robust["n"]))
+        for v in node.values():
+            _flag_old_fits(v)
+    elif isinstance(node, list):
+        for v in node:
+            _flag_old_fits(v)
+
+
+def _fill_missing(doc: Any, ref: Any) -> Any:
+    """Keys of ``ref`` (a template) missing from ``doc`` added with their (null) template values."""
+    if isinstance(doc, dict) and isinstance(ref, dict):
+        for k, v in ref.items():
+            doc[k] = _fill_missing(doc[k], v) if k in doc else v
+    elif isinstance(doc, list) and isinstance(ref, list) and ref and isinstance(ref[0], dict):
+        for item in doc:
+            _fill_missing(item, ref[0])
+    return doc
+
+
+def headline_from_values(doc: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """A headline section whose values are read from ``doc`` and whose intervals are null."""
+    out = empty_headline(None, None, reason)
+    for key, path in FIGURE_PATHS.items():
+        node: Any = doc
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        out["figures"][key]["value"] = node if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+    return out
 
 
 def training_section(summary: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -151,9 +234,19 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise DataError(f"{p}: not a pfgraph metrics document")
     check_schema(doc, str(p))
-    if doc["schema_version"] < 2:  # migration 1 -> 2: the training section did not exist
+    return migrate(doc)
+
+
+def migrate(doc: dict[str, Any]) -> dict[str, Any]:
+    """An older (checked) metrics document brought to :data:`METRICS_VERSION` (new keys null)."""
+    version = doc["schema_version"]
+    if version < 2:  # migration 1 -> 2: the training section did not exist
         doc["training"] = training_section(None)
-        doc["schema_version"] = METRICS_VERSION
+    if version < 3:  # 2 -> 3: missed pixels, core flags, matched-jet energy, headline with intervals
+        _fill_missing(doc, template(METRICS_VERSION))
+        _flag_old_fits(doc)
+        doc["headline"] = headline_from_values(doc, f"metrics schema {version} document: no bootstrap intervals")
+    doc["schema_version"] = METRICS_VERSION
     return doc
 
 
@@ -177,7 +270,8 @@ def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, 
                     backend: str = "auto", device: str = "cpu", tie_break: float = TIE_BREAK,
                     batch_size: int = 256, model: Mapping[str, Any] | None = None,
                     dataset: Mapping[str, Any] | None = None,
-                    training: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    training: Mapping[str, Any] | None = None, missed_threshold: float = MISSED_THRESHOLD,
+                    bootstrap: int = N_RESAMPLES, bootstrap_seed: int = SEED) -> dict[str, Any]:
     """Evaluate predictions given as arrays; no checkpoint needed. Returns a metrics document.
 
     ``pred``, ``truth``: (B, 56, 56) energies in GeV (de-normalised); ``inputs``: (B, 4, 56, 56)
@@ -186,7 +280,8 @@ def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, 
     images are clustered (anti-kt ``radius``, pixels above ``threshold`` GeV, ``backend``
     torch|fastjet|auto on ``device``) and the jet section is filled; the jet axis is assumed
     at (0, 0) as in the jet test sample. ``model``, ``dataset`` and ``training`` fill those
-    sections (keys of :func:`template`).
+    sections (keys of :func:`template`). ``missed_threshold``: truth pixels predicted at or
+    below it (GeV) are missed; ``bootstrap``: replicas for the headline intervals (0: none).
     """
     p = check_images("pred", pred)
     t = check_images("truth", truth)
@@ -196,7 +291,7 @@ def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, 
     if batch_size <= 0:
         raise PfgraphError(f"batch size {batch_size}: expected a positive number")
     t0 = time.perf_counter()
-    acc = EnergyAccumulator(target_scale)
+    acc = EnergyAccumulator(target_scale, missed_threshold)
     jacc = JetAccumulator(radius, threshold, backend, device, target_scale, tie_break) if jets else None
     for s in range(0, len(p), batch_size):
         sl = slice(s, s + batch_size)
@@ -205,14 +300,16 @@ def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, 
             jacc.update(p[sl], t[sl])
     jet_doc = jacc.result() if jacc is not None else empty_jet_metrics(radius, threshold, None, tie_break,
                                                                        "jets not requested")
+    head = headline(acc.event_data(), jacc.matches() if jacc is not None else None, bootstrap, bootstrap_seed)
     total = time.perf_counter() - t0
     doc = assemble(
-        acc.result(), jet_doc, created_by="evaluate_arrays",
+        acc.result(), jet_doc, created_by="evaluate_arrays", headline=head,
         model=dict(model or {}),
         training=dict(training or {}),
         dataset={"n_events": int(len(p)), "has_jet_image": None, **dict(dataset or {})},
         settings={"target_scale": target_scale, "target_scale_source": "argument" if target_scale else None,
-                  "batch_size": batch_size, "device": str(device)},
+                  "batch_size": batch_size, "device": str(device), "missed_threshold_gev": missed_threshold,
+                  "bootstrap_resamples": bootstrap, "bootstrap_seed": bootstrap_seed},
         timing={"total_s": total, "jets_s": jet_doc["seconds"], "jets_events_per_s": jet_doc["events_per_s"]},
     )
     check_schema(doc, "evaluate_arrays")

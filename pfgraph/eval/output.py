@@ -23,7 +23,8 @@ prediction: the jet nearest that truth jet), the others follow in decreasing pT,
 the selected jets, -1 when an image has none), ``matched`` (prediction jet within R),
 ``d_jet``, ``deta_pix``, ``dphi_pix`` (pixels), ``de_jet`` (GeV, summed over the truth jet's
 pixels), ``de_jet_norm`` (/ S), ``de_jet_rel`` (/ truth jet energy), ``truth_energy``,
-``truth_pt``.
+``truth_pt``, ``de_match_rel`` ((E_pred_jet - E_truth_jet) / E_truth_jet of the selected jets'
+own energies; NaN without a prediction jet; absent from files written before metrics schema 3).
 
 The clustering settings (R, threshold, backend, tie-break), S, model and data set are in the
 ``pfgraph_meta`` JSON string of the file. Strings are not stored per entry: ``model`` is a
@@ -51,7 +52,8 @@ _JET_DTYPES = {"pt": "float32", "energy": "float32", "eta": "float32", "phi": "f
                "cphi": "float32", "nconst": "int32", "rap": "float32"}
 _MATCH_DTYPES = {"truth_rank": np.int32, "pred_rank": np.int32, "matched": np.bool_, "d_jet": np.float32,
                  "deta_pix": np.float32, "dphi_pix": np.float32, "de_jet": np.float32, "de_jet_norm": np.float32,
-                 "de_jet_rel": np.float32, "truth_energy": np.float32, "truth_pt": np.float32}
+                 "de_jet_rel": np.float32, "truth_energy": np.float32, "truth_pt": np.float32,
+                 "de_match_rel": np.float32}
 
 
 def _record_type(fields: Mapping[str, str]) -> Any:

@@ -40,8 +40,11 @@ def _gauss_curve(ax: Any, fit: Mapping[str, Any], bin_width: float, color: str =
     x = np.linspace(lo, hi, 200)
     mu, s, amp = fit["mu"], fit["sigma"], fit["amplitude"]
     y = amp * bin_width * np.exp(-0.5 * ((x - mu) / s) ** 2) / (s * np.sqrt(2 * np.pi))
-    ax.plot(x, y, color=color, lw=1.8, label=rf"fit: $\mu$={mu:.4g}$\pm${fit['mu_err']:.2g}, "
-            rf"$\sigma$={s:.4g}$\pm${fit['sigma_err']:.2g}, $\chi^2$/ndf={fit['chi2_ndf']:.2f}")
+    gaussian = fit.get("core_gaussian") is not False
+    ax.plot(x, y, color=color, lw=1.8, ls="-" if gaussian else ":",
+            label=rf"fit: $\mu$={mu:.4g}$\pm${fit['mu_err']:.2g}, "
+            rf"$\sigma$={s:.4g}$\pm${fit['sigma_err']:.2g}, $\chi^2$/ndf={fit['chi2_ndf']:.2f}"
+            + ("" if gaussian else "\nnon-Gaussian core: not a resolution"))
 
 
 def _text(ax: Any, robust: Mapping[str, Any]) -> None:
@@ -55,14 +58,24 @@ def _text(ax: Any, robust: Mapping[str, Any]) -> None:
             bbox={"boxstyle": "round", "fc": "white", "ec": "0.7", "alpha": 0.9})
 
 
-def residual_histogram(r: np.ndarray, summary: Mapping[str, Any], path: Path, title: str) -> Path:
-    """Histogram of r (1000 bins over [-5, 2], log y) with the core fit; a zoom on the core inset."""
+def residual_histogram(r: np.ndarray, summary: Mapping[str, Any], path: Path, title: str,
+                       missed: np.ndarray | None = None, missed_share: float | None = None) -> Path:
+    """Histogram of r (1000 bins over [-5, 2], log y) with the core fit; a zoom on the core beside it.
+
+    The filled histogram is what the core fit saw (truth pixels not missed); the outline adds
+    the missed truth pixels (``missed`` mask; r = -1), which are their own figure.
+    """
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     width = (RESIDUAL_RANGE[1] - RESIDUAL_RANGE[0]) / RESIDUAL_BINS
+    kept = r if missed is None else r[~missed]
     for ax, zoom in zip(axes, (False, True)):
-        ax.hist(r, bins=RESIDUAL_BINS, range=RESIDUAL_RANGE, histtype="stepfilled", color="C0", alpha=0.55,
-                label="pixels with $E_{true} > 0$")
+        ax.hist(kept, bins=RESIDUAL_BINS, range=RESIDUAL_RANGE, histtype="stepfilled", color="C0", alpha=0.55,
+                label="fitted: truth pixels not missed")
+        if missed is not None and missed.any():
+            ax.hist(r, bins=RESIDUAL_BINS, range=RESIDUAL_RANGE, histtype="step", color="0.4", lw=0.8,
+                    label="all truth pixels (missed: " + (f"{100 * missed_share:.2f}%" if missed_share is not None
+                                                          else f"{int(missed.sum())}") + " at r = -1)")
         _gauss_curve(ax, summary["fit"], width)
         ax.set_xlabel(r"$r = (E_{pred} - E_{true}) / E_{true}$")
         ax.set_ylabel(f"pixels / {width:g}")
@@ -161,26 +174,28 @@ def jet_deviations(match: Mapping[str, np.ndarray], jets: Mapping[str, Any], pat
     _summary_hist(axes[0, 1], match["deta_pix"][sel], jets["position_deta"], r"$\Delta\eta$ [pixels]")
     _summary_hist(axes[0, 2], match["dphi_pix"][sel], jets["position_dphi"], r"$\Delta\phi$ [pixels]")
     _summary_hist(axes[1, 0], match["de_jet_norm"][sel_t], jets["energy_norm"], r"$\Delta E_{jet} / S$")
-    _summary_hist(axes[1, 1], match["de_jet_rel"][sel_t], jets["energy_rel"], r"$\Delta E_{jet} / E_{truth\,jet}$")
-    ax = axes[1, 2]
+    _summary_hist(axes[1, 1], match["de_jet_rel"][sel_t], jets["energy_rel"],
+                  r"$\sum_{truth\ jet\ pixels}\Delta E / E_{truth\,jet}$")
+    _summary_hist(axes[1, 2], match["de_match_rel"][sel], jets["energy_match_rel"],
+                  r"$(E_{pred\,jet} - E_{truth\,jet}) / E_{truth\,jet}$")
     eff = jets.get("efficiency")
-    ax.axis("off")
-    ax.text(0.05, 0.9, "\n".join([
+    axes[0, 0].text(0.98, 0.55, "\n".join([
         title, f"anti-kt R = {jets['radius']}, E-scheme", f"pixels above {jets['threshold_gev']} GeV",
         f"backend: {jets['backend']}", f"events with a truth jet: {jets['n_truth_jets']}",
         f"efficiency (pred jet within R): {eff:.4f}" if eff is not None else "efficiency: -",
-    ]), va="top", fontsize=9, transform=ax.transAxes)
+    ]), va="top", ha="right", fontsize=7, transform=axes[0, 0].transAxes)
     fig.suptitle(title)
     return _save(fig, path)
 
 
 def write_plots(out: str | os.PathLike[str], energy: Mapping[str, Any], r: np.ndarray, e_true: np.ndarray,
                 jets: Mapping[str, Any] | None = None, match: Mapping[str, np.ndarray] | None = None,
-                title: str = "") -> list[Path]:
-    """All figures of one evaluation into folder ``out``; returns their paths."""
+                title: str = "", missed: np.ndarray | None = None) -> list[Path]:
+    """All figures of one evaluation into folder ``out``; returns their paths (``missed``: mask of r)."""
     out = Path(out)
+    share = (energy.get("missed") or {}).get("pixel_fraction")
     paths = [
-        residual_histogram(r, energy["residual"], out / "residual.png", title),
+        residual_histogram(r, energy["residual"], out / "residual.png", title, missed, share),
         residual_vs_etrue(r, e_true, energy["residual_vs_etrue"]["bins"], out / "residual_vs_etrue.png", title),
     ]
     if jets is not None and jets.get("available") and match is not None:

@@ -167,6 +167,25 @@ JET_BRANCHES: tuple[Branch, ...] = (
         *(Branch(f"{side}_jet_{f}", dt, "jagged", unit, f"{what} jets: {doc}", optional=opt, counter=f"n{side}_jet")
           for f, dt, unit, doc, opt in _JET_FIELDS),
     )),
+    # per-event matching and deviations, as the evaluation computed and summarised them (metrics.json `jets`)
+    Branch("truth_rank", "int32", "scalar", "", "pT rank of the selected truth jet (nearest the injected axis); -1: none",
+           optional=True),
+    Branch("pred_rank", "int32", "scalar", "", "pT rank of the selected prediction jet (nearest the truth jet); -1: none",
+           optional=True),
+    Branch("matched", "bool", "scalar", "", "the prediction jet lies within R of the truth jet", optional=True),
+    Branch("d_jet", "float32", "scalar", "pixel", "jet position deviation D_jet (metrics: jets.position)",
+           optional=True),
+    Branch("deta_pix", "float32", "scalar", "pixel", "eta deviation of the jet axes", optional=True),
+    Branch("dphi_pix", "float32", "scalar", "pixel", "phi deviation of the jet axes (wrapped)", optional=True),
+    Branch("de_jet", "float32", "scalar", "GeV", "sum over the truth jet's pixels of (E_pred - E_true)", optional=True),
+    Branch("de_jet_norm", "float32", "scalar", "", "de_jet / S, the paper's normalised form (metrics: jets.energy_norm)",
+           optional=True),
+    Branch("de_jet_rel", "float32", "scalar", "", "de_jet / E_truth_jet: truth-jet-pixel definition "
+           "(metrics: jets.energy_rel)", optional=True),
+    Branch("truth_energy", "float32", "scalar", "GeV", "energy of the selected truth jet", optional=True),
+    Branch("truth_pt", "float32", "scalar", "GeV", "pT of the selected truth jet", optional=True),
+    Branch("de_match_rel", "float32", "scalar", "", "(E_pred_jet - E_truth_jet) / E_truth_jet of the selected jets' own "
+           "energies: matched-jet definition (metrics: jets.energy_match_rel)", optional=True),
 )
 
 PREDICTION_BRANCH_MAP = {b.name: b for b in PREDICTION_BRANCHES}

@@ -2,9 +2,13 @@
 
 Reads each folder's ``metrics.json`` and ``predictions.root`` and writes a self-contained
 ``index.html`` (relative links only; opens without network), PNG figures, ``summary.json``
-and ``summary.md``. Residual and jet distributions are recomputed from the prediction files
-with the same definitions as :mod:`pfgraph.eval` (DESIGN §5), so every model is shown the
-same way.
+and ``summary.md``. The report **renders the evaluation's numbers; it never recomputes a
+figure**: table cells are metrics.json values (headline figures with their 68 % bootstrap
+intervals), residual histograms and fit curves are metrics.json's histogram and fit, the
+resolution-vs-energy figure is its per-E_true robust widths, and jet distributions are the
+per-event branches of the ``jets`` tree that the evaluation itself summarised. Fits whose core
+is not Gaussian are marked and drawn dotted; missed truth pixels are shown as their own figure.
+Where one model was trained with several seeds, a table gives the mean and spread over seeds.
 """
 
 from __future__ import annotations
@@ -16,18 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import awkward as ak
 import numpy as np
 
 from pfgraph.errors import DataError, PfgraphError
+from pfgraph.eval.energy import GAUSSIAN_RULE
 from pfgraph.eval.metrics import read_metrics
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles, open_root, read_meta
 from pfgraph.report import plots
 from pfgraph.utils.atomic import atomic_write_text, ensure_writable_dir
 
-REPORT_VERSION = 1
-RESIDUAL_BINS = np.linspace(-5.0, 2.0, 1001)
+REPORT_VERSION = 2
 N_DISPLAYS = 3
 
 
@@ -89,47 +92,44 @@ def load_eval(folder: str | Path) -> EvalRun:
     return EvalRun(folder, metrics, name, repr_name, arrays["pred"], arrays["truth"], arrays["event_id"], jets)
 
 
-def residuals(run: EvalRun) -> tuple[np.ndarray, np.ndarray]:
-    """(r, E_true) over pixels with E_true > 0: r = (E_pred - E_true) / E_true."""
-    sel = run.truth > 0
-    t = run.truth[sel].astype(np.float64)
-    return (run.pred[sel] - t) / t, t
+def figure(metrics: dict[str, Any], key: str) -> dict[str, Any]:
+    """Headline figure ``key`` of a metrics document: ``{"value", "lo", "hi"}`` (nulls if absent)."""
+    node = metric(metrics, f"headline.figures.{key}")
+    return dict(node) if isinstance(node, dict) else {"value": None, "lo": None, "hi": None}
 
 
-def width68(values: np.ndarray) -> float:
-    """Half-width of the central 68 % interval."""
-    if values.size == 0:
-        return float("nan")
-    lo, hi = np.percentile(values, [15.865, 84.135])
-    return float(0.5 * (hi - lo))
+def residual_hist(run: EvalRun) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(edges, counts of every truth pixel, counts of the fitted (non-missed) pixels) from metrics.json."""
+    h = metric(run.metrics, "energy.residual.hist") or {}
+    lo, hi = h.get("range") or (-5.0, 2.0)
+    counts = np.asarray(h.get("counts") or [], dtype=np.float64)
+    edges = np.linspace(lo, hi, (h.get("bins") or len(counts)) + 1)
+    fitted = h.get("fitted_counts")
+    return edges, counts, None if fitted is None else np.asarray(fitted, dtype=np.float64)
 
 
-def width_by_energy(r: np.ndarray, t: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """68 % half-width of ``r`` in bins of ``t``."""
-    idx = np.digitize(t, edges) - 1
-    centres = np.sqrt(edges[1:] * edges[:-1])
-    widths = np.array([width68(r[idx == i]) if (idx == i).sum() >= 20 else np.nan for i in range(len(centres))])
-    return centres, widths
+def jet_branch(run: EvalRun, branch: str) -> np.ndarray | None:
+    """Per-event values of a ``jets``-tree branch, on the events the evaluation used for it.
 
-
-def _jet_series(run: EvalRun, kind: str) -> np.ndarray | None:
-    """Per-event jet deviation from the jets tree: 'position' (pixels) or 'energy' (/ E_truth_jet)."""
+    ``d_jet`` and ``de_match_rel``: events with a truth and a prediction jet; ``de_jet_rel`` and
+    ``de_jet_norm``: events with a truth jet. None when the file lacks the branch.
+    """
     j = run.jets
-    need = ("truth_jet_eta", "truth_jet_phi", "pred_jet_eta", "pred_jet_phi", "truth_jet_energy", "pred_jet_energy")
-    if not all(k in j for k in need):
+    if branch not in j or "truth_rank" not in j or "pred_rank" not in j:
         return None
-    first = {k: ak.to_numpy(ak.fill_none(ak.firsts(j[k]), np.nan)) for k in need}
-    ok = np.isfinite(first["truth_jet_eta"]) & np.isfinite(first["pred_jet_eta"])
-    if kind == "position":
-        deta = (first["pred_jet_eta"] - first["truth_jet_eta"]) / schema.ETA_PIXEL
-        dphi = np.mod(first["pred_jet_phi"] - first["truth_jet_phi"] + np.pi, 2 * np.pi) - np.pi
-        return np.hypot(deta, dphi / schema.PHI_PIXEL)[ok]
-    return ((first["pred_jet_energy"] - first["truth_jet_energy"]) / first["truth_jet_energy"])[ok]
+    values = np.asarray(j[branch], dtype=np.float64)
+    sel = np.asarray(j["truth_rank"]) >= 0
+    if branch in ("d_jet", "deta_pix", "dphi_pix", "de_match_rel"):
+        sel &= np.asarray(j["pred_rank"]) >= 0
+    values = values[sel]
+    return values[np.isfinite(values)]
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
     if x is None:
         return "-"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
     if isinstance(x, (int, np.integer)):
         return f"{int(x):,}"
     if isinstance(x, (float, np.floating)):
@@ -137,53 +137,129 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return html.escape(str(x))
 
 
+def fmt_interval(fig: dict[str, Any] | None, digits: int = 3) -> str:
+    """``value [lo, hi]`` (68 % interval), ``value`` without an interval, ``-`` without a value."""
+    if not fig or fig.get("value") is None:
+        return "-"
+    if fig.get("lo") is None or fig.get("hi") is None:
+        return _fmt(fig["value"], digits)
+    return f"{_fmt(fig['value'], digits)} [{_fmt(fig['lo'], digits)}, {_fmt(fig['hi'], digits)}]"
+
+
+def fmt_fit(fit: dict[str, Any] | None) -> str:
+    """A core fit's sigma, marked when the core is not Gaussian (never a resolution then)."""
+    if not fit or fit.get("status") != "ok" or fit.get("sigma") is None:
+        return "-" if not fit else f"({fit.get('status')})"
+    text = f"{_fmt(fit['sigma'])} ({_fmt(fit['chi2_ndf'], 2)})"
+    return text if fit.get("core_gaussian") is not False else f"{text} non-Gaussian"
+
+
+#: Table columns: (key, header, kind); kind "fig" = headline figure with interval, "fit" = a core
+#: fit (sigma and chi2/ndf, flagged), "val" = a plain metrics value.
+COLUMNS: list[tuple[str, str, str]] = [
+    ("model", "model", "val"), ("repr", "representation", "val"), ("dataset", "data set", "val"),
+    ("seed", "seed", "val"), ("parameters", "parameters", "val"), ("epochs", "epochs", "val"),
+    ("train_time_s", "train time [s]", "val"), ("inference_events_per_s", "inference [events/s]", "val"),
+    ("residual_median", "r median", "fig"), ("residual_half_width_68", "r 68% half-width", "fig"),
+    ("residual_tail_fraction", "share |r| > 0.5", "fig"),
+    ("residual_fit", "r core fit sigma (chi2/ndf)", "fit"),
+    ("missed_pixel_fraction", "missed truth pixels", "fig"), ("missed_energy_fraction", "missed truth energy", "fig"),
+    ("fake_energy_fraction", "fake energy fraction", "fig"), ("fake_pixels_per_event", "fake pixels / event", "fig"),
+    ("out_of_reach_fraction", "out-of-reach truth pixels", "val"),
+    ("abs_norm_half_width_68", "dE/S 68% half-width (paper Eq. 1)", "fig"),
+    ("events", "events", "val"),
+]
+#: The jet table (jet samples): model, data set, then these.
+JET_COLUMNS: list[tuple[str, str, str]] = [
+    ("jet_efficiency", "jet efficiency", "fig"), ("jet_position_median", "jet D median [px]", "fig"),
+    ("jet_energy_rel_median", "jet dE/E median (truth-jet pixels)", "fig"),
+    ("jet_energy_rel_half_width_68", "jet dE/E 68% half-width (truth-jet pixels)", "fig"),
+    ("jet_energy_match_rel_median", "jet dE/E median (matched jets)", "fig"),
+    ("jet_energy_match_rel_half_width_68", "jet dE/E 68% half-width (matched jets)", "fig"),
+]
+ALL_COLUMNS = COLUMNS + JET_COLUMNS
+#: Figures whose mean and spread over seeds are shown when a model has several seeds.
+SEED_FIGURES = ("residual_median", "residual_half_width_68", "missed_pixel_fraction", "fake_energy_fraction",
+                "abs_norm_half_width_68", "jet_position_median", "jet_energy_rel_median",
+                "jet_energy_rel_half_width_68", "jet_energy_match_rel_half_width_68")
+
+
 def summary_rows(runs: Sequence[EvalRun]) -> list[dict[str, Any]]:
-    """One row of headline figures per model (from metrics.json, robust widths recomputed)."""
+    """One row per evaluation, every cell a metrics.json value (headline figures with intervals)."""
     rows = []
     for run in runs:
-        r, _ = residuals(run)
         m = run.metrics
-        pos = _jet_series(run, "position")
-        ene = _jet_series(run, "energy")
-        rows.append({
-            "model": run.name,
-            "repr": run.repr,
-            "parameters": metric(m, "training.parameters"),
-            "train_time_s": metric(m, "training.train_time_s"),
-            "epochs": metric(m, "training.epochs"),
+        row: dict[str, Any] = {
+            "model": run.name, "repr": run.repr, "dataset": metric(m, "dataset.name"),
+            "seed": metric(m, "training.seed"), "parameters": metric(m, "training.parameters"),
+            "epochs": metric(m, "training.epochs"), "train_time_s": metric(m, "training.train_time_s"),
             "inference_events_per_s": metric(m, "timing.inference_events_per_s"),
-            "residual_fit_mu": metric(m, "energy.residual.fit.mu"),
-            "residual_fit_sigma": metric(m, "energy.residual.fit.sigma"),
-            "residual_median": float(np.median(r)) if r.size else None,
-            "residual_width68": width68(r),
-            "fake_energy_fraction": metric(m, "energy.fake.energy_fraction"),
+            "residual_fit": metric(m, "energy.residual.fit"),
             "out_of_reach_fraction": metric(m, "energy.out_of_reach.pixel_fraction"),
-            "jet_position_fit_sigma": metric(m, "jets.position.fit.sigma"),
-            "jet_position_median_px": float(np.median(pos)) if pos is not None and pos.size else None,
-            "jet_energy_fit_sigma": metric(m, "jets.energy_rel.fit.sigma"),
-            "jet_energy_width68": width68(ene) if ene is not None else None,
-            "jet_efficiency": metric(m, "jets.efficiency"),
-            "events": int(len(run.event_id)),
-        })
+            "events": metric(m, "dataset.n_events"),
+        }
+        for key, _, kind in ALL_COLUMNS:
+            if kind == "fig":
+                row[key] = figure(m, key)
+        rows.append(row)
     return rows
 
 
-COLUMNS = [
-    ("model", "model"), ("repr", "representation"), ("parameters", "parameters"),
-    ("train_time_s", "train time [s]"), ("epochs", "epochs"), ("inference_events_per_s", "inference [events/s]"),
-    ("residual_fit_mu", "residual fit mu"), ("residual_fit_sigma", "residual fit sigma"),
-    ("residual_median", "residual median"), ("residual_width68", "residual 68% half-width"),
-    ("fake_energy_fraction", "fake energy fraction"), ("out_of_reach_fraction", "out-of-reach truth pixels"),
-    ("jet_position_fit_sigma", "jet D fit sigma [px]"), ("jet_position_median_px", "jet D median [px]"),
-    ("jet_energy_fit_sigma", "jet dE/E fit sigma"), ("jet_energy_width68", "jet dE/E 68% half-width"),
-    ("jet_efficiency", "jet efficiency"), ("events", "events"),
-]
+def _cell(row: dict[str, Any], key: str, kind: str) -> str:
+    if kind == "fig":
+        return fmt_interval(row[key])
+    if kind == "fit":
+        return fmt_fit(row[key])
+    return _fmt(row[key])
 
 
-def _markdown(rows: list[dict[str, Any]]) -> str:
-    head = "| " + " | ".join(c[1] for c in COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
-    body = "".join("| " + " | ".join(_fmt(row[c[0]]) for c in COLUMNS) + " |\n" for row in rows)
-    return head + body
+def seed_spread(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and standard deviation over training seeds of each headline figure, per (model, data set).
+
+    Only models evaluated with two or more distinct seeds on the same data set appear.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        base = str(row["model"]).split(" (")[0]
+        groups.setdefault((base, str(row["dataset"])), []).append(row)
+    out = []
+    for (model, dataset), members in groups.items():
+        seeds = {r["seed"] for r in members if r["seed"] is not None}
+        if len(seeds) < 2:
+            continue
+        entry: dict[str, Any] = {"model": model, "dataset": dataset, "seeds": sorted(seeds), "figures": {}}
+        for key in SEED_FIGURES:
+            vals = np.array([r[key]["value"] for r in members if r[key]["value"] is not None], dtype=np.float64)
+            entry["figures"][key] = ({"mean": float(vals.mean()), "std": float(vals.std(ddof=1)), "n": int(vals.size)}
+                                     if vals.size >= 2 else None)
+        out.append(entry)
+    return out
+
+
+def _jet_columns(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """The jet table's columns, or none when no evaluation has jets."""
+    if not any(row["jet_efficiency"]["value"] is not None for row in rows):
+        return []
+    return [c for c in COLUMNS if c[0] in ("model", "dataset")] + JET_COLUMNS
+
+
+def _markdown(rows: list[dict[str, Any]], spread: list[dict[str, Any]]) -> str:
+    text = ""
+    for cols in (COLUMNS, _jet_columns(rows)):
+        if not cols:
+            continue
+        head = "| " + " | ".join(c[1] for c in cols) + " |\n|" + "---|" * len(cols) + "\n"
+        body = "".join("| " + " | ".join(_cell(row, k, kind) for k, _, kind in cols) + " |\n" for row in rows)
+        text += head + body + "\n"
+    text = (text + "Figures: value [68 % bootstrap interval over events]. Fit columns: sigma (chi2/ndf); "
+            "'non-Gaussian' marks a core fit that fails the stated rule and is never used to rank.\n")
+    if spread:
+        text += "\n## Spread over training seeds (mean +- standard deviation)\n\n| model | data set | seeds | "
+        text += " | ".join(SEED_FIGURES) + " |\n|" + "---|" * (3 + len(SEED_FIGURES)) + "\n"
+        for e in spread:
+            cells = [f"{f['mean']:.4g} +- {f['std']:.2g}" if f else "-" for f in e["figures"].values()]
+            text += f"| {e['model']} | {e['dataset']} | {len(e['seeds'])} | " + " | ".join(cells) + " |\n"
+    return text
 
 
 def build_report(eval_dirs: Sequence[str | Path], out: str | Path) -> Path:
@@ -198,44 +274,59 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path) -> Path:
             r.name = f"{r.name} ({r.folder.name})"
     figures: list[tuple[str, str]] = []
 
-    res = {r.name: residuals(r) for r in runs}
-    fits = {r.name: (metric(r.metrics, "energy.residual.fit.mu"), metric(r.metrics, "energy.residual.fit.sigma"))
-            for r in runs}
-    fits = {k: v for k, v in fits.items() if v[0] is not None and v[1] is not None}
-    plots.overlay_histograms({k: v[0] for k, v in res.items()}, RESIDUAL_BINS[::10],
-                             r"$(E_{pred} - E_{true}) / E_{true}$", "Per-pixel energy residual, all models",
-                             out / "residual_all.png", fits, logy=True)
-    figures.append(("residual_all.png", "Per-pixel energy residual of every model (log scale), Gaussian core fits dashed."))
+    hists = {r.name: residual_hist(r) for r in runs}
+    fits = {r.name: metric(r.metrics, "energy.residual.fit") for r in runs}
+    missed = {r.name: figure(r.metrics, "missed_pixel_fraction")["value"] for r in runs}
+    plots.overlay_counts(hists, r"$(E_{pred} - E_{true}) / E_{true}$", "Per-pixel energy residual, all models",
+                         out / "residual_all.png", fits, missed, logy=True)
+    figures.append(("residual_all.png", "Per-pixel energy residual of every model (log scale) with its Gaussian "
+                    "core fit drawn on the histogram's own normalisation (dashed; dotted where the core is not "
+                    "Gaussian). Missed truth pixels (predicted empty, r = -1) are not part of the fitted histogram; "
+                    "their share is in the legend."))
     for rep in sorted({r.repr for r in runs}):
-        sub = {r.name: res[r.name][0] for r in runs if r.repr == rep}
+        sub = {r.name: hists[r.name] for r in runs if r.repr == rep}
         fname = f"residual_{rep}.png"
-        plots.overlay_histograms(sub, np.linspace(-1.0, 1.0, 201), r"$(E_{pred} - E_{true}) / E_{true}$",
-                                 f"Per-pixel energy residual: {rep} models", out / fname, fits)
-        figures.append((fname, f"Residual core, {rep} representation."))
-    edges = np.geomspace(0.05, 20.0, 16)
-    plots.width_vs_energy({k: width_by_energy(v[0], v[1], edges) for k, v in res.items()}, out / "width_vs_energy.png")
-    figures.append(("width_vs_energy.png", "Residual 68 % half-width versus true pixel energy."))
+        plots.overlay_counts(sub, r"$(E_{pred} - E_{true}) / E_{true}$", f"Per-pixel energy residual: {rep} models",
+                             out / fname, fits, missed, xlim=(-1.0, 1.0))
+        figures.append((fname, f"Residual core, {rep} representation (same histograms and fits, linear scale)."))
+    plots.width_vs_energy({r.name: metric(r.metrics, "energy.residual_vs_etrue.bins") or [] for r in runs},
+                          out / "width_vs_energy.png")
+    figures.append(("width_vs_energy.png", "Residual 68 % half-width versus true pixel energy (the evaluation's "
+                    "E_true bins; missed pixels included, as in the headline figure)."))
 
-    pos = {r.name: s for r in runs if (s := _jet_series(r, "position")) is not None}
-    ene = {r.name: s for r in runs if (s := _jet_series(r, "energy")) is not None}
-    if pos:
-        plots.overlay_histograms(pos, np.linspace(0, 6, 61), "jet position deviation $D_{jet}$ [pixels]",
-                                 "Jet position deviation (anti-kt R=0.4)", out / "jet_position.png")
-        figures.append(("jet_position.png", "Distance between predicted and truth jet axes, in pixels."))
-    if ene:
-        plots.overlay_histograms(ene, np.linspace(-0.5, 0.5, 101), r"$(E^{jet}_{pred} - E^{jet}_{true}) / E^{jet}_{true}$",
-                                 "Jet energy deviation (anti-kt R=0.4)", out / "jet_energy.png")
-        figures.append(("jet_energy.png", "Relative jet energy deviation."))
+    jet_figs = [("d_jet", (0.0, 6.0), "jet position deviation $D_{jet}$ [pixels]",
+                 "Jet position deviation (anti-kt R=0.4)", "jet_position.png",
+                 "Distance between predicted and truth jet axes, in pixels (branch d_jet)."),
+                ("de_jet_rel", None,
+                 r"$\sum_{truth\ jet\ pixels}(E_{pred} - E_{true}) / E^{jet}_{true}$",
+                 "Jet energy deviation over the truth jet's pixels", "jet_energy.png",
+                 "Jet energy deviation summed over the truth jet's pixels, / truth jet energy (branch de_jet_rel; "
+                 "the table's 'truth-jet pixels' columns)."),
+                ("de_match_rel", None, r"$(E^{jet}_{pred} - E^{jet}_{true}) / E^{jet}_{true}$",
+                 "Matched-jet energy deviation", "jet_energy_matched.png",
+                 "Energy of the matched prediction jet against the truth jet (branch de_match_rel; the table's "
+                 "'matched jets' columns).")]
+    for branch, span, xlabel, title, fname, caption in jet_figs:
+        series = {r.name: v for r in runs if (v := jet_branch(r, branch)) is not None and v.size}
+        if series:
+            if span is None:  # every model's bulk in view: 0.5-99.5 % of all values, at least [-0.2, 0.2]
+                both = np.concatenate(list(series.values()))
+                lo, hi = np.percentile(both, [0.5, 99.5])
+                span = (min(float(lo), -0.2), max(float(hi), 0.2))
+            plots.overlay_histograms(series, np.linspace(span[0], span[1], 81), xlabel, title, out / fname)
+            figures.append((fname, caption))
 
     figures += _event_displays(runs, out)
     rows = summary_rows(runs)
-    summary = {"report_version": REPORT_VERSION, "models": rows,
-               "evaluations": [str(r.folder) for r in runs], "figures": [f for f, _ in figures]}
+    spread = seed_spread(rows)
+    summary = {"report_version": REPORT_VERSION, "models": rows, "seed_spread": spread,
+               "evaluations": [str(r.folder) for r in runs], "figures": [f for f, _ in figures],
+               "gaussian_rule": GAUSSIAN_RULE}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
-    md = "# pfgraph comparison\n\n" + _markdown(rows)
+    md = "# pfgraph comparison\n\n" + _markdown(rows, spread)
     atomic_write_text(out / "summary.md", md)
     index = out / "index.html"
-    atomic_write_text(index, _html(rows, figures))
+    atomic_write_text(index, _html(rows, spread, figures))
     return index
 
 
@@ -285,28 +376,53 @@ def _jet_axes(runs: Sequence[EvalRun], eid: int) -> dict[str, list[tuple[float, 
     return axes
 
 
-def _html(rows: list[dict[str, Any]], figures: list[tuple[str, str]]) -> str:
-    head = "".join(f"<th>{html.escape(c[1])}</th>" for c in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(row[c[0]])}</td>" for c in COLUMNS) + "</tr>\n" for row in rows)
+def _html(rows: list[dict[str, Any]], spread: list[dict[str, Any]], figures: list[tuple[str, str]]) -> str:
+    tables = ""
+    for title, cols in (("Per-pixel energy", COLUMNS), ("Jets", _jet_columns(rows))):
+        if not cols:
+            continue
+        head = "".join(f"<th>{html.escape(c[1])}</th>" for c in cols)
+        body = "".join("<tr>" + "".join(
+            f'<td class="{"flag" if kind == "fit" and "non-Gaussian" in _cell(row, k, kind) else ""}">'
+            f"{_cell(row, k, kind)}</td>" for k, _, kind in cols) + "</tr>\n" for row in rows)
+        tables += f"<h2>{title}</h2>\n<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n"
+    seeds = ""
+    if spread:
+        shead = "".join(f"<th>{html.escape(k)}</th>" for k in SEED_FIGURES)
+        sbody = "".join(f"<tr><td>{html.escape(e['model'])}</td><td>{html.escape(e['dataset'])}</td>"
+                        f"<td>{len(e['seeds'])}</td>" + "".join(
+                            f"<td>{f['mean']:.4g} &plusmn; {f['std']:.2g}</td>" if f else "<td>-</td>"
+                            for f in e["figures"].values()) + "</tr>\n" for e in spread)
+        seeds = (f"<h2>Spread over training seeds</h2><p>Mean &plusmn; standard deviation of each figure over the "
+                 f"seeds a model was trained with.</p><table><thead><tr><th>model</th><th>data set</th><th>seeds</th>"
+                 f"{shead}</tr></thead><tbody>{sbody}</tbody></table>")
     figs = "".join(f'<figure><img src="{html.escape(f)}" alt="{html.escape(cap)}"><figcaption>{html.escape(cap)}'
                    f"</figcaption></figure>\n" for f, cap in figures)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>pfgraph comparison</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.85em; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
-th {{ background: #f0f0f0; }} td:first-child, td:nth-child(2) {{ text-align: left; }}
+table {{ border-collapse: collapse; font-size: 0.8em; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 6px; text-align: right; }}
+th {{ background: #f0f0f0; }} td:first-child, td:nth-child(2), td:nth-child(3) {{ text-align: left; }}
+td.flag {{ background: #fff0e0; }}
 figure {{ display: inline-block; margin: 1em; max-width: 46%; vertical-align: top; }}
 img {{ max-width: 100%; }} figcaption {{ font-size: 0.85em; color: #555; }}
 </style></head><body>
 <h1>pfgraph: model comparison on the truth grid</h1>
 <p>Every model is evaluated identically on the 56x56 truth grid after de-normalisation with its own
-training-set scales. Residual r = (E<sub>pred</sub> - E<sub>true</sub>)/E<sub>true</sub> over pixels with
-E<sub>true</sub> &gt; 0; fake energy = predicted energy in pixels without truth. Point-cloud models cannot
-reach truth pixels without any input (the out-of-reach fraction).</p>
-<table><thead><tr>{head}</tr></thead><tbody>
-{body}</tbody></table>
+training-set scales, and every number below is the evaluation's own (metrics.json). Residual
+r = (E<sub>pred</sub> - E<sub>true</sub>)/E<sub>true</sub> over pixels with E<sub>true</sub> &gt; 0; its median,
+68 % half-width and tail share are the ranking figures. Each figure is shown as value [68 % bootstrap interval over
+events]; two models differ on a figure only where their intervals do not overlap. <b>Missed truth pixels</b> (predicted
+empty, r = -1) are counted on their own and left out of the Gaussian core fit. A core fit is a resolution only if
+its core is Gaussian ({html.escape(GAUSSIAN_RULE)}); fits that fail it are marked non-Gaussian (shaded) and are
+never used to rank. Fake energy = predicted energy in pixels without truth. Point-cloud models cannot reach truth
+pixels without any input (the out-of-reach share). Jet energy has two definitions, both from the evaluation:
+the sum over the truth jet's pixels of (E<sub>pred</sub> - E<sub>true</sub>) / E<sub>truth jet</sub> and the
+matched jets' own energies (E<sub>pred jet</sub> - E<sub>truth jet</sub>) / E<sub>truth jet</sub>.</p>
+{tables}
+{seeds}
 {figs}
 </body></html>
 """

@@ -47,26 +47,16 @@ def save(fig: Any, path: str | Path) -> Path:
 
 
 def overlay_histograms(series: Mapping[str, np.ndarray], bins: np.ndarray, xlabel: str, title: str,
-                       path: str | Path, fits: Mapping[str, tuple[float, float]] | None = None,
-                       logy: bool = False) -> Path:
-    """Normalised step histograms of several models, with optional Gaussian fit curves (mu, sigma)."""
+                       path: str | Path, logy: bool = False) -> Path:
+    """Normalised step histograms of several models' per-event values (no fit curves)."""
     style()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     centres = 0.5 * (bins[1:] + bins[:-1])
     width = np.diff(bins)
     for i, (name, values) in enumerate(series.items()):
-        look = line_style(i)
-        colour = look["color"]
         counts, _ = np.histogram(values, bins=bins)
         density = counts / max(counts.sum(), 1) / width
-        label = name
-        if fits and name in fits and fits[name] is not None and np.isfinite(fits[name][1]):
-            mu, sigma = fits[name]
-            label = f"{name}: $\\mu$={mu:.3f}, $\\sigma$={sigma:.3f}"
-            core = np.abs(centres - mu) < 3 * sigma
-            peak = density[core].max() if core.any() else 0
-            ax.plot(centres[core], peak * np.exp(-0.5 * ((centres[core] - mu) / sigma) ** 2), color=colour, ls="--", lw=1)
-        ax.step(centres, density, where="mid", label=label, **look)
+        ax.step(centres, density, where="mid", label=f"{name} (median {np.median(values):.3g})", **line_style(i))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("normalised entries / bin width")
     ax.set_title(title)
@@ -76,17 +66,82 @@ def overlay_histograms(series: Mapping[str, np.ndarray], bins: np.ndarray, xlabe
     return save(fig, path)
 
 
-def width_vs_energy(rows: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path) -> Path:
-    """Residual 68 % half-width versus true pixel energy, one line per model."""
+def width_vs_energy(rows: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path) -> Path:
+    """Residual 68 % half-width versus true pixel energy, one line per model.
+
+    ``rows``: model -> the evaluation's ``energy.residual_vs_etrue.bins`` (robust figures per
+    E_true bin); each point sits at the bin's geometric centre (the open last bin at twice its
+    lower edge).
+    """
     style()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for i, (name, (centres, widths)) in enumerate(rows.items()):
-        ax.plot(centres, widths, marker="o", ms=3, label=name, **line_style(i))
+    for i, (name, bins) in enumerate(rows.items()):
+        pts = [(float(np.sqrt(max(b["lo"], 0.1) * (b["hi"] if b.get("hi") is not None else 2 * b["lo"]))),
+                b["robust"]["half_width_68"]) for b in bins
+               if b.get("robust") and b["robust"].get("half_width_68") is not None]
+        if pts:
+            x, y = zip(*pts)
+            ax.plot(x, y, marker="o", ms=3, label=name, **line_style(i))
     ax.set_xscale("log")
     ax.set_xlabel("true pixel energy $E_{true}$ [GeV]")
     ax.set_ylabel("residual 68 % half-width")
     ax.set_title("Per-pixel energy resolution")
     ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def fit_curve(fit: Mapping[str, Any], entries: float, x: np.ndarray) -> np.ndarray:
+    """The Gaussian of a core fit as a density normalised to a histogram of ``entries`` entries.
+
+    The fit's ``amplitude`` is the number of entries its Gaussian holds (extended likelihood), so
+    ``amplitude / entries * N(x; mu, sigma)`` is on the scale of ``counts / (entries * bin width)``.
+    """
+    mu, sigma, amp = fit["mu"], fit["sigma"], fit["amplitude"]
+    return amp / entries * np.exp(-0.5 * ((x - mu) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+
+
+def overlay_counts(series: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]], xlabel: str, title: str,
+                   path: str | Path, fits: Mapping[str, Mapping[str, Any] | None] | None = None,
+                   missed: Mapping[str, float | None] | None = None, logy: bool = False,
+                   xlim: tuple[float, float] | None = None) -> Path:
+    """Histograms given as counts (an evaluation's own), each with its core fit on the same normalisation.
+
+    ``series``: name -> (edges, counts of all entries, counts of the fitted entries or None).
+    The fitted histogram is drawn (density = counts / (entries * bin width)), and the fit's
+    Gaussian over its window on that same normalisation (:func:`fit_curve`): dashed for a
+    Gaussian core, dotted where the fit is flagged non-Gaussian. ``missed``: name -> share of
+    entries left out of the fit (shown in the legend).
+    """
+    style()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (name, (edges, counts, fitted)) in enumerate(series.items()):
+        look = line_style(i)
+        shown = fitted if fitted is not None else counts
+        entries = float(shown.sum())
+        if entries <= 0:
+            continue
+        width = np.diff(edges)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        label = name
+        share = (missed or {}).get(name)
+        if share is not None:
+            label += f" (missed {100 * share:.1f}%)"
+        fit = (fits or {}).get(name)
+        if fit and fit.get("status") == "ok" and fit.get("sigma"):
+            lo, hi = fit["window"]
+            x = np.linspace(lo, hi, 200)
+            gaussian = fit.get("core_gaussian") is not False
+            ax.plot(x, fit_curve(fit, entries, x), color=look["color"], ls="--" if gaussian else ":", lw=1.2)
+            label += f": $\\mu$={fit['mu']:.3f}, $\\sigma$={fit['sigma']:.3f}" + ("" if gaussian else " (non-Gaussian)")
+        ax.step(centres, shown / (entries * width), where="mid", label=label, **look)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("entries / (all fitted entries x bin width)")
+    ax.set_title(title)
+    if xlim:
+        ax.set_xlim(*xlim)
+    if logy:
+        ax.set_yscale("log")
+    ax.legend(fontsize=7)
     return save(fig, path)
 
 

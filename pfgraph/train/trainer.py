@@ -555,6 +555,7 @@ class Trainer:
             "train_time_s": round(r.train_time_s, 3), "events_per_s": round(r.events_per_s, 2),
             "data_load_s": round(t_load, 3), "device": str(self.device), "world_size": self.info.world,
             "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(split["test"]),
+            "seed": self.cfg.train.seed,
             "data": [str(p) for p in self.files.paths], "checkpoint": BEST, "checkpoint_sha256": sha,
         }
         atomic_write_text(self.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")

@@ -124,3 +124,79 @@ def test_bad_arrays_are_one_clear_error() -> None:
         acc.update(pred, truth)
     with pytest.raises(PfgraphError, match="target scale"):
         EnergyAccumulator(target_scale=0.0)
+
+
+def _mixture_images(rng: np.random.Generator, mu: float, sigma: float, n_events: int, missed: float,
+                    tail: float, wide: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Truth images and predictions whose residuals are a known mixture: a Gaussian core N(mu, sigma),
+    a share ``missed`` of truth pixels predicted empty (r = -1 exactly) and a share ``tail`` of outliers
+    (``wide``: N(mu, 2); else uniform far outside the core, |r - mu| > 4 sigma)."""
+    shape = (n_events, schema.IMSIZE, schema.IMSIZE)
+    truth = (rng.exponential(2.0, shape) + 0.05).astype(np.float32)
+    n = truth.size
+    r = rng.normal(mu, sigma, n)
+    kind = rng.random(n)
+    is_missed = kind < missed
+    is_tail = (kind >= missed) & (kind < missed + tail)
+    k = int(is_tail.sum())
+    if wide:
+        r[is_tail] = rng.normal(mu, 2.0, k)
+    else:
+        side = rng.random(k) < 0.5
+        r[is_tail] = np.where(side, rng.uniform(-5.0, mu - 4 * sigma, k), rng.uniform(mu + 4 * sigma, 2.0, k))
+    r[is_missed] = -1.0
+    pred = truth.ravel() * (1.0 + r)
+    pred[is_missed] = 0.0
+    return pred.reshape(shape).astype(np.float32), truth
+
+
+@pytest.mark.parametrize(("mu", "sigma", "wide"), [(0.0, 0.4, False), (-0.1, 0.4, False), (0.05, 0.10, True)])
+def test_core_fit_recovers_a_known_core_beside_missed_pixels_and_tails(mu: float, sigma: float, wide: bool) -> None:
+    """Regression (issue 13): the spike of missed pixels at r = -1 widened the fit window (0.55 for a true 0.40)."""
+    pred, truth = _mixture_images(np.random.default_rng(5), mu, sigma, 40, missed=0.10, tail=0.10, wide=wide)
+    acc = EnergyAccumulator(target_scale=20.0)
+    acc.update(pred, truth)
+    res = acc.result()
+    fit = res["residual"]["fit"]
+    assert fit["status"] == "ok" and fit["converged"]
+    assert abs(fit["sigma"] - sigma) < 0.03 * sigma
+    assert abs(fit["mu"] - mu) < 0.03 * sigma
+    assert fit["core_gaussian"] and fit["flag"] is None and 0.5 < fit["chi2_ndf"] < 2.0
+    # missed: the r = -1 spike plus left-tail outliers with r <= -1 (predicted energy <= 0)
+    assert res["missed"]["pixel_fraction"] == pytest.approx(float(np.mean(pred <= 0)))
+    assert res["missed"]["pixel_fraction"] >= 0.095
+    assert fit["n_entries"] == res["n_truth_pixels"] - res["missed"]["pixels"]
+    # what the old fit did: with the spike inside the fitted population the window grows onto it
+    r, _, _ = acc.residuals_with_missed()
+    if not wide:
+        assert fit_gaussian_core(r)["sigma"] > 1.2 * sigma
+
+
+def test_missed_pixels_are_their_own_figure() -> None:
+    truth = np.zeros((2, schema.IMSIZE, schema.IMSIZE), np.float32)
+    truth[0, :10, :10] = 2.0
+    truth[1, :10, :10] = 1.0
+    pred = truth.copy()
+    pred[0, :5, :10] = 0.0  # 50 of 200 truth pixels missed, 100 of 300 GeV
+    pred[1, 0, 0] = 0.05  # above a 0 GeV threshold: not missed ...
+    acc = EnergyAccumulator(missed_threshold=0.0)
+    acc.update(pred, truth)
+    m = acc.result()["missed"]
+    assert m["pixels"] == 50 and m["pixel_fraction"] == pytest.approx(0.25)
+    assert m["energy_fraction"] == pytest.approx(100.0 / 300.0)
+    acc = EnergyAccumulator(missed_threshold=0.1)  # ... but missed below a 0.1 GeV threshold
+    acc.update(pred, truth)
+    assert acc.result()["missed"]["pixels"] == 51
+    with pytest.raises(PfgraphError, match="missed-pixel threshold"):
+        EnergyAccumulator(missed_threshold=-1.0)
+
+
+def test_a_non_gaussian_core_is_flagged_and_a_gaussian_one_is_not() -> None:
+    rng = np.random.default_rng(2)
+    laplace = fit_gaussian_core(rng.laplace(0.0, 0.1, 400_000))
+    assert laplace["status"] == "ok" and laplace["core_gaussian"] is False
+    assert "chi2/ndf" in laplace["flag"] and laplace["chi2_ndf"] > 3
+    two = fit_gaussian_core(np.r_[rng.normal(0.0, 0.05, 100_000), rng.normal(0.0, 0.6, 300_000)])
+    assert two["core_gaussian"] is False
+    gauss = fit_gaussian_core(rng.normal(0.0, 0.1, 400_000))
+    assert gauss["core_gaussian"] is True and gauss["flag"] is None and gauss["window_fraction"] > 0.9

@@ -38,7 +38,8 @@ def test_quick_demo_runs_every_stage_and_resumes(tmp_path: Path, capsys: pytest.
     assert set(rows) == {m for _, m, _ in QUICK.models}
     assert {r["repr"] for r in rows.values()} == {"image", "graph"}
     for name, row in rows.items():  # every model evaluated on the Pythia jet set with jets found
-        assert row["events"] == QUICK.jet_events and row["jet_efficiency"] > 0.5, name
+        assert row["events"] == QUICK.jet_events and row["jet_efficiency"]["value"] > 0.5, name
+        assert row["residual_half_width_68"]["lo"] is not None, name  # headline figures carry intervals
         assert row["parameters"] is not None, name
     # a second run finds everything done: no simulation or evaluation is repeated
     assert main(["demo", "--quick", "--out", str(out)]) == 0

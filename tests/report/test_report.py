@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from pfgraph.cli import main
+from pfgraph.eval.metrics import read_metrics
 from pfgraph.eval.output import PredictionWriter
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles, RootWriter, make_meta
-from pfgraph.report.compare import build_report, load_eval, width68
+from pfgraph.report.compare import build_report, jet_branch, load_eval, residual_hist
+from pfgraph.report.plots import fit_curve
 from tests.eval.conftest import make_jet_file
 
 
@@ -77,13 +79,62 @@ def test_report_html_references_existing_files(tmp_path: Path, evals: list[Path]
     assert rows["unet_attn"]["parameters"] == 461_505 and rows["edgeconv"]["parameters"] == 13_729
     assert rows["edgeconv"]["train_time_s"] == 12.5 and rows["edgeconv"]["epochs"] == 3
     for row in rows.values():
-        assert row["jet_efficiency"] == 1.0 and 0 < row["out_of_reach_fraction"] < 0.1
-        assert row["jet_energy_width68"] is not None and row["residual_fit_sigma"] is not None
-    assert rows["edgeconv"]["jet_position_median_px"] < rows["unet_attn"]["jet_position_median_px"] + 0.5
-    # the recomputed robust width follows the injected smearing
-    assert rows["unet_attn"]["residual_width68"] == pytest.approx(0.1, rel=0.05)
-    assert rows["edgeconv"]["residual_width68"] == pytest.approx(0.05, rel=0.05)
-    assert "| unet_attn | image |" in (tmp_path / "rep" / "summary.md").read_text()
+        assert row["jet_efficiency"]["value"] == 1.0 and 0 < row["out_of_reach_fraction"] < 0.1
+        assert row["jet_energy_rel_half_width_68"]["value"] is not None and row["residual_fit"]["sigma"] is not None
+        # every headline figure carries its 68 % interval
+        for key in ("residual_median", "residual_half_width_68", "missed_pixel_fraction", "fake_energy_fraction",
+                    "jet_energy_rel_median", "jet_energy_match_rel_median"):
+            assert row[key]["lo"] <= row[key]["value"] <= row[key]["hi"], key
+    assert rows["edgeconv"]["jet_position_median"]["value"] < rows["unet_attn"]["jet_position_median"]["value"] + 0.5
+    # the robust width follows the injected smearing
+    assert rows["unet_attn"]["residual_half_width_68"]["value"] == pytest.approx(0.1, rel=0.05)
+    assert rows["edgeconv"]["residual_half_width_68"]["value"] == pytest.approx(0.05, rel=0.05)
+    md = (tmp_path / "rep" / "summary.md").read_text()
+    assert "| unet_attn | image |" in md and "68 % bootstrap interval" in md
+    html = index.read_text()
+    assert "Missed truth pixels" in html and "missed truth pixels" in html and "matched jets" in html
+
+
+def test_report_jet_columns_are_the_evaluations_figures(tmp_path: Path, evals: list[Path]) -> None:
+    """One definition per figure: the report's jet cells and histograms are the evaluation's own numbers."""
+    build_report(evals, tmp_path / "rep")
+    rows = {r["model"]: r for r in json.loads((tmp_path / "rep" / "summary.json").read_text())["models"]}
+    for folder in evals:
+        doc = read_metrics(folder / "metrics.json")
+        row = rows[doc["model"]["name"]]
+        jets = doc["jets"]
+        assert row["jet_energy_rel_median"]["value"] == jets["energy_rel"]["robust"]["median"]
+        assert row["jet_energy_rel_half_width_68"]["value"] == jets["energy_rel"]["robust"]["half_width_68"]
+        assert row["jet_energy_match_rel_median"]["value"] == jets["energy_match_rel"]["robust"]["median"]
+        assert row["jet_position_median"]["value"] == jets["position"]["robust"]["median"]
+        assert row["residual_half_width_68"]["value"] == doc["energy"]["residual"]["robust"]["half_width_68"]
+        # the histograms the report draws hold exactly the values the evaluation summarised
+        run = load_eval(folder)
+        for branch, section in (("de_jet_rel", "energy_rel"), ("de_match_rel", "energy_match_rel"),
+                                ("d_jet", "position")):
+            values = jet_branch(run, branch)
+            assert values.size == jets[section]["robust"]["n"]
+            assert np.median(values) == pytest.approx(jets[section]["robust"]["median"], rel=1e-6, abs=1e-7)
+        # the two jet-energy definitions really differ (not one number under two names)
+        assert not np.allclose(jet_branch(run, "de_jet_rel"), jet_branch(run, "de_match_rel"))
+
+
+def test_fit_curve_is_drawn_on_the_normalisation_of_its_histogram(tmp_path: Path, evals: list[Path]) -> None:
+    run = load_eval(evals[0])
+    edges, counts, fitted = residual_hist(run)
+    fit = run.metrics["energy"]["residual"]["fit"]
+    assert fit["status"] == "ok" and fitted is not None and fitted.sum() <= counts.sum()
+    entries = fitted.sum()
+    lo, hi = fit["window"]
+    inside = (edges[:-1] >= lo - 1e-9) & (edges[1:] <= hi + 1e-9)
+    hist_integral = fitted[inside].sum() / entries
+    x = np.linspace(edges[:-1][inside][0], edges[1:][inside][-1], 20001)
+    curve_integral = float(np.sum(fit_curve(fit, entries, x)) * (x[1] - x[0]))
+    assert curve_integral == pytest.approx(hist_integral, rel=0.03)
+    # and the curve's peak sits on the histogram's peak (the demo report's curve was 3x off)
+    density = fitted / (entries * np.diff(edges))
+    peak = fit_curve(fit, entries, np.array([fit["mu"]]))[0]
+    assert peak == pytest.approx(density[inside].max(), rel=0.25)
 
 
 def test_report_bad_input_is_one_line(tmp_path: Path, evals: list[Path], capsys: pytest.CaptureFixture) -> None:
@@ -95,11 +146,6 @@ def test_report_bad_input_is_one_line(tmp_path: Path, evals: list[Path], capsys:
     (evals[0] / "predictions.root").write_bytes(b"not root at all")
     with pytest.raises(Exception, match="not a readable ROOT file"):
         load_eval(evals[0])
-
-
-def test_width68_of_a_gaussian() -> None:
-    x = np.random.default_rng(0).normal(0, 0.2, 200_000)
-    assert width68(x) == pytest.approx(0.2, rel=0.01)
 
 
 def test_report_refuses_other_grid_size(tmp_path: Path, jet_data: Path) -> None:

@@ -12,13 +12,15 @@ from pfgraph.eval.metrics import evaluate_arrays, write_metrics
 from scripts.results_table import build, jet_extrapolation
 
 
-def _run_folder(tmp_path: Path, widths: dict[str, float]) -> Path:
-    """A reproduce_paper.sh output folder with one B=0.5 test set evaluated for ``widths`` (model -> smearing)."""
+def _run_folder(tmp_path: Path, widths: dict[str, float], seeds: dict[str, int] | None = None) -> Path:
+    """A reproduce_paper.sh output folder with one B=0.5 test set evaluated for ``widths`` (model -> smearing;
+    ``seeds``: model -> seed of its smearing, default its position)."""
     run = tmp_path / "paper"
     rng = np.random.default_rng(3)
     truth = (rng.exponential(2.0, (20, 56, 56)) * (rng.random((20, 56, 56)) < 0.4)).astype(np.float32)
     for i, (model, noise) in enumerate(widths.items()):
-        pred = (truth * (1 + noise * np.random.default_rng(i).standard_normal(truth.shape))).astype(np.float32)
+        rng_i = np.random.default_rng((seeds or {}).get(model, i))
+        pred = (truth * (1 + noise * rng_i.standard_normal(truth.shape))).astype(np.float32)
         doc = evaluate_arrays(pred, truth, target_scale=float(truth.max()), model={"name": model, "repr": "image"},
                               training={"parameters": 1000 + i, "epochs": 2})
         folder = run / "evals" / "b050_test" / model
@@ -36,7 +38,8 @@ def _run_folder(tmp_path: Path, widths: dict[str, float]) -> Path:
 
 
 def test_tables_verdicts_and_kept_evidence(tmp_path: Path) -> None:
-    run = _run_folder(tmp_path, {"cnn": 0.3, "cnn_attn": 0.1, "unet": 0.2, "unet_attn": 0.4, "cnn3d": 0.3})
+    run = _run_folder(tmp_path, {"cnn": 0.3, "cnn_attn": 0.1, "unet": 0.2, "unet_attn": 0.4, "cnn3d": 0.3},
+                      seeds={"cnn3d": 0})  # cnn3d: the same smearing as cnn
     keep = tmp_path / "kept"
     text = build(run, keep)
     calls = [line for line in text.splitlines() if line.startswith("  ") and "reproduce_paper.sh" in line]
@@ -45,9 +48,11 @@ def test_tables_verdicts_and_kept_evidence(tmp_path: Path) -> None:
     assert "started 2026-12-01T10:00:00Z, finished 2026-12-01T10:05:00Z (300 s)" in calls[1]
     assert "| cnn | image | 1,000 | 2 |" in text and "| unet_attn | image | 1,003 | 2 |" in text
     lines = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| arXiv")}
-    assert "**agrees**" in lines["self-attention improves the CNN"]  # 0.1 < 0.3
+    assert "**agrees**" in lines["self-attention improves the CNN"]  # 0.1 < 0.3, intervals apart
     assert "**disagrees**" in lines["self-attention improves the U-Net"]  # 0.4 > 0.2
-    assert "**tie (within 2%)**" in lines["3D convolutions over the detector layers improve the CNN"]  # same smearing
+    # the same figures: the 68 % intervals overlap, so no verdict either way
+    assert "**inconclusive**" in lines["3D convolutions over the detector layers improve the CNN"]
+    assert " [" in lines["self-attention improves the CNN"]  # figures are shown with their intervals
     design = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| DESIGN")}
     assert "**not measured**" in design["the improved mlp_plus beats its paper version mlp"]
     # the evidence: every metrics document as written, and the log without progress-bar redraws
@@ -55,6 +60,20 @@ def test_tables_verdicts_and_kept_evidence(tmp_path: Path) -> None:
     assert kept == json.loads((run / "evals" / "b050_test" / "cnn_attn" / "metrics.json").read_text())
     log = (keep / "reproduce.log").read_text()
     assert "100/100" in log and "50/100" not in log
+
+
+def test_documents_without_intervals_give_no_verdict(tmp_path: Path) -> None:
+    """Regression (issue 13): a fixed 2 % rule decided claims; schema-2 documents carry no intervals."""
+    run = _run_folder(tmp_path, {"cnn": 0.3, "cnn_attn": 0.1})
+    for model in ("cnn", "cnn_attn"):
+        path = run / "evals" / "b050_test" / model / "metrics.json"
+        doc = json.loads(path.read_text())
+        for fig in doc["headline"]["figures"].values():
+            fig["lo"] = fig["hi"] = None
+        path.write_text(json.dumps(doc))
+    text = build(run, tmp_path / "kept")
+    lines = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| arXiv")}
+    assert "**inconclusive**" in lines["self-attention improves the CNN"]
 
 
 def test_jet_extrapolation_is_measured_on_the_run_data(tmp_path: Path) -> None:
