@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     ensure_writable_dir(out)
     has_jet = bool(files.has_jet)
     reader = _BlockReader(files, ["event_id", *schema.INPUT_CHANNELS, *(("pix_ieta", "pix_iphi") if graph else ())])
-    energy = EnergyAccumulator(scale, args.missed_threshold)
+    energy = EnergyAccumulator(scale, args.missed_threshold)  # training range: S, the training truth maximum
     jets = JetAccumulator(args.radius, args.jet_threshold, args.jet_backend, str(device), scale) if has_jet else None
     backend = jets.backend if jets is not None else None
     settings = {"target_scale": scale, "target_scale_source": scale_source, "batch_size": args.batch_size,
@@ -275,6 +275,9 @@ def summary_line(doc: dict[str, Any], n_events: int, seconds: float) -> str:
         line += f"failed ({fit['status']})"
     else:
         line += f"sigma={fit['sigma']:.4f}" + ("" if fit["core_gaussian"] else " (non-Gaussian core)")
+    above = doc["energy"]["extrapolation"]["energy_fraction_above"]
+    if above:
+        line += f", {100 * above:.1f}% of truth energy above the training range"
     if doc["jets"]["available"] and doc["jets"]["efficiency"] is not None:
         line += (f", jets: efficiency {doc['jets']['efficiency']:.3f}, D median "
                  f"{_with_interval(fig['jet_position_median'], 2)} px, dE/E median "

@@ -61,6 +61,8 @@ MISSED_THRESHOLD = 0.0
 MAX_CHI2_NDF = 3.0
 #: ... and at least this share of the fitted entries lies inside its window.
 MIN_WINDOW_FRACTION = 0.5
+#: Where the training range comes from when it is the target scale S.
+TRAIN_MAX_FROM_S = "largest truth pixel of the training split (the run's target scale S)"
 GAUSSIAN_RULE = (f"Gaussian core: chi2/ndf <= {MAX_CHI2_NDF:g} and at least {100 * MIN_WINDOW_FRACTION:g} % "
                  "of the fitted entries inside the fit window")
 
@@ -273,18 +275,28 @@ class EnergyAccumulator:
     """Collects per-pixel quantities batch by batch; :meth:`result` gives the ``energy`` metrics.
 
     ``target_scale`` is S (GeV) for the absolute form; without it those entries are null.
-    ``missed_threshold``: truth pixels predicted at or below it (GeV) are missed. Per-pixel
+    ``missed_threshold``: truth pixels predicted at or below it (GeV) are missed. ``train_max``
+    (GeV): the largest truth pixel the model was trained on (by default ``target_scale``, which
+    is the training split's truth maximum); the ``extrapolation`` figures split the truth pixels
+    at it (inside / above the training range). Per-pixel
     values keep their event number and per-event sums are kept, so :meth:`event_data` can
     feed the bootstrap over events (:mod:`pfgraph.eval.bootstrap`).
     """
 
-    def __init__(self, target_scale: float | None = None, missed_threshold: float = MISSED_THRESHOLD) -> None:
+    def __init__(self, target_scale: float | None = None, missed_threshold: float = MISSED_THRESHOLD,
+                 train_max: float | None = None, train_max_source: str | None = None) -> None:
         if target_scale is not None and not (np.isfinite(target_scale) and target_scale > 0):
             raise PfgraphError(f"target scale S = {target_scale}: expected a positive energy (GeV)")
         if not (np.isfinite(missed_threshold) and missed_threshold >= 0):
             raise PfgraphError(f"missed-pixel threshold {missed_threshold}: expected a non-negative energy (GeV)")
         self.target_scale = target_scale
         self.missed_threshold = float(missed_threshold)
+        if train_max is None and target_scale is not None:
+            train_max, train_max_source = target_scale, train_max_source or TRAIN_MAX_FROM_S
+        if train_max is not None and not (np.isfinite(train_max) and train_max > 0):
+            raise PfgraphError(f"training range maximum {train_max}: expected a positive energy (GeV)")
+        self.train_max = None if train_max is None else float(train_max)
+        self.train_max_source = train_max_source if train_max is not None else None
         self._r: list[np.ndarray] = []
         self._et: list[np.ndarray] = []
         self._ev: list[np.ndarray] = []
@@ -398,6 +410,7 @@ class EnergyAccumulator:
             "abs_norm": {"target_scale": self.target_scale, "truth_pixels": abs_truth, "all_pixels": abs_all},
             "mse_per_image": _mean_median(mse),
             "weighted_mse_per_image": _mean_median(wmse[np.isfinite(wmse)]),
+            "extrapolation": self._extrapolation(r, et, kept),
             "missed": {
                 "threshold_gev": self.missed_threshold,
                 "pixels": self.missed_pixels,
@@ -419,6 +432,25 @@ class EnergyAccumulator:
                                     if self.have_inputs and self.oor_energy > 0 else None),
             },
         }
+
+    def _extrapolation(self, r: np.ndarray, et: np.ndarray, kept: np.ndarray) -> dict[str, Any]:
+        """Truth pixels inside and above the training range: shares and residual figures of each part."""
+        out: dict[str, Any] = {"train_max_gev": self.train_max, "source": self.train_max_source,
+                               "pixel_fraction_above": None, "energy_fraction_above": None}
+        parts = {"inside": np.ones(0, bool), "above": np.ones(0, bool)}
+        if self.train_max is not None:
+            above = et > self.train_max
+            parts = {"inside": ~above, "above": above}
+            if et.size:
+                out["pixel_fraction_above"] = float(above.mean())
+                total = float(et.sum(dtype=np.float64))
+                out["energy_fraction_above"] = float(et[above].sum(dtype=np.float64)) / total if total > 0 else None
+        for name, sel in parts.items():
+            if sel.size:
+                out[name] = gaussian_summary(r[sel], TAIL_CUT, RESIDUAL_BINS, RESIDUAL_RANGE, fit_mask=kept[sel])
+            else:
+                out[name] = {"fit": _none_fit("no training range"), "robust": robust_stats(np.zeros(0), TAIL_CUT)}
+        return out
 
     def residuals(self) -> tuple[np.ndarray, np.ndarray]:
         """All residuals and their E_true (float32), for plots."""

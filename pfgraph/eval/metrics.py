@@ -96,6 +96,7 @@ def _strip_v3(doc: dict[str, Any]) -> None:
     for k in TRAINING_KEYS_V3:
         del doc["training"][k]
     del doc["energy"]["missed"]
+    del doc["energy"]["extrapolation"]
     del doc["energy"]["residual"]["hist"]["fitted_counts"]
     for b in doc["energy"]["residual_vs_etrue"]["bins"]:
         del b["missed_fraction"]
@@ -271,6 +272,7 @@ def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, 
                     batch_size: int = 256, model: Mapping[str, Any] | None = None,
                     dataset: Mapping[str, Any] | None = None,
                     training: Mapping[str, Any] | None = None, missed_threshold: float = MISSED_THRESHOLD,
+                    train_max: float | None = None,
                     bootstrap: int = N_RESAMPLES, bootstrap_seed: int = SEED) -> dict[str, Any]:
     """Evaluate predictions given as arrays; no checkpoint needed. Returns a metrics document.
 
@@ -281,7 +283,9 @@ def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, 
     torch|fastjet|auto on ``device``) and the jet section is filled; the jet axis is assumed
     at (0, 0) as in the jet test sample. ``model``, ``dataset`` and ``training`` fill those
     sections (keys of :func:`template`). ``missed_threshold``: truth pixels predicted at or
-    below it (GeV) are missed; ``bootstrap``: replicas for the headline intervals (0: none).
+    below it (GeV) are missed; ``train_max``: the largest training truth pixel (GeV; default
+    ``target_scale``) for the inside/above-range split; ``bootstrap``: replicas for the headline
+    intervals (0: none).
     """
     p = check_images("pred", pred)
     t = check_images("truth", truth)
@@ -291,7 +295,8 @@ def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, 
     if batch_size <= 0:
         raise PfgraphError(f"batch size {batch_size}: expected a positive number")
     t0 = time.perf_counter()
-    acc = EnergyAccumulator(target_scale, missed_threshold)
+    acc = EnergyAccumulator(target_scale, missed_threshold, train_max=train_max,
+                            train_max_source="argument" if train_max is not None else None)
     jacc = JetAccumulator(radius, threshold, backend, device, target_scale, tie_break) if jets else None
     for s in range(0, len(p), batch_size):
         sl = slice(s, s + batch_size)

@@ -167,6 +167,9 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("fake_energy_fraction", "fake energy fraction", "fig"), ("fake_pixels_per_event", "fake pixels / event", "fig"),
     ("out_of_reach_fraction", "out-of-reach truth pixels", "val"),
     ("abs_norm_half_width_68", "dE/S 68% half-width (paper Eq. 1)", "fig"),
+    ("train_max_gev", "training range max [GeV]", "val"),
+    ("energy_fraction_above", "truth energy above training range", "val"),
+    ("half_width_above", "r 68% half-width above training range", "val"),
     ("events", "events", "val"),
 ]
 #: The jet table (jet samples): model, data set, then these.
@@ -196,6 +199,9 @@ def summary_rows(runs: Sequence[EvalRun]) -> list[dict[str, Any]]:
             "inference_events_per_s": metric(m, "timing.inference_events_per_s"),
             "residual_fit": metric(m, "energy.residual.fit"),
             "out_of_reach_fraction": metric(m, "energy.out_of_reach.pixel_fraction"),
+            "train_max_gev": metric(m, "energy.extrapolation.train_max_gev"),
+            "energy_fraction_above": metric(m, "energy.extrapolation.energy_fraction_above"),
+            "half_width_above": metric(m, "energy.extrapolation.above.robust.half_width_68"),
             "events": metric(m, "dataset.n_events"),
         }
         for key, _, kind in ALL_COLUMNS:
@@ -290,9 +296,11 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path) -> Path:
                              out / fname, fits, missed, xlim=(-1.0, 1.0))
         figures.append((fname, f"Residual core, {rep} representation (same histograms and fits, linear scale)."))
     plots.width_vs_energy({r.name: metric(r.metrics, "energy.residual_vs_etrue.bins") or [] for r in runs},
-                          out / "width_vs_energy.png")
+                          out / "width_vs_energy.png",
+                          {r.name: metric(r.metrics, "energy.extrapolation.train_max_gev") for r in runs})
     figures.append(("width_vs_energy.png", "Residual 68 % half-width versus true pixel energy (the evaluation's "
-                    "E_true bins; missed pixels included, as in the headline figure)."))
+                    "E_true bins; missed pixels included, as in the headline figure). Vertical lines: the largest "
+                    "truth pixel each model was trained on; to their right every model extrapolates."))
 
     jet_figs = [("d_jet", (0.0, 6.0), "jet position deviation $D_{jet}$ [pixels]",
                  "Jet position deviation (anti-kt R=0.4)", "jet_position.png",

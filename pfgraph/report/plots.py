@@ -66,16 +66,24 @@ def overlay_histograms(series: Mapping[str, np.ndarray], bins: np.ndarray, xlabe
     return save(fig, path)
 
 
-def width_vs_energy(rows: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path) -> Path:
+def width_vs_energy(rows: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path,
+                    train_max: Mapping[str, float | None] | None = None) -> Path:
     """Residual 68 % half-width versus true pixel energy, one line per model.
 
     ``rows``: model -> the evaluation's ``energy.residual_vs_etrue.bins`` (robust figures per
     E_true bin); each point sits at the bin's geometric centre (the open last bin at twice its
-    lower edge).
+    lower edge). ``train_max``: model -> largest training truth pixel (GeV), drawn as a vertical
+    line (the training range ends there).
     """
     style()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    marked: set[float] = set()
     for i, (name, bins) in enumerate(rows.items()):
+        edge = (train_max or {}).get(name)
+        if edge is not None and round(edge, 3) not in marked:
+            marked.add(round(edge, 3))
+            ax.axvline(edge, color=line_style(i)["color"], ls="--", lw=0.8,
+                       label=f"training range ends ({edge:.1f} GeV)")
         pts = [(float(np.sqrt(max(b["lo"], 0.1) * (b["hi"] if b.get("hi") is not None else 2 * b["lo"]))),
                 b["robust"]["half_width_68"]) for b in bins
                if b.get("robust") and b["robust"].get("half_width_68") is not None]
@@ -83,6 +91,7 @@ def width_vs_energy(rows: Mapping[str, Sequence[Mapping[str, Any]]], path: str |
             x, y = zip(*pts)
             ax.plot(x, y, marker="o", ms=3, label=name, **line_style(i))
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("true pixel energy $E_{true}$ [GeV]")
     ax.set_ylabel("residual 68 % half-width")
     ax.set_title("Per-pixel energy resolution")

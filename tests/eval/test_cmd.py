@@ -280,3 +280,17 @@ def test_graph_model_writes_per_point_predictions(events_file: Path, jet_file: P
         ie, ip = ak.to_numpy(a["pix_ieta"][k]), ak.to_numpy(a["pix_iphi"][k])
         np.testing.assert_array_equal(pred[k][ie, ip], ak.to_numpy(a["pix_pred"][k]))
         assert (pred[k] != 0).sum() <= len(ie)  # nothing predicted where there is no point
+
+
+def test_extrapolation_split_uses_the_runs_training_range(jet_eval: Path, tiny_run: Path) -> None:
+    """Issue 15: the evaluation records the training truth maximum of the run and splits the truth at it."""
+    from pfgraph.train.predict import load_run
+
+    doc = read_metrics(jet_eval / "metrics.json")
+    ex = doc["energy"]["extrapolation"]
+    s = load_run(tiny_run).norm.target_scale
+    assert ex["train_max_gev"] == pytest.approx(s) and "training split" in ex["source"]
+    assert ex["energy_fraction_above"] > 0  # Pythia jets reach beyond a small training file's range
+    n_in, n_above = ex["inside"]["robust"]["n"], ex["above"]["robust"]["n"]
+    assert n_above > 0 and n_in + n_above == doc["energy"]["n_truth_pixels"]
+    assert ex["pixel_fraction_above"] == pytest.approx(n_above / (n_in + n_above))

@@ -200,3 +200,30 @@ def test_a_non_gaussian_core_is_flagged_and_a_gaussian_one_is_not() -> None:
     assert two["core_gaussian"] is False
     gauss = fit_gaussian_core(rng.normal(0.0, 0.1, 400_000))
     assert gauss["core_gaussian"] is True and gauss["flag"] is None and gauss["window_fraction"] > 0.9
+
+
+def test_truth_above_the_training_range_is_split_out() -> None:
+    """Issue 15: the share of truth energy above the training range and the residuals on each side."""
+    truth = np.zeros((3, schema.IMSIZE, schema.IMSIZE), np.float32)
+    truth[:, :20, :20] = 5.0  # inside a 10 GeV training range: 1200 pixels, 6000 GeV
+    truth[:, 30:35, 30:40] = 40.0  # above it: 150 pixels, 6000 GeV
+    pred = truth.copy()
+    rng = np.random.default_rng(0)
+    pred[:, :20, :20] *= rng.normal(1.0, 0.05, (3, 20, 20)).astype(np.float32)
+    pred[:, 30:35, 30:40] = 10.0  # a bounded model saturates at the training maximum: r = -0.75
+    acc = EnergyAccumulator(target_scale=10.0)
+    acc.update(pred, truth)
+    ex = acc.result()["extrapolation"]
+    assert ex["train_max_gev"] == 10.0 and "target scale S" in ex["source"]
+    assert ex["pixel_fraction_above"] == pytest.approx(150 / 1350)
+    assert ex["energy_fraction_above"] == pytest.approx(0.5)
+    assert ex["inside"]["robust"]["n"] == 1200 and ex["above"]["robust"]["n"] == 150
+    assert ex["inside"]["robust"]["half_width_68"] == pytest.approx(0.05, rel=0.15)
+    assert ex["above"]["robust"]["median"] == pytest.approx(-0.75)
+    # an explicit training range overrides S; without either, the split is null
+    acc = EnergyAccumulator(target_scale=10.0, train_max=50.0, train_max_source="run folder")
+    acc.update(pred, truth)
+    assert acc.result()["extrapolation"]["energy_fraction_above"] == 0.0
+    acc = EnergyAccumulator()
+    acc.update(pred, truth)
+    assert acc.result()["extrapolation"]["train_max_gev"] is None
