@@ -128,12 +128,16 @@ class AnalyticInversion(nn.Module):
         return (truth / self.target_scale.double()).to(x.dtype).unsqueeze(1)
 
 
+def analytic_from_config(config: Mapping[str, Any]) -> dict[str, float]:
+    """Detector constants for the inversion: the config's, else paper mode (B comes from the data later)."""
+    from pfgraph.sim.detector import DetectorConfig
+
+    defaults = DetectorConfig()
+    return {k: float(config.get(k, getattr(defaults, k))) for k in _DETECTOR_KEYS}
+
+
 @register("analytic", repr="image", trainable=False,
           description="physics baseline: per-pixel inversion of the detector response (no training)")
 def build_analytic(config: Mapping[str, Any]) -> AnalyticInversion:
     """Build the analytic baseline; detector constants default to paper mode, B from the data."""
-    from pfgraph.sim.detector import DetectorConfig
-
-    defaults = DetectorConfig()
-    det = {k: float(config.get(k, getattr(defaults, k))) for k in _DETECTOR_KEYS}
-    return AnalyticInversion(det)
+    return AnalyticInversion(analytic_from_config(config))

@@ -23,6 +23,7 @@ MODEL_MODULES = (
     "pfgraph.models.rnn",
     "pfgraph.models.edgeconv",
     "pfgraph.models.analytic",
+    "pfgraph.models.calibrated",
 )
 REPRESENTATIONS = ("image", "graph")
 

@@ -1,0 +1,64 @@
+"""The calibrated analytic model: an untrained one is the analytic inversion; its weights are bounded."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pfgraph.models.analytic import build_analytic
+from pfgraph.models.calibrated import build_calibrated
+from pfgraph.models.registry import get
+
+
+def _inputs(seed: int, scale: float = 1.0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(3, 4, 56, 56, generator=g) * (torch.rand(3, 4, 56, 56, generator=g) < 0.3)
+    return x * scale
+
+
+def _configured(model: torch.nn.Module) -> torch.nn.Module:
+    class Norm:
+        input_scale = [20.0, 30.0, 15.0, 15.0]
+        target_scale = 25.0
+
+    model.configure_from_data({"config": {"detector": {"b_field": 0.5}}}, Norm())
+    return model
+
+
+def test_untrained_calibrated_model_is_the_analytic_inversion() -> None:
+    torch.manual_seed(0)
+    cal = _configured(build_calibrated({}))
+    ana = _configured(build_analytic({}))
+    x = _inputs(1)
+    assert torch.equal(cal(x), ana(x))
+    assert get("calibrated").description.endswith("(improved)")
+
+
+def test_weights_are_bounded_and_zero_estimates_stay_zero() -> None:
+    torch.manual_seed(0)
+    cal = _configured(build_calibrated({"alpha": math.log(2.0)}))
+    torch.nn.init.normal_(cal.head.weight, std=10.0)  # a wildly trained head
+    x = _inputs(2, scale=5.0)  # far beyond the training scales: the output still follows the estimate
+    est = cal.analytic(x)
+    out = cal(x)
+    ratio = out[est > 0] / est[est > 0]
+    assert ratio.min() >= 0.5 - 1e-6 and ratio.max() <= 2.0 + 1e-6
+    assert torch.all(out[est == 0] == 0)
+    assert ratio.std() > 0.05  # the weights really vary per pixel
+
+
+def test_only_the_network_learns() -> None:
+    torch.manual_seed(0)
+    cal = _configured(build_calibrated({}))
+    x = _inputs(3)
+    cal(x).sum().backward()
+    assert cal.head.weight.grad is not None and cal.head.weight.grad.abs().sum() > 0
+    assert all(not p.requires_grad for p in cal.analytic.parameters())
+    assert sum(p.numel() for p in cal.parameters() if p.requires_grad) == 19_313  # configs/model/calibrated.yaml
+
+
+def test_bad_config_is_refused() -> None:
+    with pytest.raises(ValueError, match="alpha > 0"):
+        build_calibrated({"alpha": 0.0})
