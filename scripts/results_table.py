@@ -266,6 +266,37 @@ JET_CLAIMS = [
 ]
 
 
+#: Figures whose spread over training seeds is tabulated.
+SEED_FIGURES = (RANK, "residual_median", "missed_pixel_fraction", "fake_energy_fraction", RANK_JET,
+                "jet_energy_rel_median")
+
+
+def seed_table(docs: dict[str, dict[str, Any]]) -> str:
+    """Mean and standard deviation over training seeds per model (models with two or more seeds), or ''."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for folder, d in docs.items():
+        groups.setdefault(str(metric(d, "model.name") or folder), []).append(d)
+    lines = []
+    for model, members in groups.items():
+        seeds = {metric(d, "training.seed") for d in members} - {None}
+        if len(seeds) < 2:
+            continue
+        cells = []
+        for key in SEED_FIGURES:
+            vals = [f["value"] for d in members if (f := metric(d, f"headline.figures.{key}")) and f["value"] is not None]
+            if len(vals) >= 2:
+                mean = sum(vals) / len(vals)
+                std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
+                cells.append(f"{mean:.3f} +- {std:.3f}")
+            else:
+                cells.append("-")
+        lines.append(f"| {model} | {len(seeds)} | " + " | ".join(cells) + " |")
+    if not lines:
+        return ""
+    head = "| model | seeds | " + " | ".join(SEED_FIGURES) + " |\n|---|---:|" + "---:|" * len(SEED_FIGURES) + "\n"
+    return head + "\n".join(lines) + "\n"
+
+
 def claims_table(docs: dict[str, dict[str, Any]], claims: Sequence[Claim]) -> str:
     """Each claim, its verdict on these figures, and the figures."""
     lines = ["| source | claim | here | figures |", "|---|---|---|---|"]
@@ -337,7 +368,11 @@ def build(run: Path, keep: Path) -> str:
         "",
     ]
     for name, docs in sets.items():
-        out += [f"## Test set `{name}`", "", table(docs), "", "Claims and targets on this test set:", "",
+        out += [f"## Test set `{name}`", "", table(docs), ""]
+        if spread := seed_table(docs):
+            out += ["Spread over training seeds (mean +- standard deviation of the figure over the seeds):", "",
+                    spread, ""]
+        out += ["Claims and targets on this test set:", "",
                 claims_table(docs, CLAIMS + (JET_CLAIMS if "jet" in name else []))]
     out += [
         "## Reading these numbers",

@@ -92,3 +92,17 @@ def test_jet_extrapolation_is_measured_on_the_run_data(tmp_path: Path) -> None:
     text = jet_extrapolation(run)
     assert text is not None
     assert "is 10.0 GeV" in text and "75 % of the injected jets' true energy" in text and "(1 of 2 events" in text
+
+
+def test_models_trained_with_several_seeds_show_their_spread(tmp_path: Path) -> None:
+    run = _run_folder(tmp_path, {"cnn_s1": 0.30, "cnn_s2": 0.32, "unet": 0.2})
+    for folder, seed in (("cnn_s1", 1), ("cnn_s2", 2), ("unet", 1)):
+        path = run / "evals" / "b050_test" / folder / "metrics.json"
+        doc = json.loads(path.read_text())
+        doc["model"]["name"] = folder.split("_s")[0]
+        doc["training"]["seed"] = seed
+        path.write_text(json.dumps(doc))
+    text = build(run, tmp_path / "kept")
+    assert "Spread over training seeds" in text
+    row = next(line for line in text.splitlines() if line.startswith("| cnn | 2 |"))
+    assert "+-" in row and "unet | 2" not in text  # one seed: no spread row
