@@ -35,6 +35,7 @@ from torch import nn
 from pfgraph.config import to_dict
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.io.datasets import BlockBatchSampler
+from pfgraph.io.identity import config_hash
 from pfgraph.io.root import EventFiles
 from pfgraph.models.registry import ModelEntry, get
 from pfgraph.repr.base import Normalisation, Representation, fit_normalisation, get_representation
@@ -578,16 +579,17 @@ class Trainer:
             "data_load_s": round(t_load, 3), "device": str(self.device), "world_size": self.info.world,
             "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(split["test"]),
             "data": [str(p) for p in self.files.paths], "checkpoint": BEST, "checkpoint_sha256": sha,
+            "config_sha256": config_hash(to_dict(self.cfg)), "data_fingerprint": data_fingerprint(self.files),
         }
         atomic_write_text(self.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
 
 
 def data_fingerprint(files: EventFiles) -> str:
-    """What the data is, independent of where it lies: every file's generation record and size."""
-    import hashlib
+    """What the data is, independent of where it lies: every file's generation record and size
+    (:func:`pfgraph.io.identity.data_fingerprint`)."""
+    from pfgraph.io.identity import data_fingerprint as fingerprint
 
-    record = [{"meta": m, "entries": int(e)} for m, e in zip(files.metas, files.entries)]
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return fingerprint(files)
 
 
 def check_branches(files: EventFiles, branches: list[str], who: str) -> None:
