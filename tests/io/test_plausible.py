@@ -116,18 +116,15 @@ def test_nan_keeps_its_own_message(tmp_path: Path, cfg: SimConfig) -> None:
 
 
 def _flip_truth_bytes(src: Path, dst: Path, event: int, value: float) -> None:
-    """Overwrite, in an uncompressed file, the bytes of one truth pixel of ``event`` (a bit flip
-    that no checksum sees)."""
-    truth = EventFiles(src).read(["truth"])["truth"]
+    """Overwrite, in an uncompressed file, the bytes of the largest truth pixel of ``event`` (a
+    bit flip that no checksum sees): the image is stored as is, so its bytes are found whole."""
+    image = EventFiles(src).read(["truth"], event, event + 1)["truth"][0]
     raw = bytearray(src.read_bytes())
-    for v in np.unique(truth[event][truth[event] > 0])[::-1]:
-        pattern = np.array([v], ">f4").tobytes()
-        if raw.count(pattern) == 1 and v not in np.delete(truth, event, axis=0):
-            pos = raw.find(pattern)
-            raw[pos:pos + 4] = np.array([value], ">f4").tobytes()
-            dst.write_bytes(bytes(raw))
-            return
-    raise AssertionError("no unique pixel value to flip")
+    start = raw.find(image.astype(">f4").tobytes())
+    assert start > 0 and raw.count(image.astype(">f4").tobytes()) == 1
+    pos = start + 4 * int(np.argmax(image))
+    raw[pos:pos + 4] = np.array([value], ">f4").tobytes()
+    dst.write_bytes(bytes(raw))
 
 
 def test_inspect_reports_a_bit_flip_in_an_uncompressed_file(tmp_path: Path, cfg: SimConfig,
