@@ -3,11 +3,13 @@
     pfgraph evaluate runs/unet_attn --data data/b050_jet.root --out evals/unet_attn_jet
 
 ``RUN`` is a run folder (its checkpoint is loaded; the normalisation always comes from it) or a
-``predictions.root`` written earlier (re-evaluated against ``--data``). Outputs in ``--out``:
+``predictions.root`` written earlier (re-evaluated against ``--data``, which must be the data
+it was made from: its ``data_identity`` meta is compared). Outputs in ``--out``:
 ``metrics.json`` (schema :mod:`pfgraph.eval.metrics`), ``predictions.root``
 (:mod:`pfgraph.eval.output`), ``residual.png``, ``residual_vs_etrue.png``, ``jets.png`` (jet
-samples) and ``config.yaml`` (the resolved evaluation settings and the run's config). Every file
-is written atomically.
+samples), ``config.yaml`` (the resolved evaluation settings and the run's config) and
+``manifest.json`` (every file's hash, the model and the data identity). The folder changes as
+one unit (:mod:`pfgraph.eval.folder`): a killed evaluation leaves the previous one intact.
 """
 
 from __future__ import annotations
@@ -113,12 +115,14 @@ def run(args: argparse.Namespace) -> int:
     from pfgraph.eval.antikt import TIE_BREAK_SEED
     from pfgraph.eval.bootstrap import headline
     from pfgraph.eval.energy import EnergyAccumulator
+    from pfgraph.eval.folder import check_target, evaluation_folder
     from pfgraph.eval.jets import JetAccumulator, empty_jet_metrics
     from pfgraph.eval.metrics import TRAINING_KEYS, assemble, training_section, write_metrics
     from pfgraph.eval.output import PredictionWriter, read_predictions
+    from pfgraph.io import identity as data_id
     from pfgraph.io import schema
     from pfgraph.io.root import EventFiles, make_meta
-    from pfgraph.utils.atomic import atomic_write_text, ensure_writable_dir
+    from pfgraph.utils.atomic import atomic_write_text
     from pfgraph.utils.progress import progress
 
     t_start = time.perf_counter()
@@ -127,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise PfgraphError(f"{out}: exists and is not a folder; --out expects an output folder")
+    check_target(out)
     files = EventFiles(args.data)
+    identity = data_id.dataset_identity(files)
     n_data = files.num_events if args.max_events is None else min(args.max_events, files.num_events)
     if n_data == 0:
         raise DataError(f"{files.paths[0]}: no events to evaluate")
@@ -164,13 +170,13 @@ def run(args: argparse.Namespace) -> int:
         run_config = {"predictions": str(source), "meta": meta}
         scale_source = f"{source.name} meta (from {m.get('checkpoint') or 'the writer'})"
         n_expected = len(preds["event_id"])
+        _check_identity(source, meta.get(data_id.META_KEY), identity)
         if n_expected > files.num_events:
             raise DataError(f"{source}: {n_expected} events, but the data has only {files.num_events}")
         batches = _file_batches(preds, args.batch_size)
     else:
         raise PfgraphError(f"{source}: no such run folder or predictions file")
 
-    ensure_writable_dir(out)
     has_jet = bool(files.has_jet)
     reader = _BlockReader(files, ["event_id", *schema.INPUT_CHANNELS, *(("pix_ieta", "pix_iphi") if graph else ())])
     energy = EnergyAccumulator(scale, args.missed_threshold)  # training range: S, the training truth maximum
@@ -187,72 +193,96 @@ def run(args: argparse.Namespace) -> int:
                "n_events": None, "has_jet_image": has_jet}
     meta = make_meta("predictions", {"evaluate": settings, "jets": jet_settings}, model=model,
                      model_names=[model["name"]], target_scale=scale, dataset=dataset, jets=jet_settings,
-                     training=training)
-    inference_s = 0.0
-    n_done = 0
-    with PredictionWriter(out / "predictions.root", meta, graph=graph, jets=has_jet) as writer, \
-            progress(n_expected, f"evaluate {model['name']}") as bar:
-        it = iter(batches)
-        while True:
-            t0 = time.perf_counter()
-            chunk = next(it, None)
-            inference_s += time.perf_counter() - t0
-            if chunk is None:
-                break
-            ids = np.asarray(chunk["event_id"], dtype=np.int64)
-            b = len(ids)
-            data = reader.take(n_done, b)
-            if not np.array_equal(np.asarray(data["event_id"], dtype=np.int64), ids):
-                k = int(np.flatnonzero(np.asarray(data["event_id"]) != ids)[0])
-                raise DataError(f"{source}: event_id {int(ids[k])} at entry {n_done + k} does not match the data "
-                                f"({int(data['event_id'][k])}): predictions and data must be the same events in order")
-            inputs = np.stack([data[c] for c in schema.INPUT_CHANNELS], axis=1)
-            pred = np.asarray(chunk["pred"], dtype=np.float32)
-            truth = np.asarray(chunk["truth"], dtype=np.float32)
-            energy.update(pred, truth, inputs)
-            pix = None
-            if graph:
-                pix_pred = chunk.get("pix_pred")
-                if pix_pred is None:
-                    raise DataError(f"{source}: graph model gave no per-point predictions")
-                pix = ([np.asarray(x) for x in data["pix_ieta"]], [np.asarray(x) for x in data["pix_iphi"]],
-                       [np.asarray(x, dtype=np.float32) for x in pix_pred])
-            writer.write(ids, pred, truth, 0, pix)
-            if jets is not None:
-                tt, pt_, match = jets.update(pred, truth)
-                writer.write_jets(ids, tt, pt_, match)
-            n_done += b
-            bar.update(b)
-    if n_done == 0:
-        raise DataError(f"{source}: no events were evaluated")
-    energy_doc = energy.result()
-    if jets is not None:
-        jet_doc = jets.result()
-    else:
-        jet_doc = empty_jet_metrics(args.radius, args.jet_threshold, None, None,
-                                    f"{files.paths[0]}: no '{schema.JET_IMAGE}' image (not a jet sample)")
-    head = headline(energy.event_data(), jets.matches() if jets is not None else None, args.bootstrap,
-                    args.bootstrap_seed)
-    dataset["n_events"] = n_done
-    total = time.perf_counter() - t_start
-    doc = assemble(energy_doc, jet_doc, created_by="pfgraph evaluate", model=model, training=training, headline=head,
-                   dataset=dataset, settings=settings,
-                   timing={"inference_s": inference_s if source.is_dir() else None,
-                           "inference_events_per_s": n_done / inference_s if source.is_dir() and inference_s > 0 else None,
-                           "jets_s": jet_doc["seconds"], "jets_events_per_s": jet_doc["events_per_s"], "total_s": total})
-    write_metrics(out / "metrics.json", doc)
-    resolved = {"evaluate": {"run": str(source), "data": [str(p) for p in files.paths], "out": str(out),
-                             **settings, "jets": jet_settings, "plots": not args.no_plots},
-                "run": run_config}
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(_plain(resolved), sort_keys=False))
-    if not args.no_plots:
-        from pfgraph.eval.plots import write_plots
+                     training=training, **{data_id.META_KEY: identity})
+    manifest: dict[str, Any] = {"created_by": "pfgraph evaluate", "model": model, "data_identity": identity}
+    with evaluation_folder(out, manifest) as work:  # the folder changes as one unit
+        inference_s = 0.0
+        n_done = 0
+        with PredictionWriter(work / "predictions.root", meta, graph=graph, jets=has_jet) as writer, \
+                progress(n_expected, f"evaluate {model['name']}") as bar:
+            it = iter(batches)
+            while True:
+                t0 = time.perf_counter()
+                chunk = next(it, None)
+                inference_s += time.perf_counter() - t0
+                if chunk is None:
+                    break
+                ids = np.asarray(chunk["event_id"], dtype=np.int64)
+                b = len(ids)
+                data = reader.take(n_done, b)
+                if not np.array_equal(np.asarray(data["event_id"], dtype=np.int64), ids):
+                    k = int(np.flatnonzero(np.asarray(data["event_id"]) != ids)[0])
+                    raise DataError(f"{source}: event_id {int(ids[k])} at entry {n_done + k} does not match the data "
+                                    f"({int(data['event_id'][k])}): predictions and data must be the same events in order")
+                inputs = np.stack([data[c] for c in schema.INPUT_CHANNELS], axis=1)
+                pred = np.asarray(chunk["pred"], dtype=np.float32)
+                truth = np.asarray(chunk["truth"], dtype=np.float32)
+                energy.update(pred, truth, inputs)
+                pix = None
+                if graph:
+                    pix_pred = chunk.get("pix_pred")
+                    if pix_pred is None:
+                        raise DataError(f"{source}: graph model gave no per-point predictions")
+                    pix = ([np.asarray(x) for x in data["pix_ieta"]], [np.asarray(x) for x in data["pix_iphi"]],
+                           [np.asarray(x, dtype=np.float32) for x in pix_pred])
+                writer.write(ids, pred, truth, 0, pix)
+                if jets is not None:
+                    tt, pt_, match = jets.update(pred, truth)
+                    writer.write_jets(ids, tt, pt_, match)
+                n_done += b
+                bar.update(b)
+        if n_done == 0:
+            raise DataError(f"{source}: no events were evaluated")
+        energy_doc = energy.result()
+        if jets is not None:
+            jet_doc = jets.result()
+        else:
+            jet_doc = empty_jet_metrics(args.radius, args.jet_threshold, None, None,
+                                        f"{files.paths[0]}: no '{schema.JET_IMAGE}' image (not a jet sample)")
+        head = headline(energy.event_data(), jets.matches() if jets is not None else None, args.bootstrap,
+                        args.bootstrap_seed)
+        dataset["n_events"] = n_done
+        total = time.perf_counter() - t_start
+        doc = assemble(energy_doc, jet_doc, created_by="pfgraph evaluate", model=model, training=training,
+                       headline=head,
+                       dataset=dataset, settings=settings,
+                       timing={"inference_s": inference_s if source.is_dir() else None,
+                               "inference_events_per_s": n_done / inference_s if source.is_dir() and inference_s > 0 else None,
+                               "jets_s": jet_doc["seconds"], "jets_events_per_s": jet_doc["events_per_s"], "total_s": total})
+        write_metrics(work / "metrics.json", doc)
+        resolved = {"evaluate": {"run": str(source), "data": [str(p) for p in files.paths], "out": str(out),
+                                 **settings, "jets": jet_settings, "plots": not args.no_plots},
+                    "run": run_config}
+        atomic_write_text(work / "config.yaml", yaml.safe_dump(_plain(resolved), sort_keys=False))
+        if not args.no_plots:
+            from pfgraph.eval.plots import write_plots
 
-        r, e_true, missed = energy.residuals_with_missed()
-        write_plots(out, doc["energy"], r, e_true, doc["jets"], jets.matches() if jets else None,
-                    f"{model['name']} on {dataset['name'] or files.paths[0].name}", missed)
+            r, e_true, missed = energy.residuals_with_missed()
+            write_plots(work, doc["energy"], r, e_true, doc["jets"], jets.matches() if jets else None,
+                        f"{model['name']} on {dataset['name'] or files.paths[0].name}", missed)
+        manifest["n_events"] = n_done
     print(f"{summary_line(doc, n_done, total)} -> {out}")
     return 0
+
+
+def _check_identity(source: Path, recorded: Any, identity: dict[str, Any]) -> None:
+    """Refuse re-evaluating a predictions file against data it was not made from.
+
+    Files without a recorded identity (older pfgraph, or written by hand) get a warning line.
+    """
+    import sys
+
+    from pfgraph.errors import DataError
+    from pfgraph.io import identity as data_id
+
+    if not isinstance(recorded, dict):
+        print(f"pfgraph: warning: {source}: records no data identity (written by an older pfgraph or by hand); "
+              "cannot check that it was made from --data", file=sys.stderr)
+        return
+    why = data_id.identity_mismatch(recorded, identity)
+    if why is not None:
+        raise DataError(f"{source}: was made from {data_id.describe(recorded)}, not from --data "
+                        f"{data_id.describe(identity)} ({why}); evaluate it against the data it was made from")
 
 
 def _with_interval(fig: dict[str, Any], digits: int = 4) -> str:

@@ -77,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"file: {path} ({_size(size)}, {fmt}, compression {_compression(f)})")
     print("meta: " + _meta_line(meta))
     print(f"schema check: OK ({checked})")
+    from pfgraph.io.plausible import bounds_from_meta
+
+    bounds = bounds_from_meta(meta) if schema.EVENTS_TREE in trees else None
+    checked_values = 0
     for name in trees:
         tree = f[name]
         n = int(tree.num_entries)
@@ -85,7 +89,11 @@ def run(args: argparse.Namespace) -> int:
         note = "" if spec else " (not part of the pfgraph schema)"
         part = f", first {stop} summarised" if stop < n else ""
         print(f"\ntree '{name}': {n} entries{part}{note}")
-        _summarise(tree, path, spec, stop)
+        _summarise(tree, path, spec, stop, bounds if name == schema.EVENTS_TREE else None)
+        if name == schema.EVENTS_TREE:
+            checked_values = stop
+    if bounds is not None:
+        print(f"\nvalue check: OK ({checked_values} events within {bounds.describe()})")
     if args.event is not None or args.display:
         event = args.event or 0
         tree_name = schema.EVENTS_TREE if schema.EVENTS_TREE in trees else (
@@ -95,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         tree = f[tree_name]
         if event >= tree.num_entries:
             raise DataError(f"{path}: --event {event} out of range: tree '{tree_name}' has {tree.num_entries} entries")
-        data = _read_event(tree, path, event)
+        data = _read_event(tree, path, event, bounds_from_meta(meta) if tree_name == schema.EVENTS_TREE else None)
         _print_event(tree_name, event, data)
         if args.display:
             out = _display(tree_name, data, event, path, Path(args.display))
@@ -225,12 +233,17 @@ def _num(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _summarise(tree: Any, path: Path, spec: Any, stop: int) -> None:
-    """Print one line per branch: type, shape, statistics (streams ``CHUNK`` entries at a time)."""
+def _summarise(tree: Any, path: Path, spec: Any, stop: int, bounds: Any = None) -> None:
+    """Print one line per branch: type, shape, statistics (streams ``CHUNK`` entries at a time).
+
+    Every float branch is checked for NaN/Inf and, with ``bounds`` (events trees), energies
+    against the file's plausibility bounds (:mod:`pfgraph.io.plausible`).
+    """
     import awkward as ak
     import numpy as np
 
     from pfgraph.errors import DataError
+    from pfgraph.io.plausible import check_plausible
     from pfgraph.io.root import check_finite, reason
 
     names = list(tree.keys())
@@ -249,11 +262,13 @@ def _summarise(tree: Any, path: Path, spec: Any, stop: int) -> None:
             if n in jagged:
                 arr = jag[n]
                 check_finite(arr, path, n, start)
+                check_plausible(arr, path, n, start, bounds)
                 stats[n].per_event.append(ak.to_numpy(ak.num(arr, axis=1)))
                 stats[n].add(ak.to_numpy(ak.flatten(arr, axis=None)))
             else:
                 arr = np.asarray(fixed[n])
                 check_finite(arr, path, n, start)
+                check_plausible(arr, path, n, start, bounds)
                 if arr.ndim > 1:
                     stats[n].per_event.append(arr.reshape(len(arr), -1).sum(axis=1, dtype=np.float64))
                 stats[n].add(arr)
@@ -281,12 +296,13 @@ def _summarise(tree: Any, path: Path, spec: Any, stop: int) -> None:
         print(line.rstrip())
 
 
-def _read_event(tree: Any, path: Path, event: int) -> dict[str, Any]:
+def _read_event(tree: Any, path: Path, event: int, bounds: Any = None) -> dict[str, Any]:
     """All branches of one entry: numpy arrays (images as (56, 56)), jagged as numpy 1-D."""
     import awkward as ak
     import numpy as np
 
     from pfgraph.errors import DataError
+    from pfgraph.io.plausible import check_plausible
     from pfgraph.io.root import check_finite, reason
 
     names = list(tree.keys())
@@ -298,11 +314,13 @@ def _read_event(tree: Any, path: Path, event: int) -> dict[str, Any]:
             arrs = tree.arrays(fixed, entry_start=event, entry_stop=event + 1, library="np")
             for n in fixed:
                 check_finite(np.asarray(arrs[n]), path, n, event)
+                check_plausible(np.asarray(arrs[n]), path, n, event, bounds)
                 out[n] = np.asarray(arrs[n])[0]
         if jagged:
             arrs = tree.arrays(jagged, entry_start=event, entry_stop=event + 1, library="ak")
             for n in jagged:
                 check_finite(arrs[n], path, n, event)
+                check_plausible(arrs[n], path, n, event, bounds)
                 out[n] = ak.to_numpy(arrs[n][0])
     except DataError:
         raise

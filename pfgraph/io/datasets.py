@@ -96,7 +96,8 @@ def read_images(files: EventFiles, branches: Sequence[str], indices: np.ndarray,
     """Fill ``out[n, k]`` with ``branch_k[indices[n]] / scales[k]`` (float32 (N, K, 56, 56)).
 
     ``indices`` are sorted global entry numbers. Raises DataError naming file, event and branch
-    for NaN/Inf values or unreadable baskets.
+    for NaN/Inf values, values outside the file's plausibility bounds
+    (:mod:`pfgraph.io.plausible`) or unreadable baskets.
     """
     indices = np.asarray(indices, dtype=np.int64)
     if len(indices) and np.any(np.diff(indices) <= 0):
@@ -147,33 +148,46 @@ def read_images(files: EventFiles, branches: Sequence[str], indices: np.ndarray,
     return out
 
 
+def _scaled_limits(files: EventFiles, i: int, name: str, inv: np.float32) -> tuple[float, float]:
+    """The plausibility bounds of branch ``name`` of file ``i`` in the scaled units of ``out``
+    (``(-inf, inf)`` when the branch has none: then only NaN/Inf fail)."""
+    bounds = getattr(files, "bounds", None)
+    limits = bounds[i].limits(name) if bounds else None
+    if limits is None:
+        return -np.inf, np.inf
+    a, b = limits[0] * float(inv), limits[1] * float(inv)
+    return min(a, b), max(a, b)
+
+
 def _read_basket(files: EventFiles, i: int, branch: Any, name: str, j: int, s: int, e: int, sel: np.ndarray,
                  dest: int, k: int, inv: np.float32, out: np.ndarray) -> None:
     """Decompress basket ``j`` (entries [s, e) of file ``i``) and write the ``sel`` entries
     (relative to ``s``), scaled, to ``out[dest:dest + len(sel), k]``."""
     path = files.paths[i]
     dst = out[dest:dest + len(sel), k]
+    lo, hi = _scaled_limits(files, i, name, inv)
     try:
         data = branch.basket(j).data
         if len(data) != (e - s) * NPIX * 4:
             _read_slow(files, i, name, sel + s, dest, k, inv, out)
             return
         arr = np.frombuffer(data, dtype=">f4").reshape(e - s, schema.IMSIZE, schema.IMSIZE)
-        finite = True
+        plausible = True
         # In pieces that stay in cache: the byte swap (as a plain cast, ~3x faster than arithmetic
-        # on big-endian input), the scaling and the NaN/Inf test then share one trip to memory.
+        # on big-endian input), the scaling and the bounds test then share one trip to memory.
+        # NaN propagates through max/min and fails the comparisons, so this is the NaN/Inf test too.
         for c in range(0, len(sel), _PIECE):
             part, piece = sel[c:c + _PIECE], dst[c:c + _PIECE]
             np.copyto(piece, arr[part[0]:part[-1] + 1] if _contiguous(part) else arr[part])
             piece *= inv
-            finite = finite and bool(np.isfinite(piece.max()) and np.isfinite(piece.min()))  # NaN propagates
+            plausible = plausible and bool(lo <= piece.min() and piece.max() <= hi)
     except DataError:
         raise
     except Exception as exc:
         raise DataError(f"{path}: entries {s}-{e}, branch '{name}' unreadable ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-    if not finite:
-        _raise_not_finite(path, sel + s, dst, name)
+    if not plausible:
+        _raise_implausible(files, i, sel + s, dst, name, inv)
 
 
 def _read_slow(files: EventFiles, i: int, name: str, local: np.ndarray, dest: int, k: int,
@@ -185,11 +199,27 @@ def _read_slow(files: EventFiles, i: int, name: str, local: np.ndarray, dest: in
     np.multiply(arr[local - local[0]], inv, out=out[dest:dest + len(local), k])
 
 
-def _raise_not_finite(path: Any, entries: np.ndarray, values: np.ndarray, name: str) -> None:
-    """DataError naming file, event and branch of the first event of ``values`` (n, 56, 56) that
-    holds NaN or Inf (the caller found one)."""
-    bad = int(np.flatnonzero(~np.isfinite(values).all(axis=(1, 2)))[0])
-    raise DataError(f"{path}: event {int(entries[bad])}, branch '{name}': NaN or Inf value, expected finite numbers")
+def _raise_implausible(files: EventFiles, i: int, entries: np.ndarray, values: np.ndarray, name: str,
+                       inv: np.float32) -> None:
+    """DataError naming file, event, branch and value of the first event of ``values`` (n, 56, 56,
+    scaled by ``inv``) that holds NaN/Inf or a value outside the file's bounds (the caller found one)."""
+    from pfgraph.io.plausible import out_of_bounds, raise_implausible
+
+    path = files.paths[i]
+    lo, hi = _scaled_limits(files, i, name, inv)
+    bad = out_of_bounds(values, lo, hi)
+    if bad is None:  # cannot happen: the caller saw one
+        raise DataError(f"{path}: branch '{name}': implausible value (bounds check)")
+    first = int(np.flatnonzero(bad)[0])
+    row = values[first].reshape(-1)
+    with np.errstate(invalid="ignore"):
+        scaled = float(row[np.flatnonzero(~((row >= lo) & (row <= hi)))[0]])
+    value = scaled / float(inv) if float(inv) != 0 else scaled
+    bounds = getattr(files, "bounds", None)
+    limits = bounds[i].limits(name) if bounds else None
+    raw_lo, raw_hi = limits if limits is not None else (-np.inf, np.inf)
+    source = bounds[i].source if bounds else ""
+    raise_implausible(path, int(entries[first]), name, value, raw_lo, raw_hi, source)
 
 
 class ImageItem(NamedTuple):

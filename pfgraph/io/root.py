@@ -31,6 +31,7 @@ import uproot
 from pfgraph import __version__
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.io import schema
+from pfgraph.io.plausible import Bounds, bounds_from_meta, check_plausible
 from pfgraph.utils.atomic import atomic_path
 
 COMPRESSIONS = {"lz4": uproot.LZ4, "zstd": uproot.ZSTD, "zlib": uproot.ZLIB, "lzma": uproot.LZMA}
@@ -491,6 +492,8 @@ class EventFiles:
 
     ``EventFiles("data/b050*.root")`` checks every file (readable, ``pfgraph_meta`` present,
     schema version, every required branch with its dtype and shape) before returning.
+    ``bounds`` holds each file's plausibility bounds (:mod:`pfgraph.io.plausible`, from its own
+    generation config), which every read applies.
     """
 
     def __init__(self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
@@ -500,6 +503,7 @@ class EventFiles:
         self.entries: list[int] = []
         self.migrations: list[FileMigration] = []
         self.formats: list[str] = []
+        self.bounds: list[Bounds] = []
         self.has_jet = True
         for path in self.paths:
             f = open_root(path)
@@ -520,6 +524,7 @@ class EventFiles:
                 raise DataError(f"{path}: tree '{schema.EVENTS_TREE}' is unreadable ({reason(exc)})") from None
             self.has_jet &= mig.file_name(schema.JET_IMAGE) in tree
             self.metas.append(meta)
+            self.bounds.append(bounds_from_meta(meta))
             self.entries.append(n)
             self.migrations.append(mig)
             self.formats.append("rntuple" if is_rntuple(tree) else "ttree")
@@ -540,7 +545,8 @@ class EventFiles:
         """Yield chunks (dicts branch -> array) over global entries [start, stop).
 
         Fixed-size branches come as numpy arrays, jagged ones as awkward arrays; every float
-        branch is checked for NaN/Inf. Each chunk also has ``_file`` and ``_entry_start``.
+        branch is checked for NaN/Inf and energies against the file's plausibility bounds.
+        Each chunk also has ``_file`` and ``_entry_start``.
         """
         stop = self.num_events if stop is None else min(stop, self.num_events)
         for i, path in enumerate(self.paths):
@@ -551,7 +557,7 @@ class EventFiles:
             tree = open_root(path)[schema.EVENTS_TREE]
             for s in range(a - lo, b - lo, step):
                 e = min(s + step, b - lo)
-                yield self._read(tree, path, branches, s, e, self.migrations[i])
+                yield self._read(tree, path, branches, s, e, self.migrations[i], self.bounds[i])
 
     def read(self, branches: Sequence[str], start: int = 0, stop: int | None = None) -> dict[str, Any]:
         """Read global entries [start, stop) of ``branches`` into one chunk."""
@@ -569,7 +575,7 @@ class EventFiles:
 
     @staticmethod
     def _read(tree: Any, path: Path, branches: Sequence[str], start: int, stop: int,
-              migration: FileMigration | None = None) -> dict[str, Any]:
+              migration: FileMigration | None = None, bounds: Bounds | None = None) -> dict[str, Any]:
         mig = migration or FileMigration(schema.SCHEMA_VERSION)
         added = {b: v for b in branches if (v := mig.added_value(b)) is not None}
         names = {b: mig.file_name(b) for b in branches if b not in added}
@@ -595,7 +601,10 @@ class EventFiles:
             dtype = spec.np_dtype if spec is not None else np.float32
             out[name] = np.full((stop - start, *(spec.shape if spec is not None else ())), value, dtype=dtype)
         for name in branches:
-            check_finite(out[name], path, name, start)
+            if bounds is not None and bounds.limits(name) is not None:
+                check_plausible(out[name], path, name, start, bounds)  # NaN/Inf included
+            else:
+                check_finite(out[name], path, name, start)
         return out
 
 

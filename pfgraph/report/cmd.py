@@ -24,10 +24,13 @@ def register(sub: Any) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     """Run ``pfgraph report``."""
+    from pfgraph.eval.folder import read_manifest
+    from pfgraph.io.identity import describe
     from pfgraph.report.compare import build_report
 
     index = build_report(args.evals, args.out)
-    print(f"report: {len(args.evals)} evaluations -> {index}")
+    dataset = describe(read_manifest(args.evals[0]).get("data_identity"))
+    print(f"report: {len(args.evals)} evaluations of {dataset} -> {index}")
     return 0
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.eval.energy import GAUSSIAN_RULE
+from pfgraph.eval.folder import check_evaluations
 from pfgraph.eval.metrics import read_metrics
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles, open_root, read_meta
@@ -274,6 +275,7 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path) -> Path:
         raise PfgraphError("report: give at least one evaluation folder")
     out = ensure_writable_dir(out)
     runs = [load_eval(d) for d in eval_dirs]
+    check_evaluations(eval_dirs)  # complete, unmixed folders (manifest.json) of one dataset
     names = [r.name for r in runs]
     if len(set(names)) != len(names):  # same model evaluated twice: label by folder
         for r in runs:

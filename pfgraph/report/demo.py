@@ -67,7 +67,7 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 1) -> Path:
         _run(["train", "--repr", repr_name, "--model", model, "--data", str(train_file), "--out", str(run_dir),
               "--epochs", str(epochs), "--seed", str(seed)])
         eval_dir = out / "evals" / model
-        if not (eval_dir / "metrics.json").exists():
+        if not (eval_dir / "manifest.json").exists():  # written last: the evaluation is complete
             _run(["evaluate", str(run_dir), "--data", str(jet_file), "--out", str(eval_dir)])
         evals.append(str(eval_dir))
     report = out / "report"

@@ -106,12 +106,14 @@ def train_from_args(args: argparse.Namespace, info: Any = None) -> Any:
         train_preset_data,
     )
     from pfgraph.train.trainer import LAST, Trainer, data_fingerprint, prepare_run_dir, read_checkpoint
+    from pfgraph.utils.atomic import check_creatable_dir
 
     info = info or ddp.DistInfo()
     section = load_model_section(args.model, args.repr)
     patch = _flag_patch(args)
-    run_dir = prepare_run_dir(args.out, clean=info.is_main)
-    ddp.barrier(info)
+    # The run folder is created only once config, model and data are validated: a failed start
+    # leaves nothing behind (an unwritable --out is still reported before any work).
+    run_dir = check_creatable_dir(args.out)
     resume = None
     if (run_dir / LAST).exists():
         resume = read_checkpoint(run_dir / LAST)
@@ -155,7 +157,54 @@ def train_from_args(args: argparse.Namespace, info: Any = None) -> Any:
         if info.is_main:
             print(f"resuming {run_dir} from epoch {done} (checkpoint_last.pt) towards {cfg.train.epochs} epochs",
                   flush=True)
-    return Trainer(cfg, run_dir, files, info, resume=resume).run()
+    top_new = _topmost_missing(run_dir)
+    run_dir = prepare_run_dir(run_dir, clean=info.is_main)
+    ddp.barrier(info)
+    try:
+        return Trainer(cfg, run_dir, files, info, resume=resume).run()
+    except BaseException:
+        if top_new is not None and info.is_main:
+            _remove_unfinished_run(run_dir, top_new)
+        raise
+
+
+def _topmost_missing(path: Path) -> Path | None:
+    """The highest folder of ``path`` (itself included) that does not exist yet; None if it exists."""
+    path = path.absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _remove_unfinished_run(run_dir: Path, top: Path) -> None:
+    """Remove a run folder this call created (and the parents it created, up to ``top``) when
+    the run failed before its first checkpoint: nothing to resume. Only pfgraph's own outputs
+    and temporaries go; a folder that holds anything else is left as it is."""
+    import contextlib
+    import shutil
+
+    from pfgraph.train.trainer import LAST, OUTPUTS
+
+    if (run_dir / LAST).exists():
+        return
+    with contextlib.suppress(OSError):
+        entries = list(run_dir.iterdir())
+        ours = [p for p in entries if p.name in OUTPUTS or any(p.name.startswith(f".{n}.") and p.name.endswith(".tmp")
+                                                                for n in OUTPUTS)]
+        if len(ours) != len(entries):
+            return
+        for p in ours:
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        folder = run_dir.absolute()
+        folder.rmdir()
+        while folder != top and folder.parent != folder:
+            folder = folder.parent
+            folder.rmdir()  # only empty folders: stops (OSError) at anything else
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -92,12 +92,57 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", which: str
         model.load_state_dict(ckpt["model_state"])
     except (RuntimeError, KeyError) as exc:
         raise PfgraphError(f"{path}: does not fit model '{name}' ({str(exc).splitlines()[0][:160]})") from None
+    check_run_folder(run_dir, path, ckpt, sum(p.numel() for p in model.parameters() if p.requires_grad))
     model.to(dev).eval()
     norm = Normalisation.from_dict(ckpt["normalisation"])
     split = {k: np.asarray(v.numpy(), dtype=np.int64) for k, v in (ckpt.get("split") or {}).items()}
     return LoadedRun(run_dir=run_dir, checkpoint=path, checkpoint_sha256=_sha256(path), model_name=name, model=model,
                      entry=entry, repr=get_representation(entry.repr), norm=norm, config=config,
                      epoch=int(ckpt.get("epoch", 0)), device=dev, split=split)
+
+
+def check_run_folder(run_dir: Path, path: Path, ckpt: dict[str, Any], n_params: int) -> None:
+    """Refuse a checkpoint that does not belong to ``run_dir`` (one PfgraphError line).
+
+    A checkpoint copied into another run's folder would be evaluated with that run's training
+    record. The checkpoint's model and parameter count must match the folder's
+    ``train_summary.json``, and its config the folder's ``config.yaml`` (settings a resumed run
+    may change, like ``train.epochs``, excepted). Files the folder lacks are not compared.
+    """
+    import json
+
+    import yaml
+
+    from pfgraph.train.config import RESUMABLE_KEYS, config_differences
+    from pfgraph.train.trainer import CONFIG, SUMMARY
+
+    name = str(ckpt.get("model_name"))
+    recorded = ckpt.get("params")
+    if isinstance(recorded, int) and recorded != n_params:
+        raise PfgraphError(f"{path}: records {recorded:,} parameters but its weights have {n_params:,}: "
+                           "a damaged or hand-edited checkpoint")
+    where = f"{path}: does not belong to run folder {run_dir}:"
+    try:
+        summary = json.loads((run_dir / SUMMARY).read_text())
+    except (OSError, ValueError):
+        summary = None
+    if isinstance(summary, dict):
+        s_model, s_params = summary.get("model"), summary.get("params")
+        if (s_model is not None and s_model != name) or (isinstance(s_params, int) and s_params != n_params):
+            theirs = f"'{s_model}' ({s_params:,} parameters)" if isinstance(s_params, int) else f"'{s_model}'"
+            raise PfgraphError(f"{where} it holds model '{name}' ({n_params:,} parameters) but {SUMMARY} describes "
+                               f"{theirs}; evaluate the run folder the checkpoint came from")
+    try:
+        folder_cfg = yaml.safe_load((run_dir / CONFIG).read_text())
+    except (OSError, yaml.YAMLError):
+        folder_cfg = None
+    if isinstance(folder_cfg, dict) and isinstance(ckpt.get("config"), dict):
+        changed = [(k, a, b) for k, a, b in config_differences(ckpt["config"], folder_cfg)
+                   if not any(k == r or k.startswith(r + ".") for r in RESUMABLE_KEYS)]
+        if changed:
+            key, a, b = changed[0]
+            raise PfgraphError(f"{where} its config has {key}={a!r}, the folder's {CONFIG} {b!r}; "
+                               "evaluate the run folder the checkpoint came from")
 
 
 def _per_point(run: LoadedRun, output: torch.Tensor, batch: Any) -> list[np.ndarray] | None:

@@ -35,6 +35,7 @@ from torch import nn
 from pfgraph.config import to_dict
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.io.datasets import BlockBatchSampler
+from pfgraph.io.identity import config_hash
 from pfgraph.io.root import EventFiles
 from pfgraph.models.registry import ModelEntry, get
 from pfgraph.repr.base import Normalisation, Representation, fit_normalisation, get_representation
@@ -52,6 +53,8 @@ METRICS = "metrics.csv"
 LOSS_PNG = "loss.png"
 SUMMARY = "train_summary.json"
 OUTPUTS = (LAST, BEST, CONFIG, METRICS, LOSS_PNG, SUMMARY)
+#: A validation loss this many times the best one so far stops the run as exploded.
+EXPLODE_FACTOR = 1.0e4
 METRIC_FIELDS = ("epoch", "stage_events", "train_loss", "val_loss", "lr", "best", "epoch_time_s",
                  "train_events_per_s")
 
@@ -399,6 +402,24 @@ class Trainer:
         total, seen_all = ddp.all_sum(self.info, [total, float(seen)], self.device)
         return total / max(seen_all, 1.0), int(seen_all), dt
 
+    def _check_val_loss(self, val_loss: float, epoch: int, best_val: float, best_epoch: int) -> None:
+        """Stop with one clear line when the validation loss is NaN/Inf or has exploded.
+
+        Such a loss means corrupt data or a diverged model; carrying on would keep (or, with no
+        finite loss yet, claim) a best checkpoint that means nothing.
+        """
+        import math
+
+        kept = (f"{BEST} keeps epoch {best_epoch} (val loss {best_val:.4g})" if math.isfinite(best_val)
+                and best_epoch > 0 else f"no {BEST} was written")
+        if not math.isfinite(val_loss):
+            raise PfgraphError(f"{self.run_dir}: validation loss is {val_loss} at epoch {epoch}: training stopped, "
+                               f"{kept}; check the data with 'pfgraph inspect' or lower train.lr")
+        if math.isfinite(best_val) and best_val > 0 and val_loss > EXPLODE_FACTOR * best_val:
+            raise PfgraphError(f"{self.run_dir}: validation loss exploded to {val_loss:.4g} at epoch {epoch} "
+                               f"({val_loss / best_val:.3g} times the best): training stopped, {kept}; "
+                               "lower train.lr or check the data with 'pfgraph inspect'")
+
     # -- the run ---------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
@@ -491,6 +512,7 @@ class Trainer:
         if resume is None and (not trainable or tcfg.epochs == 0):
             # Nothing to optimise (analytic baseline, or --epochs 0): evaluate and save as is.
             best_val, best_epoch = self.evaluate(model, val_ds), 0
+            self._check_val_loss(best_val, 0, float("inf"), 0)
             if info.is_main:
                 ck = checkpoint(0)
                 save_checkpoint(ck, self.run_dir / BEST)
@@ -505,6 +527,7 @@ class Trainer:
             positions = np.searchsorted(train_sorted, mine)
             train_loss, seen, dt = self._train_epoch(train_model, opt, scaler, train_ds, positions, epoch)
             val_loss = self.evaluate(model, val_ds)
+            self._check_val_loss(val_loss, epoch + 1, best_val, best_epoch)
             sched.step(val_loss)
             improved = val_loss < best_val - tcfg.early_stop.min_delta
             if improved:
@@ -557,16 +580,17 @@ class Trainer:
             "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(split["test"]),
             "seed": self.cfg.train.seed,
             "data": [str(p) for p in self.files.paths], "checkpoint": BEST, "checkpoint_sha256": sha,
+            "config_sha256": config_hash(to_dict(self.cfg)), "data_fingerprint": data_fingerprint(self.files),
         }
         atomic_write_text(self.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
 
 
 def data_fingerprint(files: EventFiles) -> str:
-    """What the data is, independent of where it lies: every file's generation record and size."""
-    import hashlib
+    """What the data is, independent of where it lies: every file's generation record and size
+    (:func:`pfgraph.io.identity.data_fingerprint`)."""
+    from pfgraph.io.identity import data_fingerprint as fingerprint
 
-    record = [{"meta": m, "entries": int(e)} for m, e in zip(files.metas, files.entries)]
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return fingerprint(files)
 
 
 def check_branches(files: EventFiles, branches: list[str], who: str) -> None:

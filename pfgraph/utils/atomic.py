@@ -26,6 +26,30 @@ def ensure_writable_dir(folder: str | os.PathLike[str]) -> Path:
     return path
 
 
+def check_creatable_dir(folder: str | os.PathLike[str]) -> Path:
+    """Check, without creating anything, that ``folder`` is or can become a writable folder.
+
+    For commands that create their output folder only once their inputs are validated: a
+    failure before then must leave nothing behind, yet an unwritable target should still be
+    reported before any long work.
+    """
+    path = Path(folder)
+    if path.exists():
+        if not path.is_dir():
+            raise PfgraphError(f"{path}: exists and is not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PfgraphError(f"{path}: output folder is not writable")
+        return path
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise PfgraphError(f"{path}: cannot create output folder ({parent} is not a folder)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PfgraphError(f"{path}: cannot create output folder ({parent} is not writable)")
+    return path
+
+
 def fsync_path(path: str | os.PathLike[str]) -> None:
     """Flush a file's content to disk."""
     fd = os.open(path, os.O_RDONLY)

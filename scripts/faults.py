@@ -1,0 +1,689 @@
+"""Fault injection for issue 16: inject every fault of its table into a tiny simulated setup,
+run the command line (``python -m pfgraph.cli``) on it and grade what happens.
+
+    PYTHONPATH=. .venv/bin/python scripts/faults.py [--keep] [--only 1,4,7] [--markdown]
+
+Verdicts:
+
+* **GOOD**: the expected behaviour. A failure is one line (``pfgraph: error: ...`` naming the
+  file), a non-zero exit and nothing left behind; a fault that is not an error gives the
+  correct result.
+* **POOR**: it works but fails badly: a traceback, an ``internal error`` line, several lines,
+  leftovers, a message that does not name the file or the cause.
+* **BAD**: a silently wrong result or a folder that lies (the fault is accepted).
+* **SKIP**: the fault cannot be injected here (e.g. no user namespaces for a small tmpfs).
+
+Everything runs in a temporary folder (removed unless ``--keep``) on data of a few dozen
+events; the whole table takes a few minutes on two cores. The exit status is 1 if any case is
+BAD, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+GOOD, POOR, BAD, SKIP = "GOOD", "POOR", "BAD", "SKIP"
+#: A tiny cnn: same code paths as the paper model, a 64-event epoch takes about a second.
+TINY = ("model.encoder=[4,8]", "model.decoder=[4]", "train.threads=1", "train.batch_size=16")
+EVENTS = 64
+
+
+@dataclass
+class Result:
+    """What one command did."""
+
+    rc: int
+    out: str
+    err: str
+    seconds: float
+
+    @property
+    def err_lines(self) -> list[str]:
+        """Non-empty stderr lines."""
+        return [line for line in self.err.splitlines() if line.strip()]
+
+
+@dataclass
+class Verdict:
+    """One row of the table."""
+
+    item: int
+    case: str
+    verdict: str
+    note: str
+
+
+class Lab:
+    """The temporary folder, the shared tiny data and runs, and the command runner."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                    "PFGRAPH_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
+        self._cache: dict[str, Path] = {}
+
+    # -- running ---------------------------------------------------------------------------
+
+    def argv(self, *args: str) -> list[str]:
+        """The command line of ``pfgraph ARGS`` with this interpreter and this checkout."""
+        return [sys.executable, "-m", "pfgraph.cli", *args]
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
+        """Run ``pfgraph ARGS`` to completion."""
+        t0 = time.perf_counter()
+        p = subprocess.run(self.argv(*args), cwd=self.base, env=env or self.env, capture_output=True, text=True,
+                           timeout=timeout)
+        return Result(p.returncode, p.stdout, p.stderr, time.perf_counter() - t0)
+
+    def path(self, name: str) -> Path:
+        """A fresh path in the lab (its parent exists)."""
+        p = self.base / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    # -- shared inputs (made once) ---------------------------------------------------------
+
+    def data(self, seed: int = 1, compression: str = "lz4:1", events: int = EVENTS) -> Path:
+        """A simulated B=0.5 file."""
+        key = f"data-{seed}-{compression}-{events}"
+        if key not in self._cache:
+            out = self.path(f"data/b050_s{seed}_{compression.replace(':', '')}_{events}.root")
+            r = self.cli("simulate", "--config", "gauss_b050", "--events", str(events), "--seed", str(seed),
+                         "--out", str(out), "--compression", compression, "--workers", "0")
+            if r.rc != 0:
+                raise RuntimeError(f"simulate failed: {r.err.strip()}")
+            self._cache[key] = out
+        return self._cache[key]
+
+    def tampered(self, name: str, branch: str, value: float, split: str = "train") -> Path:
+        """A simulated file with one pixel of ``branch`` set to ``value`` in the first event of
+        the trainer's ``split`` (default split fractions and seed)."""
+        import numpy as np
+
+        from pfgraph.config import load_config, resolve_config_path, to_dict
+        from pfgraph.io.root import EventWriter, make_meta
+        from pfgraph.sim.detector import SimConfig
+        from pfgraph.sim.generate import simulate_batch
+        from pfgraph.train.trainer import split_indices
+
+        cfg = load_config(SimConfig, resolve_config_path("gauss_b050", "sim"), [f"events={EVENTS}"])
+        batch = simulate_batch(cfg, range(EVENTS))
+        event = int(split_indices(EVENTS, [0.8, 0.1, 0.1], 12345)[split][0])
+        img = batch[branch][event]
+        img[np.unravel_index(int(np.argmax(img)), img.shape)] = value
+        out = self.path(f"data/{name}.root")
+        meta = make_meta("events", to_dict(cfg), seed=cfg.seed, events=EVENTS, first_event=0, shard=0, shards=1)
+        with EventWriter(out, meta) as w:
+            w.write(batch)
+        return out
+
+    def run(self, name: str = "cnn", *extra: str) -> Path:
+        """A tiny cnn trained for one epoch on ``data()``."""
+        key = f"run-{name}"
+        if key not in self._cache:
+            out = self.path(f"runs/{name}")
+            r = self.cli("train", "--model", "cnn", "--data", str(self.data()), "--out", str(out), "--epochs", "1",
+                         "--device", "cpu", *TINY, *extra)
+            if r.rc != 0:
+                raise RuntimeError(f"train failed: {r.err.strip()}")
+            self._cache[key] = out
+        return self._cache[key]
+
+    def evaluation(self, seed: int = 1) -> Path:
+        """The tiny run evaluated on ``data(seed)``."""
+        key = f"eval-{seed}"
+        if key not in self._cache:
+            out = self.path(f"evals/cnn_s{seed}")
+            r = self.cli("evaluate", str(self.run()), "--data", str(self.data(seed)), "--out", str(out),
+                         "--no-plots", "--device", "cpu")
+            if r.rc != 0:
+                raise RuntimeError(f"evaluate failed: {r.err.strip()}")
+            self._cache[key] = out
+        return self._cache[key]
+
+
+# ------------------------------------------------------------------------------ grading
+
+
+def clean_failure(r: Result, *must: str, leftovers: Sequence[Path] = ()) -> tuple[str, str]:
+    """GOOD for one ``pfgraph: error:`` line containing every ``must`` string, a non-zero exit
+    and no leftovers; BAD for exit 0; POOR otherwise."""
+    lines = r.err_lines
+    first = lines[0] if lines else ""
+    if r.rc == 0:
+        return BAD, f"accepted (exit 0): {(r.out.strip().splitlines() or [''])[-1][:160]}"
+    left = [str(p) for p in leftovers if p.exists()]
+    problems = []
+    if len(lines) != 1:
+        problems.append(f"{len(lines)} stderr lines")
+    if "Traceback" in r.err or "internal error" in r.err:
+        problems.append("traceback/internal error")
+    if not first.startswith("pfgraph: error:"):
+        problems.append("not a 'pfgraph: error:' line")
+    missing = [m for m in must if m not in r.err]
+    if missing:
+        problems.append(f"message lacks {missing}")
+    if left:
+        problems.append(f"left behind {left}")
+    note = first[:220]
+    return (POOR, "; ".join(problems) + f" | {note}") if problems else (GOOD, note)
+
+
+def temporaries(folder: Path, name: str) -> list[Path]:
+    """Hidden temporaries of output ``name`` in ``folder``."""
+    return sorted(folder.glob(f".{name}.*"))
+
+
+def sha_all(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file of a folder."""
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@contextlib.contextmanager
+def small_disk(lab: Lab, size: str) -> Iterator[Callable[..., Result] | None]:
+    """A runner whose commands see a ``size`` tmpfs at ``lab.base/full`` (user + mount namespace);
+    None where that is impossible."""
+    mount = lab.path("full")
+    mount.mkdir(exist_ok=True)
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size={size} tmpfs {mount}"],
+                           capture_output=True, text=True) if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        yield None
+        return
+
+    def runner(*args: str, after: str = "") -> Result:
+        cmd = " ".join(shlex.quote(a) for a in lab.argv(*args))
+        script = (f"mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(mount))} && cd {shlex.quote(str(lab.base))} "
+                  f"&& {{ {cmd}; rc=$?; }}; echo \"LEFT:$(ls -A {shlex.quote(str(mount))} | tr '\\n' ' ')\"; exit $rc")
+        t0 = time.perf_counter()
+        p = subprocess.run(["unshare", "-rm", "sh", "-c", script], env=lab.env, capture_output=True, text=True,
+                           timeout=300)
+        return Result(p.returncode, p.stdout, p.stderr, time.perf_counter() - t0)
+
+    yield runner
+
+
+def _left(r: Result) -> str:
+    m = re.search(r"LEFT:(.*)", r.out)
+    return m.group(1).strip() if m else "?"
+
+
+# ------------------------------------------------------------------------------ the cases
+
+
+def item1(lab: Lab) -> Iterator[Verdict]:
+    """Implausible values: inspect and train refuse them naming file, event, branch, value."""
+    huge = lab.tampered("truth_1e30", "truth", 1e30)
+    yield Verdict(1, "inspect: truth pixel 1e30 GeV", *clean_failure(lab.cli("inspect", str(huge)), str(huge),
+                                                                        "truth", "1e+30"))
+    neg = lab.tampered("truth_minus500", "truth", -500.0)
+    run = lab.path("runs/neg")
+    r = lab.cli("train", "--model", "cnn", "--data", str(neg), "--out", str(run), "--epochs", "1", "--device", "cpu",
+                *TINY)
+    yield Verdict(1, "train: truth pixel -500 GeV in the training split", *clean_failure(r, str(neg), "-500",
+                                                                                         leftovers=[run]))
+    # A bit flip in an uncompressed file: one stored float becomes 2.9e29 (no checksum sees it).
+    import numpy as np
+
+    from pfgraph.io.root import EventFiles
+
+    plain = lab.data(1, "none")
+    image = EventFiles(plain).read(["truth"], 0, 1)["truth"][0]
+    raw = bytearray(plain.read_bytes())
+    start = raw.find(image.astype(">f4").tobytes())  # event 0's truth image, stored as is
+    pos = start + 4 * int(np.argmax(image))
+    raw[pos:pos + 4] = np.array([2.9e29], ">f4").tobytes()
+    flipped = lab.path("data/bitflip.root")
+    flipped.write_bytes(bytes(raw))
+    yield Verdict(1, "inspect: bit flip (2.9e29) in a --compression none file",
+                  *clean_failure(lab.cli("inspect", str(flipped)), str(flipped), "2.9e+29"))
+    val = lab.tampered("val_1e30", "truth", 1e30, split="val")
+    run = lab.path("runs/val")
+    r = lab.cli("train", "--model", "cnn", "--data", str(val), "--out", str(run), "--epochs", "1", "--device", "cpu",
+                *TINY)
+    verdict, note = clean_failure(r, str(val), leftovers=[run])
+    if "best val loss inf" in r.out:
+        verdict, note = BAD, "claims 'best val loss inf -> checkpoint_best.pt'"
+    yield Verdict(1, "train: truth 1e30 in the validation split", verdict, note)
+
+
+def item2(lab: Lab) -> Iterator[Verdict]:
+    """Re-evaluating a predictions file against other data with the same event ids."""
+    preds = lab.evaluation(1) / "predictions.root"
+    out = lab.path("evals/again")
+    r = lab.cli("evaluate", str(preds), "--data", str(lab.data(2)), "--out", str(out), "--no-plots")
+    yield Verdict(2, "evaluate predictions.root --data OTHER (same ids)", *clean_failure(r, str(preds), leftovers=[out]))
+
+
+def item3(lab: Lab) -> Iterator[Verdict]:
+    """A config path that does not exist must not fall back to a preset."""
+    missing = "some/dir/gauss_b000.yaml"
+    out = lab.path("data/fallback.root")
+    r = lab.cli("simulate", "--config", missing, "--events", "4", "--out", str(out), "--workers", "0")
+    yield Verdict(3, "simulate --config some/dir/gauss_b000.yaml (missing)",
+                  *clean_failure(r, missing, leftovers=[out]))
+    run = lab.path("runs/fallback")
+    r = lab.cli("train", "--model", "cnn", "--config", "nowhere/quick.yaml", "--data", str(lab.data()), "--out",
+                str(run), "--epochs", "1", "--device", "cpu", *TINY)
+    yield Verdict(3, "train --config nowhere/quick.yaml (missing)",
+                  *clean_failure(r, "nowhere/quick.yaml", leftovers=[run]))
+
+
+def item4(lab: Lab) -> Iterator[Verdict]:
+    """Mixed evaluation folders and checkpoints in the wrong run folder."""
+    a, b = lab.evaluation(1), lab.evaluation(2)
+    mixed = lab.path("evals/mixed")
+    shutil.copytree(a, mixed)
+    shutil.copy(b / "predictions.root", mixed / "predictions.root")
+    r = lab.cli("report", str(mixed), "--out", str(lab.path("reports/mixed")))
+    yield Verdict(4, "report on a folder whose predictions.root is another evaluation's",
+                  *clean_failure(r, str(mixed), "predictions.root"))
+    # kill -9 while an evaluation replaces an existing folder
+    target = lab.path("evals/killed")
+    shutil.copytree(a, target)
+    before = sha_all(target)
+    proc = subprocess.Popen(lab.argv("evaluate", str(lab.run()), "--data", str(lab.data(2)), "--out", str(target),
+                                     "--device", "cpu"), cwd=lab.base, env=lab.env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    seen = False
+    while time.time() < deadline and proc.poll() is None and not seen:
+        seen = any((p / "predictions.root").exists() for p in target.parent.glob(".killed.*")) or (
+            (target / "predictions.root").exists() and sha_all(target).get("predictions.root") != before["predictions.root"])
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    after = sha_all(target)
+    rep = lab.cli("report", str(target), "--out", str(lab.path("reports/killed")))
+    if after == before and rep.rc == 0:
+        yield Verdict(4, "kill -9 while evaluate replaces a folder", GOOD,
+                      "the previous evaluation is intact and still reports" + ("" if seen else " (killed early)"))
+    elif rep.rc != 0:
+        yield Verdict(4, "kill -9 while evaluate replaces a folder", POOR,
+                      f"folder changed, report refuses it: {rep.err_lines[:1]}")
+    else:
+        yield Verdict(4, "kill -9 while evaluate replaces a folder", BAD, "folder changed and report accepts it")
+    # a checkpoint copied into another run's folder
+    other = lab.run("cnn_small", "model.encoder=[4]")
+    swapped = lab.path("runs/swapped")
+    shutil.copytree(lab.run(), swapped)
+    shutil.copy(other / "checkpoint_best.pt", swapped / "checkpoint_best.pt")
+    out = lab.path("evals/swapped")
+    r = lab.cli("evaluate", str(swapped), "--data", str(lab.data()), "--out", str(out), "--no-plots", "--device",
+                "cpu")
+    yield Verdict(4, "evaluate a run folder holding another run's checkpoint",
+                  *clean_failure(r, "checkpoint_best.pt", leftovers=[out]))
+
+
+def item5(lab: Lab) -> Iterator[Verdict]:
+    """A report over evaluations of different datasets."""
+    out = lab.path("reports/two_datasets")
+    r = lab.cli("report", str(lab.evaluation(1)), str(lab.evaluation(2)), "--out", str(out))
+    if r.rc == 0:
+        summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
+        grouped = isinstance(summary.get("datasets"), (list, dict)) and len(summary["datasets"]) == 2
+        yield Verdict(5, "report over evaluations of two datasets", GOOD if grouped else BAD,
+                      "grouped by dataset" if grouped else "one table without a word")
+        return
+    yield Verdict(5, "report over evaluations of two datasets",
+                  *clean_failure(r, str(lab.evaluation(1)), str(lab.evaluation(2))))
+
+
+def item6(lab: Lab) -> Iterator[Verdict]:
+    """Disk full during simulate, train and evaluate (a small tmpfs)."""
+    full = lab.base / "full"
+    cases = [
+        ("simulate", "256k", lambda: ("simulate", "--events", "200", "--out", str(full / "d.root"), "--workers", "0")),
+        ("train", "64k", lambda: ("train", "--model", "cnn", "--data", str(lab.data()), "--out", str(full / "run"),
+                                  "--epochs", "1", "--device", "cpu", *TINY)),
+        ("evaluate", "64k", lambda: ("evaluate", str(lab.run()), "--data", str(lab.data()), "--out",
+                                     str(full / "eval"), "--device", "cpu", "--no-plots")),
+    ]
+    for name, size, args in cases:
+        argv = args()
+        with small_disk(lab, size) as runner:
+            if runner is None:
+                yield Verdict(6, f"disk full during {name}", SKIP, "no user/mount namespaces for a small tmpfs")
+                continue
+            r = runner(*argv)
+        verdict, note = clean_failure(r, "no space left on device")
+        left = _left(r)
+        if verdict == GOOD and left:
+            verdict, note = POOR, f"left behind: {left} | {note}"
+        yield Verdict(6, f"disk full during {name} ({size} tmpfs)", verdict, note)
+
+
+def _simulate_and_signal(lab: Lab, sig: int, name: str, group: bool = False) -> tuple[Result, list[Path]]:
+    """Start a long simulate, send ``sig`` once it writes (to its whole process group with
+    ``group``, as Ctrl-C at a terminal does), return what it said and its leftovers."""
+    out = lab.path(f"interrupt/{name}.root")
+    proc = subprocess.Popen(lab.argv("simulate", "--events", "20000", "--out", str(out)), cwd=lab.base, env=lab.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not temporaries(out.parent, out.name):
+        time.sleep(0.05)
+    time.sleep(1.0)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    try:
+        o, e = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        o, e = proc.communicate()
+    return Result(proc.returncode, o, e, 0.0), temporaries(out.parent, out.name)
+
+
+def item7(lab: Lab) -> Iterator[Verdict]:
+    """Interrupted simulate: kill -9 leftovers cleaned by the next run, SIGTERM and Ctrl-C clean."""
+    _, left = _simulate_and_signal(lab, signal.SIGKILL, "killed")
+    out = lab.path("interrupt/killed.root")
+    r = lab.cli("simulate", "--events", "8", "--out", str(out), "--workers", "0")
+    still = temporaries(out.parent, out.name)
+    if r.rc != 0:
+        yield Verdict(7, "kill -9 simulate, then run again", POOR, f"the next run failed: {r.err_lines[:1]}")
+    elif still:
+        yield Verdict(7, "kill -9 simulate, then run again", POOR,
+                      f"{len(still)} stale temporaries stay ({', '.join(p.name for p in still[:2])})")
+    else:
+        yield Verdict(7, "kill -9 simulate, then run again", GOOD,
+                      f"{len(left)} temporaries of the killed run removed by the next one")
+    for sig, label in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C (SIGINT to the process group)")):
+        r, left = _simulate_and_signal(lab, sig, label.split()[0].lower(), group=sig == signal.SIGINT)
+        lines = r.err_lines
+        if r.rc == 0:
+            yield Verdict(7, f"{label} during simulate", BAD, "exit 0")
+        elif left or len(lines) != 1 or "Traceback" in r.err:
+            yield Verdict(7, f"{label} during simulate", POOR,
+                          f"{len(lines)} stderr lines, {len(left)} leftovers | {(lines or [''])[0][:120]}")
+        else:
+            yield Verdict(7, f"{label} during simulate", GOOD, lines[0][:160])
+
+
+def item8(lab: Lab) -> Iterator[Verdict]:
+    """A failed train leaves no run folder."""
+    run = lab.path("runs/never")
+    r = lab.cli("train", "--model", "cnn", "--data", str(lab.path("data/missing.root")), "--out", str(run),
+                "--epochs", "1", "--device", "cpu", *TINY)
+    yield Verdict(8, "train with a missing data file", *clean_failure(r, "missing.root", leftovers=[run]))
+
+
+def item9(lab: Lab) -> Iterator[Verdict]:
+    """Corrupt header bytes of a compressed basket."""
+    src = lab.data()
+    raw = bytearray(src.read_bytes())
+    pos = raw.find(b"L4", 1000)
+    raw[pos:pos + 2] = b"QQ"
+    bad = lab.path("data/corrupt_header.root")
+    bad.write_bytes(bytes(raw))
+    yield Verdict(9, "inspect a file with corrupt basket header bytes",
+                  *clean_failure(lab.cli("inspect", str(bad)), str(bad), "corrupt or unreadable"))
+
+
+def item10(lab: Lab) -> Iterator[Verdict]:
+    """``pfgraph inspect FILE | head -1`` exits quietly."""
+    cmd = " ".join(shlex.quote(a) for a in lab.argv("inspect", str(lab.data()))) + " | head -1"
+    p = subprocess.run(["bash", "-c", cmd], cwd=lab.base, env=lab.env, capture_output=True, text=True)
+    if "BrokenPipe" in p.stderr or "internal error" in p.stderr or "Traceback" in p.stderr:
+        yield Verdict(10, "inspect FILE | head -1", POOR, p.stderr.strip().splitlines()[-1][:160])
+    else:
+        yield Verdict(10, "inspect FILE | head -1", GOOD, "quiet" if not p.stderr.strip() else p.stderr.strip()[:120])
+
+
+def item11(lab: Lab) -> Iterator[Verdict]:
+    """The override example in ``train --help`` is accepted."""
+    help_text = lab.cli("train", "--help").out
+    examples = re.findall(r"\b([a-z_]+(?:\.[a-z_]+)+=[^\s,)]+)", help_text)
+    if not examples:
+        yield Verdict(11, "train --help override example", GOOD, "no key=value example shown")
+        return
+    run = lab.path("runs/help_example")
+    r = lab.cli("train", "--model", "cnn", "--data", str(lab.data()), "--out", str(run), "--epochs", "1",
+                "--device", "cpu", *TINY, examples[0])
+    verdict = GOOD if r.rc == 0 else BAD
+    yield Verdict(11, f"train --help example '{examples[0]}'", verdict,
+                  "accepted" if r.rc == 0 else (r.err_lines or ["?"])[0][:160])
+
+
+def item12(lab: Lab) -> Iterator[Verdict]:
+    """Checkpoints that do not fit, and unsafe ones."""
+    import torch
+
+    run = lab.path("runs/misfit")
+    shutil.copytree(lab.run(), run)
+    ckpt = torch.load(run / "checkpoint_best.pt", weights_only=True)
+    ckpt["config"]["model"]["params"]["encoder"] = [8, 16]
+    torch.save(ckpt, run / "checkpoint_best.pt")
+    r = lab.cli("evaluate", str(run), "--data", str(lab.data()), "--out", str(lab.path("evals/misfit")),
+                "--no-plots", "--device", "cpu")
+    yield Verdict(12, "evaluate a checkpoint whose model config does not fit",
+                  *clean_failure(r, str(run / "checkpoint_best.pt")))
+    unsafe = lab.path("runs/unsafe")
+    shutil.copytree(lab.run(), unsafe)
+    marker = lab.path("PWNED")
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"format": "pfgraph-checkpoint", "payload": Payload()}, unsafe / "checkpoint_best.pt")
+    r = lab.cli("evaluate", str(unsafe), "--data", str(lab.data()), "--out", str(lab.path("evals/unsafe")),
+                "--no-plots", "--device", "cpu")
+    verdict, note = clean_failure(r, "refused", "code")
+    if marker.exists():
+        verdict, note = BAD, "the checkpoint ran code"
+    yield Verdict(12, "evaluate a checkpoint that would run code", verdict, note)
+
+
+def item13(lab: Lab) -> Iterator[Verdict]:
+    """Default single-file simulate rate (target 2000 events/s; the machine's load matters)."""
+    out = lab.path("rate/default.root")
+    r = lab.cli("simulate", "--events", "4000", "--out", str(out))
+    m = re.search(r"([\d.]+) events/s", r.out)
+    if r.rc != 0 or not m:
+        yield Verdict(13, "default simulate rate", POOR, f"no rate: {(r.err_lines or [''])[0][:120]}")
+        return
+    rate = float(m.group(1))
+    yield Verdict(13, "default simulate rate (4000 events, one file)", GOOD if rate >= 2000 else POOR,
+                  f"{rate:.0f} events/s (target 2000; one run on a possibly loaded machine)")
+
+
+def item14(lab: Lab) -> Iterator[Verdict]:
+    """``simulate --format rntuple`` / ``output.format: rntuple`` and RNTuple from evaluate."""
+    out = lab.path("rntuple/b050.root")
+    r = lab.cli("simulate", "--events", "8", "--out", str(out), "--workers", "0", "--format", "rntuple")
+    ok = r.rc == 0 and out.exists()
+    if ok:
+        import uproot
+
+        with uproot.open(out) as f:
+            ok = f.classnames().get("events;1", f.classnames().get("events")) == "ROOT::RNTuple"
+    yield Verdict(14, "simulate --format rntuple", GOOD if ok else BAD,
+                  "an RNTuple file" if ok else (r.err_lines or ["?"])[0][:160])
+    out2 = lab.path("rntuple/key.root")
+    r = lab.cli("simulate", "--events", "8", "--out", str(out2), "--workers", "0", "output.format=rntuple")
+    yield Verdict(14, "simulate output.format=rntuple", GOOD if r.rc == 0 else BAD,
+                  "accepted" if r.rc == 0 else (r.err_lines or ["?"])[0][:160])
+    help_text = lab.cli("evaluate", "--help").out
+    yield Verdict(14, "evaluate can write RNTuple", GOOD if "rntuple" in help_text.lower() else BAD,
+                  "documented in evaluate --help" if "rntuple" in help_text.lower() else "no RNTuple option")
+
+
+def item15(lab: Lab) -> Iterator[Verdict]:
+    """``reproduce_paper.sh --out DIR`` writes only under DIR unless asked (static check)."""
+    text = (ROOT / "scripts" / "reproduce_paper.sh").read_text()
+    writes = [line.strip() for line in text.splitlines()
+              if re.search(r"(^|[\s\"'=])docs/", line) and not line.lstrip().startswith("#")]
+    guarded = [w for w in writes if re.search(r"UPDATE_DOCS|update-docs|DOCS_OUT", w)]
+    bad = [w for w in writes if w not in guarded]
+    yield Verdict(15, "reproduce_paper.sh writes outside --out", GOOD if not bad else BAD,
+                  "docs/ only behind an opt-in" if not bad else f"unguarded: {bad[0][:140]}")
+
+
+def item16(lab: Lab) -> Iterator[Verdict]:
+    """README install notes (static check)."""
+    text = (ROOT / "README.md").read_text()
+    need = {"how to run pfgraph after make install": r"\.venv/bin/pfgraph|source \.venv/bin/activate",
+            "CPU torch elsewhere": r"(?i)cpu (wheel|build)",
+            "GPU install": r"(?i)(gpu|cuda)",
+            "a C++ compiler for torch-cluster": r"(?i)(c\+\+ compiler|g\+\+)",
+            "Python headers for torch-cluster": r"(?i)python[- ]?(3-)?(dev\b|headers)",
+            "make": r"(?i)\bmake\b"}
+    missing = [k for k, pat in need.items() if not re.search(pat, text)]
+    yield Verdict(16, "README: PATH, CPU/GPU torch, torch-cluster prerequisites", GOOD if not missing else BAD,
+                  "all present" if not missing else f"missing: {', '.join(missing)}")
+
+
+def item17(lab: Lab) -> Iterator[Verdict]:
+    """Progress bars stay quiet when stderr is not a terminal."""
+    env = {k: v for k, v in lab.env.items() if k != "PFGRAPH_NO_PROGRESS"}
+    r = lab.cli("simulate", "--events", "600", "--out", str(lab.path("progress/p.root")), env=env)
+    bars = "\r" in r.err or re.search(r"\d+%\|", r.err) or "it/s" in r.err
+    yield Verdict(17, "progress bars with stderr redirected", BAD if bars else GOOD,
+                  "bars in the redirected stderr" if bars else "quiet")
+
+
+def item18(lab: Lab) -> Iterator[Verdict]:
+    """The demo's documented duration points at a BENCHMARKS 'Demo' section that exists (static)."""
+    bench = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    has = re.search(r"(?im)^#+ .*demo", bench)
+    yield Verdict(18, "BENCHMARKS has the Demo section the README points to", GOOD if has else BAD,
+                  "present" if has else "no Demo section")
+
+
+def item19(lab: Lab) -> Iterator[Verdict]:
+    """BENCHMARKS commands: train has --out, no stale /tmp paths; quick.yaml's claim (static)."""
+    bench = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    problems = []
+    for line in bench.splitlines():
+        if re.search(r"pfgraph(\.cli)? train ", line) and "--out" not in line and not line.rstrip().endswith("\\"):
+            problems.append(f"train without --out: {line.strip()[:80]}")
+        for p in re.findall(r"(/tmp/[\w./-]+)", line):
+            if not Path(p).exists():
+                problems.append(f"names {p}")
+    quick = (ROOT / "configs" / "train" / "quick.yaml").read_text()
+    if re.search(r"(?i)demo|smoke", quick):
+        users = subprocess.run(["grep", "-rl", "quick", "pfgraph", "tests", "scripts", "Makefile"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.split()
+        if not users:
+            problems.append("quick.yaml claims a use nothing has")
+    yield Verdict(19, "BENCHMARKS commands and quick.yaml claims", GOOD if not problems else BAD,
+                  "consistent" if not problems else "; ".join(problems[:2]))
+
+
+def item20(lab: Lab) -> Iterator[Verdict]:
+    """Every documented ``pfgraph ...`` command names a real sub-command and real flags; a test
+    keeps it so."""
+    import argparse
+
+    from pfgraph.cli import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    failures = []
+    n = 0
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = doc.read_text().replace("\\\n", " ")
+        blocks = re.findall(r"(?ms)^```[^\n]*\n(.*?)^```", text)  # fenced code
+        spans = re.findall(r"`([^`\n]+)`", re.sub(r"(?ms)^```.*?^```", "", text))  # inline code
+        for m in re.finditer(r"(?m)^\s*(?:\$\s*)?(?:\.venv/bin/)?pfgraph ([^\n#|>]+)", "\n".join(blocks + spans)):
+            try:
+                args = shlex.split(m.group(1).replace("[", " ").replace("]", " "))
+            except ValueError:
+                continue
+            if not args:
+                continue
+            n += 1
+            if args[0].startswith("-"):
+                known = parser._option_string_actions
+            elif args[0] in subs:
+                known = subs[args[0]]._option_string_actions
+            else:
+                failures.append(f"{doc.name}: no sub-command '{args[0]}'")
+                continue
+            unknown = [a.split("=")[0] for a in args[1:] if a.startswith("--") and a.split("=")[0] not in known]
+            if unknown:
+                failures.append(f"{doc.name}: pfgraph {args[0]} has no {unknown[0]}")
+    tests = subprocess.run(["grep", "-rlE", "README|BENCHMARKS", "tests"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.split()
+    verdict = GOOD if not failures else BAD
+    note = f"{n} documented commands use real flags" if not failures else \
+        f"{len(failures)} of {n} do not: {failures[0]}"
+    if not failures and not tests:
+        verdict, note = POOR, note + "; no test runs them"
+    yield Verdict(20, "documented commands exist (sub-commands and flags)", verdict, note)
+
+
+ITEMS: dict[int, Callable[[Lab], Iterator[Verdict]]] = {
+    1: item1, 2: item2, 3: item3, 4: item4, 5: item5, 6: item6, 7: item7, 8: item8, 9: item9, 10: item10,
+    11: item11, 12: item12, 13: item13, 14: item14, 15: item15, 16: item16, 17: item17, 18: item18, 19: item19,
+    20: item20,
+}
+
+
+def table(rows: list[Verdict], markdown: bool) -> str:
+    """The verdicts as a plain or Markdown table."""
+    if markdown:
+        head = "| item | case | verdict | what happened |\n|---|---|---|---|\n"
+        return head + "".join(f"| {r.item} | {r.case} | {r.verdict} | {r.note.replace('|', '/')} |\n" for r in rows)
+    w = max(len(r.case) for r in rows)
+    return "\n".join(f"{r.item:>3}  {r.case:<{w}}  {r.verdict:<4}  {r.note}" for r in rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the fault table; exit 1 if any case is BAD."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--only", help="comma-separated item numbers (default: all 20)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
+    ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    args = ap.parse_args(argv)
+    items = sorted(ITEMS) if not args.only else [int(x) for x in args.only.split(",")]
+    base = Path(tempfile.mkdtemp(prefix="pfgraph-faults-"))
+    lab = Lab(base)
+    rows: list[Verdict] = []
+    t0 = time.perf_counter()
+    try:
+        for item in items:
+            t = time.perf_counter()
+            try:
+                for v in ITEMS[item](lab):
+                    rows.append(v)
+                    print(f"[{time.perf_counter() - t0:6.1f} s] {v.item:>2} {v.verdict:<4} {v.case}", file=sys.stderr,
+                          flush=True)
+            except Exception as exc:  # a case that cannot even run is reported, not fatal
+                rows.append(Verdict(item, "(case could not run)", POOR, f"{type(exc).__name__}: {exc}"[:200]))
+            del t
+    finally:
+        if args.keep:
+            print(f"kept {base}", file=sys.stderr)
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    print(table(rows, args.markdown))
+    counts = {k: sum(r.verdict == k for r in rows) for k in (GOOD, POOR, BAD, SKIP)}
+    print(f"\n{len(rows)} cases in {time.perf_counter() - t0:.0f} s: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 1 if counts[BAD] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
