@@ -140,6 +140,8 @@ def evaluation_folder(out: str | os.PathLike[str], manifest: dict[str, Any]) -> 
     place of ``out`` as one step. On any exception (or interrupt) ``out`` is left untouched and
     the temporary folder removed."""
     out = Path(out)
+    if out.is_symlink():  # replace the folder the link points to, keep the link
+        out = out.resolve()
     check_target(out)
     parent = out.parent if str(out.parent) else Path(".")
     try:
