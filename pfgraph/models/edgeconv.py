@@ -18,10 +18,10 @@ per point:
   - ``pyg``: torch-geometric :class:`~torch_geometric.nn.EdgeConv` on edge lists, the position
     graph from a KD-tree on (eta, phi) without phi wrap-around: the implementation before the
     grid graph, kept as the benchmark baseline (scripts/bench_graph.py).
-* Graphs per block (``graphs``): ``position`` = the static (eta, phi) graph, read off the
+* Graphs per block (``dynamic_from``): ``position`` = the static (eta, phi) graph, read off the
   56 x 56 grid and stored with the points (batch field ``nbr``, phi periodic; see
   :mod:`pfgraph.repr.graph`), or ``features`` = kNN on the block's input features (a dynamic
-  graph, rebuilt every step through :func:`pfgraph.repr.knn.knn_graph`, torch-cluster or the
+  graph, for the blocks from index ``dynamic_from`` on, rebuilt every step through :func:`pfgraph.repr.knn.knn_graph`, torch-cluster or the
   pure-torch backend: ``knn_backend``).
 * The input features and every block's output are concatenated (skip connections) and an
   MLP head (``head`` widths, then Linear -> 1) predicts the normalised target per point.
@@ -67,9 +67,9 @@ class EdgeConvConfig:
     k: int = 12
     #: output width of each EdgeConv block; the number of entries is the depth
     widths: list[int] = field(default_factory=lambda: [64, 64, 64, 64])
-    #: graph of each block (one entry per width): "position" = the static (eta, phi) graph,
-    #: "features" = kNN on the block's input features (dynamic)
-    graphs: list[GraphKind] = field(default_factory=lambda: ["position", "position", "position", "position"])
+    #: blocks from this index on (0 = the first) use kNN on their input features (dynamic graphs);
+    #: the others the static (eta, phi) graph. null: static everywhere (DGCNN: 1)
+    dynamic_from: int | None = None
     #: block implementation: "gather_max" (node-cost messages, normalisation on nodes), "split"
     #: (DGCNN exactly, first Linear split per node), "pyg" (torch-geometric EdgeConv: the baseline)
     impl: Literal["gather_max", "split", "pyg"] = "gather_max"
@@ -89,20 +89,25 @@ class EdgeConvConfig:
     #: activation on the output: none (linear), relu, softplus or sigmoid
     output: Literal["none", "relu", "softplus", "sigmoid"] = "none"
 
+    def graphs(self) -> list[GraphKind]:
+        """The graph of each block: ``position`` (static) or ``features`` (dynamic)."""
+        first = len(self.widths) if self.dynamic_from is None else self.dynamic_from
+        return ["position" if i < first else "features" for i in range(len(self.widths))]
+
     def validate(self) -> None:
         """Reject impossible values with one clear line."""
         if self.k < 1:
             raise ConfigError(f"model.k must be >= 1, got {self.k}")
         if not self.widths or any(w < 1 for w in self.widths):
             raise ConfigError(f"model.widths must be a non-empty list of positive widths, got {self.widths}")
-        if len(self.graphs) != len(self.widths):
-            raise ConfigError(f"model.graphs has {len(self.graphs)} entries for {len(self.widths)} blocks (model.widths)")
+        if self.dynamic_from is not None and self.dynamic_from < 0:
+            raise ConfigError(f"model.dynamic_from must be >= 0 or null, got {self.dynamic_from}")
         if self.edge_depth < 1:
             raise ConfigError(f"model.edge_depth must be >= 1, got {self.edge_depth}")
         if self.impl == "gather_max" and self.edge_depth != 1:
             raise ConfigError("model.impl gather_max needs model.edge_depth = 1 (use impl: split for deeper edge MLPs)")
         need = self.k + (0 if self.loop else 1)
-        if self.impl != "pyg" and "position" in self.graphs and need > STATIC_K:
+        if self.impl != "pyg" and "position" in self.graphs() and need > STATIC_K:
             raise ConfigError(f"model.k = {self.k} needs {need} stored neighbours per point, the static graph holds "
                               f"{STATIC_K} (pfgraph.repr.graph.STATIC_K)")
         if any(w < 1 for w in self.head):
@@ -236,7 +241,7 @@ class EdgeConvNet(nn.Module):
     def __init__(self, cfg: EdgeConvConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        if "features" in cfg.graphs:
+        if "features" in cfg.graphs():
             resolve_backend(cfg.knn_backend)  # fail early on an unusable explicit backend
         self.convs = nn.ModuleList()
         width_in = cfg.in_features
@@ -286,7 +291,7 @@ class EdgeConvNet(nn.Module):
         feats = [x]
         h = x
         static: torch.Tensor | None = None
-        for conv, kind in zip(self.convs, self.cfg.graphs):
+        for conv, kind in zip(self.convs, self.cfg.graphs()):
             if self.cfg.impl == "pyg":
                 h = conv(h, self.graph(pos if kind == "position" else h, batch))
             else:

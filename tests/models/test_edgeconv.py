@@ -35,7 +35,7 @@ PRESET = yaml.safe_load((CONFIG_DIR / "model" / "edgeconv.yaml").read_text())
 #: Pinned so that an architecture change is deliberate (default preset).
 PARAMS = 68_545
 #: The former default (today's baseline: `impl: pyg`, kept for the benchmark).
-BASELINE = {"impl": "pyg", "widths": [32, 32, 32], "graphs": ["position", "features", "features"],
+BASELINE = {"impl": "pyg", "widths": [32, 32, 32], "dynamic_from": 1,
             "head": [64, 32]}
 
 
@@ -99,7 +99,7 @@ def test_overfits_a_tiny_batch(batch) -> None:  # noqa: ANN001
 def test_backends_give_the_same_predictions(batch) -> None:  # noqa: ANN001
     pytest.importorskip("torch_cluster", reason="torch-cluster is not installed: parity needs both backends")
     torch.manual_seed(0)
-    dynamic = dict(PRESET, graphs=["position", "features", "features", "features"])
+    dynamic = dict(PRESET, dynamic_from=1)
     a = build_edgeconv(dict(dynamic, knn_backend="torch_cluster")).eval()
     b = build_edgeconv(dict(dynamic, knn_backend="torch")).eval()
     b.load_state_dict(a.state_dict())
@@ -128,9 +128,9 @@ def test_sorted_max_aggregation_is_the_max(batch) -> None:  # noqa: ANN001
 
 def test_variants_build_and_run(batch) -> None:  # noqa: ANN001
     x, pos, ev, _ = small_cloud(batch, 6)
-    for cfg in ({"graphs": ["features", "position"], "widths": [8, 8], "edge_depth": 2, "head": [], "impl": "split"},
+    for cfg in ({"dynamic_from": 0, "widths": [8, 8], "edge_depth": 2, "head": [], "impl": "split"},
                 {"output": "softplus", "batch_norm": False, "dropout": 0.1, "k": 3},
-                {"graphs": ["features", "position"], "widths": [8, 8], "loop": False, "k": 15},
+                {"dynamic_from": 1, "widths": [8, 8], "loop": False, "k": 15},
                 BASELINE, dict(BASELINE, edge_depth=2)):
         model = build_edgeconv(cfg).eval()
         assert len(model.convs) == len(cfg.get("widths", PRESET["widths"]))
@@ -150,8 +150,8 @@ def test_bad_configs_are_refused() -> None:
         build_edgeconv({"widths": []})
     with pytest.raises(ConfigError, match="knn_backend"):
         build_edgeconv({"knn_backend": "faiss"})
-    with pytest.raises(ConfigError, match="model.graphs has 1 entries for 4 blocks"):
-        build_edgeconv({"graphs": ["position"]})
+    with pytest.raises(ConfigError, match="model.dynamic_from must be >= 0"):
+        build_edgeconv({"dynamic_from": -1})
     with pytest.raises(ConfigError, match="needs 17 stored neighbours"):
         build_edgeconv({"k": 16, "loop": False})
     with pytest.raises(ConfigError, match="gather_max needs model.edge_depth = 1"):
@@ -192,7 +192,7 @@ def _pyg_pair(width_in: int, width: int, batch_norm: bool) -> tuple[torch.nn.Mod
         layers.append(torch.nn.BatchNorm1d(width))
     layers.append(torch.nn.LeakyReLU(0.2))
     ref = EdgeConv(torch.nn.Sequential(*layers), aggr="max")
-    cfg = EdgeConvConfig(batch_norm=batch_norm, widths=[width], graphs=["position"])
+    cfg = EdgeConvConfig(batch_norm=batch_norm, widths=[width])
     block = NodeEdgeConv(width_in, width, cfg, gather=not batch_norm)
     block.load_edgeconv_linear(layers[0])
     if batch_norm:
