@@ -281,7 +281,7 @@ class EdgeConvNet(nn.Module):
         first = 0 if loop else 1  # column 0 of the stored table is the point itself
         if nbr is None or nbr.size(1) < first + k:
             nbr = grid_knn(pos, first + k, batch, loop=True, phi_wrap=STATIC_PHI_WRAP)
-        return full_table(nbr[:, first:first + k])
+        return full_table(nbr[:, first:first + k].long())
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor,
                 nbr: torch.Tensor | None = None) -> torch.Tensor:

@@ -12,7 +12,7 @@ branches of the data contract). Per point the batch carries:
 * ``miss_pix``, ``miss_val``, ``miss_batch``: the target pixels *without* a point (out of
   reach of any point model, about 3 % of truth pixels), so :meth:`GraphRepresentation.truth_grid`
   rebuilds the full target image exactly;
-* ``nbr`` (N, :data:`STATIC_K`) int64: the static (eta, phi) graph, each point's nearest points of
+* ``nbr`` (N, :data:`STATIC_K`) int32: the static (eta, phi) graph, each point's nearest points of
   its event ordered by distance (itself first), as batch-global indices, ``-1`` where the event
   has fewer points. It is built once per event when the events are loaded
   (:func:`pfgraph.repr.knn.grid_knn` on the 56 x 56 occupancy map, phi periodic as in the
@@ -223,10 +223,10 @@ class PointStore:
 
 
 def _global_neighbours(local: np.ndarray, ptr: np.ndarray, counts: np.ndarray) -> torch.Tensor:
-    """Event-local neighbour indices (P, K) -> batch-global int64 tensor (``-1`` kept)."""
-    shift = np.repeat(ptr[:-1], counts)[:, None]
-    out = local.astype(np.int64)
-    np.add(out, shift, out=out, where=out >= 0)
+    """Event-local neighbour indices (P, K) -> batch-global int32 tensor (``-1`` kept)."""
+    out = local.astype(np.int32)
+    out += np.repeat(ptr[:-1].astype(np.int32), counts)[:, None]
+    np.putmask(out, local < 0, -1)
     return torch.from_numpy(out)
 
 
@@ -248,8 +248,9 @@ def static_neighbours(pix: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         if b == a:
             continue
         event = torch.from_numpy(np.repeat(np.arange(e1 - e0, dtype=np.int64), counts[e0:e1]))
-        table = grid_knn(point_positions(torch.from_numpy(pix[a:b])), STATIC_K, event, loop=True,
-                         phi_wrap=STATIC_PHI_WRAP).numpy()
+        p = torch.from_numpy(pix[a:b])
+        table = grid_knn(point_positions(p), STATIC_K, event, loop=True, phi_wrap=STATIC_PHI_WRAP,
+                         pixels=split_pixel(p)).numpy()
         start = np.repeat(offsets[e0:e1] - a, counts[e0:e1])[:, None]
         np.subtract(table, start, out=table, where=table >= 0)
         out[a:b] = table

@@ -231,14 +231,16 @@ def grid_pixels(pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def grid_knn(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop: bool = True,
-             phi_wrap: bool = True, max_elements: int = _GRID_MAX_ELEMENTS) -> torch.Tensor:
+             phi_wrap: bool = True, max_elements: int = _GRID_MAX_ELEMENTS,
+             pixels: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """k nearest (eta, phi) neighbours of grid points, read off the occupancy map.
 
     ``pos`` (N, 2) are pixel centres of the 56 x 56 grid plus fixed sub-pixel offsets of at most
     :data:`GRID_TIE_BREAK` pixels (:func:`pfgraph.repr.graph.point_positions`); ``batch`` (N,) the
     sorted event vector. Returns the neighbour table (N, k) int64 of global point indices, each
     row ordered by distance (the point itself first with ``loop``), ``-1`` where an event has
-    too few points. Same neighbour sets as :func:`knn_graph` on ``pos`` (the offsets break ties);
+    too few points. ``pixels``: the points' (ieta, iphi) when known (else derived from ``pos``).
+    Same neighbour sets as :func:`knn_graph` on ``pos`` (the offsets break ties);
     with ``phi_wrap`` the azimuthal distance is periodic, as in the evaluation (the same sets as
     :func:`knn_graph` on the points and their copies at phi +- 2 pi).
 
@@ -263,7 +265,7 @@ def grid_knn(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop:
     batch = batch.long()
     if n > 1 and bool((batch[1:] < batch[:-1]).any()):
         raise ValueError("batch vector must be sorted (points grouped by event)")
-    ieta, iphi = grid_pixels(pos)
+    ieta, iphi = grid_pixels(pos) if pixels is None else (pixels[0].long(), pixels[1].long())
     posf = pos.detach().float()
     two_pi = torch.tensor(2 * math.pi, dtype=torch.float32, device=device)
     inf = torch.full((1,), math.inf, dtype=torch.float32, device=device)
@@ -288,13 +290,11 @@ def grid_knn(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop:
         pe, pp = int(deta[:m].abs().max()), int(dphi[:m].abs().max())
         h, w = side + 2 * pe, side + 2 * pp
         imap = torch.full((n_events, h, w), none, dtype=torch.int32, device=device)
-        idx = torch.arange(n, dtype=torch.int32, device=device)
-        imap[batch, ieta + pe, iphi + pp] = idx + n
+        imap[batch, ieta + pe, iphi + pp] = torch.arange(n, n + n, dtype=torch.int32, device=device)
         if phi_wrap and pp:
-            imap[:, :, :pp] = imap[:, :, side:side + pp] - n  # left of the seam: phi - 2 pi
-            imap[:, :, pp + side:] = imap[:, :, pp:2 * pp] + n  # right of the seam: phi + 2 pi
-            imap[imap < 0] = none
-            imap[imap > none] = none
+            left, right = imap[:, :, side:side + pp], imap[:, :, pp:2 * pp]
+            imap[:, :, :pp] = torch.where(left == none, none, left - n)  # left of the seam: phi - 2 pi
+            imap[:, :, pp + side:] = torch.where(right == none, none, right + n)  # right of the seam: phi + 2 pi
         imap = imap.reshape(-1)
         code = (deta[:m] * w + dphi[:m]).int()
         base = ((batch * h + ieta + pe) * w + iphi + pp).int()
@@ -303,13 +303,12 @@ def grid_knn(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop:
         undone = []
         for s in range(0, todo.numel(), step):
             rows = todo[s:s + step]
-            cand = imap[base[rows, None] + code]
-            dist = (eta_ext[cand] - posf[rows, 0, None]).square() + (phi_ext[cand] - posf[rows, 1, None]).square()
-            best, where = dist.topk(t, dim=1, largest=False, sorted=True)
-            final = best[:, -1].sqrt() < r_next - eps
-            done = rows[final]
-            out[done, k - kk:k - kk + t] = torch.remainder(torch.gather(cand[final], 1, where[final]), n).long()
-            undone.append(rows[~final])
+            cand = imap.index_select(0, (base.index_select(0, rows)[:, None] + code).view(-1))
+            de_ = eta_ext.index_select(0, cand).view(-1, m) - posf[rows, 0, None]
+            dp_ = phi_ext.index_select(0, cand).view(-1, m) - posf[rows, 1, None]
+            best, where = (de_.square_() + dp_.square_()).topk(t, dim=1, largest=False, sorted=True)
+            out[rows, k - kk:k - kk + t] = torch.remainder(torch.gather(cand.view(-1, m), 1, where), n).long()
+            undone.append(rows[best[:, -1].sqrt() >= r_next - eps])  # not provably complete: wider window
         todo = torch.cat(undone)
         if todo.numel() == 0:
             return out
@@ -332,6 +331,7 @@ def grid_knn(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop:
         dist = ((posf[cand, 0] - posf[rows, 0, None]).square() + dphi_c).masked_fill(~valid, math.inf)
         best, where = dist.topk(t, dim=1, largest=False, sorted=True)
         nbr = torch.gather(cand, 1, where).masked_fill(~torch.isfinite(best), -1)
+        out[rows, k - kk:] = -1  # the windows' guesses
         out[rows, k - kk:k - kk + t] = nbr
     return out
 
