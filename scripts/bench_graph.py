@@ -320,7 +320,7 @@ def main() -> None:
             tb = [store.batch(np.arange(s, s + bs)) for s in range(0, n_train - bs + 1, bs)]
             vb = [store.batch(np.arange(s, min(s + bs, n))) for s in range(n_train, n, bs)]
             depth = len(PRESET["widths"])
-            ab = {f"gather_max, static graph in every block": dict(PRESET, dynamic_from=None)}
+            ab = {"gather_max, static graph in every block": dict(PRESET, dynamic_from=None)}
             for first in range(depth - 1, 0, -1):
                 ab[f"gather_max, dynamic graphs from block {first + 1}"] = dict(PRESET, dynamic_from=first)
             ab["split (BatchNorm on edges, DGCNN), static graphs"] = dict(PRESET, impl="split", dynamic_from=None)
@@ -352,7 +352,7 @@ def main() -> None:
         f"{reach['pixel_fraction']:.2%} / {reach['energy_fraction']:.3%} |",
         f"| bytes/event, graph training batch without the static graph (x, y, pix, batch, ptr, out-of-reach target) "
         f"| {graph_bytes:,.0f} |",
-        f"| bytes/event, static graph in a batch (`nbr`, {STATIC_K} int64 per point) | {nbr_bytes:,.0f} |",
+        f"| bytes/event, static graph in a batch (`nbr`, {STATIC_K} int32 per point) | {nbr_bytes:,.0f} |",
         f"| bytes/event, dense batch (4 input + 1 target float32 images) | {dense_bytes:,} |",
         f"| bytes/event, model inputs built on the device (8 features + 2-D positions) | {work_bytes:,.0f} |",
         f"| bytes/event, in-memory dataset (`PointStore`), of which the static graph ({STATIC_K} int16 per point) | "
@@ -380,6 +380,17 @@ def main() -> None:
         *[f"| {r[0]} | {r[1]} | {r[2]:,} | {r[3]:.1f} | {r[4]:.2f} | {r[5]:.2f} | "
           f"{'n/a' if not r[6] else f'{r[6] / 2**20:.1f} MiB'} |" for r in train_rows],
     ]
+    cpu_rows = [r for r in train_rows if r[1] == "cpu"]
+    if cpu_rows:
+        same = next(r for r in cpu_rows if r[0].startswith("edgeconv gather_max, the former width and head, static"))
+        new = next(r for r in cpu_rows if r[0].startswith("edgeconv new default"))
+        body += [
+            "",
+            f"Targets (CPU, this run): edgeconv at the former width {same[4]:.1f}x the former implementation "
+            f"(target >= 5x: {'met' if same[4] >= 5 else 'NOT met'}); new default {new[2]:,} parameters at "
+            f"{new[5]:.2f}x cnn's events/s (targets >= 50k and >= 0.3x: "
+            f"{'met' if new[2] >= 50_000 and new[5] >= 0.3 else 'NOT met'}).",
+        ]
     if ab_rows:
         body += [
             "",
@@ -390,6 +401,8 @@ def main() -> None:
             "| variant | parameters | events trained | seconds | validation MSE |",
             "|---|---:|---:|---:|---:|",
             *[f"| {r[0]} | {r[1]:,} | {r[2]:,} | {r[3]:.0f} | {r[4]:.3e} |" for r in ab_rows],
+            "",
+            f"Lowest validation MSE at equal time: {min(ab_rows, key=lambda r: r[4])[0]}.",
         ]
     if epoch is not None:
         body += [
