@@ -1,4 +1,5 @@
-"""k-nearest-neighbour graphs for point clouds: torch-cluster or pure torch, same edge sets.
+"""k-nearest-neighbour graphs for point clouds: torch-cluster or pure torch, same edge sets; and
+the static (eta, phi) graph of grid points read off the occupancy map (:func:`grid_knn`).
 
 Two backends build the same graph (``edge_index`` of shape (2, E), row 0 = the neighbour
 ``j`` (source), row 1 = the centre ``i`` (target): the ``source_to_target`` flow of
