@@ -22,6 +22,7 @@ MODEL_MODULES = (
     "pfgraph.models.unet",
     "pfgraph.models.rnn",
     "pfgraph.models.edgeconv",
+    "pfgraph.models.pfn",
     "pfgraph.models.analytic",
     "pfgraph.models.calibrated",
 )

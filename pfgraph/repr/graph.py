@@ -11,7 +11,13 @@ branches of the data contract). Per point the batch carries:
 * ``batch`` (N,) int64 and ``ptr`` (B+1,): torch-geometric's event vector and offsets;
 * ``miss_pix``, ``miss_val``, ``miss_batch``: the target pixels *without* a point (out of
   reach of any point model, about 3 % of truth pixels), so :meth:`GraphRepresentation.truth_grid`
-  rebuilds the full target image exactly.
+  rebuilds the full target image exactly;
+* ``nbr`` (N, :data:`STATIC_K`) int32: the static (eta, phi) graph, each point's nearest points of
+  its event ordered by distance (itself first), as batch-global indices, ``-1`` where the event
+  has fewer points. It is built once per event when the events are loaded
+  (:func:`pfgraph.repr.knn.grid_knn` on the 56 x 56 occupancy map, phi periodic as in the
+  evaluation) and stored with the points (int16, local to the event), so an epoch never
+  recomputes it; models take its first k columns.
 
 The model features (N, 8) = [x, eta, phi, ieta/56, iphi/56] and the positions used for the
 fixed (eta, phi) graph are derived from ``pix`` on the model's device
@@ -46,6 +52,7 @@ from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import Normalisation, Representation
 from pfgraph.repr.grid import NPIX, graph_to_grid, reach_summary, split_pixel
+from pfgraph.repr.knn import GRID_TIE_BREAK, grid_knn
 
 #: Names of the per-point model features, in order (see :func:`point_features`).
 FEATURES: tuple[str, ...] = (*schema.INPUT_CHANNELS, "eta", "phi", "ieta", "iphi")
@@ -54,7 +61,12 @@ N_FEATURES = len(FEATURES)
 #: Fixed sub-pixel offset (in pixels, at most) added to the positions of the (eta, phi) graph:
 #: on a regular grid many neighbours are exactly equidistant, and this makes the k nearest
 #: well defined, hence identical for every kNN backend and device.
-TIE_BREAK = 0.01
+TIE_BREAK = GRID_TIE_BREAK
+#: Neighbours per point of the stored static (eta, phi) graph (the point itself included);
+#: models use the first k <= STATIC_K columns.
+STATIC_K = 16
+#: The static graph treats phi as periodic (the evaluation wraps dphi to [-pi, pi]).
+STATIC_PHI_WRAP = True
 
 _rng = np.random.default_rng(20240556)
 _JITTER = (_rng.uniform(-TIE_BREAK, TIE_BREAK, size=(NPIX, 2))
@@ -138,6 +150,7 @@ class PointStore:
     miss_offsets: np.ndarray  # (E+1,) int64 into the miss arrays
     miss_pix: np.ndarray  # (M,) int16
     miss_val: np.ndarray  # (M,) float32, normalised
+    nbr: np.ndarray  # (P, STATIC_K) int16 event-local indices of the static graph, -1 = none
 
     @property
     def num_events(self) -> int:
@@ -153,7 +166,7 @@ class PointStore:
     def nbytes(self) -> int:
         """Memory held by the arrays."""
         return sum(a.nbytes for a in (self.entries, self.offsets, self.energy, self.pix, self.target,
-                                      self.miss_offsets, self.miss_pix, self.miss_val))
+                                      self.miss_offsets, self.miss_pix, self.miss_val, self.nbr))
 
     @staticmethod
     def concat(stores: Sequence[PointStore]) -> PointStore:
@@ -161,7 +174,7 @@ class PointStore:
         if not stores:
             return PointStore(np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros((4, 0), np.float32),
                               np.zeros(0, np.int16), np.zeros(0, np.float32), np.zeros(1, np.int64),
-                              np.zeros(0, np.int16), np.zeros(0, np.float32))
+                              np.zeros(0, np.int16), np.zeros(0, np.float32), np.zeros((0, STATIC_K), np.int16))
         if len(stores) == 1:
             return stores[0]
         counts = np.concatenate([np.diff(s.offsets) for s in stores])
@@ -172,6 +185,7 @@ class PointStore:
             target=np.concatenate([s.target for s in stores]), miss_offsets=_offsets(miss_counts),
             miss_pix=np.concatenate([s.miss_pix for s in stores]),
             miss_val=np.concatenate([s.miss_val for s in stores]),
+            nbr=np.concatenate([s.nbr for s in stores]),
         )
 
     def batch(self, rows: Sequence[int] | np.ndarray) -> Batch:
@@ -183,12 +197,14 @@ class PointStore:
         midx = _ranges(self.miss_offsets[rows], mcounts)
         n_events = len(rows)
         ev = np.arange(n_events, dtype=np.int64)
+        ptr = _offsets(counts)
         out = Batch(
             x=torch.from_numpy(np.take(self.energy, pidx, axis=1)).T,
             y=torch.from_numpy(self.target.take(pidx)),
             pix=torch.from_numpy(self.pix.take(pidx)),
             batch=torch.from_numpy(np.repeat(ev, counts)),  # numpy: torch.repeat_interleave is slow on CPU
-            ptr=torch.from_numpy(_offsets(counts)),
+            ptr=torch.from_numpy(ptr),
+            nbr=_global_neighbours(self.nbr[pidx], ptr, counts),
             miss_pix=torch.from_numpy(self.miss_pix.take(midx)),
             miss_val=torch.from_numpy(self.miss_val.take(midx)),
             miss_batch=torch.from_numpy(np.repeat(ev, mcounts)),
@@ -202,8 +218,43 @@ class PointStore:
         a, b = int(self.offsets[row]), int(self.offsets[row + 1])
         ma, mb = int(self.miss_offsets[row]), int(self.miss_offsets[row + 1])
         return Data(x=torch.from_numpy(self.energy[:, a:b]).T, y=torch.from_numpy(self.target[a:b]),
-                    pix=torch.from_numpy(self.pix[a:b]), miss_pix=torch.from_numpy(self.miss_pix[ma:mb]),
+                    pix=torch.from_numpy(self.pix[a:b]), nbr=torch.from_numpy(self.nbr[a:b]), miss_pix=torch.from_numpy(self.miss_pix[ma:mb]),
                     miss_val=torch.from_numpy(self.miss_val[ma:mb]), entry=int(self.entries[row]), num_nodes=b - a)
+
+
+def _global_neighbours(local: np.ndarray, ptr: np.ndarray, counts: np.ndarray) -> torch.Tensor:
+    """Event-local neighbour indices (P, K) -> batch-global int32 tensor (``-1`` kept)."""
+    out = local.astype(np.int32)
+    out += np.repeat(ptr[:-1].astype(np.int32), counts)[:, None]
+    np.putmask(out, local < 0, -1)
+    return torch.from_numpy(out)
+
+
+def static_neighbours(pix: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The static (eta, phi) graph of flat point arrays: (P, STATIC_K) int16 event-local indices.
+
+    ``pix`` (P,) flat pixel indices, ``offsets`` (E+1,) the events' point offsets. Neighbours
+    ordered by distance, the point itself first, ``-1`` where an event has fewer points
+    (:func:`pfgraph.repr.knn.grid_knn`, phi periodic).
+    """
+    counts = np.diff(offsets)
+    if len(pix) == 0:
+        return np.zeros((0, STATIC_K), np.int16)
+    out = np.empty((len(pix), STATIC_K), np.int16)
+    group = 512  # events per call: bounds the index maps
+    for e0 in range(0, len(counts), group):
+        e1 = min(e0 + group, len(counts))
+        a, b = int(offsets[e0]), int(offsets[e1])
+        if b == a:
+            continue
+        event = torch.from_numpy(np.repeat(np.arange(e1 - e0, dtype=np.int64), counts[e0:e1]))
+        p = torch.from_numpy(pix[a:b])
+        table = grid_knn(point_positions(p), STATIC_K, event, loop=True, phi_wrap=STATIC_PHI_WRAP,
+                         pixels=split_pixel(p)).numpy()
+        start = np.repeat(offsets[e0:e1] - a, counts[e0:e1])[:, None]
+        np.subtract(table, start, out=table, where=table >= 0)
+        out[a:b] = table
+    return out
 
 
 def chunk_points(chunk: dict[str, Any], rows: np.ndarray, norm: Normalisation, entry_start: int = 0) -> PointStore:
@@ -251,7 +302,7 @@ def chunk_points(chunk: dict[str, Any], rows: np.ndarray, norm: Normalisation, e
         entries=rows + entry_start, offsets=_offsets(counts), energy=energy, pix=pix,
         target=np.ascontiguousarray(y, dtype=np.float32),
         miss_offsets=_offsets(np.bincount(mev, minlength=len(rows))), miss_pix=mpix.astype(np.int16),
-        miss_val=miss_val.astype(np.float32),
+        miss_val=miss_val.astype(np.float32), nbr=static_neighbours(pix, _offsets(counts)),
     )
 
 
@@ -323,7 +374,8 @@ def _subset(store: PointStore, rows: np.ndarray) -> PointStore:
     pidx = _ranges(store.offsets[rows], counts)
     midx = _ranges(store.miss_offsets[rows], mcounts)
     return PointStore(store.entries[rows], _offsets(counts), np.take(store.energy, pidx, axis=1), store.pix.take(pidx),
-                      store.target.take(pidx), _offsets(mcounts), store.miss_pix.take(midx), store.miss_val.take(midx))
+                      store.target.take(pidx), _offsets(mcounts), store.miss_pix.take(midx), store.miss_val.take(midx),
+                      store.nbr[pidx])
 
 
 class GraphEvent(NamedTuple):
@@ -338,8 +390,8 @@ class GraphEvent(NamedTuple):
 
 
 #: Bytes per event of a :class:`PointStore` in paper mode (measured: ~1580 points x 22 B + the
-#: out-of-reach target), used to size streaming blocks.
-GRAPH_EVENT_BYTES = 36_000
+#: out-of-reach target + the static graph, 1580 x 16 x 2 B), used to size streaming blocks.
+GRAPH_EVENT_BYTES = 86_000
 
 
 class GraphDataset(torch.utils.data.Dataset):
@@ -424,9 +476,15 @@ def collate_graphs(items: Sequence[GraphEvent | Data]) -> Batch:
     counts = np.array([int(d.x.size(0)) for d in datas], dtype=np.int64)
     mcounts = np.array([int(d.miss_val.numel()) for d in datas], dtype=np.int64)
     ev = np.arange(len(datas), dtype=np.int64)
+    ptr = _offsets(counts)
+    if all("nbr" in d for d in datas):
+        local = np.concatenate([np.asarray(d.nbr, dtype=np.int16) for d in datas])
+    else:  # events built by hand: their static graph from the pixels
+        local = static_neighbours(np.concatenate([np.asarray(d.pix, dtype=np.int16) for d in datas]), ptr)
     out = Batch(
         x=torch.cat([d.x for d in datas]), y=torch.cat([d.y for d in datas]), pix=torch.cat([d.pix for d in datas]),
-        batch=torch.from_numpy(np.repeat(ev, counts)), ptr=torch.from_numpy(_offsets(counts)),
+        batch=torch.from_numpy(np.repeat(ev, counts)), ptr=torch.from_numpy(ptr),
+        nbr=_global_neighbours(local, ptr, counts),
         miss_pix=torch.cat([d.miss_pix for d in datas]), miss_val=torch.cat([d.miss_val for d in datas]),
         miss_batch=torch.from_numpy(np.repeat(ev, mcounts)),
         entry=torch.tensor([int(d.entry) for d in datas], dtype=torch.long),
@@ -472,7 +530,8 @@ class GraphRepresentation(Representation):
 
     def forward(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Per-point normalised predictions (N,)."""
-        out = model(point_features(batch.x, batch.pix), point_positions(batch.pix), batch.batch)
+        nbr = getattr(batch, "nbr", None)
+        out = model(point_features(batch.x, batch.pix), point_positions(batch.pix), batch.batch, nbr=nbr)
         return out.reshape(-1)
 
     def target(self, batch: Batch) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""k-nearest-neighbour graphs for point clouds: torch-cluster or pure torch, same edge sets.
+"""k-nearest-neighbour graphs for point clouds: torch-cluster or pure torch, same edge sets; and
+the static (eta, phi) graph of grid points read off the occupancy map (:func:`grid_knn`).
 
 Two backends build the same graph (``edge_index`` of shape (2, E), row 0 = the neighbour
 ``j`` (source), row 1 = the centre ``i`` (target): the ``source_to_target`` flow of
@@ -169,3 +170,192 @@ def _knn_group(x: torch.Tensor, ev: torch.Tensor, ptr: torch.Tensor, nmax: int, 
     col = local_of_slot[nbr[keep]]
     offset = ptr[ev_idx]
     return col + offset, row + offset
+
+
+# ---------------------------------------------------------------------------------------------
+# Static (eta, phi) neighbourhoods read off the 56 x 56 grid (no KD-tree)
+# ---------------------------------------------------------------------------------------------
+
+#: Largest sub-pixel offset of a point from its pixel centre, in pixels per coordinate (the
+#: graph representation's tie-break, :data:`pfgraph.repr.graph.TIE_BREAK`).
+GRID_TIE_BREAK = 0.01
+#: Radii (in phi pixels) of the candidate windows tried in turn; rows whose k-th neighbour is not
+#: provably inside a window go to the next one, the last pass covers the whole grid.
+_GRID_RADII = (3.6, 8.0)
+#: Bound on rows x candidates held at once by :func:`grid_knn` (int64 elements).
+_GRID_MAX_ELEMENTS = 1 << 22
+_OFFSET_CACHE: dict[tuple[bool, torch.device], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+
+def grid_offsets(phi_wrap: bool, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every pixel offset (deta, dphi) != (0, 0) of the grid, ordered by (eta, phi) distance.
+
+    Returns ``deta`` (M,), ``dphi`` (M,) int64 and the centre-to-centre distance ``d0`` (M,)
+    float64 in (eta, phi) units, sorted by (``d0``, ``deta``, ``dphi``). With ``phi_wrap``
+    the azimuth is periodic (as the evaluation treats it: ``dphi`` wrapped to [-pi, pi]), so
+    ``dphi`` runs over -27..28 only.
+    """
+    from pfgraph.io import schema
+
+    key = (phi_wrap, torch.device(device))
+    if key not in _OFFSET_CACHE:
+        n = schema.IMSIZE
+        de = torch.arange(-(n - 1), n, dtype=torch.int64)
+        dp = torch.arange(-(n // 2) + 1, n // 2 + 1, dtype=torch.int64) if phi_wrap else de.clone()
+        g_e, g_p = torch.meshgrid(de, dp, indexing="ij")
+        g_e, g_p = g_e.reshape(-1), g_p.reshape(-1)
+        d0 = torch.hypot(g_e.double() * schema.ETA_PIXEL, g_p.double() * schema.PHI_PIXEL)
+        keep = d0 > 0
+        g_e, g_p, d0 = g_e[keep], g_p[keep], d0[keep]
+        # lexicographic (d0, deta, dphi): stable sorts from the last key to the first
+        order = torch.argsort(g_p, stable=True)
+        order = order[torch.argsort(g_e[order], stable=True)]
+        order = order[torch.argsort(d0[order], stable=True)]
+        _OFFSET_CACHE[key] = (g_e[order].to(device), g_p[order].to(device), d0[order].to(device))
+    return _OFFSET_CACHE[key]
+
+
+def grid_pixels(pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 2) positions on the grid (pixel centres + sub-pixel offsets) -> (ieta, iphi) int64."""
+    from pfgraph.io import schema
+
+    ue = (pos[:, 0].double() - float(schema.ETA_CENTRES[0])) / schema.ETA_PIXEL
+    up = (pos[:, 1].double() - float(schema.PHI_CENTRES[0])) / schema.PHI_PIXEL
+    ieta, iphi = ue.round(), up.round()
+    if pos.numel() and float(torch.maximum((ue - ieta).abs(), (up - iphi).abs()).max()) > 0.25:
+        raise ValueError("grid_knn: positions are not pixel centres of the 56x56 grid (offset above 1/4 pixel)")
+    n = schema.IMSIZE
+    ieta, iphi = ieta.long(), iphi.long()
+    if pos.numel() and (int(ieta.min()) < 0 or int(ieta.max()) >= n or int(iphi.min()) < 0 or int(iphi.max()) >= n):
+        raise ValueError("grid_knn: positions outside the 56x56 grid")
+    return ieta, iphi
+
+
+def grid_knn(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop: bool = True,
+             phi_wrap: bool = True, max_elements: int = _GRID_MAX_ELEMENTS,
+             pixels: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """k nearest (eta, phi) neighbours of grid points, read off the occupancy map.
+
+    ``pos`` (N, 2) are pixel centres of the 56 x 56 grid plus fixed sub-pixel offsets of at most
+    :data:`GRID_TIE_BREAK` pixels (:func:`pfgraph.repr.graph.point_positions`); ``batch`` (N,) the
+    sorted event vector. Returns the neighbour table (N, k) int64 of global point indices, each
+    row ordered by distance (the point itself first with ``loop``), ``-1`` where an event has
+    too few points. ``pixels``: the points' (ieta, iphi) when known (else derived from ``pos``).
+    Same neighbour sets as :func:`knn_graph` on ``pos`` (the offsets break ties);
+    with ``phi_wrap`` the azimuthal distance is periodic, as in the evaluation (the same sets as
+    :func:`knn_graph` on the points and their copies at phi +- 2 pi).
+
+    Method: a padded index map (event, pixel) -> point (phi padding filled with the copies across
+    the seam); for each point the candidate pixels of a window of offsets ordered by distance
+    (:func:`grid_offsets`) are one add and one gather away, their exact distances come from
+    ``pos`` and the k smallest are kept. A row is final when its k-th distance is below the
+    nearest pixel outside the window minus twice the largest sub-pixel offset; other rows try a
+    wider window, and what is left (events with few points) is solved by brute force within the
+    event. All steps are tensor operations: the same code on CPU and CUDA.
+    """
+    from pfgraph.io import schema
+
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}")
+    n = pos.size(0)
+    device = pos.device
+    if n == 0:
+        return torch.empty(0, k, dtype=torch.long, device=device)
+    if batch is None:
+        batch = torch.zeros(n, dtype=torch.long, device=device)
+    batch = batch.long()
+    if n > 1 and bool((batch[1:] < batch[:-1]).any()):
+        raise ValueError("batch vector must be sorted (points grouped by event)")
+    ieta, iphi = grid_pixels(pos) if pixels is None else (pixels[0].long(), pixels[1].long())
+    posf = pos.detach().float()
+    two_pi = torch.tensor(2 * math.pi, dtype=torch.float32, device=device)
+    inf = torch.full((1,), math.inf, dtype=torch.float32, device=device)
+    # coordinates of the points, their copies at phi - 2 pi / + 2 pi, and a sentinel "no point"
+    eta_ext = torch.cat([posf[:, 0], posf[:, 0], posf[:, 0], inf])
+    phi_ext = torch.cat([posf[:, 1] - two_pi, posf[:, 1], posf[:, 1] + two_pi, inf])
+    none = 3 * n
+    kk = k - 1 if loop else k  # neighbours other than the point itself
+    out = torch.full((n, k), -1, dtype=torch.long, device=device)
+    if loop:
+        out[:, 0] = torch.arange(n, device=device)
+    if kk == 0:
+        return out
+    side = schema.IMSIZE
+    n_events = int(batch[-1]) + 1
+    deta, dphi, d0 = grid_offsets(phi_wrap, device)
+    eps = 2 * GRID_TIE_BREAK * math.hypot(schema.ETA_PIXEL, schema.PHI_PIXEL) * 1.01 + 1e-6
+    todo = torch.arange(n, device=device)
+    for radius in (r * schema.PHI_PIXEL for r in _GRID_RADII):
+        m = int((d0 <= radius).sum())
+        r_next = float(d0[m])
+        pe, pp = int(deta[:m].abs().max()), int(dphi[:m].abs().max())
+        h, w = side + 2 * pe, side + 2 * pp
+        imap = torch.full((n_events, h, w), none, dtype=torch.int32, device=device)
+        imap[batch, ieta + pe, iphi + pp] = torch.arange(n, n + n, dtype=torch.int32, device=device)
+        if phi_wrap and pp:
+            left, right = imap[:, :, side:side + pp], imap[:, :, pp:2 * pp]
+            imap[:, :, :pp] = torch.where(left == none, none, left - n)  # left of the seam: phi - 2 pi
+            imap[:, :, pp + side:] = torch.where(right == none, none, right + n)  # right of the seam: phi + 2 pi
+        imap = imap.reshape(-1)
+        code = (deta[:m] * w + dphi[:m]).int()
+        base = ((batch * h + ieta + pe) * w + iphi + pp).int()
+        t = min(kk, m)
+        step = max(1, max_elements // m)
+        undone = []
+        for s in range(0, todo.numel(), step):
+            rows = todo[s:s + step]
+            cand = imap.index_select(0, (base.index_select(0, rows)[:, None] + code).view(-1))
+            de_ = eta_ext.index_select(0, cand).view(-1, m) - posf[rows, 0, None]
+            dp_ = phi_ext.index_select(0, cand).view(-1, m) - posf[rows, 1, None]
+            best, where = (de_.square_() + dp_.square_()).topk(t, dim=1, largest=False, sorted=True)
+            out[rows, k - kk:k - kk + t] = torch.remainder(torch.gather(cand.view(-1, m), 1, where), n).long()
+            undone.append(rows[best[:, -1].sqrt() >= r_next - eps])  # not provably complete: wider window
+        todo = torch.cat(undone)
+        if todo.numel() == 0:
+            return out
+    # the rest: brute force over the whole event (few points, or sparse regions)
+    counts = torch.bincount(batch, minlength=n_events)
+    ptr = torch.zeros(n_events + 1, dtype=torch.long, device=device)
+    torch.cumsum(counts, 0, out=ptr[1:])
+    nmax = int(counts[batch[todo]].max())
+    t = min(kk, nmax)
+    step = max(1, max_elements // nmax)
+    for s in range(0, todo.numel(), step):
+        rows = todo[s:s + step]
+        cand = ptr[batch[rows], None] + torch.arange(nmax, device=device)
+        valid = (cand < ptr[batch[rows] + 1, None]) & (cand != rows[:, None])
+        cand = torch.where(valid, cand, 0)
+        dphi_c = (posf[cand, 1] - posf[rows, 1, None]).square()
+        if phi_wrap:
+            for shift in (-two_pi, two_pi):
+                dphi_c = torch.minimum(dphi_c, (posf[cand, 1] + shift - posf[rows, 1, None]).square())
+        dist = ((posf[cand, 0] - posf[rows, 0, None]).square() + dphi_c).masked_fill(~valid, math.inf)
+        best, where = dist.topk(t, dim=1, largest=False, sorted=True)
+        nbr = torch.gather(cand, 1, where).masked_fill(~torch.isfinite(best), -1)
+        out[rows, k - kk:] = -1  # the windows' guesses
+        out[rows, k - kk:k - kk + t] = nbr
+    return out
+
+
+def edges_to_table(edges: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    """``edge_index`` [neighbour, centre] with at most ``k`` edges per centre -> (n, k) table, ``-1`` padded."""
+    src, dst = edges[0], edges[1]
+    if dst.numel() > 1 and bool((dst[1:] < dst[:-1]).any()):
+        order = torch.argsort(dst, stable=True)
+        src, dst = src[order], dst[order]
+    counts = torch.bincount(dst, minlength=n)
+    start = torch.zeros(n + 1, dtype=torch.long, device=edges.device)
+    torch.cumsum(counts, 0, out=start[1:])
+    slot = torch.arange(dst.numel(), device=edges.device) - start[dst]
+    table = torch.full((n, k), -1, dtype=torch.long, device=edges.device)
+    table[dst, slot] = src
+    return table
+
+
+def table_to_edges(table: torch.Tensor) -> torch.Tensor:
+    """(n, k) neighbour table (``-1`` = none) -> ``edge_index`` [neighbour, centre] sorted by centre."""
+    n, k = table.shape
+    centre = torch.arange(n, device=table.device).repeat_interleave(k)
+    src = table.reshape(-1)
+    keep = src >= 0
+    return torch.stack([src[keep], centre[keep]])

@@ -16,6 +16,7 @@ from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import Normalisation, Representation, get_representation
 from pfgraph.repr.graph import (
     FEATURES,
+    STATIC_K,
     GraphDataset,
     GraphRepresentation,
     chunk_points,
@@ -26,6 +27,7 @@ from pfgraph.repr.graph import (
     point_positions,
     stream_batches,
 )
+from pfgraph.repr.knn import grid_knn
 from pfgraph.utils.memory import reuse_cpu_memory
 
 NORM = Normalisation([8.0, 9.0, 10.0, 11.0], 20.0)
@@ -72,9 +74,13 @@ def test_data_items_collate_like_dataset_items(events_file: Path) -> None:
     ds = GraphDataset(EventFiles(events_file), np.arange(5), NORM)
     a = collate_graphs([ds[i] for i in range(5)])
     b = collate_graphs([ds[i].to_data() for i in range(5)])
-    for key in ("x", "y", "pix", "batch", "ptr", "miss_pix", "miss_val", "miss_batch", "entry"):
+    for key in ("x", "y", "pix", "batch", "ptr", "nbr", "miss_pix", "miss_val", "miss_batch", "entry"):
         assert torch.equal(a[key], b[key]), key
     assert a.num_events == b.num_events == 5
+    bare = [ds[i].to_data() for i in range(5)]
+    for d in bare:
+        del d.nbr  # events built by hand get their static graph at collation
+    assert torch.equal(collate_graphs(bare).nbr, a.nbr)
     c = pickle.loads(pickle.dumps(a))  # DataLoader workers send batches between processes
     assert torch.equal(c.x, a.x) and c.num_events == 5
 
@@ -133,9 +139,11 @@ def test_dataloader_and_memory(events_file: Path) -> None:
     ds = rep.make_dataset(EventFiles(events_file), np.arange(20), NORM)
     loader = torch.utils.data.DataLoader(ds, batch_size=8, collate_fn=rep.collate)
     assert [b.num_events for b in loader] == [8, 8, 4]
-    # points stay smaller than the dense inputs + target of the same events
+    # points stay smaller than the dense inputs + target of the same events; the stored static graph
+    # (16 int16 neighbours per point) comes on top
     dense_bytes = 20 * 5 * schema.IMSIZE * schema.IMSIZE * 4
-    assert ds.store.nbytes < dense_bytes
+    assert ds.store.nbytes - ds.store.nbr.nbytes < dense_bytes
+    assert ds.store.nbr.nbytes == ds.store.num_points * STATIC_K * 2
     assert isinstance(reuse_cpu_memory(), bool) and reuse_cpu_memory() == reuse_cpu_memory()
 
 
@@ -149,7 +157,7 @@ def test_blocks_stream_and_give_the_same_batches(events_file: Path) -> None:
     for positions in ([0, 1, 2], [28, 29, 30, 31], [99, 0, 45, 61]):  # within, across and over blocks
         a = collate_graphs([whole[i] for i in positions])
         b = collate_graphs([blocks[i] for i in positions])
-        for key in ("x", "y", "pix", "batch", "miss_val", "entry"):
+        for key in ("x", "y", "pix", "batch", "nbr", "miss_val", "entry"):
             assert torch.equal(a[key], b[key]), (positions, key)
     assert len(blocks._cache) <= 2
     with pytest.raises(IndexError):
@@ -160,3 +168,15 @@ def test_blocks_stream_and_give_the_same_batches(events_file: Path) -> None:
     assert rep.make_dataset(files, idx, NORM).block_size == 100  # at least 256 events per block
     with pytest.raises(DataError, match="memory_budget_gb"):
         GraphRepresentation(memory_budget_gb=0)
+
+
+def test_static_graph_is_stored_with_the_points(events_file: Path, small_events_files: list[Path]) -> None:
+    """Every batch carries the stored (eta, phi) graph: the grid kNN of its points (phi periodic), batch-global."""
+    for files, rows in ((EventFiles(events_file), [4, 9, 77]), (EventFiles(small_events_files), np.arange(45))):
+        store = load_points(files, rows, NORM)
+        assert store.nbr.dtype == np.int16 and store.nbr.shape == (store.num_points, STATIC_K)
+        batch = store.batch(np.arange(len(rows))[::-1].copy())  # any order of events
+        want = grid_knn(point_positions(batch.pix), STATIC_K, batch.batch, loop=True, phi_wrap=True)
+        assert batch.nbr.dtype == torch.int32 and torch.equal(batch.nbr.long(), want)
+    for b in stream_batches(EventFiles(events_file), NORM, 32, step=50):  # chunk ends fall inside batches
+        assert torch.equal(b.nbr.long(), grid_knn(point_positions(b.pix), STATIC_K, b.batch))

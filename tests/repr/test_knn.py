@@ -13,7 +13,7 @@ from pfgraph.io.root import EventFiles
 from pfgraph.repr import knn as knn_mod
 from pfgraph.repr.base import Normalisation
 from pfgraph.repr.graph import load_points, point_features, point_positions
-from pfgraph.repr.knn import knn_graph, knn_graph_torch, resolve_backend
+from pfgraph.repr.knn import edges_to_table, grid_knn, knn_graph, knn_graph_torch, resolve_backend, table_to_edges
 
 #: Event sizes covering empty events, fewer points than k, exactly k and k+1, and large ones.
 COUNTS = [0, 1, 2, 5, 12, 13, 0, 40, 300, 3, 0]
@@ -150,3 +150,88 @@ def test_parity_on_cuda() -> None:
     b = knn_graph(x.cuda(), 12, batch.cuda(), backend="torch").cpu()
     c = knn_graph(x, 12, batch, backend="torch")
     assert edge_set(a) == edge_set(b) == edge_set(c)
+
+
+# --------------------------------------------------------------- static grid neighbourhoods
+
+
+def table_set(table: torch.Tensor) -> set[tuple[int, int]]:
+    """Neighbour table (N, k), -1 = none -> set of (neighbour, centre)."""
+    return edge_set(table_to_edges(table))
+
+
+def ghost_knn(pos: torch.Tensor, batch: torch.Tensor, k: int, loop: bool) -> set[tuple[int, int]]:
+    """Periodic-phi reference: torch-cluster's kNN of each point among its event's points and their
+    copies at phi +- 2 pi (a copy maps back to its original)."""
+    tc = pytest.importorskip("torch_cluster", reason="torch-cluster is not installed: parity needs it")
+    n = pos.size(0)
+    two_pi = torch.tensor(2 * np.pi, dtype=torch.float32)
+    ext = torch.cat([pos, pos + torch.stack([torch.tensor(0.0), two_pi]), pos - torch.stack([torch.tensor(0.0), two_pi])])
+    ext_batch = torch.cat([batch, batch, batch])
+    order = torch.argsort(ext_batch * 3 + torch.arange(3).repeat_interleave(n), stable=True)
+    ext, ext_batch, orig = ext[order], ext_batch[order], torch.arange(3 * n)[order] % n
+    centre, nb = tc.knn(ext, pos, k + (0 if loop else 1), ext_batch, batch)
+    nb = orig[nb]
+    out: dict[int, list[int]] = {}
+    for c, j in zip(centre.tolist(), nb.tolist()):
+        if loop or j != c:
+            out.setdefault(c, []).append(j)
+    return {(j, c) for c, js in out.items() for j in js[:k]}
+
+
+@pytest.mark.parametrize("loop", [False, True])
+def test_grid_graph_matches_torch_cluster_on_real_events(events_file: Path, small_events_files: list[Path],
+                                                         loop: bool) -> None:
+    """Same neighbour sets as torch_cluster.knn_graph on the pixel positions (phi not periodic), and as
+    torch-cluster on the points plus their phi +- 2 pi copies (periodic), on real events incl. empty/tiny ones."""
+    tc = pytest.importorskip("torch_cluster", reason="torch-cluster is not installed: parity needs it")
+    norm = Normalisation([10.0, 10.0, 10.0, 10.0], 20.0)
+    for files, rows in ((EventFiles(events_file), [3, 50, 111, 7]), (EventFiles(small_events_files), np.arange(45))):
+        batch = load_points(files, rows, norm).batch(np.arange(len(rows)))
+        pos = point_positions(batch.pix)
+        for k in (12, 16):
+            flat = grid_knn(pos, k, batch.batch, loop=loop, phi_wrap=False)
+            assert table_set(flat) == edge_set(tc.knn_graph(pos, k, batch.batch, loop=loop)), (k, loop)
+            wrapped = grid_knn(pos, k, batch.batch, loop=loop, phi_wrap=True)
+            assert table_set(wrapped) == ghost_knn(pos, batch.batch, k, loop), (k, loop)
+            # rows come ordered by (periodic) distance, gaps last, the point itself first with loop
+            nb = wrapped.clamp(min=0)
+            dphi = torch.remainder(pos[nb, 1] - pos[:, None, 1] + np.pi, 2 * np.pi) - np.pi
+            d = ((pos[nb, 0] - pos[:, None, 0]).square() + dphi.square()).masked_fill(wrapped < 0, np.inf)
+            assert bool((d[:, 1:] >= d[:, :-1] - 1e-6).all())
+            if loop:
+                assert torch.equal(wrapped[:, 0], torch.arange(pos.size(0)))
+
+
+def test_grid_graph_sparse_and_synthetic_events_match_brute_force() -> None:
+    """Occupancies from 1 % to 90 % (the wider windows and the brute-force rest), against the
+    pure-torch brute force (no torch-cluster needed); seam neighbours only with phi_wrap."""
+    g = np.random.default_rng(5)
+    counts = [30, 300, 1500, 2800, 1, 0, 5]
+    pix = np.concatenate([np.sort(g.choice(3136, c, replace=False)) for c in counts]).astype(np.int16)
+    batch = batch_of(counts)
+    pos = point_positions(torch.from_numpy(pix))
+    for loop in (False, True):
+        flat = grid_knn(pos, 12, batch, loop=loop, phi_wrap=False)
+        assert table_set(flat) == edge_set(knn_graph_torch(pos, 12, batch, loop=loop))
+    # two points on either side of the phi seam are neighbours only when phi wraps
+    pair = point_positions(torch.tensor([20 * 56 + 0, 20 * 56 + 55, 20 * 56 + 5], dtype=torch.int16))
+    assert grid_knn(pair, 2, None, phi_wrap=True)[0].tolist() == [0, 1]
+    assert grid_knn(pair, 2, None, phi_wrap=False)[0].tolist() == [0, 2]
+
+
+def test_grid_graph_bad_input() -> None:
+    with pytest.raises(ValueError, match="not pixel centres"):
+        grid_knn(torch.zeros(3, 2), 4)
+    with pytest.raises(ValueError, match="sorted"):
+        grid_knn(point_positions(torch.tensor([1, 2, 3], dtype=torch.int16)), 2, torch.tensor([1, 0, 1]))
+    with pytest.raises(ConfigError, match="k must be >= 1"):
+        grid_knn(point_positions(torch.tensor([1], dtype=torch.int16)), 0)
+    assert grid_knn(torch.zeros(0, 2), 3).shape == (0, 3)
+
+
+def test_tables_and_edge_lists_round_trip() -> None:
+    x, batch = random_points(COUNTS, 3, seed=9)
+    edges = knn_graph_torch(x, 5, batch, loop=True)
+    table = edges_to_table(edges, x.size(0), 5)
+    assert edge_set(table_to_edges(table)) == edge_set(edges)
