@@ -62,3 +62,28 @@ def test_only_the_network_learns() -> None:
 def test_bad_config_is_refused() -> None:
     with pytest.raises(ValueError, match="alpha > 0"):
         build_calibrated({"alpha": 0.0})
+
+
+def test_untrained_graph_model_is_the_analytic_inversion_at_the_points(events_file) -> None:  # noqa: ANN001
+    from pfgraph.io.root import EventFiles
+    from pfgraph.models.calibrated import build_calibrated_gnn
+    from pfgraph.repr.base import Normalisation
+    from pfgraph.repr.graph import load_points, point_features, point_positions, split_pixel
+
+    norm = Normalisation([12.0, 14.0, 14.0, 15.0], 20.0)
+    batch = load_points(EventFiles(events_file), [0, 1, 2], norm).batch([0, 1, 2])
+    torch.manual_seed(0)
+    gnn = build_calibrated_gnn({})
+    ana = build_analytic({})
+    for m in (gnn, ana):
+        m.configure_from_data({"config": {"detector": {"b_field": 0.5}}}, norm)
+    out = gnn(point_features(batch.x, batch.pix), point_positions(batch.pix), batch.batch, nbr=batch.nbr)
+    # the same events as dense images through the image analytic inversion, read at the points
+    dense = torch.zeros(3, 4, 56, 56)
+    ieta, iphi = split_pixel(batch.pix.long())
+    dense[batch.batch.long(), :, ieta, iphi] = batch.x
+    want = ana(dense)[batch.batch.long(), 0, ieta, iphi]
+    assert out.shape == (batch.x.size(0),) and torch.allclose(out, want)
+    assert get("calibrated_gnn", "graph").description.endswith("(improved)")
+    with pytest.raises(ValueError, match="neighbour table"):
+        gnn(point_features(batch.x, batch.pix), point_positions(batch.pix), batch.batch)
