@@ -62,8 +62,11 @@ class TrainConfig:
     eval_batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
-    loss: Literal["mse", "l1", "huber"] = "mse"
+    loss: Literal["mse", "l1", "huber", "log_mse"] = "mse"
     huber_delta: float = 0.01
+    #: ``log_mse``: squared difference of log(1 + E / log_eps), E the normalised energy (0.005 ~ 0.1 GeV
+    #: for S ~ 20 GeV): every energy scale weighs alike, as in the relative residual r.
+    log_eps: float = 0.005
     grad_clip: float = 0.0
     seed: int = 1
     device: str = "auto"
@@ -87,8 +90,8 @@ class TrainConfig:
             raise ConfigError("train.batch_size and train.eval_batch_size must be positive")
         if self.lr <= 0:
             raise ConfigError(f"train.lr = {self.lr}: expected a positive learning rate")
-        if self.weight_decay < 0 or self.grad_clip < 0 or self.huber_delta <= 0:
-            raise ConfigError("train: weight_decay and grad_clip must be >= 0, huber_delta > 0")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.huber_delta <= 0 or self.log_eps <= 0:
+            raise ConfigError("train: weight_decay and grad_clip must be >= 0, huber_delta and log_eps > 0")
         if self.num_workers < 0:
             raise ConfigError(f"train.num_workers = {self.num_workers}: expected 0 or more")
         if self.threads < 0:

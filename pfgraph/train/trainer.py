@@ -85,12 +85,32 @@ def resolve_device(name: str, info: ddp.DistInfo | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+class LogMSELoss(nn.Module):
+    """Mean (or sum) of ``(log(1 + pred / eps) - log(1 + target / eps))^2`` on normalised energies.
+
+    A 10 % error costs about the same at 1 GeV as at 100 GeV (for E >> eps), as in the relative
+    residual r the evaluation ranks by; plain MSE is dominated by the largest pixels and rewards
+    shrinking them towards the training mean. Predictions below zero are taken as zero.
+    """
+
+    def __init__(self, eps: float, reduction: str = "mean") -> None:
+        super().__init__()
+        self.eps, self.reduction = float(eps), reduction
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        d = torch.log1p(pred.clamp(min=0.0) / self.eps) - torch.log1p(target.clamp(min=0.0) / self.eps)
+        sq = d * d
+        return sq.sum() if self.reduction == "sum" else sq.mean()
+
+
 def make_loss(cfg: TrainConfig, reduction: str = "mean") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The configured loss (``mse`` | ``l1`` | ``huber``) with ``reduction``."""
+    """The configured loss (``mse`` | ``l1`` | ``huber`` | ``log_mse``) with ``reduction``."""
     if cfg.loss == "mse":
         return nn.MSELoss(reduction=reduction)
     if cfg.loss == "l1":
         return nn.L1Loss(reduction=reduction)
+    if cfg.loss == "log_mse":
+        return LogMSELoss(cfg.log_eps, reduction)
     return nn.HuberLoss(reduction=reduction, delta=cfg.huber_delta)
 
 

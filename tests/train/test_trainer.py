@@ -338,3 +338,19 @@ def test_cuda_training_with_amp(tmp_path: Path, events_file: Path, capsys: pytes
     summary = json.loads((run / "train_summary.json").read_text())
     assert summary["device"].startswith("cuda")
     assert read_checkpoint(run / LAST)["epoch"] == 2
+
+
+def test_log_mse_loss_weighs_relative_errors_alike() -> None:
+    from pfgraph.train.config import TrainConfig
+    from pfgraph.train.trainer import make_loss
+
+    loss = make_loss(TrainConfig(loss="log_mse", log_eps=1e-4))
+    target = torch.tensor([0.01, 1.0])
+    small = loss(torch.tensor([0.011, 1.0]), target)  # 10 % too high on the small pixel
+    large = loss(torch.tensor([0.01, 1.1]), target)  # 10 % too high on the large pixel
+    assert small == pytest.approx(large.item(), rel=0.02)
+    mse = make_loss(TrainConfig(loss="mse"))
+    assert mse(torch.tensor([0.01, 1.1]), target) > 1000 * mse(torch.tensor([0.011, 1.0]), target)
+    summed = make_loss(TrainConfig(loss="log_mse", log_eps=1e-4), reduction="sum")
+    assert summed(torch.tensor([0.011, 1.0]), target) == pytest.approx(2 * small.item())
+    assert loss(torch.tensor([-0.5, 1.0]), torch.tensor([0.0, 1.0])) == 0  # negative = empty
