@@ -44,6 +44,8 @@ def register(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=128, help="events per inference batch (128)")
     p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of the run folder (best)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.add_argument("--format", choices=("ttree", "rntuple"), default="ttree",
+                   help="layout of predictions.root: ttree (default) or rntuple (ROOT 6.34+)")
     p.set_defaults(func=run)
 
 
@@ -179,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
                      training=training)
     inference_s = 0.0
     n_done = 0
-    with PredictionWriter(out / "predictions.root", meta, graph=graph, jets=has_jet) as writer, \
+    with PredictionWriter(out / "predictions.root", meta, graph=graph, jets=has_jet, format=args.format) as writer, \
             progress(n_expected, f"evaluate {model['name']}") as bar:
         it = iter(batches)
         while True:
@@ -229,7 +231,8 @@ def run(args: argparse.Namespace) -> int:
                            "jets_s": jet_doc["seconds"], "jets_events_per_s": jet_doc["events_per_s"], "total_s": total})
     write_metrics(out / "metrics.json", doc)
     resolved = {"evaluate": {"run": str(source), "data": [str(p) for p in files.paths], "out": str(out),
-                             **settings, "jets": jet_settings, "plots": not args.no_plots},
+                             **settings, "jets": jet_settings, "plots": not args.no_plots,
+                             "format": args.format},
                 "run": run_config}
     atomic_write_text(out / "config.yaml", yaml.safe_dump(_plain(resolved), sort_keys=False))
     if not args.no_plots:

@@ -210,7 +210,12 @@ class RootWriter:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         if exc_type is None:
-            self._file[schema.META_KEY] = json.dumps(self.meta, sort_keys=True, default=str)
+            try:
+                self._file[schema.META_KEY] = json.dumps(self.meta, sort_keys=True, default=str)
+            except BaseException as err:  # e.g. a full disk: still unwind (the temporary file goes)
+                if not self._stack.__exit__(type(err), err, err.__traceback__):
+                    raise
+                return False
         return bool(self._stack.__exit__(exc_type, exc, tb))
 
 
