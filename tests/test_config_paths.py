@@ -61,3 +61,12 @@ def test_commands_refuse_a_missing_config_file(tmp_path: Path, capsys: pytest.Ca
     rc, _, err = cli(capsys, "train", "--model", str(tmp_path / "cnn.yaml"), "--data", str(events_file),
                      "--out", str(tmp_path / "run"))
     assert rc == 2 and f"{tmp_path / 'cnn.yaml'}: no such model config file" in err
+
+
+@pytest.mark.parametrize("raw, value", [("5e-4", 5e-4), ("1E3", 1000.0), ("-2.5e-1", -0.25), ("0.5", 0.5), ("7", 7),
+                                        ("e5", "e5"), ("5e", "5e")])
+def test_exponent_numbers_in_overrides(raw: str, value: object) -> None:
+    """``train.lr=5e-4`` is a number (YAML 1.1 alone would read a string)."""
+    from pfgraph.config import parse_override
+
+    assert parse_override(f"train.lr={raw}") == (["train", "lr"], value)

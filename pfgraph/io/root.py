@@ -344,12 +344,18 @@ def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
 
 def read_meta(file: Any, path: Path) -> dict[str, Any]:
     """Parse and check ``pfgraph_meta`` of an open uproot file."""
-    if schema.META_KEY not in [k.split(";")[0] for k in file.keys(recursive=False)]:
+    try:
+        keys = [k.split(";")[0] for k in file.keys(recursive=False)]
+    except Exception as exc:
+        raise corrupt(path, f"its list of objects: {reason(exc)}") from None
+    if not keys:
+        raise corrupt(path, "it lists no objects")
+    if schema.META_KEY not in keys:
         raise DataError(f"{path}: field '{schema.META_KEY}' missing: not a pfgraph file")
     try:
         text = str(file[schema.META_KEY])
     except Exception as exc:
-        raise DataError(f"{path}: field '{schema.META_KEY}' unreadable: truncated or corrupt file ({reason(exc)})") from None
+        raise corrupt(path, f"field '{schema.META_KEY}': {reason(exc)}") from None
     try:
         meta = json.loads(text)
     except Exception as exc:
@@ -425,12 +431,51 @@ def reason(exc: BaseException, limit: int = 200) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def open_root(path: Path, **options: Any) -> Any:
-    """``uproot.open(path, **options)`` with corrupt/truncated files turned into one DataError line."""
+#: ROOT's ``kBEGIN``: where the first record of every TFile starts.
+_ROOT_BEGIN = 100
+
+
+def corrupt(path: Path | str, what: str) -> DataError:
+    """The one error for a file whose bytes do not make sense: ``PATH: corrupt or unreadable ROOT file (what)``."""
+    return DataError(f"{path}: corrupt or unreadable ROOT file ({what})")
+
+
+def check_header(file: Any, path: Path) -> None:
+    """The TFile header's fields agree with each other and with the file's size.
+
+    A flipped byte in the header would otherwise show up later as a misleading error (a
+    directory read at the wrong place looks empty: "not a pfgraph file") or as an unknown
+    compression code; here it is one "corrupt or unreadable" line naming the field.
+    """
+    h = file.file
+    size = path.stat().st_size
+    if h.fBEGIN != _ROOT_BEGIN:
+        raise corrupt(path, f"header: first record at byte {h.fBEGIN}, expected {_ROOT_BEGIN}")
+    if h.fEND > size:
+        raise corrupt(path, f"truncated: the header says {h.fEND} bytes, the file has {size}")
+    if h.fEND != size:
+        raise corrupt(path, f"header: end of file at byte {h.fEND}, the file has {size} bytes")
+    for name in ("fSeekFree", "fSeekInfo"):
+        seek = getattr(h, name)
+        if seek and not _ROOT_BEGIN <= seek < h.fEND:
+            raise corrupt(path, f"header: {name} {seek} outside the file's {h.fEND} bytes")
+    if h.fUnits not in (4, 8):
+        raise corrupt(path, f"header: pointer size {h.fUnits}, expected 4 or 8")
     try:
-        return uproot.open(path, **options)
+        uproot.compression.Compression.from_code(h.fCompress)
+    except Exception:
+        raise corrupt(path, f"header: unknown compression code {h.fCompress}") from None
+
+
+def open_root(path: Path, **options: Any) -> Any:
+    """``uproot.open(path, **options)`` with its header checked (:func:`check_header`); a
+    corrupt, truncated or non-ROOT file is one DataError line naming it."""
+    try:
+        f = uproot.open(path, **options)
     except Exception as exc:  # uproot raises many types for broken files
-        raise DataError(f"{path}: not a readable ROOT file ({reason(exc)})") from None
+        raise corrupt(path, reason(exc)) from None
+    check_header(f, path)
+    return f
 
 
 def is_rntuple(tree: Any) -> bool:
@@ -488,7 +533,11 @@ def check_tree(tree: Any, path: Path, branches: Sequence[schema.Branch], migrati
 
 def tree_names(file: Any) -> dict[str, str]:
     """Top-level trees/RNTuples of an open uproot file: name -> class name."""
-    return {k.split(";")[0]: v for k, v in file.classnames(recursive=False).items() if v in ("TTree", "ROOT::RNTuple")}
+    try:
+        names = file.classnames(recursive=False)
+    except Exception as exc:
+        raise corrupt(file.file_path, f"its list of objects: {reason(exc)}") from None
+    return {k.split(";")[0]: v for k, v in names.items() if v in ("TTree", "ROOT::RNTuple")}
 
 
 class EventFiles:
@@ -522,7 +571,7 @@ class EventFiles:
             except DataError:
                 raise
             except Exception as exc:
-                raise DataError(f"{path}: tree '{schema.EVENTS_TREE}' is unreadable ({reason(exc)})") from None
+                raise corrupt(path, f"tree '{schema.EVENTS_TREE}': {reason(exc)}") from None
             self.has_jet &= mig.file_name(schema.JET_IMAGE) in tree
             self.metas.append(meta)
             self.entries.append(n)
@@ -592,9 +641,7 @@ class EventFiles:
                 arrays = tree.arrays([names[b] for b in jagged], entry_start=start, entry_stop=stop, library="ak")
                 out.update({b: arrays[names[b]] for b in jagged})
         except Exception as exc:
-            raise DataError(
-                f"{path}: entries {start}-{stop} unreadable ({reason(exc)})"
-            ) from None
+            raise corrupt(path, f"entries {start}-{stop}: {reason(exc)}") from None
         for name, value in added.items():
             spec = schema.EVENT_BRANCH_MAP.get(name)
             dtype = spec.np_dtype if spec is not None else np.float32
