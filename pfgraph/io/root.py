@@ -287,33 +287,94 @@ def event_branch_types(with_jet: bool) -> dict[str, Any]:
 
 
 class EventWriter(RootWriter):
-    """Writes the ``events`` tree: dense images, the derived point cloud and bookkeeping scalars."""
+    """Writes the ``events`` tree: dense images, the derived point cloud and bookkeeping scalars.
+
+    With ``background=True`` each chunk is serialised, compressed and written by one
+    background thread while the caller goes on (simulating or preparing the next chunk): LZ4
+    compression and file writes release the GIL, so they overlap with the caller's work. At
+    most one chunk is in flight; :meth:`write` copies what it needs (the byte-swapped arrays
+    the TTree writer makes anyway), so the caller may reuse its batch memory as soon as
+    :meth:`write` returns. An error of the background thread is raised by the next
+    :meth:`write` or at the end of the ``with`` block; the file is then not created.
+    """
 
     def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any], with_jet: bool = False,
-                 compression: str | None = DEFAULT_COMPRESSION, format: str = DEFAULT_FORMAT) -> None:
+                 compression: str | None = DEFAULT_COMPRESSION, format: str = DEFAULT_FORMAT,
+                 background: bool = False) -> None:
         super().__init__(path, meta, compression, format)
         self.with_jet = with_jet
+        self.background = background
         self.n_written = 0
+        self._pool: Any = None
+        self._pending: Any = None
 
     def __enter__(self) -> EventWriter:
         super().__enter__()
-        self.tree(schema.EVENTS_TREE, event_branch_types(self.with_jet))
+        try:
+            self.tree(schema.EVENTS_TREE, event_branch_types(self.with_jet))
+        except BaseException as exc:
+            super().__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        if self.background:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="pfgraph-writer")
         return self
+
+    def _array(self, value: Any, dtype: Any) -> np.ndarray:
+        """``value`` as ``dtype``: a view when writing in this thread, else a private copy, big-endian
+        for a TTree (the byte order its baskets hold, so the writer thread copies nothing more)."""
+        arr = np.asarray(value, dtype=dtype)
+        if self._pool is None:
+            return arr
+        if self.format == "ttree":
+            return arr.astype(arr.dtype.newbyteorder(">"))
+        return arr.copy()
 
     def write(self, batch: Mapping[str, np.ndarray]) -> None:
         """Append a batch: ``event_id``, the six images (float32 (n,56,56)), scalars[, jet]."""
         npix, fields = point_cloud(batch)
-        data: dict[str, Any] = {"event_id": np.asarray(batch["event_id"], dtype=np.int64)}
+        data: dict[str, Any] = {"event_id": self._array(batch["event_id"], np.int64)}
         for ch in schema.IMAGE_CHANNELS:
-            data[ch] = np.asarray(batch[ch], dtype=np.float32)
+            data[ch] = self._array(batch[ch], np.float32)
         if self.with_jet:
-            data[schema.JET_IMAGE] = np.asarray(batch[schema.JET_IMAGE], dtype=np.float32)
+            data[schema.JET_IMAGE] = self._array(batch[schema.JET_IMAGE], np.float32)
         data[schema.POINT_PREFIX] = jagged_record(npix, fields)
         for b in schema.EVENT_BRANCHES:
             if b.kind == "scalar" and b.name != "event_id" and (self.with_jet or not b.optional):
-                data[b.name] = np.asarray(batch[b.name], dtype=b.np_dtype)
-        self.extend(schema.EVENTS_TREE, data)
+                data[b.name] = self._array(batch[b.name], b.np_dtype)
+        if self._pool is None:
+            self.extend(schema.EVENTS_TREE, data)
+        else:
+            self._wait()
+            self._pending = self._pool.submit(self.extend, schema.EVENTS_TREE, data)
         self.n_written += len(data["event_id"])
+
+    def _wait(self) -> None:
+        """Until the chunk in flight is written; raises its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if self._pool is not None:
+            failed: BaseException | None = None
+            try:
+                if exc_type is None:
+                    try:
+                        self._wait()
+                    except BaseException as err:  # the writer thread failed: unwind with its error
+                        failed = err
+                elif self._pending is not None:  # let the thread finish before the file goes
+                    self._pending.exception()
+            finally:
+                self._pool.shutdown(wait=True)
+                self._pool = self._pending = None
+            if failed is not None:
+                if not super().__exit__(type(failed), failed, failed.__traceback__):
+                    raise failed
+                return False
+        return super().__exit__(exc_type, exc, tb)
 
 
 # ----------------------------------------------------------------------------------- reading

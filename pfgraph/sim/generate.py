@@ -37,6 +37,11 @@ from pfgraph.utils.memory import reuse_cpu_memory
 IMAGE_OUT = ("emcal", "hcal", "trk_neg", "trk_pos", "truth", "truth_neutral")
 
 
+#: The single-writer path compresses and writes each chunk in a background thread while the next
+#: one is simulated (:class:`~pfgraph.io.root.EventWriter` ``background``); False writes in the
+#: calling thread (scripts/bench_simulate.py measures both).
+BACKGROUND_WRITE = True
+
 #: Events per vectorised response call: keeps the per-particle arrays cache-sized (with the heap
 #: reused, 8/16/32/64 events were within noise of each other on the 2-core reference machine;
 #: 32 was fastest in two of three runs).
@@ -275,7 +280,7 @@ def generate(cfg: SimConfig, out: str | os.PathLike[str], shards: int = 1, worke
                 _init_worker(cfg, jets)
                 batches = (_work(r) for r in ranges)
             with EventWriter(plan.path, meta, with_jet=cfg.jets.enabled, compression=cfg.output.compression,
-                             format=cfg.output.format) as w:
+                             format=cfg.output.format, background=BACKGROUND_WRITE) as w:
                 for batch in batches:
                     w.write(batch)
                     if progress is not None:
