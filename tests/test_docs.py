@@ -139,9 +139,17 @@ def _check_overrides(name: str, ns: argparse.Namespace | None, overrides: list[s
         raise AssertionError(f"'pfgraph {name}' takes no key=value overrides")
 
 
+def complete(rest: str, block: bool) -> bool:
+    """Whether a shown command is meant to be typed as it is: every code-block line, and an inline
+    span with three flags or more (``pfgraph simulate --format rntuple`` is a fragment in prose)."""
+    return block or sum(t.startswith("--") for t in shlex.split(rest)) >= 3
+
+
 def check_pfgraph(rest: str, block: bool) -> str:
     """Check one ``pfgraph ...`` command; returns its sub-command."""
     tokens = shlex.split(rest)
+    temporary = [t for t in tokens if t.startswith(("/tmp/", "/var/tmp/"))]
+    assert not temporary, f"names a temporary path ({temporary[0]}) that a reader does not have"
     name = tokens[0]
     parser = build_parser()
     sub = _sub(parser, name)
@@ -163,7 +171,7 @@ def check_pfgraph(rest: str, block: bool) -> str:
     _check_flags(sub, optional)
     overrides = [t for t in kept + optional if re.fullmatch(r"[a-z_]+(\.[a-z_]+)+=\S+", t)]
     ns = None
-    if block and not elided:
+    if complete(rest, block) and not elided:
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             try:
@@ -296,6 +304,30 @@ def test_every_subcommand_help_runs(capsys: pytest.CaptureFixture[str]) -> None:
         assert f"usage: pfgraph {name}" in capsys.readouterr().out
 
 
+def _benchmark_sections() -> set[str]:
+    return set(re.findall(r"^## (.+)$", (ROOT / "docs" / "BENCHMARKS.md").read_text(), re.M))
+
+
+def section_references() -> list[tuple[str, str]]:
+    """(file, section) for every pointer to a docs/BENCHMARKS.md section in the documents and the code:
+    ``docs/BENCHMARKS.md, section "X"`` (or ``, "X"``) and ``## X`` in a docstring or comment near it."""
+    refs = []
+    for path in [*DOCS, *sorted((ROOT / "pfgraph").rglob("*.py")), *sorted((ROOT / "scripts").glob("*.py"))]:
+        text = re.sub(r"\s*\n\s*(?:#:?\s*)?", " ", path.read_text())  # join wrapped lines and comments
+        for pattern in (r"BENCHMARKS\.md`?(?:,| \(| section)\s*(?:section\s+)?(?:\"|``## )([^\"`]+)",
+                        r"(?:``## |section \")([^\"`]+)(?:``|\") section of docs/BENCHMARKS\.md",
+                        r"section \"([^\"]+)\" of docs/BENCHMARKS\.md"):
+            refs += [(str(path.relative_to(ROOT)), m.group(1)) for m in re.finditer(pattern, text)]
+    return refs
+
+
+def test_benchmark_sections_pointed_to_exist() -> None:
+    refs = section_references()
+    assert refs, "no pointers found: the pattern is stale"
+    missing = [(f, sec) for f, sec in refs if sec not in _benchmark_sections()]
+    assert not missing, missing
+
+
 def test_checks_catch_what_does_not_exist() -> None:
     """The checks fail on a flag, value, key, target or script option that does not exist."""
     bad = [("pfgraph", "simulate --out x.root --no-such-flag 3", True),
@@ -303,6 +335,8 @@ def test_checks_catch_what_does_not_exist() -> None:
            ("pfgraph", "simulate --format rntuple", True),  # a complete command from a block misses --out
            ("pfgraph", "train ... detector.b_field=0.5", False),
            ("pfgraph", "evaluate runs/x --data d.root --out e --jet-backend magic", True),
+           ("pfgraph", "train --repr image --model M --data b.root --epochs 1 --device cpu", False),  # no --out
+           ("pfgraph", "train --model cnn --data /tmp/pfgraph-x/b.root --out r", True),
            ("script", "python scripts/bench_simulate.py --no-such-flag", False),
            ("script", "scripts/reproduce_paper.sh --no-such-flag", False),
            ("script", "scripts/examples/no_such_example.C", False),
