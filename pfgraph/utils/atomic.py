@@ -45,6 +45,8 @@ OWNER = ".owner"
 #: Temporary folders this process is writing right now (never opened by the stale-temporary scan:
 #: closing any descriptor of a file drops this process's POSIX locks on it).
 _LIVE: set[str] = set()
+#: What torch.save's C++ archive writer says when a write fails (it does not keep the errno).
+_TORCH_WRITE_ERRORS = ("write failed", "inline_container.cc", "PytorchStreamWriter")
 #: A write failing with less free space than this is reported as a full disk.
 _FULL_BELOW = 64 * 2**20
 
@@ -113,13 +115,14 @@ def write_failure(exc: BaseException, final: str | os.PathLike[str]) -> PfgraphE
     folder = Path(final).parent if str(Path(final).parent) else Path(".")
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
         return PfgraphError(f"{final}: no space left on device ({exc.strerror or exc})")
-    if isinstance(exc, RuntimeError) and "write failed" in str(exc):  # torch.save's C++ writer hides the errno
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and any(m in text for m in _TORCH_WRITE_ERRORS):  # torch.save hides the errno
         try:
             st = os.statvfs(folder)
             free = st.f_bavail * st.f_frsize
         except OSError:
             free = None
-        detail = " ".join(str(exc).split())[:160]
+        detail = " ".join(text.split())[:160]
         if free is not None and free < _FULL_BELOW:
             return PfgraphError(f"{final}: no space left on device ({free // 1024} KiB free; {detail})")
         return PfgraphError(f"{final}: write failed ({detail})")

@@ -136,3 +136,27 @@ def test_simulate_on_a_full_disk(tmp_path: Path) -> None:
     assert rc == 2 and left == [], (err, left)
     disk = tmp_path / "disk"
     assert err.startswith(f"pfgraph: error: {disk}/x.root: no space left on device") and err.count("\n") == 1, err
+
+
+@needs_unshare
+def test_train_on_a_full_disk(tmp_path: Path, events_file: Path) -> None:
+    """The checkpoint does not fit: torch's "file write failed" becomes one line naming it, no partial file."""
+    rc, err, left = run_on_small_disk(tmp_path, "300k", ["train", "--model", "cnn", "--data", str(events_file),
+                                                         "--out", "{disk}/run", "--epochs", "1", "train.threads=1",
+                                                         "train.batch_size=16"])
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"pfgraph: error: {tmp_path / 'disk' / 'run'}/") and "no space left on device" in err, err
+    assert not [name for name in left if name.startswith(".")], left  # no hidden temporary left
+
+
+@needs_unshare
+def test_evaluate_on_a_full_disk(tmp_path: Path, events_file: Path) -> None:
+    from pfgraph.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--model", "cnn", "--data", str(events_file), "--out", str(run), "--epochs", "1",
+                 "model.encoder=[4,8]", "model.decoder=[4]", "train.threads=1", "train.batch_size=16"]) == 0
+    rc, err, left = run_on_small_disk(tmp_path, "200k", ["evaluate", str(run), "--data", str(events_file),
+                                                         "--out", "{disk}/ev", "--no-plots"])
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"pfgraph: error: {tmp_path / 'disk' / 'ev'}/") and "no space left on device" in err, err
