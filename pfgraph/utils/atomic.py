@@ -51,12 +51,23 @@ _TORCH_WRITE_ERRORS = ("write failed", "inline_container.cc", "PytorchStreamWrit
 _FULL_BELOW = 64 * 2**20
 
 
-def _claim(tmp_dir: Path) -> int:
-    """Create ``tmp_dir/OWNER`` locked by this process (the lock is taken before the name appears)."""
+def _claim(tmp_dir: Path) -> int | None:
+    """Create ``tmp_dir/OWNER`` locked by this process (the lock is taken before the name appears).
+
+    On a file system without POSIX locks (some network mounts) there is no owner file: the
+    folder is then never taken for a dead writer's, so it is never removed automatically.
+    """
     staging = tmp_dir / (OWNER + ".new")
     fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+            os.close(fd)
+            staging.unlink()
+            return None
         os.write(fd, f"{os.getpid()}\n".encode())
         os.rename(staging, tmp_dir / OWNER)
     except BaseException:

@@ -69,6 +69,22 @@ def test_folder_without_owner_is_left_alone(tmp_path: Path) -> None:
     assert stale_temporaries(tmp_path / "x.root") == []
 
 
+def test_without_posix_locks_writes_work_and_nothing_is_taken_for_stale(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    def no_locks(fd: int, cmd: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "lockf", no_locks)
+    final = tmp_path / "x.root"
+    with atomic_path(final, same_name=True) as tmp:
+        tmp.write_bytes(b"1")
+        assert sorted(p.name for p in tmp.parent.iterdir()) == ["x.root"]  # no owner file
+        assert stale_temporaries(final) == []
+    assert final.read_bytes() == b"1" and [p.name for p in tmp_path.iterdir()] == ["x.root"]
+
+
 def test_next_atomic_write_removes_a_dead_writers_temporary(tmp_path: Path) -> None:
     final = tmp_path / "data.root"
     proc, tmp = _holder(final)
