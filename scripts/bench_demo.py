@@ -25,11 +25,13 @@ sys.path.insert(0, str(ROOT))
 from scripts.benchdoc import machine, update_section  # noqa: E402
 
 
-def run_demo(out: Path, quick: bool) -> tuple[float, float, list[tuple[str, float]], int]:
-    """Run the demo; (wall seconds, CPU seconds of it and its children, [(step command, seconds)], exit status)."""
+def run_demo(out: Path, quick: bool) -> tuple[float, float, list[tuple[str, float]], list[float], int]:
+    """Run the demo; (wall seconds, CPU seconds of it and its children, [(step command, seconds)],
+    the 1-minute load average at every step's start and at the end, exit status)."""
     cmd = [sys.executable, "-m", "pfgraph.cli", "demo", "--out", str(out), *(["--quick"] if quick else [])]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     steps: list[tuple[str, float]] = []
+    loads: list[float] = []
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     last_name, last_t = None, t0
@@ -38,6 +40,7 @@ def run_demo(out: Path, quick: bool) -> tuple[float, float, list[tuple[str, floa
         for line in proc.stdout:
             sys.stdout.write(line)
             if line.startswith("$ pfgraph "):
+                loads.append(os.getloadavg()[0])
                 now = time.perf_counter()
                 if last_name is not None:
                     steps.append((last_name, now - last_t))
@@ -48,7 +51,8 @@ def run_demo(out: Path, quick: bool) -> tuple[float, float, list[tuple[str, floa
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     if last_name is not None:
         steps.append((last_name, time.perf_counter() - last_t))
-    return wall, cpu, steps, status
+    loads.append(os.getloadavg()[0])
+    return wall, cpu, steps, loads, status
 
 
 def main() -> None:
@@ -61,13 +65,11 @@ def main() -> None:
     if args.out is not None and args.out.exists():
         raise SystemExit(f"{args.out}: exists; the demo resumes finished steps, so time it into a fresh folder")
     out = args.out or Path(tempfile.mkdtemp(prefix="pfgraph-bench-demo-")) / "demo"
-    load_before = os.getloadavg()
     try:
-        wall, cpu, steps, status = run_demo(out, args.quick)
+        wall, cpu, steps, loads, status = run_demo(out, args.quick)
     finally:
         if args.out is None:
             shutil.rmtree(out.parent, ignore_errors=True)
-    load_after = os.getloadavg()
     if status != 0:
         raise SystemExit(f"pfgraph demo failed with status {status}")
     variant = "pfgraph demo --quick" if args.quick else "pfgraph demo"
@@ -75,8 +77,9 @@ def main() -> None:
     body = [
         f"Command: `python scripts/bench_demo.py{flag}`, which times `python -m pfgraph.cli demo{flag} --out DIR` "
         "(what `make demo` runs) in a fresh process into an empty folder.  ",
-        f"Machine: {machine()}; load average (1 min) {load_before[0]:.1f} before and {load_after[0]:.1f} after "
-        "(other work shared the cores: on an idle machine it is faster).",
+        f"Machine: {machine()}; 1-minute load average sampled at every step: mean {sum(loads) / len(loads):.1f}, "
+        f"max {max(loads):.1f} (above 2, other work shared the two cores and the demo took longer than on an idle "
+        "machine).",
         "",
         f"**{variant}: {wall / 60:.1f} minutes** ({wall:.0f} s wall time, Python start-up and imports included; "
         f"{cpu / 60:.1f} CPU minutes over all its processes, user + system).",
