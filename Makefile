@@ -1,6 +1,7 @@
 # pfgraph entry points. Everything runs in a local virtual environment (.venv).
 PY ?= python3
 VENV ?= .venv
+TORCH_INDEX ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -9,8 +10,10 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	# CPU build of torch from the local wheel (a bare 'torch' would pull a multi-GB CUDA build)
-	$(BIN)/pip install -q torch==2.13.0
+	# torch: whichever build pip finds (the CPU wheel where pip is configured with a local one; PyPI's
+	# Linux default is the multi-GB CUDA build). TORCH_INDEX=https://download.pytorch.org/whl/cpu for a CPU
+	# build elsewhere, or a CUDA index for a GPU build (README, Quickstart).
+	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	# pfgraph, its test tools and CERN ROOT (the tests read every output file with ROOT itself)
 	$(BIN)/pip install -q -e '.[dev,root]'
 	# torch-cluster is a source package: compiled once against torch (~13 min on 2 cores; pip caches the wheel)

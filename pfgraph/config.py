@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -123,6 +125,9 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``a.b.c=value`` into (["a","b","c"], value) with YAML value typing."""
     if "=" not in text:
@@ -135,6 +140,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 5e-4 (no dot) as a string; on the command line it is a number
     return key.split("."), value
 
 
@@ -184,18 +191,35 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def looks_like_path(name: str | Path) -> bool:
+    """True when ``name`` names a file rather than a preset: it has a folder separator or a
+    ``.yaml``/``.yml`` suffix (``configs/sim/x.yaml``, ``./x``, ``x.yaml``)."""
+    text = str(name)
+    return "/" in text or (os.sep in text) or Path(text).suffix.lower() in (".yaml", ".yml")
+
+
 def resolve_config_path(name: str | Path, kind: str) -> Path:
-    """A path as given, or a preset name looked up in ``configs/<kind>/<name>.yaml``."""
+    """A config file, or a preset name looked up in ``configs/<kind>/<name>.yaml``.
+
+    A value that looks like a path (see :func:`looks_like_path`) must be an existing file: it
+    never falls back to the preset of the same name. A bare name is always a preset.
+    """
     path = Path(name)
-    if path.exists():
-        return path
-    preset = CONFIG_DIR / kind / f"{path.stem}.yaml"
-    if preset.exists():
-        return preset
     presets = sorted(p.stem for p in (CONFIG_DIR / kind).glob("*.yaml"))
+    if looks_like_path(name):
+        if path.is_file():
+            return path
+        if path.is_dir():
+            raise ConfigError(f"{name}: is a folder, expected a {kind} config file")
+        hint = f"; or the {kind} preset '{path.stem}' (write --config {path.stem})" if path.stem in presets else ""
+        raise ConfigError(f"{name}: no such config file{hint}")
+    preset = CONFIG_DIR / kind / f"{name}.yaml"
+    if preset.is_file():
+        return preset
+    local = f"; to use the file '{name}' write ./{name}" if path.is_file() else ""
     raise ConfigError(
-        f"{name}: no such config file or {kind} preset{_did_you_mean(path.stem, presets)}; "
-        f"presets: {', '.join(presets) or 'none'}"
+        f"{name}: no such {kind} preset{_did_you_mean(str(name), presets)}; "
+        f"presets: {', '.join(presets) or 'none'}{local}"
     )
 
 

@@ -185,7 +185,9 @@ def full_epoch(data: Path, n_train: int, batch_size: int, workdir: Path) -> dict
         raise SystemExit(f"pfgraph train failed with status {status}")
     summary = json.loads((out / "train_summary.json").read_text())
     summary["wall_s"] = wall
-    summary["command"] = " ".join(["pfgraph", *argv[:8], "runs/edgeconv", *argv[9:]])
+    # as a user would type it: the script's temporary data file and run folder (gone when it ends) by name
+    summary["command"] = " ".join(["pfgraph", *argv[:6], data.name, argv[7], "runs/edgeconv", *argv[9:]])
+    summary["data_name"] = data.name
     return summary
 
 
@@ -407,7 +409,8 @@ def main() -> None:
     if epoch is not None:
         body += [
             "",
-            f"Full epoch: `{epoch['command']}` trained {epoch['n_train']} events in {epoch['train_time_s']:.0f} s "
+            f"Full epoch (`{epoch['data_name']}`: the gauss_b050 events this script simulates into a temporary "
+            f"folder): `{epoch['command']}` trained {epoch['n_train']} events in {epoch['train_time_s']:.0f} s "
             f"({epoch['events_per_s']:.1f} events/s; data loading {epoch['data_load_s']:.1f} s, "
             f"whole command {epoch['wall_s']:.0f} s incl. validation on {epoch['n_val']} events).",
         ]

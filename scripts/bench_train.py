@@ -225,7 +225,7 @@ def main() -> None:
     for name, dev, params, rate, step_s in rows:
         lines.append(f"| {name} | {dev} | {params:,} | {rate:,.1f} | {step_s * 1e3:,.0f} | {8000 / rate / 60:.1f} min |")
     if cli_rows:
-        lines += ["", f"**End to end** (`pfgraph train --repr image --model M --data b050.root --epochs 1 "
+        lines += ["", f"**End to end** (`pfgraph train --repr image --model M --data b050.root --out runs/M --epochs 1 "
                   f"--max-events {args.cli_events} --device cpu`, a fresh process each, import + load + "
                   "train + validate + checkpoints):", "",
                   "| model | exit | wall time | summary |", "|---|---:|---:|---|"]

@@ -3,34 +3,41 @@
 #   simulate the B=0 and B=0.5 training sets (--fields), an independent test set for each,
 #   and the Pythia jet test set; train the eight models with their paper configs
 #   and the improved variants; evaluate every run on its own field's test set (B=0.5 runs also on the jet set);
-#   write one comparison report per test set and docs/RESULTS.md (scripts/results_table.py).
+#   write one comparison report per test set and DIR/RESULTS.md (scripts/results_table.py).
 #
 #   scripts/reproduce_paper.sh [--quick] [--out DIR] [--device auto|cpu|cuda]
 #                              [--events N] [--test-events N] [--jet-events N] [--epochs E]
 #                              [--models "analytic mlp ..."] [--fields "000 050"] [--no-results]
+#                              [--update-docs]
 #
 # Defaults are the paper's sizes (10 000 training events, 1 000 test and jet events, 50 epochs
 # with early stopping): that run wants a GPU. --quick is a CPU smoke run (600 events, one epoch).
 # Sizes may be set one by one for a reduced CPU study; docs/RESULTS.md records what was run.
 # Re-running resumes: existing data files are kept, trainings continue from their last
-# checkpoint, finished evaluations are skipped. Everything, the log included, stays under DIR.
+# checkpoint, finished evaluations are skipped. Everything, the log and RESULTS.md included,
+# stays under DIR (a relative DIR is taken from the current folder; default: paper/ in the
+# repository). Only --update-docs also writes the repository's recorded evidence,
+# docs/RESULTS.md and docs/results/, from this run.
 set -euo pipefail
+CALLER_PWD=$PWD
 cd "$(dirname "$0")/.."
 PF="${PFGRAPH:-.venv/bin/pfgraph}"
 PY="${PYTHON:-.venv/bin/python}"
 OUT=paper
+OUT_GIVEN=0
 DEVICE=auto
 EVENTS=10000; TEST_EVENTS=1000; JET_EVENTS=1000; EPOCHS=50
 ALL_MODELS="analytic mlp cnn cnn_attn cnn3d unet unet_attn rnn edgeconv mlp_plus cnn_attn_plus unet_attn_plus"
 MODELS="$ALL_MODELS"
 FIELDS="000 050"
 RESULTS=1
+UPDATE_DOCS=0
 ARGS=""  # quoted, so that the logged command can be pasted back
 if [ $# -gt 0 ]; then ARGS=$(printf " %q" "$@"); fi
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) EVENTS=600; TEST_EVENTS=60; JET_EVENTS=60; EPOCHS=1 ;;
-    --out) OUT="$2"; shift ;;
+    --out) OUT="$2"; OUT_GIVEN=1; shift ;;
     --device) DEVICE="$2"; shift ;;
     --events) EVENTS="$2"; shift ;;
     --test-events) TEST_EVENTS="$2"; shift ;;
@@ -39,10 +46,15 @@ while [ $# -gt 0 ]; do
     --models) MODELS="$2"; shift ;;
     --fields) FIELDS="$2"; shift ;;
     --no-results) RESULTS=0 ;;
+    --update-docs) UPDATE_DOCS=1 ;;
     *) echo "reproduce_paper.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
 done
+case "$OUT" in
+  /*) ;;
+  *) [ "$OUT_GIVEN" = 1 ] && OUT="$CALLER_PWD/$OUT" ;;
+esac
 mkdir -p "$OUT/data"
 # a killed call leaves its last progress bar without a newline: start this call's header on a line of its own
 [ -s "$OUT/reproduce.log" ] && [ -n "$(tail -c 1 "$OUT/reproduce.log")" ] && echo >> "$OUT/reproduce.log"
@@ -92,5 +104,8 @@ for set in "$OUT"/evals/*/; do
 done
 echo "# finished $(date -u +%FT%TZ), $(( $(date +%s) - T0 )) s"
 if [ "$RESULTS" = 1 ]; then
-  $PY scripts/results_table.py "$OUT" --out docs/RESULTS.md
+  $PY scripts/results_table.py "$OUT" --out "$OUT/RESULTS.md" --keep "$OUT/results"
+fi
+if [ "$UPDATE_DOCS" = 1 ]; then  # asked for: this run becomes the repository's recorded evidence
+  $PY scripts/results_table.py "$OUT" --out docs/RESULTS.md --keep docs/results
 fi

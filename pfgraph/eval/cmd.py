@@ -51,6 +51,8 @@ def register(sub: Any) -> None:
                    help="bootstrap replicas over events for the 68%% intervals of the headline figures (200; 0: none)")
     p.add_argument("--bootstrap-seed", type=int, default=12345, help="seed of the bootstrap replicas (12345)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.add_argument("--format", choices=("ttree", "rntuple"), default="ttree",
+                   help="layout of predictions.root: ttree (default) or rntuple (ROOT 6.34+)")
     p.set_defaults(func=run)
 
 
@@ -198,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
     with evaluation_folder(out, manifest) as work:  # the folder changes as one unit
         inference_s = 0.0
         n_done = 0
-        with PredictionWriter(work / "predictions.root", meta, graph=graph, jets=has_jet) as writer, \
+        with PredictionWriter(work / "predictions.root", meta, graph=graph, jets=has_jet,
+                              format=args.format) as writer, \
                 progress(n_expected, f"evaluate {model['name']}") as bar:
             it = iter(batches)
             while True:
@@ -251,7 +254,8 @@ def run(args: argparse.Namespace) -> int:
                                "jets_s": jet_doc["seconds"], "jets_events_per_s": jet_doc["events_per_s"], "total_s": total})
         write_metrics(work / "metrics.json", doc)
         resolved = {"evaluate": {"run": str(source), "data": [str(p) for p in files.paths], "out": str(out),
-                                 **settings, "jets": jet_settings, "plots": not args.no_plots},
+                                 **settings, "jets": jet_settings, "plots": not args.no_plots,
+                                 "format": args.format},
                     "run": run_config}
         atomic_write_text(work / "config.yaml", yaml.safe_dump(_plain(resolved), sort_keys=False))
         if not args.no_plots:

@@ -72,13 +72,14 @@ def _jagged(counts: np.ndarray, fields: Mapping[str, np.ndarray], dtypes: Mappin
 class PredictionWriter:
     """Writes ``predictions.root`` atomically: nothing appears under ``path`` unless it completes.
 
-    ``with PredictionWriter(path, meta, graph=..., jets=...) as w: w.write(...)``.
+    ``with PredictionWriter(path, meta, graph=..., jets=...) as w: w.write(...)``; ``format="rntuple"``
+    writes RNTuples with the same column names (see :class:`~pfgraph.io.root.RootWriter`).
     """
 
     def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any], graph: bool = False, jets: bool = False,
-                 compression: str | None = "zstd:1") -> None:
+                 compression: str | None = "zstd:1", format: str = "ttree") -> None:
         self.graph, self.jets = graph, jets
-        self._writer = RootWriter(path, meta, compression)
+        self._writer = RootWriter(path, meta, compression, format)
 
     def __enter__(self) -> PredictionWriter:
         self._writer.__enter__()

@@ -115,7 +115,7 @@ def _check(f: Any, path: Path) -> tuple[dict[str, Any], str]:
     """Validate the file against the contract; returns (meta, one-line description)."""
     from pfgraph.errors import DataError
     from pfgraph.io import schema
-    from pfgraph.io.root import EventFiles, check_tree, migration_for, read_meta, reason, tree_names
+    from pfgraph.io.root import EventFiles, check_tree, corrupt, migration_for, read_meta, reason, tree_names
 
     meta = read_meta(f, path)
     mig = migration_for(meta["schema_version"], path)
@@ -135,7 +135,7 @@ def _check(f: Any, path: Path) -> tuple[dict[str, Any], str]:
             except DataError:
                 raise
             except Exception as exc:
-                raise DataError(f"{path}: tree '{name}' is unreadable ({reason(exc)})") from None
+                raise corrupt(path, f"tree '{name}': {reason(exc)}") from None
             files = None
         required = sum(not b.optional for b in schema.TREE_MAP[name].branches)
         extra = f" + optional {', '.join(optional)}" if optional else ""
@@ -242,9 +242,8 @@ def _summarise(tree: Any, path: Path, spec: Any, stop: int, bounds: Any = None) 
     import awkward as ak
     import numpy as np
 
-    from pfgraph.errors import DataError
     from pfgraph.io.plausible import check_plausible
-    from pfgraph.io.root import check_finite, reason
+    from pfgraph.io.root import check_finite, corrupt, reason
 
     names = list(tree.keys())
     jagged = {n for n in names if _is_jagged(tree, n)}
@@ -256,8 +255,7 @@ def _summarise(tree: Any, path: Path, spec: Any, stop: int, bounds: Any = None) 
                 if len(jagged) < len(names) else {}
             jag = tree.arrays(sorted(jagged), entry_start=start, entry_stop=end, library="ak") if jagged else {}
         except Exception as exc:
-            raise DataError(f"{path}: tree '{tree.name}' entries {start}-{end} unreadable "
-                            f"({reason(exc)})") from None
+            raise corrupt(path, f"tree '{tree.name}' entries {start}-{end}: {reason(exc)}") from None
         for n in names:
             if n in jagged:
                 arr = jag[n]
@@ -303,7 +301,7 @@ def _read_event(tree: Any, path: Path, event: int, bounds: Any = None) -> dict[s
 
     from pfgraph.errors import DataError
     from pfgraph.io.plausible import check_plausible
-    from pfgraph.io.root import check_finite, reason
+    from pfgraph.io.root import check_finite, corrupt, reason
 
     names = list(tree.keys())
     jagged = [n for n in names if _is_jagged(tree, n)]
@@ -325,7 +323,7 @@ def _read_event(tree: Any, path: Path, event: int, bounds: Any = None) -> dict[s
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"{path}: entry {event} unreadable ({reason(exc)})") from None
+        raise corrupt(path, f"entry {event}: {reason(exc)}") from None
     return out
 
 

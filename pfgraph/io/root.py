@@ -211,7 +211,12 @@ class RootWriter:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         if exc_type is None:
-            self._file[schema.META_KEY] = json.dumps(self.meta, sort_keys=True, default=str)
+            try:
+                self._file[schema.META_KEY] = json.dumps(self.meta, sort_keys=True, default=str)
+            except BaseException as err:  # e.g. a full disk: still unwind (the temporary file goes)
+                if not self._stack.__exit__(type(err), err, err.__traceback__):
+                    raise
+                return False
         return bool(self._stack.__exit__(exc_type, exc, tb))
 
 
@@ -283,33 +288,94 @@ def event_branch_types(with_jet: bool) -> dict[str, Any]:
 
 
 class EventWriter(RootWriter):
-    """Writes the ``events`` tree: dense images, the derived point cloud and bookkeeping scalars."""
+    """Writes the ``events`` tree: dense images, the derived point cloud and bookkeeping scalars.
+
+    With ``background=True`` each chunk is serialised, compressed and written by one
+    background thread while the caller goes on (simulating or preparing the next chunk): LZ4
+    compression and file writes release the GIL, so they overlap with the caller's work. At
+    most one chunk is in flight; :meth:`write` copies what it needs (the byte-swapped arrays
+    the TTree writer makes anyway), so the caller may reuse its batch memory as soon as
+    :meth:`write` returns. An error of the background thread is raised by the next
+    :meth:`write` or at the end of the ``with`` block; the file is then not created.
+    """
 
     def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any], with_jet: bool = False,
-                 compression: str | None = DEFAULT_COMPRESSION, format: str = DEFAULT_FORMAT) -> None:
+                 compression: str | None = DEFAULT_COMPRESSION, format: str = DEFAULT_FORMAT,
+                 background: bool = False) -> None:
         super().__init__(path, meta, compression, format)
         self.with_jet = with_jet
+        self.background = background
         self.n_written = 0
+        self._pool: Any = None
+        self._pending: Any = None
 
     def __enter__(self) -> EventWriter:
         super().__enter__()
-        self.tree(schema.EVENTS_TREE, event_branch_types(self.with_jet))
+        try:
+            self.tree(schema.EVENTS_TREE, event_branch_types(self.with_jet))
+        except BaseException as exc:
+            super().__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        if self.background:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="pfgraph-writer")
         return self
+
+    def _array(self, value: Any, dtype: Any) -> np.ndarray:
+        """``value`` as ``dtype``: a view when writing in this thread, else a private copy, big-endian
+        for a TTree (the byte order its baskets hold, so the writer thread copies nothing more)."""
+        arr = np.asarray(value, dtype=dtype)
+        if self._pool is None:
+            return arr
+        if self.format == "ttree":
+            return arr.astype(arr.dtype.newbyteorder(">"))
+        return arr.copy()
 
     def write(self, batch: Mapping[str, np.ndarray]) -> None:
         """Append a batch: ``event_id``, the six images (float32 (n,56,56)), scalars[, jet]."""
         npix, fields = point_cloud(batch)
-        data: dict[str, Any] = {"event_id": np.asarray(batch["event_id"], dtype=np.int64)}
+        data: dict[str, Any] = {"event_id": self._array(batch["event_id"], np.int64)}
         for ch in schema.IMAGE_CHANNELS:
-            data[ch] = np.asarray(batch[ch], dtype=np.float32)
+            data[ch] = self._array(batch[ch], np.float32)
         if self.with_jet:
-            data[schema.JET_IMAGE] = np.asarray(batch[schema.JET_IMAGE], dtype=np.float32)
+            data[schema.JET_IMAGE] = self._array(batch[schema.JET_IMAGE], np.float32)
         data[schema.POINT_PREFIX] = jagged_record(npix, fields)
         for b in schema.EVENT_BRANCHES:
             if b.kind == "scalar" and b.name != "event_id" and (self.with_jet or not b.optional):
-                data[b.name] = np.asarray(batch[b.name], dtype=b.np_dtype)
-        self.extend(schema.EVENTS_TREE, data)
+                data[b.name] = self._array(batch[b.name], b.np_dtype)
+        if self._pool is None:
+            self.extend(schema.EVENTS_TREE, data)
+        else:
+            self._wait()
+            self._pending = self._pool.submit(self.extend, schema.EVENTS_TREE, data)
         self.n_written += len(data["event_id"])
+
+    def _wait(self) -> None:
+        """Until the chunk in flight is written; raises its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if self._pool is not None:
+            failed: BaseException | None = None
+            try:
+                if exc_type is None:
+                    try:
+                        self._wait()
+                    except BaseException as err:  # the writer thread failed: unwind with its error
+                        failed = err
+                elif self._pending is not None:  # let the thread finish before the file goes
+                    self._pending.exception()
+            finally:
+                self._pool.shutdown(wait=True)
+                self._pool = self._pending = None
+            if failed is not None:
+                if not super().__exit__(type(failed), failed, failed.__traceback__):
+                    raise failed
+                return False
+        return super().__exit__(exc_type, exc, tb)
 
 
 # ----------------------------------------------------------------------------------- reading
@@ -340,12 +406,18 @@ def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
 
 def read_meta(file: Any, path: Path) -> dict[str, Any]:
     """Parse and check ``pfgraph_meta`` of an open uproot file."""
-    if schema.META_KEY not in [k.split(";")[0] for k in file.keys(recursive=False)]:
+    try:
+        keys = [k.split(";")[0] for k in file.keys(recursive=False)]
+    except Exception as exc:
+        raise corrupt(path, f"its list of objects: {reason(exc)}") from None
+    if not keys:
+        raise corrupt(path, "it lists no objects")
+    if schema.META_KEY not in keys:
         raise DataError(f"{path}: field '{schema.META_KEY}' missing: not a pfgraph file")
     try:
         text = str(file[schema.META_KEY])
     except Exception as exc:
-        raise DataError(f"{path}: field '{schema.META_KEY}' unreadable: truncated or corrupt file ({reason(exc)})") from None
+        raise corrupt(path, f"field '{schema.META_KEY}': {reason(exc)}") from None
     try:
         meta = json.loads(text)
     except Exception as exc:
@@ -421,12 +493,51 @@ def reason(exc: BaseException, limit: int = 200) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def open_root(path: Path, **options: Any) -> Any:
-    """``uproot.open(path, **options)`` with corrupt/truncated files turned into one DataError line."""
+#: ROOT's ``kBEGIN``: where the first record of every TFile starts.
+_ROOT_BEGIN = 100
+
+
+def corrupt(path: Path | str, what: str) -> DataError:
+    """The one error for a file whose bytes do not make sense: ``PATH: corrupt or unreadable ROOT file (what)``."""
+    return DataError(f"{path}: corrupt or unreadable ROOT file ({what})")
+
+
+def check_header(file: Any, path: Path) -> None:
+    """The TFile header's fields agree with each other and with the file's size.
+
+    A flipped byte in the header would otherwise show up later as a misleading error (a
+    directory read at the wrong place looks empty: "not a pfgraph file") or as an unknown
+    compression code; here it is one "corrupt or unreadable" line naming the field.
+    """
+    h = file.file
+    size = path.stat().st_size
+    if h.fBEGIN != _ROOT_BEGIN:
+        raise corrupt(path, f"header: first record at byte {h.fBEGIN}, expected {_ROOT_BEGIN}")
+    if h.fEND > size:
+        raise corrupt(path, f"truncated: the header says {h.fEND} bytes, the file has {size}")
+    if h.fEND != size:
+        raise corrupt(path, f"header: end of file at byte {h.fEND}, the file has {size} bytes")
+    for name in ("fSeekFree", "fSeekInfo"):
+        seek = getattr(h, name)
+        if seek and not _ROOT_BEGIN <= seek < h.fEND:
+            raise corrupt(path, f"header: {name} {seek} outside the file's {h.fEND} bytes")
+    if h.fUnits not in (4, 8):
+        raise corrupt(path, f"header: pointer size {h.fUnits}, expected 4 or 8")
     try:
-        return uproot.open(path, **options)
+        uproot.compression.Compression.from_code(h.fCompress)
+    except Exception:
+        raise corrupt(path, f"header: unknown compression code {h.fCompress}") from None
+
+
+def open_root(path: Path, **options: Any) -> Any:
+    """``uproot.open(path, **options)`` with its header checked (:func:`check_header`); a
+    corrupt, truncated or non-ROOT file is one DataError line naming it."""
+    try:
+        f = uproot.open(path, **options)
     except Exception as exc:  # uproot raises many types for broken files
-        raise DataError(f"{path}: not a readable ROOT file ({reason(exc)})") from None
+        raise corrupt(path, reason(exc)) from None
+    check_header(f, path)
+    return f
 
 
 def is_rntuple(tree: Any) -> bool:
@@ -484,7 +595,11 @@ def check_tree(tree: Any, path: Path, branches: Sequence[schema.Branch], migrati
 
 def tree_names(file: Any) -> dict[str, str]:
     """Top-level trees/RNTuples of an open uproot file: name -> class name."""
-    return {k.split(";")[0]: v for k, v in file.classnames(recursive=False).items() if v in ("TTree", "ROOT::RNTuple")}
+    try:
+        names = file.classnames(recursive=False)
+    except Exception as exc:
+        raise corrupt(file.file_path, f"its list of objects: {reason(exc)}") from None
+    return {k.split(";")[0]: v for k, v in names.items() if v in ("TTree", "ROOT::RNTuple")}
 
 
 class EventFiles:
@@ -521,7 +636,7 @@ class EventFiles:
             except DataError:
                 raise
             except Exception as exc:
-                raise DataError(f"{path}: tree '{schema.EVENTS_TREE}' is unreadable ({reason(exc)})") from None
+                raise corrupt(path, f"tree '{schema.EVENTS_TREE}': {reason(exc)}") from None
             self.has_jet &= mig.file_name(schema.JET_IMAGE) in tree
             self.metas.append(meta)
             self.bounds.append(bounds_from_meta(meta))
@@ -593,9 +708,7 @@ class EventFiles:
                 arrays = tree.arrays([names[b] for b in jagged], entry_start=start, entry_stop=stop, library="ak")
                 out.update({b: arrays[names[b]] for b in jagged})
         except Exception as exc:
-            raise DataError(
-                f"{path}: entries {start}-{stop} unreadable ({reason(exc)})"
-            ) from None
+            raise corrupt(path, f"entries {start}-{stop}: {reason(exc)}") from None
         for name, value in added.items():
             spec = schema.EVENT_BRANCH_MAP.get(name)
             dtype = spec.np_dtype if spec is not None else np.float32

@@ -20,7 +20,8 @@ holding a JSON object (the metadata below).
   `emcal[56][56]/F`; `RDataFrame` columns are `ROOT::RVec<float>` of 3136 values in row-major
   order, element `ieta * 56 + iphi`). Jagged branches are variable-size leaves with a counter
   branch: `pix_eta[npix]/F`, `truth_jet_pt[ntruth_jet]/F`.
-* **RNTuple** (`pfgraph simulate --format rntuple`, `output.format: rntuple`). Same field
+* **RNTuple** (`pfgraph simulate --format rntuple` or `output.format: rntuple` for event files,
+  `pfgraph evaluate --format rntuple` for predictions). Same field
   names and values. Images are `std::array<std::array<float,56>,56>` (RDataFrame column
   type `ROOT::RVec<ROOT::RVec<float>>`, element `[ieta][iphi]`); jagged fields are
   `std::vector<T>` and their counters (`npix`, ...) are plain `std::int32_t` fields.

@@ -43,6 +43,8 @@ def _run(argv: Sequence[str]) -> None:
 
     print("$ pfgraph " + " ".join(argv), flush=True)
     status = main(list(argv))
+    if status in (130, 143):  # the step was interrupted and has said so: stop here without a second line
+        raise SystemExit(status)
     if status != 0:
         raise PfgraphError(f"demo step failed (exit {status}): pfgraph {' '.join(argv)}")
 

@@ -23,7 +23,9 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="simulation processes feeding the writer (default: 1; 0 = in-process)")
     p.add_argument("--compression", help="e.g. lz4:1, zstd:1, zlib:1 (overrides output.compression)")
-    add_overrides(p)
+    p.add_argument("--format", choices=("ttree", "rntuple"),
+                   help="on-disk layout: ttree (default) or rntuple, ROOT 6.34+ (overrides output.format)")
+    add_overrides(p, "detector.b_field=0.5 particles.charged_acceptance=0.9")
     p.set_defaults(func=run)
 
 
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from pfgraph.errors import PfgraphError
     from pfgraph.sim.detector import SimConfig
     from pfgraph.sim.generate import generate, shard_paths
-    from pfgraph.utils.atomic import ensure_writable_dir
+    from pfgraph.utils.atomic import clean_stale_temporaries, ensure_writable_dir
     from pfgraph.utils.progress import progress
 
     overrides = list(args.overrides)
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"seed={args.seed}")
     if args.compression is not None:
         overrides.append(f"output.compression={args.compression}")
+    if args.format is not None:
+        overrides.append(f"output.format={args.format}")
     cfg = load_config(SimConfig, resolve_config_path(args.config, "sim"), overrides)
     workers = 1 if args.workers is None else args.workers
     if workers < 0:
@@ -52,6 +56,12 @@ def run(args: argparse.Namespace) -> int:
         raise PfgraphError(f"{out}: is a folder; --out expects a ROOT file name")
     ensure_writable_dir(out.parent if str(out.parent) else ".")
     plans = shard_paths(out, args.shards, cfg.events)
+    n_stale = size = 0
+    for plan in plans:
+        n, b = clean_stale_temporaries(plan.path)
+        n_stale, size = n_stale + n, size + b
+    if n_stale:
+        print(f"removed {n_stale} temporary folder(s) of an interrupted run ({size / 2**20:.1f} MiB) beside {out}")
     done = _complete_shards(cfg, plans)
     if done:
         print(f"resuming: {len(done)}/{len(plans)} shards already complete, skipping them")

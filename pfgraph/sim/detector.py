@@ -128,7 +128,7 @@ class OutputConfig:
 
     compression: str = "lz4:1"
     chunk: int = 500
-    format: Literal["ttree"] = "ttree"
+    format: Literal["ttree", "rntuple"] = "ttree"
 
     def validate(self) -> None:
         """Reject impossible values."""

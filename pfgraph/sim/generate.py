@@ -31,10 +31,16 @@ from pfgraph.io.schema import IMSIZE
 from pfgraph.sim import showers
 from pfgraph.sim.detector import SimConfig
 from pfgraph.sim.particles import STREAM_NOISE, Particles, event_rng, sample_event
+from pfgraph.utils.atomic import clean_stale_temporaries
 from pfgraph.utils.memory import reuse_cpu_memory
 
 IMAGE_OUT = ("emcal", "hcal", "trk_neg", "trk_pos", "truth", "truth_neutral")
 
+
+#: The single-writer path compresses and writes each chunk in a background thread while the next
+#: one is simulated (:class:`~pfgraph.io.root.EventWriter` ``background``); False writes in the
+#: calling thread (scripts/bench_simulate.py measures both).
+BACKGROUND_WRITE = True
 
 #: Events per vectorised response call: keeps the per-particle arrays cache-sized (with the heap
 #: reused, 8/16/32/64 events were within noise of each other on the 2-core reference machine;
@@ -148,9 +154,39 @@ _WORKER_SLOTS: list[mmap.mmap] = []
 _WORKER_LAYOUT: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
 
 
+def quiet_worker() -> None:
+    """In a worker process: leave Ctrl-C and SIGTERM to the parent, and die with it.
+
+    Ctrl-C reaches the whole process group: the workers ignore it (no worker traceback) and the
+    parent unwinds, removes its temporary files and stops the pool. SIGTERM (the pool's own
+    stop signal) gets its default action back, since a forked worker inherits the command's
+    handler. On Linux a worker also gets SIGTERM when its parent dies (kill -9), so no orphaned
+    worker keeps running or holding memory.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() == 1:  # the parent died before the call above
+            os._exit(1)
+
+
 def _init_worker(cfg: SimConfig, jets: list[Any] | None) -> None:
     global _WORKER_CFG, _WORKER_JETS
     _WORKER_CFG, _WORKER_JETS = cfg, jets
+
+
+def _init_pool_worker(cfg: SimConfig, jets: list[Any] | None) -> None:
+    quiet_worker()
+    _init_worker(cfg, jets)
 
 
 def _work(ids: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -227,7 +263,7 @@ def generate(cfg: SimConfig, out: str | os.PathLike[str], shards: int = 1, worke
         _WORKER_LAYOUT.clear()
         _WORKER_LAYOUT.update(batch_layout(chunk, cfg.jets.enabled))
         _WORKER_SLOTS[:] = [mmap.mmap(-1, layout_bytes(_WORKER_LAYOUT)) for _ in range(workers + 2)]
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, jets)) if workers > 0 else None
+    pool = ctx.Pool(workers, initializer=_init_pool_worker, initargs=(cfg, jets)) if workers > 0 else None
     try:
         for k, plan in enumerate(plans):
             if k in skip:
@@ -243,7 +279,8 @@ def generate(cfg: SimConfig, out: str | os.PathLike[str], shards: int = 1, worke
             else:
                 _init_worker(cfg, jets)
                 batches = (_work(r) for r in ranges)
-            with EventWriter(plan.path, meta, with_jet=cfg.jets.enabled, compression=cfg.output.compression) as w:
+            with EventWriter(plan.path, meta, with_jet=cfg.jets.enabled, compression=cfg.output.compression,
+                             format=cfg.output.format, background=BACKGROUND_WRITE) as w:
                 for batch in batches:
                     w.write(batch)
                     if progress is not None:
@@ -262,7 +299,8 @@ def _write_shard(cfg: SimConfig, plan: ShardPlan, k: int, n_shards: int, jets: S
     """Simulate and write one shard in this process."""
     meta = make_meta("events", to_dict(cfg), seed=cfg.seed, events=plan.stop - plan.start,
                      first_event=plan.start, shard=k, shards=n_shards, with_jet=cfg.jets.enabled)
-    with EventWriter(plan.path, meta, with_jet=cfg.jets.enabled, compression=cfg.output.compression) as w:
+    with EventWriter(plan.path, meta, with_jet=cfg.jets.enabled, compression=cfg.output.compression,
+                     format=cfg.output.format) as w:
         for lo, hi in _chunks(plan.start, plan.stop, cfg.output.chunk):
             w.write(simulate_batch(cfg, range(lo, hi), jets[lo:hi] if jets is not None else None))
             if progress is not None:
@@ -290,19 +328,26 @@ def _generate_parallel_shards(ctx: Any, cfg: SimConfig, plans: list[ShardPlan], 
     counter = ctx.Value("q", 0)
     _SHARD_STATE.update(cfg=cfg, plans=plans, jets=jets, counter=counter)
     seen = 0
-    with ctx.Pool(min(workers, len(todo))) as pool:
-        result = pool.map_async(_shard_worker, todo, chunksize=1)
-        while True:
-            result.wait(0.25)
-            if progress is not None:
-                now = counter.value
-                if now > seen:
-                    progress(now - seen)
-                    seen = now
-            if result.ready():
-                break
-        result.get()  # re-raise a worker's error
-    _SHARD_STATE.clear()
+    try:
+        with ctx.Pool(min(workers, len(todo)), initializer=quiet_worker) as pool:
+            result = pool.map_async(_shard_worker, todo, chunksize=1)
+            while True:
+                result.wait(0.25)
+                if progress is not None:
+                    now = counter.value
+                    if now > seen:
+                        progress(now - seen)
+                        seen = now
+                if result.ready():
+                    break
+            result.get()  # re-raise a worker's error
+    except BaseException:
+        # the pool is stopped and joined: what its workers were writing is now a dead process's
+        for plan in plans:
+            clean_stale_temporaries(plan.path)
+        raise
+    finally:
+        _SHARD_STATE.clear()
     return [p.path for p in plans]
 
 

@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, help="training batch size")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--seed", type=int, help="training seed (initialisation and shuffling)")
-    add_overrides(p)
+    add_overrides(p, "train.lr=5e-4 train.early_stop.patience=3", "model hyper-parameters as model.<param>=value")
     p.set_defaults(func=run)
 
 
@@ -121,9 +121,15 @@ def train_from_args(args: argparse.Namespace, info: Any = None) -> Any:
             raise PfgraphError(
                 f"{run_dir}: holds a checkpoint of model '{resume.get('model_name')}' ({resume.get('repr')}), not "
                 f"'{section.name}' ({section.repr}); choose another --out or the same --model")
-        base = resume["config"]
+        base = resume.get("config")
+        if not isinstance(base, dict):
+            raise PfgraphError(f"{run_dir / LAST}: checkpoint has no run config (incomplete or not written by pfgraph train)")
         if args.config:
             base = _merge(base, train_preset_data(args.config))
+        try:
+            run_config_from_dict(resume["config"])
+        except PfgraphError as exc:
+            raise PfgraphError(f"{run_dir / LAST}: its run config does not fit this pfgraph: {exc}") from None
         cfg = run_config_from_dict(_merge(base, patch), args.overrides)
         changed = [(k, a, b) for k, a, b in config_differences(resume["config"], to_dict(cfg))
                    if not any(k == r or k.startswith(r + ".") for r in RESUMABLE_KEYS)]

@@ -19,7 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pfgraph.config import CONFIG_DIR, _did_you_mean, apply_overrides, from_dict, parse_override, read_yaml, to_dict
+from pfgraph.config import (
+    CONFIG_DIR,
+    _did_you_mean,
+    apply_overrides,
+    from_dict,
+    looks_like_path,
+    parse_override,
+    read_yaml,
+    to_dict,
+)
 from pfgraph.errors import ConfigError
 
 
@@ -161,7 +170,10 @@ def load_model_section(model: str, repr_name: str | None = None) -> ModelSection
     from pfgraph.models.registry import available, get
 
     path = Path(model)
-    if path.suffix in (".yaml", ".yml") and path.exists():
+    if looks_like_path(model):  # a path must be a file: never the preset of the same name
+        if not path.is_file():
+            raise ConfigError(f"{model}: no such model config file" + (
+                f"; or the model preset '{path.stem}' (write --model {path.stem})" if path.stem in model_presets() else ""))
         data, label = read_yaml(path), path.stem
     elif model in model_presets():
         data, label = read_yaml(model_presets()[model]), model

@@ -83,18 +83,27 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", which: str
     name = str(ckpt.get("model_name"))
     if expect_model is not None and name != expect_model:
         raise PfgraphError(f"{path}: is a checkpoint of model '{name}', not '{expect_model}'")
-    config = dict(ckpt["config"])
-    model_cfg = config.get("model", {})
-    entry = get(str(ckpt.get("arch", model_cfg.get("arch"))), str(ckpt.get("repr")))
-    torch.manual_seed(0)
-    model = entry.builder(dict(model_cfg.get("params", {})))
+    missing = [k for k in ("config", "model_state", "normalisation") if k not in ckpt]
+    if missing:
+        raise PfgraphError(f"{path}: checkpoint has no '{missing[0]}' (incomplete or not written by pfgraph train)")
+    try:  # the checkpoint's own model config: any error in it names the checkpoint
+        config = dict(ckpt["config"])
+        model_cfg = config.get("model", {})
+        entry = get(str(ckpt.get("arch", model_cfg.get("arch"))), str(ckpt.get("repr")))
+        torch.manual_seed(0)
+        model = entry.builder(dict(model_cfg.get("params", {})))
+        norm = Normalisation.from_dict(ckpt["normalisation"])
+    except PfgraphError as exc:
+        raise PfgraphError(f"{path}: its model config does not fit this pfgraph: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as exc:
+        raise PfgraphError(f"{path}: its model config does not fit model '{name}' "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
     try:
         model.load_state_dict(ckpt["model_state"])
-    except (RuntimeError, KeyError) as exc:
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
         raise PfgraphError(f"{path}: does not fit model '{name}' ({str(exc).splitlines()[0][:160]})") from None
     check_run_folder(run_dir, path, ckpt, sum(p.numel() for p in model.parameters() if p.requires_grad))
     model.to(dev).eval()
-    norm = Normalisation.from_dict(ckpt["normalisation"])
     split = {k: np.asarray(v.numpy(), dtype=np.int64) for k, v in (ckpt.get("split") or {}).items()}
     return LoadedRun(run_dir=run_dir, checkpoint=path, checkpoint_sha256=_sha256(path), model_name=name, model=model,
                      entry=entry, repr=get_representation(entry.repr), norm=norm, config=config,

@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -167,6 +168,10 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     except FileNotFoundError:
         raise PfgraphError(f"{path}: no such checkpoint") from None
     except Exception as exc:
+        what = re.search(r"(?:[Uu]nsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(exc))
+        if what is not None:  # torch's safe loader met a pickled callable: refuse, never run it
+            raise PfgraphError(f"{path}: refused: the checkpoint holds a pickled Python object ({what.group(1)}) "
+                               "that could run code when loaded; pfgraph loads only tensors and plain data") from None
         msg = str(exc).splitlines()[0] if str(exc) else ""
         raise PfgraphError(f"{path}: not a readable pfgraph checkpoint ({type(exc).__name__}: {msg[:200]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:

@@ -6,7 +6,11 @@ An interrupted writer therefore never leaves a file under the final name that lo
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import glob
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,20 +63,133 @@ def fsync_path(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+#: Lock file inside a private temporary folder: held (POSIX ``lockf``) by the writing process while
+#: it lives, so a later run can tell a dead writer's leftovers from a live writer's work.
+OWNER = ".owner"
+#: Temporary folders this process is writing right now (never opened by the stale-temporary scan:
+#: closing any descriptor of a file drops this process's POSIX locks on it).
+_LIVE: set[str] = set()
+#: What torch.save's C++ archive writer says when a write fails (it does not keep the errno).
+_TORCH_WRITE_ERRORS = ("write failed", "inline_container.cc", "PytorchStreamWriter")
+#: A write failing with less free space than this is reported as a full disk.
+_FULL_BELOW = 64 * 2**20
+
+
+def _claim(tmp_dir: Path) -> int | None:
+    """Create ``tmp_dir/OWNER`` locked by this process (the lock is taken before the name appears).
+
+    On a file system without POSIX locks (some network mounts) there is no owner file: the
+    folder is then never taken for a dead writer's, so it is never removed automatically.
+    """
+    staging = tmp_dir / (OWNER + ".new")
+    fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+            os.close(fd)
+            staging.unlink()
+            return None
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.rename(staging, tmp_dir / OWNER)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def stale_temporaries(final: str | os.PathLike[str]) -> list[Path]:
+    """Temporary folders of ``final`` left by writers that no longer run (killed, crashed, power loss).
+
+    Only folders holding an :data:`OWNER` file whose lock no live process holds count; a folder
+    being written right now (by this or any other process) never does.
+    """
+    final = Path(final)
+    parent = final.parent if str(final.parent) else Path(".")
+    stale = []
+    for p in sorted(parent.glob(f".{glob.escape(final.name)}.*.tmp")):
+        if str(p.resolve()) in _LIVE or not p.is_dir():
+            continue
+        try:
+            fd = os.open(p / OWNER, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:  # no owner file: still being created, or not ours
+            continue
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a live process holds it
+            os.close(fd)
+            continue
+        try:
+            pid = int(os.read(fd, 32).split()[0])
+        except (OSError, ValueError, IndexError):
+            pid = -1
+        os.close(fd)  # releases the probe's lock
+        if pid != os.getpid():
+            stale.append(p)
+    return stale
+
+
+def clean_stale_temporaries(final: str | os.PathLike[str]) -> tuple[int, int]:
+    """Remove :func:`stale_temporaries` of ``final``; returns (folders removed, bytes freed)."""
+    n = size = 0
+    for p in stale_temporaries(final):
+        with contextlib.suppress(OSError):
+            size += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        shutil.rmtree(p, ignore_errors=True)
+        n += 0 if p.exists() else 1
+    return n, size
+
+
+def write_failure(exc: BaseException, final: str | os.PathLike[str]) -> PfgraphError | None:
+    """A full disk (or a failed write) while writing ``final`` as one PfgraphError line; None for
+    anything else. Call it before the partial file is removed (it looks at the free space)."""
+    if isinstance(exc, PfgraphError):
+        return None
+    folder = Path(final).parent if str(Path(final).parent) else Path(".")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return PfgraphError(f"{final}: no space left on device ({exc.strerror or exc})")
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and any(m in text for m in _TORCH_WRITE_ERRORS):  # torch.save hides the errno
+        try:
+            st = os.statvfs(folder)
+            free = st.f_bavail * st.f_frsize
+        except OSError:
+            free = None
+        detail = " ".join(text.split())[:160]
+        if free is not None and free < _FULL_BELOW:
+            return PfgraphError(f"{final}: no space left on device ({free // 1024} KiB free; {detail})")
+        return PfgraphError(f"{final}: write failed ({detail})")
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike[str], same_name: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``final``; on success fsync it and rename it to ``final``.
 
     With ``same_name`` the temporary file has ``final``'s own name inside a private hidden
-    folder beside it (for writers that record their file name, like ROOT's TFile header).
+    folder beside it (for writers that record their file name, like ROOT's TFile header); the
+    folder holds a lock file while this process lives, and temporaries of ``final`` that a dead
+    process left behind (kill -9, crash) are removed first (:func:`clean_stale_temporaries`).
     On any exception (or KeyboardInterrupt) the temporary file is removed and ``final`` is
-    left untouched. The new file gets the usual permissions (0666 minus umask).
+    left untouched; a full disk becomes one PfgraphError line naming ``final``. The new file
+    gets the usual permissions (0666 minus umask).
     """
     final = Path(final)
     ensure_writable_dir(final.parent if str(final.parent) else ".")
     tmp_dir: Path | None = None
+    owner_fd: int | None = None
     if same_name:
+        clean_stale_temporaries(final)
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+        _LIVE.add(str(tmp_dir.resolve()))
+        try:
+            owner_fd = _claim(tmp_dir)
+        except OSError as exc:
+            _LIVE.discard(str(tmp_dir.resolve()))
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise write_failure(exc, final) or exc from None
         tmp_path = tmp_dir / final.name
         tmp_path.touch()
     else:
@@ -92,14 +209,22 @@ def atomic_path(final: str | os.PathLike[str], same_name: bool = False) -> Itera
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
-    except BaseException:
+    except BaseException as exc:
+        failure = write_failure(exc, final)
         with contextlib.suppress(OSError):
             tmp_path.unlink()
+        if failure is not None:
+            raise failure from None
         raise
     finally:
         if tmp_dir is not None:
             with contextlib.suppress(OSError):
+                (tmp_dir / OWNER).unlink()
+            if owner_fd is not None:
+                os.close(owner_fd)
+            with contextlib.suppress(OSError):
                 tmp_dir.rmdir()
+            _LIVE.discard(str(tmp_dir.resolve()))
 
 
 def atomic_write_text(final: str | os.PathLike[str], text: str) -> None:

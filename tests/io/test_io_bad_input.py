@@ -49,13 +49,13 @@ def test_corrupt_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     path = tmp_path / "corrupt.root"
     path.write_bytes(np.random.default_rng(0).bytes(5000))
     for msg in (reader_error(path), inspect_error(capsys, str(path))):
-        assert f"{path}: not a readable ROOT file" in msg
+        assert f"{path}: corrupt or unreadable ROOT file" in msg
 
 
 def test_empty_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "empty.root"
     path.touch()
-    assert f"{path}: not a readable ROOT file" in inspect_error(capsys, str(path))
+    assert f"{path}: corrupt or unreadable ROOT file" in inspect_error(capsys, str(path))
 
 
 @pytest.mark.parametrize("fmt", ["ttree", "rntuple"])
@@ -64,7 +64,7 @@ def test_truncated_file(tmp_path: Path, good: Path, capsys: pytest.CaptureFixtur
     path = tmp_path / f"truncated_{fmt}.root"
     path.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
     for msg in (reader_error(path, ["emcal", "pix_emcal"]), inspect_error(capsys, str(path))):
-        assert str(path) in msg and ("not a readable ROOT file" in msg or "truncated or corrupt" in msg), msg
+        assert f"{path}: corrupt or unreadable ROOT file (truncated: " in msg, msg
 
 
 def test_missing_branch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

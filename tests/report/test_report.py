@@ -144,7 +144,7 @@ def test_report_bad_input_is_one_line(tmp_path: Path, evals: list[Path], capsys:
     err = capsys.readouterr().err.strip()
     assert err.startswith("pfgraph: error:") and "metrics.json" in err and "\n" not in err
     (evals[0] / "predictions.root").write_bytes(b"not root at all")
-    with pytest.raises(Exception, match="not a readable ROOT file"):
+    with pytest.raises(Exception, match="corrupt or unreadable ROOT file"):
         load_eval(evals[0])
 
 
