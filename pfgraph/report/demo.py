@@ -26,8 +26,9 @@ class DemoPlan:
     models: tuple[tuple[str, str, int], ...]  # (repr, model, epochs)
 
 
-#: The README's main job: about 7 minutes on the 2-core reference machine (docs/BENCHMARKS.md,
-#: ``## Demo``): 960 training events, a few epochs for the fast models, one for the slow
+#: The README's main job, timed by scripts/bench_demo.py (docs/BENCHMARKS.md, section "Demo":
+#: 46 minutes on the shared 2-core reference machine with other jobs on its cores; training is
+#: over 90% of it): 960 training events, a few epochs for the fast models, one for the slow
 #: per-pixel ``mlp``. Enough to show every stage and a first comparison, not a converged
 #: study (that is ``scripts/reproduce_paper.sh``).
 FULL = DemoPlan(train_events=1200, jet_events=200, models=(

@@ -37,10 +37,12 @@ from pfgraph.utils.memory import reuse_cpu_memory
 IMAGE_OUT = ("emcal", "hcal", "trk_neg", "trk_pos", "truth", "truth_neutral")
 
 
-#: The single-writer path compresses and writes each chunk in a background thread while the next
-#: one is simulated (:class:`~pfgraph.io.root.EventWriter` ``background``); False writes in the
-#: calling thread (scripts/bench_simulate.py measures both).
-BACKGROUND_WRITE = True
+#: Whether the single-writer path compresses and writes each chunk in a background thread while
+#: the next one is simulated (:class:`~pfgraph.io.root.EventWriter` ``background``). Off: on the
+#: shared 2-core reference machine, with other jobs holding the cores, it gave 0.94x the rate of
+#: writing in the calling thread (scripts/bench_simulate.py measures both, same run); its gain on
+#: an idle machine is unmeasured.
+BACKGROUND_WRITE = False
 
 #: Events per vectorised response call: keeps the per-particle arrays cache-sized (with the heap
 #: reused, 8/16/32/64 events were within noise of each other on the 2-core reference machine;
