@@ -30,7 +30,7 @@ from typing import Any
 from pfgraph import __version__
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.io.identity import describe, identity_mismatch
-from pfgraph.utils.atomic import check_creatable_dir, fsync_path
+from pfgraph.utils.atomic import check_creatable_dir, fsync_path, write_failure
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "pfgraph.evaluation"
@@ -152,7 +152,10 @@ def evaluation_folder(out: str | os.PathLike[str], manifest: dict[str, Any]) -> 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.evaluate-{os.getpid()}-", suffix=".tmp", dir=parent))
     try:
         os.chmod(tmp, 0o777 & ~_umask())
-        yield tmp
+        try:
+            yield tmp
+        except (PfgraphError, OSError) as exc:  # name the user's folder, not the private temporary one
+            raise _renamed(exc, tmp, out) from None
         write_manifest(tmp, manifest)
         _fsync_dir(tmp)
         check_target(out)  # nothing foreign appeared meanwhile
@@ -169,6 +172,15 @@ def evaluation_folder(out: str | os.PathLike[str], manifest: dict[str, Any]) -> 
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _renamed(exc: BaseException, tmp: Path, out: Path) -> BaseException:
+    """``exc`` with the temporary folder's path in its message replaced by ``out``'s."""
+    if isinstance(exc, OSError) and not isinstance(exc, PfgraphError):
+        failure = write_failure(exc, out / Path(exc.filename).name if exc.filename else out)
+        return failure if failure is not None else exc
+    text = str(exc)
+    return type(exc)(text.replace(str(tmp), str(out))) if str(tmp) in text else exc
 
 
 def _umask() -> int:

@@ -37,6 +37,12 @@ def style() -> None:
     })
 
 
+def legend(ax: Any, **kwargs: Any) -> None:
+    """A legend, if anything in ``ax`` carries a label (an empty figure gets none, and no warning)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
 def save(fig: Any, path: str | Path) -> Path:
     """Save a figure atomically as PNG and close it."""
     path = Path(path)
@@ -62,7 +68,7 @@ def overlay_histograms(series: Mapping[str, np.ndarray], bins: np.ndarray, xlabe
     ax.set_title(title)
     if logy:
         ax.set_yscale("log")
-    ax.legend(fontsize=8)
+    legend(ax, fontsize=8)
     return save(fig, path)
 
 
@@ -95,7 +101,7 @@ def width_vs_energy(rows: Mapping[str, Sequence[Mapping[str, Any]]], path: str |
     ax.set_xlabel("true pixel energy $E_{true}$ [GeV]")
     ax.set_ylabel("residual 68 % half-width")
     ax.set_title("Per-pixel energy resolution")
-    ax.legend(fontsize=8)
+    legend(ax, fontsize=8)
     return save(fig, path)
 
 
@@ -150,7 +156,7 @@ def overlay_counts(series: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray
         ax.set_xlim(*xlim)
     if logy:
         ax.set_yscale("log")
-    ax.legend(fontsize=7)
+    legend(ax, fontsize=7)
     return save(fig, path)
 
 
