@@ -533,10 +533,17 @@ def item14(lab: Lab) -> Iterator[Verdict]:
 def item15(lab: Lab) -> Iterator[Verdict]:
     """``reproduce_paper.sh --out DIR`` writes only under DIR unless asked (static check)."""
     text = (ROOT / "scripts" / "reproduce_paper.sh").read_text()
-    writes = [line.strip() for line in text.splitlines()
-              if re.search(r"(^|[\s\"'=])docs/", line) and not line.lstrip().startswith("#")]
-    guarded = [w for w in writes if re.search(r"UPDATE_DOCS|update-docs|DOCS_OUT", w)]
-    bad = [w for w in writes if w not in guarded]
+    bad, opt_in = [], 0  # depth of open `if` blocks whose condition is the opt-in
+    for line in text.splitlines():
+        code = line.strip()
+        if code.startswith("#"):
+            continue
+        if re.match(r"if\b", code):
+            opt_in += 1 if (opt_in or re.search(r"UPDATE_DOCS|update-docs|DOCS_OUT", code)) else 0
+        elif re.match(r"fi\b", code) and opt_in:
+            opt_in -= 1
+        elif re.search(r"(^|[\s\"'=])docs/", code) and not opt_in and not re.search(r"UPDATE_DOCS|update-docs|DOCS_OUT", code):
+            bad.append(code)
     yield Verdict(15, "reproduce_paper.sh writes outside --out", GOOD if not bad else BAD,
                   "docs/ only behind an opt-in" if not bad else f"unguarded: {bad[0][:140]}")
 
@@ -548,7 +555,7 @@ def item16(lab: Lab) -> Iterator[Verdict]:
             "CPU torch elsewhere": r"(?i)cpu (wheel|build)",
             "GPU install": r"(?i)(gpu|cuda)",
             "a C++ compiler for torch-cluster": r"(?i)(c\+\+ compiler|g\+\+)",
-            "Python headers for torch-cluster": r"(?i)python[- ]?(3-)?(dev\b|headers)",
+            "Python headers for torch-cluster": r"(?i)python[- ]?(3(\.\d+)?-)?(dev\b|headers)|python development headers|Python\.h",
             "make": r"(?i)\bmake\b"}
     missing = [k for k, pat in need.items() if not re.search(pat, text)]
     yield Verdict(16, "README: PATH, CPU/GPU torch, torch-cluster prerequisites", GOOD if not missing else BAD,
