@@ -52,7 +52,7 @@ from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import Normalisation, Representation
 from pfgraph.repr.grid import NPIX, graph_to_grid, reach_summary, split_pixel
-from pfgraph.repr.knn import GRID_TIE_BREAK, grid_knn_ordered, grid_pixel_order
+from pfgraph.repr.knn import GRID_TIE_BREAK, grid_knn_ordered_numpy, grid_pixel_order
 
 #: Names of the per-point model features, in order (see :func:`point_features`).
 FEATURES: tuple[str, ...] = (*schema.INPUT_CHANNELS, "eta", "phi", "ieta", "iphi")
@@ -252,25 +252,22 @@ def static_neighbours(pix: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     ``pix`` (P,) flat pixel indices, ``offsets`` (E+1,) the events' point offsets. Neighbours
     ordered by distance, the point itself first, ``-1`` where an event has fewer points, phi
     periodic: the table of :func:`pfgraph.repr.knn.grid_knn`, read off the cached pixel order
-    (:func:`pfgraph.repr.knn.grid_knn_ordered`, :func:`pixel_order`).
+    (:func:`pfgraph.repr.knn.grid_knn_ordered_numpy`, :func:`pixel_order`).
     """
     counts = np.diff(offsets)
     if len(pix) == 0:
         return np.zeros((0, STATIC_K), np.int16)
     out = np.empty((len(pix), STATIC_K), np.int16)
+    order, strict = (t.numpy() for t in pixel_order(STATIC_PHI_WRAP))
+    every = point_positions(torch.arange(NPIX))
     group = 512  # events per call: bounds the index maps
     for e0 in range(0, len(counts), group):
         e1 = min(e0 + group, len(counts))
         a, b = int(offsets[e0]), int(offsets[e1])
         if b == a:
             continue
-        event = torch.from_numpy(np.repeat(np.arange(e1 - e0, dtype=np.int64), counts[e0:e1]))
-        p = torch.from_numpy(pix[a:b])
-        table = grid_knn_ordered(p, STATIC_K, pixel_order(STATIC_PHI_WRAP), event, loop=True,
-                                 pos=point_positions(p), phi_wrap=STATIC_PHI_WRAP).numpy()
-        start = np.repeat(offsets[e0:e1] - a, counts[e0:e1])[:, None]
-        np.subtract(table, start, out=table, where=table >= 0)
-        out[a:b] = table
+        out[a:b] = grid_knn_ordered_numpy(pix[a:b], offsets[e0:e1 + 1] - a, STATIC_K, order, strict, every,
+                                          loop=True, phi_wrap=STATIC_PHI_WRAP)
     return out
 
 

@@ -17,6 +17,7 @@ from pfgraph.repr.knn import (
     edges_to_table,
     grid_knn,
     grid_knn_ordered,
+    grid_knn_ordered_numpy,
     grid_pixel_order,
     knn_graph,
     knn_graph_torch,
@@ -304,9 +305,14 @@ def test_ordered_grid_graph_every_path_matches_grid_knn() -> None:
                   (full[0], torch.zeros_like(full[1]))]
         for loop in (False, True):
             want = grid_knn(pos, 16, batch, loop=loop, phi_wrap=wrap)
+            ptr = torch.tensor([0, *np.cumsum(counts)])
+            local = want - torch.where(want >= 0, ptr[batch][:, None], 0)
             for order in orders:
                 got = grid_knn_ordered(pix, 16, order, batch, loop=loop, pos=pos, phi_wrap=wrap, max_elements=5000)
                 assert torch.equal(got, want), (wrap, loop, order[0].shape)
+                got_np = grid_knn_ordered_numpy(pix.numpy(), ptr.numpy(), 16, order[0].numpy(), order[1].numpy(),
+                                                every, loop=loop, phi_wrap=wrap, max_elements=5000)
+                assert got_np.dtype == np.int16 and np.array_equal(got_np, local.numpy()), (wrap, loop, order[0].shape)
 
 
 def test_ordered_grid_graph_bad_input() -> None:
@@ -323,6 +329,15 @@ def test_ordered_grid_graph_bad_input() -> None:
     with pytest.raises(ConfigError, match="k must be >= 1"):
         grid_knn_ordered(pix, 0, order)
     assert grid_knn_ordered(torch.zeros(0, dtype=torch.int16), 3, order).shape == (0, 3)
+    every = point_positions(torch.arange(3136))
+    np_order = (order[0].numpy(), order[1].numpy())
+    with pytest.raises(ValueError, match="same pixel"):
+        grid_knn_ordered_numpy(pix.numpy(), np.array([0, 3]), 2, *np_order, every)
+    with pytest.raises(ValueError, match="outside 0..3135"):
+        grid_knn_ordered_numpy(np.array([3136]), np.array([0, 1]), 2, *np_order, every)
+    with pytest.raises(ConfigError, match="k must be >= 1"):
+        grid_knn_ordered_numpy(pix.numpy(), np.array([0, 3]), 0, *np_order, every)
+    assert grid_knn_ordered_numpy(np.zeros(0, np.int16), np.array([0, 0]), 3, *np_order, every).shape == (0, 3)
 
 
 @pytest.mark.gpu
