@@ -350,8 +350,9 @@ def _grid_brute_force(posf: torch.Tensor, batch: torch.Tensor, todo: torch.Tenso
 
 #: Candidate columns of :func:`grid_pixel_order` tried in turn by :func:`grid_knn_ordered` (the last
 #: is the whole table); rows not complete within them are solved by brute force. On real events
-#: (50 % occupancy) 72 % of the rows are complete within 32 columns, all but a few within 56.
-_ORDER_COLUMNS = (32, 56)
+#: (50 % occupancy) 72 % of the rows are complete within 32 columns, 95 % within 40, all but a few
+#: within 56; (40, 56) measured ~15 % faster than (32, 56), (32, 48) or (48,).
+_ORDER_COLUMNS = (40, 56)
 #: Columns up to which a row's occupancy is packed into one int64 (whole bytes, bit 63 stays clear).
 _BITS = 56
 
