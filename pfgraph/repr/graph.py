@@ -16,8 +16,9 @@ branches of the data contract). Per point the batch carries:
   its event ordered by distance (itself first), as batch-global indices, ``-1`` where the event
   has fewer points. It is built once per event when the events are loaded
   (the table of :func:`pfgraph.repr.knn.grid_knn`, phi periodic as in the evaluation, read off a
-  cached per-pixel order of the other pixels by distance: :func:`static_neighbours`) and stored with the points (int16, local to the event), so an epoch never
-  recomputes it; models take its first k columns.
+  cached per-pixel order of the other pixels by distance: :func:`static_neighbours`) and stored
+  with the points (int16, local to the event), so an epoch never recomputes it; models take its
+  first k columns.
 
 The model features (N, 8) = [x, eta, phi, ieta/56, iphi/56] and the positions used for the
 fixed (eta, phi) graph are derived from ``pix`` on the model's device
@@ -312,11 +313,20 @@ def chunk_points(chunk: dict[str, Any], rows: np.ndarray, norm: Normalisation, e
     rest.reshape(-1)[base] = False
     mev, mpix = np.divmod(np.flatnonzero(rest), NPIX)
     miss_val = dense[mev, mpix] * inv_t
+    try:
+        nbr = static_neighbours(pix, _offsets(counts))
+    except ValueError as err:  # the static graph needs one point per pixel and event
+        key = np.sort(base)
+        dup = key[1:][key[1:] == key[:-1]]
+        if not len(dup):
+            raise
+        raise DataError(f"{path}: event {entry_start + int(rows[dup[0] // NPIX])}: two points on pixel "
+                        f"{int(dup[0] % NPIX)} in 'pix_ieta'/'pix_iphi'") from err
     return PointStore(
         entries=rows + entry_start, offsets=_offsets(counts), energy=energy, pix=pix,
         target=np.ascontiguousarray(y, dtype=np.float32),
         miss_offsets=_offsets(np.bincount(mev, minlength=len(rows))), miss_pix=mpix.astype(np.int16),
-        miss_val=miss_val.astype(np.float32), nbr=static_neighbours(pix, _offsets(counts)),
+        miss_val=miss_val.astype(np.float32), nbr=nbr,
     )
 
 
