@@ -1,7 +1,7 @@
 """Point clouds: size, memory, the static grid graph vs torch-cluster, and training rates of the graph models.
 
     python scripts/bench_graph.py [--events 2000] [--batch-size 32] [--train-events 96] [--rounds 3]
-                                  [--ab-seconds 90] [--epoch-events 0]
+                                  [--ab-seconds 90] [--epoch-events 0] [--loading-only]
 
 Simulates ``--events`` B=0.5 paper-mode events (or reads ``--data``) and measures, on this
 machine: points per event; bytes per event of a training batch (graph vs dense images) and of
@@ -14,7 +14,9 @@ rounds, median rate, ratios per round); activation memory per batch (bytes of th
 autograd keeps for the backward pass); an A/B of static vs dynamic graphs per block at equal
 training time (``--ab-seconds`` per variant, slices taken in turn, validation MSE after); with
 ``--epoch-events N`` also a full ``pfgraph train`` epoch. Writes section "Graph
-representation" of docs/BENCHMARKS.md unless ``--no-doc``.
+representation" of docs/BENCHMARKS.md unless ``--no-doc``. ``--loading-only`` measures only the
+loading rates: the static graph read off the pixel order vs the former ``grid_knn`` build vs no
+graph, interleaved in one run (printed, never written to the doc).
 """
 
 from __future__ import annotations
