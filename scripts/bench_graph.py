@@ -1,7 +1,7 @@
 """Point clouds: size, memory, the static grid graph vs torch-cluster, and training rates of the graph models.
 
     python scripts/bench_graph.py [--events 2000] [--batch-size 32] [--train-events 96] [--rounds 3]
-                                  [--ab-seconds 90] [--epoch-events 0]
+                                  [--ab-seconds 90] [--epoch-events 0] [--loading-only]
 
 Simulates ``--events`` B=0.5 paper-mode events (or reads ``--data``) and measures, on this
 machine: points per event; bytes per event of a training batch (graph vs dense images) and of
@@ -14,7 +14,9 @@ rounds, median rate, ratios per round); activation memory per batch (bytes of th
 autograd keeps for the backward pass); an A/B of static vs dynamic graphs per block at equal
 training time (``--ab-seconds`` per variant, slices taken in turn, validation MSE after); with
 ``--epoch-events N`` also a full ``pfgraph train`` epoch. Writes section "Graph
-representation" of docs/BENCHMARKS.md unless ``--no-doc``.
+representation" of docs/BENCHMARKS.md unless ``--no-doc``. ``--loading-only`` measures only the
+loading rates: the static graph read off the pixel order vs the former ``grid_knn`` build vs no
+graph, interleaved in one run (printed, never written to the doc).
 """
 
 from __future__ import annotations
@@ -191,6 +193,57 @@ def full_epoch(data: Path, n_train: int, batch_size: int, workdir: Path) -> dict
     return summary
 
 
+def loading_only(files: EventFiles, n: int, norm: Any, bs: int, repeat: int, argv_text: str) -> None:
+    """Loading rates with the static graph read off the pixel order (now) and built by ``grid_knn`` (before),
+    and without any static graph (the ceiling), interleaved in one run; prints a markdown table."""
+    import pfgraph.repr.graph as graph_mod
+    from pfgraph.repr.grid import split_pixel
+
+    fast = graph_mod.grid_knn_ordered_numpy
+
+    def former(pix: np.ndarray, offsets: np.ndarray, k: int, *args: Any, loop: bool = True,
+               phi_wrap: bool = True) -> np.ndarray:
+        """The build of the previous commit: grid_knn on the points' positions, then event-local."""
+        p = torch.from_numpy(pix)
+        counts = np.diff(offsets)
+        event = torch.from_numpy(np.repeat(np.arange(len(counts), dtype=np.int64), counts))
+        table = grid_knn(point_positions(p), k, event, loop=loop, phi_wrap=phi_wrap, pixels=split_pixel(p)).numpy()
+        start = np.repeat(offsets[:-1], counts)[:, None]
+        np.subtract(table, start, out=table, where=table >= 0)
+        return table.astype(np.int16)
+
+    def no_graph(pix: np.ndarray, offsets: np.ndarray, k: int, *args: Any, **kwargs: Any) -> np.ndarray:
+        return np.full((len(pix), k), -1, dtype=np.int16)
+
+    graph_mod.pixel_order()  # the one-off table, outside the timing
+    variants = {"now: read off the pixel order": fast, "before: grid_knn": former,
+                "no static graph (ceiling)": no_graph}
+    times: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
+    stores = {}
+    try:
+        for _ in range(repeat):
+            for label, impl in variants.items():
+                graph_mod.grid_knn_ordered_numpy = impl
+                t0 = time.perf_counter()
+                stores[label] = load_points(files, np.arange(n), norm)
+                t1 = time.perf_counter()
+                sum(b.num_events for b in stream_batches(files, norm, bs, np.arange(n)))
+                times[label].append((t1 - t0, time.perf_counter() - t1))
+    finally:
+        graph_mod.grid_knn_ordered_numpy = fast
+    same = np.array_equal(stores["now: read off the pixel order"].nbr, stores["before: grid_knn"].nbr)
+    base = "before: grid_knn"
+    best = {v: (min(t[0] for t in ts), min(t[1] for t in ts)) for v, ts in times.items()}
+    print(f"Command: `python scripts/bench_graph.py {argv_text}`  ")
+    print(f"{n} events, batches of {bs}, best of {repeat} interleaved rounds; torch threads {torch.get_num_threads()}; "
+          f"load average {os.getloadavg()[0]:.1f}; stored graphs identical now vs before: {same}")
+    print()
+    print("| static graph build | `load_points` events/s | x before | `stream_batches` events/s | x before |")
+    print("|---|---:|---:|---:|---:|")
+    for v, (ts, tb) in best.items():
+        print(f"| {v} | {n / ts:,.0f} | {best[base][0] / ts:.2f} | {n / tb:,.0f} | {best[base][1] / tb:.2f} |")
+
+
 def main() -> None:
     """Run the benchmark and record it."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -203,6 +256,9 @@ def main() -> None:
     ap.add_argument("--epoch-events", type=int, default=0, help="also run a full 1-epoch pfgraph train over N events")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-doc", action="store_true", help="print only, do not update docs/BENCHMARKS.md")
+    ap.add_argument("--loading-only", action="store_true",
+                    help="measure only the loading rates, the static graph read off the pixel order vs the former "
+                         "grid_knn build in the same run (interleaved, best of --repeat); prints, never writes the doc")
     args = ap.parse_args()
     argv_text = " ".join(sys.argv[1:])
     torch.manual_seed(0)
@@ -222,6 +278,9 @@ def main() -> None:
         n_fit = int(0.8 * n)
         norm = fit_normalisation(files, np.arange(n_fit))
         bs = args.batch_size
+        if args.loading_only:
+            loading_only(files, n, norm, bs, args.repeat, argv_text)
+            return
 
         # -- loading: ROOT -> compact store (static graph included), and ROOT -> training batches (streamed)
         t_store = best_of(lambda: load_points(files, np.arange(n), norm), args.repeat)

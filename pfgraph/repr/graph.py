@@ -15,9 +15,10 @@ branches of the data contract). Per point the batch carries:
 * ``nbr`` (N, :data:`STATIC_K`) int32: the static (eta, phi) graph, each point's nearest points of
   its event ordered by distance (itself first), as batch-global indices, ``-1`` where the event
   has fewer points. It is built once per event when the events are loaded
-  (:func:`pfgraph.repr.knn.grid_knn` on the 56 x 56 occupancy map, phi periodic as in the
-  evaluation) and stored with the points (int16, local to the event), so an epoch never
-  recomputes it; models take its first k columns.
+  (the table of :func:`pfgraph.repr.knn.grid_knn`, phi periodic as in the evaluation, read off a
+  cached per-pixel order of the other pixels by distance: :func:`static_neighbours`) and stored
+  with the points (int16, local to the event), so an epoch never recomputes it; models take its
+  first k columns.
 
 The model features (N, 8) = [x, eta, phi, ieta/56, iphi/56] and the positions used for the
 fixed (eta, phi) graph are derived from ``pix`` on the model's device
@@ -52,7 +53,7 @@ from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import Normalisation, Representation
 from pfgraph.repr.grid import NPIX, graph_to_grid, reach_summary, split_pixel
-from pfgraph.repr.knn import GRID_TIE_BREAK, grid_knn
+from pfgraph.repr.knn import GRID_TIE_BREAK, grid_knn_ordered_numpy, grid_pixel_order
 
 #: Names of the per-point model features, in order (see :func:`point_features`).
 FEATURES: tuple[str, ...] = (*schema.INPUT_CHANNELS, "eta", "phi", "ieta", "iphi")
@@ -230,30 +231,44 @@ def _global_neighbours(local: np.ndarray, ptr: np.ndarray, counts: np.ndarray) -
     return torch.from_numpy(out)
 
 
+_PIXEL_ORDER: dict[tuple[bool, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+_PIXEL_ORDER_LOCK = threading.Lock()
+
+
+def pixel_order(phi_wrap: bool = STATIC_PHI_WRAP,
+                device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Each pixel's nearest other pixels ordered by the distance of their points (fixed offsets
+    included), :func:`pfgraph.repr.knn.grid_pixel_order`; computed once per device and cached."""
+    key = (phi_wrap, torch.device(device))
+    with _PIXEL_ORDER_LOCK:
+        if key not in _PIXEL_ORDER:
+            every = torch.arange(NPIX, device=key[1])
+            _PIXEL_ORDER[key] = grid_pixel_order(point_positions(every), phi_wrap)
+        return _PIXEL_ORDER[key]
+
+
 def static_neighbours(pix: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """The static (eta, phi) graph of flat point arrays: (P, STATIC_K) int16 event-local indices.
 
     ``pix`` (P,) flat pixel indices, ``offsets`` (E+1,) the events' point offsets. Neighbours
-    ordered by distance, the point itself first, ``-1`` where an event has fewer points
-    (:func:`pfgraph.repr.knn.grid_knn`, phi periodic).
+    ordered by distance, the point itself first, ``-1`` where an event has fewer points, phi
+    periodic: the table of :func:`pfgraph.repr.knn.grid_knn`, read off the cached pixel order
+    (:func:`pfgraph.repr.knn.grid_knn_ordered_numpy`, :func:`pixel_order`).
     """
     counts = np.diff(offsets)
     if len(pix) == 0:
         return np.zeros((0, STATIC_K), np.int16)
     out = np.empty((len(pix), STATIC_K), np.int16)
+    order, strict = (t.numpy() for t in pixel_order(STATIC_PHI_WRAP))
+    every = point_positions(torch.arange(NPIX))
     group = 512  # events per call: bounds the index maps
     for e0 in range(0, len(counts), group):
         e1 = min(e0 + group, len(counts))
         a, b = int(offsets[e0]), int(offsets[e1])
         if b == a:
             continue
-        event = torch.from_numpy(np.repeat(np.arange(e1 - e0, dtype=np.int64), counts[e0:e1]))
-        p = torch.from_numpy(pix[a:b])
-        table = grid_knn(point_positions(p), STATIC_K, event, loop=True, phi_wrap=STATIC_PHI_WRAP,
-                         pixels=split_pixel(p)).numpy()
-        start = np.repeat(offsets[e0:e1] - a, counts[e0:e1])[:, None]
-        np.subtract(table, start, out=table, where=table >= 0)
-        out[a:b] = table
+        out[a:b] = grid_knn_ordered_numpy(pix[a:b], offsets[e0:e1 + 1] - a, STATIC_K, order, strict, every,
+                                          loop=True, phi_wrap=STATIC_PHI_WRAP)
     return out
 
 
@@ -298,11 +313,20 @@ def chunk_points(chunk: dict[str, Any], rows: np.ndarray, norm: Normalisation, e
     rest.reshape(-1)[base] = False
     mev, mpix = np.divmod(np.flatnonzero(rest), NPIX)
     miss_val = dense[mev, mpix] * inv_t
+    try:
+        nbr = static_neighbours(pix, _offsets(counts))
+    except ValueError as err:  # the static graph needs one point per pixel and event
+        key = np.sort(base)
+        dup = key[1:][key[1:] == key[:-1]]
+        if not len(dup):
+            raise
+        raise DataError(f"{path}: event {entry_start + int(rows[dup[0] // NPIX])}: two points on pixel "
+                        f"{int(dup[0] % NPIX)} in 'pix_ieta'/'pix_iphi'") from err
     return PointStore(
         entries=rows + entry_start, offsets=_offsets(counts), energy=energy, pix=pix,
         target=np.ascontiguousarray(y, dtype=np.float32),
         miss_offsets=_offsets(np.bincount(mev, minlength=len(rows))), miss_pix=mpix.astype(np.int16),
-        miss_val=miss_val.astype(np.float32), nbr=static_neighbours(pix, _offsets(counts)),
+        miss_val=miss_val.astype(np.float32), nbr=nbr,
     )
 
 

@@ -132,6 +132,12 @@ def test_inconsistent_chunks_are_refused(events_file: Path) -> None:
     bad = dict(chunk, pix_iphi=chunk["pix_iphi"] + 56)
     with pytest.raises(DataError, match="pixel index outside 0..55"):
         chunk_points(bad, np.arange(3), NORM)
+    iphi = ak.to_list(chunk["pix_iphi"])
+    ieta = ak.to_list(chunk["pix_ieta"])
+    iphi[1][1], ieta[1][1] = iphi[1][0], ieta[1][0]  # event 1: its second point on the first one's pixel
+    bad = dict(chunk, pix_iphi=ak.Array(iphi), pix_ieta=ak.Array(ieta))
+    with pytest.raises(DataError, match=r"event 1: two points on pixel \d+ in 'pix_ieta'/'pix_iphi'"):
+        chunk_points(bad, np.arange(3), NORM)
 
 
 def test_dataloader_and_memory(events_file: Path) -> None:

@@ -12,8 +12,18 @@ from pfgraph.errors import ConfigError
 from pfgraph.io.root import EventFiles
 from pfgraph.repr import knn as knn_mod
 from pfgraph.repr.base import Normalisation
-from pfgraph.repr.graph import load_points, point_features, point_positions
-from pfgraph.repr.knn import edges_to_table, grid_knn, knn_graph, knn_graph_torch, resolve_backend, table_to_edges
+from pfgraph.repr.graph import load_points, pixel_order, point_features, point_positions, static_neighbours
+from pfgraph.repr.knn import (
+    edges_to_table,
+    grid_knn,
+    grid_knn_ordered,
+    grid_knn_ordered_numpy,
+    grid_pixel_order,
+    knn_graph,
+    knn_graph_torch,
+    resolve_backend,
+    table_to_edges,
+)
 
 #: Event sizes covering empty events, fewer points than k, exactly k and k+1, and large ones.
 COUNTS = [0, 1, 2, 5, 12, 13, 0, 40, 300, 3, 0]
@@ -228,6 +238,120 @@ def test_grid_graph_bad_input() -> None:
     with pytest.raises(ConfigError, match="k must be >= 1"):
         grid_knn(point_positions(torch.tensor([1], dtype=torch.int16)), 0)
     assert grid_knn(torch.zeros(0, 2), 3).shape == (0, 3)
+
+
+# --------------------------------------------------------------- static graph read off the pixel order
+
+
+def test_pixel_order_is_the_exact_distance_order() -> None:
+    """Rows hold the nearest other pixels sorted by the float32 distances grid_knn uses (its arithmetic:
+    deta^2 + min over the phi +- 2 pi copies of dphi^2), strictly before the first float32 tie."""
+    pos = point_positions(torch.arange(3136))
+    two_pi = torch.tensor(2 * np.pi, dtype=torch.float32)
+    for wrap in (True, False):
+        order, strict = pixel_order(wrap)
+        assert order.shape == (3136, 256) and order.dtype == torch.int32
+        dphi = (pos[None, :, 1] - pos[:, None, 1]).square()
+        if wrap:
+            for shift in (-two_pi, two_pi):
+                dphi = torch.minimum(dphi, (pos[None, :, 1] + shift - pos[:, None, 1]).square())
+        full = (pos[None, :, 0] - pos[:, None, 0]).square() + dphi
+        full.fill_diagonal_(np.inf)
+        d = torch.gather(full, 1, order.long())
+        assert bool((d[:, 1:] >= d[:, :-1]).all())
+        assert bool((full.sort(1).values[:, 256] >= d[:, -1]).all())  # every pixel left out is not nearer
+        strict_pairs = torch.arange(255)[None, :] < strict[:, None]
+        assert bool((d[:, 1:] > d[:, :-1])[strict_pairs].all())
+        # float32 rounding ties are rare and far out (none among the first 40 candidates)
+        assert int((strict < 256).sum()) <= 12 and int(strict.min()) >= 40
+
+
+@pytest.mark.parametrize("wrap", [True, False])
+def test_ordered_grid_graph_is_grid_knn_on_real_events(events_file: Path, small_events_files: list[Path],
+                                                       wrap: bool) -> None:
+    """The table read off the pixel order is grid_knn's, entry for entry (same order within rows), on real
+    events incl. empty and tiny ones, and has torch-cluster's neighbour sets."""
+    tc = pytest.importorskip("torch_cluster", reason="torch-cluster is not installed: parity needs it")
+    norm = Normalisation([10.0, 10.0, 10.0, 10.0], 20.0)
+    order = pixel_order(wrap)
+    for files, rows in ((EventFiles(events_file), [3, 50, 111, 7, 0]), (EventFiles(small_events_files), np.arange(45))):
+        batch = load_points(files, rows, norm).batch(np.arange(len(rows)))
+        pos = point_positions(batch.pix)
+        for k in (1, 12, 16):
+            for loop in (False, True):
+                fast = grid_knn_ordered(batch.pix, k, order, batch.batch, loop=loop, pos=pos, phi_wrap=wrap)
+                assert torch.equal(fast, grid_knn(pos, k, batch.batch, loop=loop, phi_wrap=wrap)), (k, loop)
+                want = ghost_knn(pos, batch.batch, k, loop) if wrap else edge_set(tc.knn_graph(pos, k, batch.batch, loop=loop))
+                assert table_set(fast) == want, (k, loop)
+        if wrap:  # the stored graph (built at load time) is grid_knn's table, event-local
+            want = grid_knn(pos, 16, batch.batch)
+            want = want - torch.where(want >= 0, batch.ptr[batch.batch][:, None], 0)
+            local = static_neighbours(batch.pix.numpy().astype(np.int16), batch.ptr.numpy())
+            assert torch.equal(torch.from_numpy(local).long(), want)
+
+
+def test_ordered_grid_graph_every_path_matches_grid_knn() -> None:
+    """Occupancies from 1 % to 90 %: short tables (the cumulative-count path, then brute force), a forced
+    tie limit (every row by brute force) and the default levels all give grid_knn's table."""
+    g = np.random.default_rng(11)
+    counts = [30, 300, 1500, 2800, 1, 0, 5, 17]
+    pix = torch.from_numpy(np.concatenate([np.sort(g.choice(3136, c, replace=False)) for c in counts]).astype(np.int16))
+    batch = batch_of(counts)
+    pos = point_positions(pix)
+    every = point_positions(torch.arange(3136))
+    for wrap in (True, False):
+        full = grid_pixel_order(every, wrap)
+        orders = [full, grid_pixel_order(every, wrap, columns=20), grid_pixel_order(every, wrap, columns=40),
+                  (full[0], torch.zeros_like(full[1]))]
+        for loop in (False, True):
+            want = grid_knn(pos, 16, batch, loop=loop, phi_wrap=wrap)
+            ptr = torch.tensor([0, *np.cumsum(counts)])
+            local = want - torch.where(want >= 0, ptr[batch][:, None], 0)
+            for order in orders:
+                got = grid_knn_ordered(pix, 16, order, batch, loop=loop, pos=pos, phi_wrap=wrap, max_elements=5000)
+                assert torch.equal(got, want), (wrap, loop, order[0].shape)
+                got_np = grid_knn_ordered_numpy(pix.numpy(), ptr.numpy(), 16, order[0].numpy(), order[1].numpy(),
+                                                every, loop=loop, phi_wrap=wrap, max_elements=5000)
+                assert got_np.dtype == np.int16 and np.array_equal(got_np, local.numpy()), (wrap, loop, order[0].shape)
+
+
+def test_ordered_grid_graph_bad_input() -> None:
+    order = pixel_order(True)
+    pix = torch.tensor([5, 6, 5], dtype=torch.int16)
+    with pytest.raises(ValueError, match="same pixel"):
+        grid_knn_ordered(pix, 2, order, torch.tensor([0, 0, 0]), pos=point_positions(pix))
+    with pytest.raises(ValueError, match="outside 0..3135"):
+        grid_knn_ordered(torch.tensor([3136]), 2, order)
+    with pytest.raises(ValueError, match="sorted"):
+        grid_knn_ordered(pix, 2, order, torch.tensor([1, 0, 1]))
+    with pytest.raises(ValueError, match="positions are needed"):
+        grid_knn_ordered(torch.tensor([1, 2]), 4, order)  # too few points: brute force
+    with pytest.raises(ConfigError, match="k must be >= 1"):
+        grid_knn_ordered(pix, 0, order)
+    assert grid_knn_ordered(torch.zeros(0, dtype=torch.int16), 3, order).shape == (0, 3)
+    every = point_positions(torch.arange(3136))
+    np_order = (order[0].numpy(), order[1].numpy())
+    with pytest.raises(ValueError, match="same pixel"):
+        grid_knn_ordered_numpy(pix.numpy(), np.array([0, 3]), 2, *np_order, every)
+    with pytest.raises(ValueError, match="outside 0..3135"):
+        grid_knn_ordered_numpy(np.array([3136]), np.array([0, 1]), 2, *np_order, every)
+    with pytest.raises(ConfigError, match="k must be >= 1"):
+        grid_knn_ordered_numpy(pix.numpy(), np.array([0, 3]), 0, *np_order, every)
+    assert grid_knn_ordered_numpy(np.zeros(0, np.int16), np.array([0, 0]), 3, *np_order, every).shape == (0, 3)
+
+
+@pytest.mark.gpu
+def test_ordered_grid_graph_on_cuda() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    g = np.random.default_rng(12)
+    counts = [1500, 300, 3, 2800]
+    pix = torch.from_numpy(np.concatenate([np.sort(g.choice(3136, c, replace=False)) for c in counts]).astype(np.int16))
+    batch = batch_of(counts)
+    cpu = grid_knn_ordered(pix, 16, pixel_order(True), batch, pos=point_positions(pix))
+    cuda = grid_knn_ordered(pix.cuda(), 16, pixel_order(True, "cuda"), batch.cuda(), pos=point_positions(pix.cuda()))
+    assert torch.equal(cuda.cpu(), cpu)
+    assert torch.equal(cpu, grid_knn(point_positions(pix), 16, batch))
 
 
 def test_tables_and_edge_lists_round_trip() -> None:
