@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pfgraph.cli import main as pfgraph_main  # noqa: E402
+from pfgraph.eval.bootstrap import format_figure  # noqa: E402
 from pfgraph.eval.metrics import read_metrics  # noqa: E402
 from scripts.benchdoc import machine, update_section  # noqa: E402
 
@@ -48,15 +49,6 @@ def evaluate(run: Path, data: Path, out: Path) -> dict[str, Any]:
 def fig(doc: dict[str, Any], key: str) -> dict[str, Any]:
     """A headline figure of a metrics document."""
     return doc["headline"]["figures"][key]
-
-
-def show(f: dict[str, Any], digits: int = 3) -> str:
-    """value [lo, hi]."""
-    if f["value"] is None:
-        return "-"
-    if f["lo"] is None:
-        return f"{f['value']:.{digits}f}"
-    return f"{f['value']:.{digits}f} [{f['lo']:.{digits}f}, {f['hi']:.{digits}f}]"
 
 
 def mark(ok: bool | None) -> str:
@@ -78,13 +70,13 @@ def rows_for(name: str, test: dict[str, Any], jets: dict[str, Any], analytic: di
         "model": name,
         "params": f"{jets['training']['parameters']:,}" if jets["training"]["parameters"] is not None else "-",
         "epochs": str(jets["training"]["epochs"]) if jets["training"]["epochs"] is not None else "-",
-        "dE/E median": show(med), "ok1": mark(None if med["value"] is None else abs(med["value"]) <= TARGETS["jet_median"]),
-        "dE/E 68%": show(width), "ok2": mark(None if width["value"] is None else width["value"] <= TARGETS["jet_width"]),
-        "matched dE/E median": show(fig(jets, "jet_energy_match_rel_median")),
-        "r 68% test": show(fig(test, "residual_half_width_68")), "r 68% jets": show(fig(jets, "residual_half_width_68")),
+        "dE/E median": format_figure(med, 3), "ok1": mark(None if med["value"] is None else abs(med["value"]) <= TARGETS["jet_median"]),
+        "dE/E 68%": format_figure(width, 3), "ok2": mark(None if width["value"] is None else width["value"] <= TARGETS["jet_width"]),
+        "matched dE/E median": format_figure(fig(jets, "jet_energy_match_rel_median"), 3),
+        "r 68% test": format_figure(fig(test, "residual_half_width_68"), 3), "r 68% jets": format_figure(fig(jets, "residual_half_width_68"), 3),
         "ratio": f"{ratio:.2f}" if ratio is not None else "-",
         "ok3": mark(None if ratio is None else ratio <= TARGETS["pixel_ratio"]),
-        "D median": show(pos, 2), "ok4": mark(None if pos["value"] is None else pos["value"] <= TARGETS["position"]),
+        "D median": format_figure(pos, 2), "ok4": mark(None if pos["value"] is None else pos["value"] <= TARGETS["position"]),
         "fake": f"{fake:.4f}" if fake is not None else "-",
         "ok5": mark(None if fake is None or fake_ref is None else fake <= fake_ref),
         "above range": f"{100 * ex['energy_fraction_above']:.1f} %" if ex["energy_fraction_above"] is not None else "-",

@@ -224,6 +224,15 @@ def headline(energy: Mapping[str, np.ndarray], jets: Mapping[str, np.ndarray] | 
     return out
 
 
+def format_figure(fig: Mapping[str, Any], digits: int = 4) -> str:
+    """A headline figure as ``value [lo, hi]`` (fixed decimals), ``value`` without interval, ``-`` without value."""
+    if fig.get("value") is None:
+        return "-"
+    if fig.get("lo") is None or fig.get("hi") is None:
+        return f"{fig['value']:.{digits}f}"
+    return f"{fig['value']:.{digits}f} [{fig['lo']:.{digits}f}, {fig['hi']:.{digits}f}]"
+
+
 def verdict(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
     """Compare two figures with intervals: 'lower', 'higher' (a vs b) or 'inconclusive'.
 

@@ -289,16 +289,10 @@ def _check_identity(source: Path, recorded: Any, identity: dict[str, Any]) -> No
                         f"{data_id.describe(identity)} ({why}); evaluate it against the data it was made from")
 
 
-def _with_interval(fig: dict[str, Any], digits: int = 4) -> str:
-    if fig["value"] is None:
-        return "-"
-    if fig["lo"] is None:
-        return f"{fig['value']:.{digits}f}"
-    return f"{fig['value']:.{digits}f} [{fig['lo']:.{digits}f}, {fig['hi']:.{digits}f}]"
-
-
 def summary_line(doc: dict[str, Any], n_events: int, seconds: float) -> str:
     """The one-line summary of an evaluation: ranking figures with their 68 % intervals."""
+    from pfgraph.eval.bootstrap import format_figure as _with_interval
+
     fig = doc["headline"]["figures"]
     fit = doc["energy"]["residual"]["fit"]
     line = (f"evaluated {doc['model']['name']} on {n_events} events in {seconds:.1f} s: residual median "
