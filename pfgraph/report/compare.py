@@ -412,7 +412,7 @@ def _html(rows: list[dict[str, Any]], spread: list[dict[str, Any]], figures: lis
 <html lang="en"><head><meta charset="utf-8"><title>pfgraph comparison</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.8em; }}
+table {{ border-collapse: collapse; font-size: 0.8em; display: block; overflow-x: auto; max-width: 100%; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 6px; text-align: right; }}
 th {{ background: #f0f0f0; }} td:first-child, td:nth-child(2), td:nth-child(3) {{ text-align: left; }}
 td.flag {{ background: #fff0e0; }}

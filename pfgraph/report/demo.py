@@ -27,8 +27,8 @@ class DemoPlan:
 
 
 #: The README's main job, timed by scripts/bench_demo.py (docs/BENCHMARKS.md, section "Demo":
-#: 46 minutes on the shared 2-core reference machine with other jobs on its cores; training is
-#: over 90% of it): 960 training events, a few epochs for the fast models, one for the slow
+#: 5.3 minutes on the 2-core reference machine with its cores nearly free, 46 with three other
+#: jobs on them; training is most of it): 960 training events, a few epochs for the fast models, one for the slow
 #: per-pixel ``mlp``. Enough to show every stage and a first comparison, not a converged
 #: study (that is ``scripts/reproduce_paper.sh``).
 FULL = DemoPlan(train_events=1200, jet_events=200, models=(
