@@ -222,6 +222,20 @@ class ImageModel(nn.Module):
         self.features.configure_from_data(meta, norm)
 
 
+def point_mlp(sizes: list[int], batch_norm: bool, negative_slope: float, dropout: float) -> nn.Sequential:
+    """Per-point MLP ``sizes[0] -> ... -> sizes[-1]``: Linear (no bias before a BatchNorm), BatchNorm,
+    LeakyReLU and Dropout after every layer (the graph models' building block)."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers.append(nn.Linear(a, b, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(b))
+        layers.append(nn.LeakyReLU(negative_slope))
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
 def init_output_bias(head: nn.Module, value: float | None) -> None:
     """Set the bias of the last conv/linear layer of ``head`` (None: keep the default init).
 

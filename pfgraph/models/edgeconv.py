@@ -51,6 +51,7 @@ with warnings.catch_warnings():  # torch-geometric's import-time notices (torch.
 
 from pfgraph.config import from_dict
 from pfgraph.errors import ConfigError
+from pfgraph.models.common import point_mlp
 from pfgraph.models.registry import register
 from pfgraph.repr.graph import N_FEATURES, STATIC_K, STATIC_PHI_WRAP
 from pfgraph.repr.knn import edges_to_table, grid_knn, knn_graph, resolve_backend
@@ -119,15 +120,7 @@ class EdgeConvConfig:
 
 
 def _mlp(sizes: list[int], cfg: EdgeConvConfig) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        layers.append(nn.Linear(a, b, bias=not cfg.batch_norm))
-        if cfg.batch_norm:
-            layers.append(nn.BatchNorm1d(b))
-        layers.append(nn.LeakyReLU(cfg.negative_slope))
-        if cfg.dropout > 0:
-            layers.append(nn.Dropout(cfg.dropout))
-    return nn.Sequential(*layers)
+    return point_mlp(sizes, cfg.batch_norm, cfg.negative_slope, cfg.dropout)
 
 
 class SortedMaxAggregation(Aggregation):

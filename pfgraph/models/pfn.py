@@ -32,6 +32,7 @@ with warnings.catch_warnings():  # torch-geometric's import-time notices (torch.
 
 from pfgraph.config import from_dict
 from pfgraph.errors import ConfigError
+from pfgraph.models.common import point_mlp
 from pfgraph.models.registry import register
 from pfgraph.repr.graph import N_FEATURES
 
@@ -78,15 +79,7 @@ class PFNConfig:
 
 
 def _mlp(sizes: list[int], cfg: PFNConfig) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        layers.append(nn.Linear(a, b, bias=not cfg.batch_norm))
-        if cfg.batch_norm:
-            layers.append(nn.BatchNorm1d(b))
-        layers.append(nn.LeakyReLU(cfg.negative_slope))
-        if cfg.dropout > 0:
-            layers.append(nn.Dropout(cfg.dropout))
-    return nn.Sequential(*layers)
+    return point_mlp(sizes, cfg.batch_norm, cfg.negative_slope, cfg.dropout)
 
 
 def event_pointer(batch: torch.Tensor) -> torch.Tensor:

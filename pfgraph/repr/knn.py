@@ -232,6 +232,18 @@ def grid_pixels(pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return ieta, iphi
 
 
+def _sorted_batch(k: int, n: int, batch: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+    """Checked arguments of the grid kNN builders: k >= 1 and a sorted (long) event vector of n points."""
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}")
+    if batch is None:
+        return torch.zeros(n, dtype=torch.long, device=device)
+    batch = batch.long()
+    if n > 1 and bool((batch[1:] < batch[:-1]).any()):
+        raise ValueError("batch vector must be sorted (points grouped by event)")
+    return batch
+
+
 def grid_knn(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop: bool = True,
              phi_wrap: bool = True, max_elements: int = _GRID_MAX_ELEMENTS,
              pixels: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
@@ -256,17 +268,10 @@ def grid_knn(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop:
     """
     from pfgraph.io import schema
 
-    if k < 1:
-        raise ConfigError(f"k must be >= 1, got {k}")
-    n = pos.size(0)
-    device = pos.device
+    n, device = pos.size(0), pos.device
+    batch = _sorted_batch(k, n, batch, device)
     if n == 0:
         return torch.empty(0, k, dtype=torch.long, device=device)
-    if batch is None:
-        batch = torch.zeros(n, dtype=torch.long, device=device)
-    batch = batch.long()
-    if n > 1 and bool((batch[1:] < batch[:-1]).any()):
-        raise ValueError("batch vector must be sorted (points grouped by event)")
     ieta, iphi = grid_pixels(pos) if pixels is None else (pixels[0].long(), pixels[1].long())
     posf = pos.detach().float()
     two_pi = torch.tensor(2 * math.pi, dtype=torch.float32, device=device)
@@ -417,17 +422,10 @@ def grid_knn_ordered(pix: torch.Tensor, k: int, order: tuple[torch.Tensor, torch
     with few points, isolated points) are solved by brute force within the event, as in
     :func:`grid_knn`. Tensor operations only: the same code on CPU and CUDA.
     """
-    if k < 1:
-        raise ConfigError(f"k must be >= 1, got {k}")
-    n = pix.size(0)
-    device = pix.device
+    n, device = pix.size(0), pix.device
+    batch = _sorted_batch(k, n, batch, device)
     if n == 0:
         return torch.empty(0, k, dtype=torch.long, device=device)
-    if batch is None:
-        batch = torch.zeros(n, dtype=torch.long, device=device)
-    batch = batch.long()
-    if n > 1 and bool((batch[1:] < batch[:-1]).any()):
-        raise ValueError("batch vector must be sorted (points grouped by event)")
     order, strict = order
     n_pix = order.size(0)
     p = pix.long()
