@@ -26,9 +26,9 @@ COMMAND_MODULES = (
     "pfgraph.sim.cmd",
     "pfgraph.io.cmd",
     "pfgraph.models.cmd",
-    "pfgraph.train.cmd",
+    "pfgraph.training.cmd",
     "pfgraph.eval.cmd",
-    "pfgraph.report.cmd",
+    "pfgraph.reporting.cmd",
 )
 
 

@@ -27,7 +27,8 @@ T = TypeVar("T")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-def _did_you_mean(key: str, valid: Iterable[str]) -> str:
+def did_you_mean(key: str, valid: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``valid`` to ``key``, '' when none is close."""
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -58,7 +59,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if value not in args:
             raise ConfigError(
                 f"{where}: {value!r} is not one of {', '.join(repr(a) for a in args)}"
-                + (_did_you_mean(str(value), [str(a) for a in args]))
+                + (did_you_mean(str(value), [str(a) for a in args]))
             )
         return value
     if origin in (list, tuple):
@@ -109,7 +110,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     for key in data:
         if key not in fields:
             name = f"{where}.{key}" if where else str(key)
-            raise ConfigError(f"unknown config key '{name}'{_did_you_mean(str(key), fields)}")
+            raise ConfigError(f"unknown config key '{name}'{did_you_mean(str(key), fields)}")
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(value, hints[name], f"{where}.{name}" if where else name)
@@ -218,7 +219,7 @@ def resolve_config_path(name: str | Path, kind: str) -> Path:
         return preset
     local = f"; to use the file '{name}' write ./{name}" if path.is_file() else ""
     raise ConfigError(
-        f"{name}: no such {kind} preset{_did_you_mean(str(name), presets)}; "
+        f"{name}: no such {kind} preset{did_you_mean(str(name), presets)}; "
         f"presets: {', '.join(presets) or 'none'}{local}"
     )
 

@@ -47,7 +47,7 @@ from pfgraph.io.root import EventFiles  # noqa: E402
 from pfgraph.models.edgeconv import build_edgeconv  # noqa: E402
 from pfgraph.models.pfn import build_pfn  # noqa: E402
 from pfgraph.models.registry import get  # noqa: E402
-from pfgraph.repr.base import fit_normalisation, get_representation  # noqa: E402
+from pfgraph.repr.base import fit_normalisation  # noqa: E402
 from pfgraph.repr.graph import (  # noqa: E402
     STATIC_K,
     GraphRepresentation,
@@ -58,9 +58,10 @@ from pfgraph.repr.graph import (  # noqa: E402
 )
 from pfgraph.repr.grid import reach_summary  # noqa: E402
 from pfgraph.repr.knn import WITH_TORCH_CLUSTER, grid_knn, knn_graph  # noqa: E402
+from pfgraph.repr.registry import get_representation  # noqa: E402
 from pfgraph.sim.detector import SimConfig  # noqa: E402
 from pfgraph.sim.generate import generate  # noqa: E402
-from pfgraph.train.config import load_model_section  # noqa: E402
+from pfgraph.training.config import load_model_section  # noqa: E402
 from scripts.benchdoc import machine, update_section  # noqa: E402
 
 PRESET = yaml.safe_load((CONFIG_DIR / "model" / "edgeconv.yaml").read_text())
@@ -174,21 +175,18 @@ def ab_train(variants: dict[str, dict[str, Any]], train_batches: list[Any], val_
 
 def full_epoch(data: Path, n_train: int, batch_size: int, workdir: Path) -> dict[str, Any]:
     """``pfgraph train --repr graph --model edgeconv --epochs 1`` over ``n_train`` training events."""
-    from pfgraph.cli import main as cli_main
+    from pfgraph import train
 
     max_events = int(round(n_train / 0.8))
     out = workdir / "run_edgeconv"
-    argv = ["train", "--repr", "graph", "--model", "edgeconv", "--data", str(data), "--out", str(out),
-            "--epochs", "1", "--max-events", str(max_events), "--batch-size", str(batch_size), "--device", "cpu"]
     t0 = time.perf_counter()
-    status = cli_main(argv)
+    train("edgeconv", out, data, repr="graph", epochs=1, max_events=max_events, batch_size=batch_size, device="cpu")
     wall = time.perf_counter() - t0
-    if status != 0:
-        raise SystemExit(f"pfgraph train failed with status {status}")
     summary = json.loads((out / "train_summary.json").read_text())
     summary["wall_s"] = wall
     # as a user would type it: the script's temporary data file and run folder (gone when it ends) by name
-    summary["command"] = " ".join(["pfgraph", *argv[:6], data.name, argv[7], "runs/edgeconv", *argv[9:]])
+    summary["command"] = (f"pfgraph train --repr graph --model edgeconv --data {data.name} --out runs/edgeconv "
+                          f"--epochs 1 --max-events {max_events} --batch-size {batch_size} --device cpu")
     summary["data_name"] = data.name
     return summary
 

@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pfgraph.cli import main as pfgraph_main  # noqa: E402
+import pfgraph  # noqa: E402
 from pfgraph.eval.bootstrap import format_figure  # noqa: E402
 from pfgraph.eval.metrics import read_metrics  # noqa: E402
 from scripts.benchdoc import machine, update_section  # noqa: E402
@@ -40,9 +40,7 @@ TARGETS = {"jet_median": 0.02, "jet_width": 0.05, "pixel_ratio": 1.2, "position"
 def evaluate(run: Path, data: Path, out: Path) -> dict[str, Any]:
     """metrics.json of ``run`` on ``data`` (evaluated once; an existing result is reused)."""
     if not (out / "metrics.json").exists():
-        rc = pfgraph_main(["evaluate", str(run), "--data", str(data), "--out", str(out), "--no-plots"])
-        if rc != 0:
-            raise SystemExit(f"bench_jets: pfgraph evaluate {run} on {data} failed")
+        return pfgraph.evaluate(run, data, out, plots=False).metrics
     return read_metrics(out / "metrics.json")
 
 

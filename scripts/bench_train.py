@@ -36,11 +36,12 @@ from pfgraph.io import datasets  # noqa: E402
 from pfgraph.io.datasets import BlockBatchSampler  # noqa: E402
 from pfgraph.io.root import EventFiles  # noqa: E402
 from pfgraph.models.registry import get  # noqa: E402
-from pfgraph.repr.base import fit_normalisation, get_representation  # noqa: E402
+from pfgraph.repr.base import fit_normalisation  # noqa: E402
+from pfgraph.repr.registry import get_representation  # noqa: E402
 from pfgraph.sim.detector import SimConfig  # noqa: E402
 from pfgraph.sim.generate import generate  # noqa: E402
-from pfgraph.train.config import DataConfig, load_model_section  # noqa: E402
-from pfgraph.train.trainer import split_indices  # noqa: E402
+from pfgraph.training.config import DataConfig, load_model_section  # noqa: E402
+from pfgraph.training.trainer import split_indices  # noqa: E402
 from scripts.benchdoc import machine, update_section  # noqa: E402
 
 PAPER = ("mlp", "cnn", "cnn_attn", "cnn3d", "unet", "unet_attn", "rnn")

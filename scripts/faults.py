@@ -122,7 +122,7 @@ class Lab:
         from pfgraph.io.root import EventWriter, make_meta
         from pfgraph.sim.detector import SimConfig
         from pfgraph.sim.generate import simulate_batch
-        from pfgraph.train.trainer import split_indices
+        from pfgraph.training.trainer import split_indices
 
         cfg = load_config(SimConfig, resolve_config_path("gauss_b050", "sim"), [f"events={EVENTS}"])
         batch = simulate_batch(cfg, range(EVENTS))

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from pfgraph.eval.bootstrap import verdict  # noqa: E402
 from pfgraph.eval.metrics import read_metrics  # noqa: E402
-from pfgraph.report.compare import metric  # noqa: E402
+from pfgraph.reporting.compare import metric  # noqa: E402
 from pfgraph.utils.atomic import atomic_write_text  # noqa: E402
 from scripts.benchdoc import machine  # noqa: E402
 

@@ -8,7 +8,7 @@ import pytest
 
 from pfgraph.config import CONFIG_DIR, looks_like_path, resolve_config_path
 from pfgraph.errors import ConfigError
-from tests.train._helpers import cli
+from tests.training._helpers import cli
 
 
 @pytest.mark.parametrize("value, path", [("gauss_b050", False), ("quick", False), ("some/dir/gauss_b000.yaml", True),

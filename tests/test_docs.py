@@ -129,7 +129,7 @@ def _check_overrides(name: str, ns: argparse.Namespace | None, overrides: list[s
         config = getattr(ns, "config", None) or "gauss_b050"
         load_config(SimConfig, resolve_config_path(config, "sim"), overrides)
     elif name == "train":
-        from pfgraph.train.config import build_run_config, load_model_section, train_preset_data
+        from pfgraph.training.config import build_run_config, load_model_section, train_preset_data
 
         model = getattr(ns, "model", None)
         model = "cnn" if model is None or _placeholder(model) else model
@@ -220,7 +220,7 @@ def check_key(text: str) -> None:
     """``section.key`` or ``section.key: value``: a key of the simulation or run config."""
     from pfgraph.config import load_config
     from pfgraph.sim.detector import SimConfig
-    from pfgraph.train.config import build_run_config, load_model_section, train_preset_data
+    from pfgraph.training.config import build_run_config, load_model_section, train_preset_data
 
     key, _, value = text.partition(":")
     key, value = key.strip(), value.strip()

@@ -6,7 +6,8 @@
 * :mod:`pfgraph.eval.jets` -- jet position and energy deviations on the jet sample;
 * :mod:`pfgraph.eval.metrics` -- the versioned ``metrics.json`` and :func:`evaluate_arrays`;
 * :mod:`pfgraph.eval.output` -- ``predictions.root``; :mod:`pfgraph.eval.plots` -- figures;
-* :mod:`pfgraph.eval.cmd` -- ``pfgraph evaluate``.
+* :mod:`pfgraph.eval.stage` -- :func:`~pfgraph.eval.stage.evaluate`, the stage (one pass over the data);
+  :mod:`pfgraph.eval.cmd` -- ``pfgraph evaluate``, its command line.
 
 Heavy modules load on first use: ``from pfgraph.eval import evaluate_arrays`` works without
 importing torch at package import.

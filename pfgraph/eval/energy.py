@@ -322,14 +322,22 @@ class EnergyAccumulator:
         self.have_inputs = True
 
     def update(self, pred: np.ndarray, truth: np.ndarray, inputs: Any = None) -> None:
-        """Add a batch: ``pred`` and ``truth`` (B, 56, 56) GeV; ``inputs`` (B, 4, 56, 56) or None."""
+        """Add a batch: ``pred`` and ``truth`` (B, 56, 56) GeV; ``inputs`` (B, 4, 56, 56) images, a
+        (B, 56, 56) boolean mask of the pixels with any input (what a batch carries), or None."""
         p = check_images("pred", pred).astype(np.float64)
         t = check_images("truth", truth).astype(np.float64)
         if p.shape != t.shape:
             raise PfgraphError(f"pred {p.shape} and truth {t.shape} differ in shape")
-        inp = stack_inputs(inputs)
-        if inp is not None and inp.shape[0] != p.shape[0]:
-            raise PfgraphError(f"inputs hold {inp.shape[0]} events, predictions {p.shape[0]}")
+        arr = None if inputs is None or isinstance(inputs, Mapping) else np.asarray(inputs)
+        if arr is not None and arr.dtype == np.bool_:
+            if arr.shape != p.shape:
+                raise PfgraphError(f"input mask {arr.shape} does not match predictions {p.shape}")
+            has_input = arr
+        else:
+            inp = stack_inputs(inputs)
+            if inp is not None and inp.shape[0] != p.shape[0]:
+                raise PfgraphError(f"inputs hold {inp.shape[0]} events, predictions {p.shape[0]}")
+            has_input = None if inp is None else np.any(inp != 0, axis=1)
         has = t > 0
         et = t[has]
         ep = p[has]
@@ -360,10 +368,10 @@ class EnergyAccumulator:
         self.truth_e_event.append(wsum)
         self.fake_pixels.append(np.sum(empty & (p > FAKE_PIXEL_THRESHOLD), axis=(1, 2)))
         self.truth_energy += float(et.sum())
-        if inp is None:
+        if has_input is None:
             self.have_inputs = False
         else:
-            oor = has & ~np.any(inp != 0, axis=1)
+            oor = has & ~has_input
             self.oor_pixels += int(oor.sum())
             self.oor_energy += float(t[oor].sum())
             self.oor_pred += float(pc[oor].sum())

@@ -222,12 +222,22 @@ def _raise_implausible(files: EventFiles, i: int, entries: np.ndarray, values: n
     raise_implausible(path, int(entries[first]), name, value, raw_lo, raw_hi, source)
 
 
+def read_event_ids(files: EventFiles, indices: np.ndarray) -> np.ndarray:
+    """``event_id`` (int64) of the sorted global entries ``indices``."""
+    idx = np.asarray(indices, dtype=np.int64)
+    if not len(idx):
+        return np.zeros(0, dtype=np.int64)
+    lo, hi = int(idx.min()), int(idx.max()) + 1
+    return np.asarray(files.read(["event_id"], lo, hi)["event_id"], dtype=np.int64)[idx - lo]
+
+
 class ImageItem(NamedTuple):
-    """A group of events: inputs (n, 4, 56, 56), target (n, 1, 56, 56), global entries (n,)."""
+    """A group of events: inputs (n, 4, 56, 56), target (n, 1, 56, 56), global entries (n,), event ids (n,)."""
 
     x: torch.Tensor
     y: torch.Tensor
     index: torch.Tensor
+    event_id: torch.Tensor
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -245,6 +255,7 @@ class ImageDataset(torch.utils.data.Dataset):
             raise DataError(f"event index {int(self.indices[-1])} out of range: the data has {files.num_events} events")
         self.branches = [*schema.INPUT_CHANNELS, target]
         self.scales = [*map(float, input_scale), float(target_scale)]
+        self.event_ids = read_event_ids(files, self.indices)
         n = len(self.indices)
         self.block_size = n if not block_events or block_events >= n else int(block_events)
         self._trees = _Trees(files)
@@ -306,7 +317,7 @@ class ImageDataset(torch.utils.data.Dataset):
                 out[mask] = self._block(int(b)).numpy()[pos_np[mask] - b * self.block_size]
             data = torch.from_numpy(out)
         index = torch.from_numpy(self.indices[pos_np])
-        return [ImageItem(data[:, :4], data[:, 4:5], index)]
+        return [ImageItem(data[:, :4], data[:, 4:5], index, torch.from_numpy(self.event_ids[pos_np]))]
 
 
 class BlockBatchSampler(torch.utils.data.Sampler[list[int]]):

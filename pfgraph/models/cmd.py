@@ -18,7 +18,7 @@ def register(sub: Any) -> None:
 def model_table() -> list[dict[str, Any]]:
     """One row per model preset and per registered model without a preset."""
     from pfgraph.models.registry import available
-    from pfgraph.train.config import load_model_section, model_description, model_presets
+    from pfgraph.training.config import load_model_section, model_description, model_presets
 
     names = sorted(set(model_presets()) | set(available()))
     rows = []
@@ -58,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
         params = f"{r['params']:,}" if r["params"] is not None else "n/a"
         arch = f" [variant of {r['arch']}]" if r["arch"] not in (r["name"], "?") else ""
         print(f"{r['name']:<{w}}  {r['repr']:<5}  {params:>10}  {r['description']}{arch}")
-    n_img = sum(r["repr"] == "image" for r in rows)
-    n_graph = sum(r["repr"] == "graph" for r in rows)
-    print(f"models: {len(rows)} ({n_img} image, {n_graph} graph); train one with "
-          "'pfgraph train --repr <repr> --model <name>'")
+    from collections import Counter
+
+    per_repr = Counter(r["repr"] for r in rows)
+    counts = ", ".join(f"{n} {name}" for name, n in per_repr.items())
+    print(f"models: {len(rows)} ({counts}); train one with 'pfgraph train --repr <repr> --model <name>'")
     return 0

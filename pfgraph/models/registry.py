@@ -26,7 +26,6 @@ MODEL_MODULES = (
     "pfgraph.models.analytic",
     "pfgraph.models.calibrated",
 )
-REPRESENTATIONS = ("image", "graph")
 
 
 @dataclass(frozen=True)
@@ -45,9 +44,12 @@ _LOADED = False
 
 
 def register(name: str, repr: str, description: str = "", trainable: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator registering ``builder(config) -> nn.Module`` under ``name``."""
-    if repr not in REPRESENTATIONS:
-        raise ValueError(f"unknown representation {repr!r}")
+    """Decorator registering ``builder(config) -> nn.Module`` under ``name`` for the representation
+    ``repr`` (a name of :mod:`pfgraph.repr.registry`: register a new representation before its models)."""
+    from pfgraph.repr.registry import names
+
+    if repr not in names():
+        raise ValueError(f"unknown representation {repr!r}; known: {', '.join(names())}")
 
     def deco(builder: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY and _REGISTRY[name].builder is not builder:
@@ -87,6 +89,9 @@ def get(name: str, repr: str | None = None) -> ModelEntry:
         raise PfgraphError(f"unknown model '{name}'{hint}; valid models: {', '.join(models)}")
     entry = models[name]
     if repr is not None and repr != entry.repr:
+        from pfgraph.repr.registry import representation_class
+
+        representation_class(repr)  # an unknown name: one line listing the valid ones
         raise PfgraphError(
             f"model '{name}' uses the '{entry.repr}' representation, not '{repr}' (use --repr {entry.repr})"
         )

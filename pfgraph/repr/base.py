@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pfgraph.errors import DataError, PfgraphError
+from pfgraph.errors import DataError
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
 from pfgraph.utils.memory import reuse_cpu_memory
@@ -38,6 +38,11 @@ class Normalisation:
         """Inverse of :meth:`to_dict`."""
         return cls(input_scale=[float(x) for x in data["input_scale"]], target_scale=float(data["target_scale"]),
                    target=str(data.get("target", "truth")))
+
+    def target_in_gev(self) -> Normalisation:
+        """The same input scales with the target left in GeV (scale 1): datasets built with it carry
+        the exact target the file holds, as the evaluation needs it."""
+        return Normalisation(input_scale=list(self.input_scale), target_scale=1.0, target=self.target)
 
     def inputs_array(self) -> np.ndarray:
         """Input scales as float32 array (4,)."""
@@ -77,13 +82,17 @@ def fit_normalisation(files: EventFiles, indices: Sequence[int] | np.ndarray, ta
 class Representation(ABC):
     """How events become model inputs, and model outputs become the (B, 56, 56) truth grid.
 
-    The trainer, :mod:`pfgraph.train.predict` and everything downstream use only this
+    The trainer, :mod:`pfgraph.training.predict` and everything downstream use only this
     interface, so a model of any representation trains and evaluates through the same code.
     A batch (from :meth:`collate`) supports ``.to(device)`` (returning the moved batch) and has
-    ``.num_events``.
+    ``.num_events`` and ``.event_id`` (the events' ids), so one pass over the data predicts and
+    evaluates. Register a subclass with
+    :func:`@register_representation("name") <pfgraph.repr.registry.register_representation>`.
     """
 
     name: ClassVar[str]
+    #: True when the model's native outputs are per point (written beside the grid by the evaluation).
+    point_outputs: ClassVar[bool] = False
 
     def __init__(self, memory_budget_gb: float = 8.0, reuse_memory: bool = True) -> None:
         """``memory_budget_gb``: datasets larger than this are streamed in blocks of events instead
@@ -103,7 +112,7 @@ class Representation(ABC):
     def make_dataset(self, files: EventFiles, indices: np.ndarray, norm: Normalisation) -> Any:
         """A ``torch.utils.data.Dataset`` over the events ``indices``.
 
-        The trainer and :func:`pfgraph.train.predict.predict` pass sorted global entry numbers
+        The trainer and :func:`pfgraph.training.predict.predict` pass sorted global entry numbers
         and expect item ``i`` to be event ``indices[i]``. A dataset may define
         ``__getitems__(positions)`` (one item for a whole batch) and ``block_size`` (events
         held in memory at once; the sampler then keeps batches within blocks).
@@ -129,31 +138,19 @@ class Representation(ABC):
     def truth_grid(self, batch: Any) -> Any:
         """(B, 56, 56) normalised full target image of the batch."""
 
+    @abstractmethod
+    def input_mask(self, batch: Any) -> Any:
+        """(B, 56, 56) boolean tensor: True where the event has any input (a point of the cloud)."""
+
+    def event_ids(self, batch: Any) -> np.ndarray:
+        """The batch's event ids (int64, batch order)."""
+        ids = batch.event_id
+        return np.asarray(ids.cpu().numpy() if hasattr(ids, "cpu") else ids, dtype=np.int64)
+
     def per_point(self, output: Any, batch: Any) -> list[np.ndarray] | None:
         """Per-event native predictions (e.g. per point), normalised units; None for image models."""
         return None
 
-
-_REQUIRED_METHODS = ("branches", "make_dataset", "collate", "forward", "target", "to_grid", "truth_grid")
-REPRESENTATION_MODULES = {"image": "pfgraph.repr.image", "graph": "pfgraph.repr.graph"}
-
-
-def get_representation(name: str, **options: Any) -> Representation:
-    """The representation ``name`` ("image" | "graph"); ``options`` go to its constructor."""
-    import importlib
-
-    if name not in REPRESENTATION_MODULES:
-        raise PfgraphError(f"unknown representation '{name}'; valid: {', '.join(REPRESENTATION_MODULES)}")
-    try:
-        module = importlib.import_module(REPRESENTATION_MODULES[name])
-    except ModuleNotFoundError as exc:
-        if exc.name != REPRESENTATION_MODULES[name]:
-            raise
-        raise PfgraphError(f"representation '{name}' is not available in this installation") from None
-    candidates = [obj for obj in vars(module).values()
-                  if isinstance(obj, type) and obj is not Representation and getattr(obj, "name", None) == name
-                  and all(callable(getattr(obj, m, None)) for m in _REQUIRED_METHODS)]
-    candidates.sort(key=lambda c: not issubclass(c, Representation))  # prefer subclasses of the ABC
-    if candidates:
-        return candidates[0](**options)
-    raise PfgraphError(f"module {REPRESENTATION_MODULES[name]} defines no '{name}' representation")
+    def point_pixels(self, batch: Any) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """Per event, the (ieta, iphi) of :meth:`per_point`'s values; None without per-point outputs."""
+        return None

@@ -54,6 +54,7 @@ from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import Normalisation, Representation
 from pfgraph.repr.grid import NPIX, graph_to_grid, reach_summary, split_pixel
 from pfgraph.repr.knn import GRID_TIE_BREAK, grid_knn_ordered_numpy, grid_pixel_order
+from pfgraph.repr.registry import register_representation
 
 #: Names of the per-point model features, in order (see :func:`point_features`).
 FEATURES: tuple[str, ...] = (*schema.INPUT_CHANNELS, "eta", "phi", "ieta", "iphi")
@@ -104,7 +105,7 @@ def graph_branches(target: str = "truth") -> list[str]:
     """Branches the graph representation reads for ``target``."""
     if target not in schema.TARGET_CHANNELS:
         raise DataError(f"target '{target}' is not one of {', '.join(schema.TARGET_CHANNELS)}")
-    return [schema.POINT_COUNTER, "pix_ieta", "pix_iphi", *(f"pix_{c}" for c in schema.INPUT_CHANNELS),
+    return ["event_id", schema.POINT_COUNTER, "pix_ieta", "pix_iphi", *(f"pix_{c}" for c in schema.INPUT_CHANNELS),
             f"pix_{target}", target]
 
 
@@ -152,6 +153,7 @@ class PointStore:
     miss_pix: np.ndarray  # (M,) int16
     miss_val: np.ndarray  # (M,) float32, normalised
     nbr: np.ndarray  # (P, STATIC_K) int16 event-local indices of the static graph, -1 = none
+    event_id: np.ndarray  # (E,) int64 the events' ids
 
     @property
     def num_events(self) -> int:
@@ -167,7 +169,7 @@ class PointStore:
     def nbytes(self) -> int:
         """Memory held by the arrays."""
         return sum(a.nbytes for a in (self.entries, self.offsets, self.energy, self.pix, self.target,
-                                      self.miss_offsets, self.miss_pix, self.miss_val, self.nbr))
+                                      self.miss_offsets, self.miss_pix, self.miss_val, self.nbr, self.event_id))
 
     @staticmethod
     def concat(stores: Sequence[PointStore]) -> PointStore:
@@ -175,7 +177,8 @@ class PointStore:
         if not stores:
             return PointStore(np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros((4, 0), np.float32),
                               np.zeros(0, np.int16), np.zeros(0, np.float32), np.zeros(1, np.int64),
-                              np.zeros(0, np.int16), np.zeros(0, np.float32), np.zeros((0, STATIC_K), np.int16))
+                              np.zeros(0, np.int16), np.zeros(0, np.float32), np.zeros((0, STATIC_K), np.int16),
+                              np.zeros(0, np.int64))
         if len(stores) == 1:
             return stores[0]
         counts = np.concatenate([np.diff(s.offsets) for s in stores])
@@ -187,6 +190,7 @@ class PointStore:
             miss_pix=np.concatenate([s.miss_pix for s in stores]),
             miss_val=np.concatenate([s.miss_val for s in stores]),
             nbr=np.concatenate([s.nbr for s in stores]),
+            event_id=np.concatenate([s.event_id for s in stores]),
         )
 
     def batch(self, rows: Sequence[int] | np.ndarray) -> Batch:
@@ -210,6 +214,7 @@ class PointStore:
             miss_val=torch.from_numpy(self.miss_val.take(midx)),
             miss_batch=torch.from_numpy(np.repeat(ev, mcounts)),
             entry=torch.from_numpy(self.entries[rows]),
+            event_id=torch.from_numpy(self.event_id[rows]),
         )
         out.num_events = n_events
         return out
@@ -220,7 +225,8 @@ class PointStore:
         ma, mb = int(self.miss_offsets[row]), int(self.miss_offsets[row + 1])
         return Data(x=torch.from_numpy(self.energy[:, a:b]).T, y=torch.from_numpy(self.target[a:b]),
                     pix=torch.from_numpy(self.pix[a:b]), nbr=torch.from_numpy(self.nbr[a:b]), miss_pix=torch.from_numpy(self.miss_pix[ma:mb]),
-                    miss_val=torch.from_numpy(self.miss_val[ma:mb]), entry=int(self.entries[row]), num_nodes=b - a)
+                    miss_val=torch.from_numpy(self.miss_val[ma:mb]), entry=int(self.entries[row]),
+                    event_id=int(self.event_id[row]), num_nodes=b - a)
 
 
 def _global_neighbours(local: np.ndarray, ptr: np.ndarray, counts: np.ndarray) -> torch.Tensor:
@@ -327,6 +333,7 @@ def chunk_points(chunk: dict[str, Any], rows: np.ndarray, norm: Normalisation, e
         target=np.ascontiguousarray(y, dtype=np.float32),
         miss_offsets=_offsets(np.bincount(mev, minlength=len(rows))), miss_pix=mpix.astype(np.int16),
         miss_val=miss_val.astype(np.float32), nbr=nbr,
+        event_id=np.asarray(chunk["event_id"], dtype=np.int64)[rows],
     )
 
 
@@ -399,7 +406,7 @@ def _subset(store: PointStore, rows: np.ndarray) -> PointStore:
     midx = _ranges(store.miss_offsets[rows], mcounts)
     return PointStore(store.entries[rows], _offsets(counts), np.take(store.energy, pidx, axis=1), store.pix.take(pidx),
                       store.target.take(pidx), _offsets(mcounts), store.miss_pix.take(midx), store.miss_val.take(midx),
-                      store.nbr[pidx])
+                      store.nbr[pidx], store.event_id[rows])
 
 
 class GraphEvent(NamedTuple):
@@ -512,6 +519,7 @@ def collate_graphs(items: Sequence[GraphEvent | Data]) -> Batch:
         miss_pix=torch.cat([d.miss_pix for d in datas]), miss_val=torch.cat([d.miss_val for d in datas]),
         miss_batch=torch.from_numpy(np.repeat(ev, mcounts)),
         entry=torch.tensor([int(d.entry) for d in datas], dtype=torch.long),
+        event_id=torch.tensor([int(d.event_id if "event_id" in d else d.entry) for d in datas], dtype=torch.long),
     )
     out.num_events = len(datas)
     return out
@@ -534,10 +542,12 @@ def out_of_reach(batch: Batch) -> dict[str, float]:
     return reach_summary(n_in + n_out, n_out, float(y.abs().sum()) + e_out, e_out)
 
 
+@register_representation("graph")
 class GraphRepresentation(Representation):
     """The point-cloud representation (``--repr graph``): datasets, batches, forward and grid."""
 
     name: ClassVar[str] = "graph"
+    point_outputs: ClassVar[bool] = True
 
     def branches(self, target: str = "truth") -> list[str]:
         """Branches read from the event files."""
@@ -569,6 +579,18 @@ class GraphRepresentation(Representation):
     def truth_grid(self, batch: Batch) -> torch.Tensor:
         """(B, 56, 56) normalised full target image (pixels without points included)."""
         return truth_grid(batch)
+
+    def input_mask(self, batch: Batch) -> torch.Tensor:
+        """(B, 56, 56) True at the points' pixels (the pixels with any non-zero input)."""
+        mask = torch.zeros(int(batch.num_events) * NPIX, dtype=torch.bool, device=batch.pix.device)
+        mask[batch.batch.long() * NPIX + batch.pix.long()] = True
+        return mask.view(-1, schema.IMSIZE, schema.IMSIZE)
+
+    def point_pixels(self, batch: Batch) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per event, the points' (ieta, iphi) in the event's point order (the file's ``pix_*`` order)."""
+        ieta, iphi = (t.cpu().numpy() for t in split_pixel(batch.pix))
+        ptr = batch.ptr.cpu().numpy()
+        return [(ieta[a:b], iphi[a:b]) for a, b in zip(ptr[:-1], ptr[1:])]
 
     def per_point(self, output: torch.Tensor, batch: Batch) -> list[np.ndarray]:
         """Per-event arrays of the per-point predictions (normalised), in each event's point order."""

@@ -21,15 +21,18 @@ from pfgraph.io.datasets import IMAGE_EVENT_BYTES, ImageDataset, ImageItem
 from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import Normalisation, Representation
 from pfgraph.repr.grid import image_to_grid
+from pfgraph.repr.registry import register_representation
 
 
 @dataclass
 class ImageBatch:
-    """A batch of events: ``x`` (B, 4, 56, 56), ``y`` (B, 1, 56, 56), ``index`` (B,) global entries."""
+    """A batch of events: ``x`` (B, 4, 56, 56), ``y`` (B, 1, 56, 56), ``index`` (B,) global entries,
+    ``event_id`` (B,) the events' ids (index and ids stay on the CPU)."""
 
     x: torch.Tensor
     y: torch.Tensor
     index: torch.Tensor
+    event_id: torch.Tensor
 
     @property
     def num_events(self) -> int:
@@ -39,13 +42,14 @@ class ImageBatch:
     def to(self, device: torch.device | str, non_blocking: bool = False) -> ImageBatch:
         """The batch moved to ``device``."""
         return ImageBatch(self.x.to(device, non_blocking=non_blocking), self.y.to(device, non_blocking=non_blocking),
-                          self.index)
+                          self.index, self.event_id)
 
     def pin_memory(self) -> ImageBatch:
         """Page-locked copy (DataLoader ``pin_memory=True``)."""
-        return ImageBatch(self.x.pin_memory(), self.y.pin_memory(), self.index)
+        return ImageBatch(self.x.pin_memory(), self.y.pin_memory(), self.index, self.event_id)
 
 
+@register_representation("image")
 class ImageRepresentation(Representation):
     """Dense 56x56 images; see the module docstring (constructor: :class:`Representation`)."""
 
@@ -67,7 +71,7 @@ class ImageRepresentation(Representation):
         if len(items) == 1:
             return ImageBatch(*items[0])
         return ImageBatch(torch.cat([it.x for it in items]), torch.cat([it.y for it in items]),
-                          torch.cat([it.index for it in items]))
+                          torch.cat([it.index for it in items]), torch.cat([it.event_id for it in items]))
 
     def forward(self, model: nn.Module, batch: ImageBatch) -> torch.Tensor:
         """Model output (B, 1, 56, 56) (or any form :func:`image_to_grid` accepts)."""
@@ -84,3 +88,7 @@ class ImageRepresentation(Representation):
     def truth_grid(self, batch: ImageBatch) -> torch.Tensor:
         """(B, 56, 56) normalised target."""
         return batch.y[:, 0]
+
+    def input_mask(self, batch: ImageBatch) -> torch.Tensor:
+        """(B, 56, 56) True where any input channel is non-zero."""
+        return (batch.x != 0).any(dim=1)

@@ -34,7 +34,7 @@ def jet_eval(tiny_run: Path, jet_file: Path, tmp_path_factory: pytest.TempPathFa
 
 
 def test_outputs_and_metrics_schema(jet_eval: Path, tiny_run: Path) -> None:
-    from pfgraph.train.predict import load_run
+    from pfgraph.training.predict import load_run
 
     names = {p.name for p in jet_eval.iterdir()}
     assert {"metrics.json", "predictions.root", "config.yaml", "residual.png", "residual_vs_etrue.png",
@@ -284,7 +284,7 @@ def test_graph_model_writes_per_point_predictions(events_file: Path, jet_file: P
 
 def test_extrapolation_split_uses_the_runs_training_range(jet_eval: Path, tiny_run: Path) -> None:
     """Issue 15: the evaluation records the training truth maximum of the run and splits the truth at it."""
-    from pfgraph.train.predict import load_run
+    from pfgraph.training.predict import load_run
 
     doc = read_metrics(jet_eval / "metrics.json")
     ex = doc["energy"]["extrapolation"]

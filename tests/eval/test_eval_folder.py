@@ -19,7 +19,7 @@ import yaml
 from pfgraph.cli import main
 from pfgraph.eval.folder import MANIFEST, sha256_file, verify_folder
 from pfgraph.io.root import EventFiles
-from pfgraph.train.trainer import BEST
+from pfgraph.training.run_folder import BEST
 from tests.eval.conftest import make_jet_file
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from pfgraph.io.plausible import K_SIGMA, bounds_from_meta, generic_bounds
 from pfgraph.io.root import EventFiles, EventWriter, make_meta
 from pfgraph.sim.detector import SimConfig
 from pfgraph.sim.generate import simulate_batch
-from pfgraph.train.trainer import split_indices
+from pfgraph.training.trainer import split_indices
 
 N_EVENTS = 40
 

@@ -14,7 +14,7 @@ import uproot
 from pfgraph.io.root import EventFiles, is_rntuple
 from tests.eval.conftest import make_jet_file
 from tests.io.test_root_native import FLATTEN, assert_rdf_equals_uproot
-from tests.train._helpers import cli, train_args
+from tests.training._helpers import cli, train_args
 
 pytestmark = pytest.mark.root
 

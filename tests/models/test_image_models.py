@@ -18,7 +18,7 @@ from pfgraph.models.common import InputConfig, InputFeatures, SelfAttention2d, s
 from pfgraph.models.registry import get
 from pfgraph.repr.base import Normalisation, fit_normalisation
 from pfgraph.repr.image import ImageRepresentation
-from pfgraph.train.config import load_model_section
+from pfgraph.training.config import load_model_section
 
 PAPER = ("mlp", "cnn", "cnn_attn", "cnn3d", "unet", "unet_attn", "rnn")
 VARIANTS = ("unet_attn_plus", "cnn_attn_plus", "mlp_plus")

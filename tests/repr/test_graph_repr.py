@@ -13,7 +13,7 @@ import torch
 from pfgraph.errors import DataError
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
-from pfgraph.repr.base import Normalisation, Representation, get_representation
+from pfgraph.repr.base import Normalisation, Representation
 from pfgraph.repr.graph import (
     FEATURES,
     STATIC_K,
@@ -28,6 +28,7 @@ from pfgraph.repr.graph import (
     stream_batches,
 )
 from pfgraph.repr.knn import grid_knn
+from pfgraph.repr.registry import get_representation
 from pfgraph.utils.memory import reuse_cpu_memory
 
 NORM = Normalisation([8.0, 9.0, 10.0, 11.0], 20.0)

@@ -10,7 +10,7 @@ from pfgraph.cli import build_parser
 from pfgraph.config import load_config, resolve_config_path
 from pfgraph.errors import ConfigError
 from pfgraph.sim.detector import SimConfig
-from pfgraph.train.config import build_run_config, load_model_section, train_preset_data
+from pfgraph.training.config import build_run_config, load_model_section, train_preset_data
 from pfgraph.utils.cli_common import override_example
 
 

@@ -14,8 +14,8 @@ from pfgraph.eval.metrics import read_metrics
 from pfgraph.eval.output import PredictionWriter
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles, RootWriter, make_meta
-from pfgraph.report.compare import build_report, jet_branch, load_eval, residual_hist
-from pfgraph.report.plots import fit_curve
+from pfgraph.reporting.compare import build_report, jet_branch, load_eval, residual_hist
+from pfgraph.reporting.plots import fit_curve
 from tests.eval.conftest import make_jet_file
 
 

@@ -14,15 +14,15 @@ preset whose file name differs from its ``name`` is a variant (``unet_attn_plus`
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pfgraph.config import (
     CONFIG_DIR,
-    _did_you_mean,
     apply_overrides,
+    did_you_mean,
     from_dict,
     looks_like_path,
     parse_override,
@@ -136,6 +136,10 @@ class DataConfig:
         if self.memory_budget_gb <= 0:
             raise ConfigError(f"data.memory_budget_gb = {self.memory_budget_gb}: expected a positive number")
 
+    def representation_options(self) -> dict[str, Any]:
+        """The options every representation's constructor takes (:class:`~pfgraph.repr.base.Representation`)."""
+        return {"memory_budget_gb": self.memory_budget_gb}
+
 
 @dataclass
 class ModelSection:
@@ -181,7 +185,7 @@ def load_model_section(model: str, repr_name: str | None = None) -> ModelSection
         data, label = {}, model
     else:
         names = sorted(set(available()) | set(model_presets()))
-        raise ConfigError(f"unknown model '{model}'{_did_you_mean(model, names)}; valid models: {', '.join(names)}")
+        raise ConfigError(f"unknown model '{model}'{did_you_mean(model, names)}; valid models: {', '.join(names)}")
     data = dict(data)
     arch = str(data.pop("name", label))
     data.pop("description", None)
@@ -215,7 +219,7 @@ def normalise_overrides(overrides: Iterable[str]) -> list[str]:
             if head in train_keys or head in data_keys:
                 section = "train" if head in train_keys else "data"
                 raise ConfigError(f"override '{text}': did you mean '{section}.{text}'?")
-            raise ConfigError(f"override '{text}': unknown section '{head}'{_did_you_mean(head, _SECTIONS)}; "
+            raise ConfigError(f"override '{text}': unknown section '{head}'{did_you_mean(head, _SECTIONS)}; "
                               "use model.<param>=, train.<key>= or data.<key>=")
         if head == "model" and len(keys) > 1 and keys[1] not in _MODEL_KEYS:
             text = "model.params." + text.split(".", 1)[1]
@@ -224,12 +228,28 @@ def normalise_overrides(overrides: Iterable[str]) -> list[str]:
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``extra`` into ``base`` (in place); returns ``base``."""
     for k, v in extra.items():
         if isinstance(v, Mapping) and isinstance(base.get(k), dict):
             _merge(base[k], v)
         else:
             base[k] = copy.deepcopy(v)
     return base
+
+
+def _apply_sections(config: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge sections ``train``/``data``/``model`` into a config dict (in place). A ``model`` section
+    holds hyper-parameters (the ``model.<param>`` shorthand of presets, as of overrides) unless it
+    names the section's own keys (``params``, ``name``, ``arch``, ``repr``)."""
+    extra = dict(extra)
+    model = extra.pop("model", None) or {}
+    if model:
+        section = config.setdefault("model", {})
+        if set(model) & set(_MODEL_KEYS):
+            _merge(section, model)
+        else:
+            _merge(section.setdefault("params", {}), model)
+    return _merge(config, extra)
 
 
 def train_preset_data(train_config: str | Path) -> dict[str, Any]:
@@ -239,18 +259,14 @@ def train_preset_data(train_config: str | Path) -> dict[str, Any]:
     data = read_yaml(resolve_config_path(train_config, "train"))
     for key in data:
         if key not in _SECTIONS:
-            raise ConfigError(f"train config: unknown section '{key}'{_did_you_mean(str(key), _SECTIONS)}; "
+            raise ConfigError(f"train config: unknown section '{key}'{did_you_mean(str(key), _SECTIONS)}; "
                               "expected train, data and optionally model")
     return data
 
 
 def build_run_config(model: ModelSection, train_data: Mapping[str, Any], overrides: Iterable[str]) -> RunConfig:
     """Model section + train preset data + overrides -> validated :class:`RunConfig`."""
-    data: dict[str, Any] = {"model": to_dict(model), "train": {}, "data": {}}
-    extra = dict(train_data)
-    if "model" in extra:
-        data["model"]["params"] = _merge(data["model"]["params"], extra.pop("model") or {})
-    _merge(data, extra)
+    data: dict[str, Any] = _apply_sections({"model": to_dict(model), "train": {}, "data": {}}, train_data)
     apply_overrides(data, normalise_overrides(overrides))
     return from_dict(RunConfig, data)
 
@@ -260,6 +276,67 @@ def run_config_from_dict(data: Mapping[str, Any], overrides: Iterable[str] = ())
     data = copy.deepcopy(dict(data))
     apply_overrides(data, normalise_overrides(overrides))
     return from_dict(RunConfig, data)
+
+
+def flag_sections(*, epochs: int | None = None, batch_size: int | None = None, seed: int | None = None,
+                  device: str | None = None, max_events: int | None = None,
+                  data: Sequence[str | Path] | None = None) -> dict[str, Any]:
+    """The config sections set by the stage's keyword arguments (the command line's flags); None = unset."""
+    train = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed), ("device", device))
+             if v is not None}
+    data_section: dict[str, Any] = {}
+    if max_events is not None:
+        data_section["max_events"] = max_events
+    if data:
+        data_section["paths"] = [str(d) for d in data]
+    return {k: v for k, v in (("train", train), ("data", data_section)) if v}
+
+
+def resolve_run_config(model: str, *, repr_name: str | None = None, train_config: str | Path | None = None,
+                       flags: Mapping[str, Any] | None = None, overrides: Iterable[str] = (),
+                       resume: Mapping[str, Any] | None = None, where: str | Path = "",
+                       checkpoint: str | Path = "") -> RunConfig:
+    """THE resolver of a run's config: model preset, train preset, flags and overrides, in that
+    order; for a resumed run, the checkpoint's saved config takes the preset's place.
+
+    ``model`` is a preset name, a YAML file or a registered model; ``train_config`` a train preset
+    or file (``default`` for a new run, nothing for a resumed one); ``flags`` the sections of
+    :func:`flag_sections`; ``resume`` the checkpoint (file ``checkpoint``) of the run folder ``where``. A resumed run may
+    change only :data:`RESUMABLE_KEYS`; anything else, another model, or a checkpoint without a
+    config -> one ConfigError line naming ``where``.
+    """
+    section = load_model_section(model, repr_name)
+    flags = flags or {}
+    overrides = list(overrides)
+    if resume is None:
+        base = _apply_sections({"model": to_dict(section), "train": {}, "data": {}},
+                               train_preset_data(train_config or "default"))
+        _apply_sections(base, flags)
+        apply_overrides(base, normalise_overrides(overrides))
+        return from_dict(RunConfig, base)
+    if resume.get("model_name") != section.name or resume.get("repr") != section.repr:
+        raise ConfigError(
+            f"{where}: holds a checkpoint of model '{resume.get('model_name')}' ({resume.get('repr')}), not "
+            f"'{section.name}' ({section.repr}); choose another --out or the same --model")
+    saved = resume.get("config")
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{checkpoint or where}: checkpoint has no run config (incomplete or not written by pfgraph train)")
+    try:
+        run_config_from_dict(saved)
+    except ConfigError as exc:
+        raise ConfigError(f"{checkpoint or where}: its run config does not fit this pfgraph: {exc}") from None
+    base = copy.deepcopy(saved)
+    if train_config:
+        _apply_sections(base, train_preset_data(train_config))
+    _apply_sections(base, flags)
+    cfg = run_config_from_dict(base, overrides)
+    changed = [(k, a, b) for k, a, b in config_differences(saved, to_dict(cfg))
+               if not any(k == r or k.startswith(r + ".") for r in RESUMABLE_KEYS)]
+    if changed:
+        key, old, new = changed[0]
+        raise ConfigError(f"{where}: cannot resume with {key}={new!r} (the run was started with {old!r}); "
+                          "keep the run's settings or choose another --out")
+    return cfg
 
 
 #: Keys that may change when a run is resumed (everything else must match the checkpoint).

@@ -28,7 +28,7 @@ from pfgraph.eval.folder import check_evaluations
 from pfgraph.eval.metrics import read_metrics
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles, open_root, read_meta
-from pfgraph.report import plots
+from pfgraph.reporting import plots
 from pfgraph.utils.atomic import atomic_write_text, ensure_writable_dir
 
 REPORT_VERSION = 2

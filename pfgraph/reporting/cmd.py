@@ -23,20 +23,16 @@ def register(sub: Any) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    """Run ``pfgraph report``."""
-    from pfgraph.eval.folder import read_manifest
-    from pfgraph.io.identity import describe
-    from pfgraph.report.compare import build_report
+    """Run ``pfgraph report``: :func:`pfgraph.reporting.stage.report`."""
+    from pfgraph.reporting.stage import report
 
-    index = build_report(args.evals, args.out)
-    dataset = describe(read_manifest(args.evals[0]).get("data_identity"))
-    print(f"report: {len(args.evals)} evaluations of {dataset} -> {index}")
+    report(args.evals, args.out)
     return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run ``pfgraph demo``."""
-    from pfgraph.report.demo import run_demo as demo
+    from pfgraph.reporting.demo import run_demo as demo
 
     demo(args.out, quick=args.quick, seed=args.seed)
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.train._helpers import cli, train_args
+from tests.training._helpers import cli, train_args
 
 
 class _RunsCode:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from pfgraph.train.trainer import LAST, read_checkpoint
-from tests.train._helpers import train_args
+from pfgraph.training.run_folder import LAST, read_checkpoint
+from tests.training._helpers import train_args
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,8 @@ import uproot
 from pfgraph.errors import DataError
 from pfgraph.io.datasets import BlockBatchSampler, ImageDataset, read_images
 from pfgraph.io.root import EventFiles
-from pfgraph.repr.base import fit_normalisation, get_representation
+from pfgraph.repr.base import fit_normalisation
+from pfgraph.repr.registry import get_representation
 from tests.io._files import event_types_and_data, synthetic_batch, write_events, write_tree
 
 CHANNELS = ["emcal", "hcal", "trk_neg", "trk_pos", "truth"]

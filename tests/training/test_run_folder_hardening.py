@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pfgraph.train.trainer import BEST, LAST, Trainer, read_checkpoint
-from tests.train._helpers import cli, train_args
+from pfgraph.training.run_folder import BEST, LAST, read_checkpoint
+from pfgraph.training.trainer import Trainer
+from tests.training._helpers import cli, train_args
 
 
 @pytest.mark.parametrize("case", ["missing data", "bad setting", "too few events"])

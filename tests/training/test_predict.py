@@ -11,8 +11,8 @@ import uproot
 
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.io.root import EventFiles
-from pfgraph.train.predict import load_run, predict
-from tests.train._helpers import train_args
+from pfgraph.training.predict import load_run, predict
+from tests.training._helpers import train_args
 
 
 @pytest.fixture(scope="module")

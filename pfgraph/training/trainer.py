@@ -21,7 +21,6 @@ import csv
 import io
 import json
 import random
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -39,21 +38,26 @@ from pfgraph.io.datasets import BlockBatchSampler
 from pfgraph.io.identity import config_hash
 from pfgraph.io.root import EventFiles
 from pfgraph.models.registry import ModelEntry, get
-from pfgraph.repr.base import Normalisation, Representation, fit_normalisation, get_representation
-from pfgraph.train import ddp
-from pfgraph.train.config import RunConfig, TrainConfig
-from pfgraph.utils.atomic import atomic_path, atomic_write_text, ensure_writable_dir
+from pfgraph.repr.base import Normalisation, Representation, fit_normalisation
+from pfgraph.repr.registry import get_representation
+from pfgraph.training import ddp
+from pfgraph.training.config import RunConfig, TrainConfig
+from pfgraph.training.run_folder import (
+    BEST,
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    CONFIG,
+    LAST,
+    LOSS_PNG,
+    METRICS,
+    SUMMARY,
+    data_fingerprint,
+    resolve_device,
+    save_checkpoint,
+)
+from pfgraph.utils.atomic import atomic_path, atomic_write_text
 from pfgraph.utils.progress import progress
 
-CHECKPOINT_FORMAT = "pfgraph-checkpoint"
-CHECKPOINT_VERSION = 1
-LAST = "checkpoint_last.pt"
-BEST = "checkpoint_best.pt"
-CONFIG = "config.yaml"
-METRICS = "metrics.csv"
-LOSS_PNG = "loss.png"
-SUMMARY = "train_summary.json"
-OUTPUTS = (LAST, BEST, CONFIG, METRICS, LOSS_PNG, SUMMARY)
 #: A validation loss this many times the best one so far stops the run as exploded.
 EXPLODE_FACTOR = 1.0e4
 METRIC_FIELDS = ("epoch", "stage_events", "train_loss", "val_loss", "lr", "best", "epoch_time_s",
@@ -68,22 +72,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str, info: ddp.DistInfo | None = None) -> torch.device:
-    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` -> a torch device (one clear error without CUDA)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise PfgraphError(f"--device {name}: no CUDA device is available (use --device cpu or auto)")
-        if info is not None and info.enabled:
-            return torch.device("cuda", info.local_rank)
-        index = int(name.split(":")[1]) if ":" in name else torch.cuda.current_device()
-        if index >= torch.cuda.device_count():
-            raise PfgraphError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) available")
-        return torch.device("cuda", index)
-    return torch.device("cpu")
 
 
 class LogMSELoss(nn.Module):
@@ -158,51 +146,6 @@ def num_events(batch: Any) -> int:
     if n is None:
         raise PfgraphError(f"batch of type {type(batch).__name__} has no num_events")
     return int(n)
-
-
-def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a pfgraph checkpoint safely (``weights_only=True``); one clear error otherwise."""
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise PfgraphError(f"{path}: no such checkpoint") from None
-    except Exception as exc:
-        what = re.search(r"(?:[Uu]nsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(exc))
-        if what is not None:  # torch's safe loader met a pickled callable: refuse, never run it
-            raise PfgraphError(f"{path}: refused: the checkpoint holds a pickled Python object ({what.group(1)}) "
-                               "that could run code when loaded; pfgraph loads only tensors and plain data") from None
-        msg = str(exc).splitlines()[0] if str(exc) else ""
-        raise PfgraphError(f"{path}: not a readable pfgraph checkpoint ({type(exc).__name__}: {msg[:200]})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise PfgraphError(f"{path}: not a pfgraph checkpoint")
-    if int(ckpt.get("version", 0)) > CHECKPOINT_VERSION:
-        raise PfgraphError(f"{path}: checkpoint version {ckpt.get('version')} is newer than this pfgraph supports")
-    return ckpt
-
-
-def save_checkpoint(obj: Mapping[str, Any], path: Path) -> None:
-    """``torch.save`` atomically (temporary file, fsync, rename). The temporary file keeps the
-    final name (torch names the archive's root folder after the file), so equal content gives
-    byte-identical files."""
-    with atomic_path(path, same_name=True) as tmp:
-        torch.save(dict(obj), tmp)
-
-
-def clean_stale_temporaries(run_dir: Path) -> int:
-    """Remove temporary files an interrupted writer left beside the run's outputs."""
-    n = 0
-    import shutil
-
-    for name in OUTPUTS:
-        for p in run_dir.glob(f".{name}.*.tmp"):
-            with contextlib.suppress(OSError):
-                if p.is_dir():
-                    shutil.rmtree(p)
-                else:
-                    p.unlink()
-                n += 1
-    return n
 
 
 def read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
@@ -320,17 +263,12 @@ class Trainer:
         self.resume = resume
         self.log = log if self.info.is_main else (lambda _msg: None)
         self.entry = get(cfg.model.arch, cfg.model.repr)
-        self.repr: Representation = get_representation(cfg.model.repr, **self._repr_options())
+        self.repr: Representation = get_representation(cfg.model.repr, **cfg.data.representation_options())
         self.device = resolve_device(cfg.train.device, self.info)
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
         self.amp_dtype = torch.bfloat16 if cfg.train.amp_dtype == "bfloat16" else torch.float16
         self.use_amp = cfg.train.amp and self.device.type == "cuda"
-
-    def _repr_options(self) -> dict[str, Any]:
-        if self.cfg.model.repr == "image":
-            return {"memory_budget_gb": self.cfg.data.memory_budget_gb}
-        return {}
 
     # -- data ------------------------------------------------------------------------------
 
@@ -610,14 +548,6 @@ class Trainer:
         atomic_write_text(self.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
 
 
-def data_fingerprint(files: EventFiles) -> str:
-    """What the data is, independent of where it lies: every file's generation record and size
-    (:func:`pfgraph.io.identity.data_fingerprint`)."""
-    from pfgraph.io.identity import data_fingerprint as fingerprint
-
-    return fingerprint(files)
-
-
 def check_branches(files: EventFiles, branches: list[str], who: str) -> None:
     """One DataError line when a file lacks a branch that ``who`` needs (schema migrations honoured)."""
     from pfgraph.io import schema
@@ -631,18 +561,6 @@ def check_branches(files: EventFiles, branches: list[str], who: str) -> None:
             check_tree(tree, path, specs, mig, require=[s.name for s in specs])
         except DataError as exc:
             raise DataError(f"{exc} (needed by {who})") from None
-
-
-def prepare_run_dir(run_dir: str | Path, clean: bool = True) -> Path:
-    """Create the run folder (clear error when impossible) and, with ``clean``, drop the
-    temporaries an interrupted run left (only the writing rank cleans)."""
-    path = Path(run_dir)
-    if path.exists() and not path.is_dir():
-        raise PfgraphError(f"{path}: exists and is not a folder; --out expects a run folder")
-    ensure_writable_dir(path)
-    if clean:
-        clean_stale_temporaries(path)
-    return path
 
 
 def iter_batches(repr_: Representation, dataset: Any, batch_size: int) -> Iterator[Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pfgraph.cli import main
-from pfgraph.report.demo import QUICK
+from pfgraph.reporting.demo import QUICK
 
 pytestmark = pytest.mark.pythia
 

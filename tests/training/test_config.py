@@ -6,7 +6,7 @@ import pytest
 
 from pfgraph.config import to_dict
 from pfgraph.errors import ConfigError, PfgraphError
-from pfgraph.train.config import (
+from pfgraph.training.config import (
     build_run_config,
     config_differences,
     load_model_section,

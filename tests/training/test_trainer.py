@@ -18,8 +18,9 @@ import yaml
 
 from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import fit_normalisation
-from pfgraph.train.trainer import BEST, LAST, read_checkpoint, split_indices, stage_events
-from tests.train._helpers import cli, train_args
+from pfgraph.training.run_folder import BEST, LAST, read_checkpoint
+from pfgraph.training.trainer import split_indices, stage_events
+from tests.training._helpers import cli, train_args
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -169,7 +170,7 @@ def test_progressive_schedule_grows_the_training_set(tmp_path: Path, events_file
 
 
 def test_progressive_stage_sizes() -> None:
-    from pfgraph.train.config import TrainConfig
+    from pfgraph.training.config import TrainConfig
 
     cfg = TrainConfig(schedule=[1000, 2000, 4000], stage_epochs=2)
     assert [stage_events(cfg, e, 8000) for e in range(8)] == [1000, 1000, 2000, 2000, 4000, 4000, 8000, 8000]
@@ -341,8 +342,8 @@ def test_cuda_training_with_amp(tmp_path: Path, events_file: Path, capsys: pytes
 
 
 def test_log_mse_loss_weighs_relative_errors_alike() -> None:
-    from pfgraph.train.config import TrainConfig
-    from pfgraph.train.trainer import make_loss
+    from pfgraph.training.config import TrainConfig
+    from pfgraph.training.trainer import make_loss
 
     loss = make_loss(TrainConfig(loss="log_mse", log_eps=1e-4))
     target = torch.tensor([0.01, 1.0])

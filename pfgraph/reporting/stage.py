@@ -1,0 +1,29 @@
+"""The report stage as a Python function: :func:`report` (``pfgraph report`` maps its arguments onto it).
+
+    from pfgraph import report
+    index = report(["evals/cnn", "evals/edgeconv"], "reports/compare")
+
+The report renders the evaluations' own figures (metrics.json and the jets tree); it
+recomputes nothing and refuses evaluations of different datasets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def report(evals: Sequence[str | Path], out: str | Path) -> Path:
+    """Compare the evaluation folders ``evals`` into the folder ``out``; returns its ``index.html``.
+
+    Prints one line naming the dataset the evaluations share.
+    """
+    from pfgraph.eval.folder import read_manifest
+    from pfgraph.io.identity import describe
+    from pfgraph.reporting.compare import build_report
+
+    evals = [str(e) for e in ([evals] if isinstance(evals, (str, Path)) else evals)]
+    index = build_report(evals, out)
+    dataset = describe(read_manifest(evals[0]).get("data_identity"))
+    print(f"report: {len(evals)} evaluations of {dataset} -> {index}")
+    return index

@@ -1,1 +1,0 @@
-"""Training: one trainer for every model and representation, checkpoints, prediction."""

@@ -1,0 +1,109 @@
+"""The training stage as a Python function: :func:`train` (``pfgraph train`` maps its flags onto it).
+
+    from pfgraph import train
+    result = train("unet_attn", "runs/unet_attn", "data/b050.root", epochs=10)
+    result.run_dir, result.best_val_loss
+
+A run folder that holds a checkpoint is resumed (``epochs`` is the total). The run's config is
+resolved in one place (:func:`pfgraph.training.config.resolve_run_config`); the folder's layout is
+:mod:`pfgraph.training.run_folder`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pfgraph.training.trainer import TrainResult
+
+
+def train(model: str, out: str | Path, data: str | Path | Sequence[str | Path] | None = None, *,
+          repr: str | None = None, config: str | Path | None = None, epochs: int | None = None,
+          max_events: int | None = None, batch_size: int | None = None, device: str | None = None,
+          seed: int | None = None, overrides: Sequence[str] = (), dist: Any = None) -> TrainResult:
+    """Train (or resume) ``model`` on ``data`` into the run folder ``out``.
+
+    ``model``: a model preset, a model YAML file or a registered name (``pfgraph models``);
+    ``data``: event file(s), glob(s) or a list file (None: the train config's default dataset,
+    simulated when missing); ``repr``: the representation (default: the model's own);
+    ``config``: the train preset or file (``default``); ``overrides``: dotted ``key=value``
+    settings (``train.lr=5e-4``, ``model.<param>=v``); ``dist``: the
+    :class:`~pfgraph.training.ddp.DistInfo` of a torchrun process group (None: one process).
+    Returns the :class:`~pfgraph.training.trainer.TrainResult`. Bad settings or data raise a
+    :class:`~pfgraph.errors.PfgraphError` before the run folder is created.
+    """
+    from pfgraph.errors import PfgraphError
+    from pfgraph.io.root import EventFiles
+    from pfgraph.io.schema import EVENT_BRANCH_MAP
+    from pfgraph.models.registry import get
+    from pfgraph.repr.registry import get_representation
+    from pfgraph.training import ddp
+    from pfgraph.training.config import flag_sections, resolve_run_config
+    from pfgraph.training.run_folder import (
+        LAST,
+        data_fingerprint,
+        prepare_run_dir,
+        read_checkpoint,
+        remove_unfinished_run,
+        topmost_missing,
+    )
+    from pfgraph.training.trainer import Trainer
+    from pfgraph.utils.atomic import check_creatable_dir
+
+    info = dist or ddp.DistInfo()
+    paths_in = [data] if isinstance(data, (str, Path)) else list(data or [])
+    flags = flag_sections(epochs=epochs, batch_size=batch_size, seed=seed, device=device, max_events=max_events,
+                          data=paths_in)
+    # The run folder is created only once config, model and data are validated: a failed start
+    # leaves nothing behind (an unwritable folder is still reported before any work).
+    run_dir = check_creatable_dir(out)
+    resume = read_checkpoint(run_dir / LAST) if (run_dir / LAST).exists() else None
+    cfg = resolve_run_config(model, repr_name=repr, train_config=config, flags=flags, overrides=overrides,
+                             resume=resume, where=run_dir, checkpoint=run_dir / LAST)
+    # Build the model once up front: bad hyper-parameters fail here, before any data is read.
+    get(cfg.model.arch, cfg.model.repr).builder(dict(cfg.model.params))
+    paths = list(cfg.data.paths)
+    if not paths:
+        default = Path(cfg.data.default)
+        _ensure_default_dataset(default, cfg.data.simulate, info)
+        paths = [str(default)]
+    representation = get_representation(cfg.model.repr, **cfg.data.representation_options())
+    needed = [b for b in representation.branches(cfg.data.target) if b in EVENT_BRANCH_MAP]
+    files = EventFiles(paths, require=needed)
+    if resume is not None:
+        n = files.num_events if cfg.data.max_events is None else min(files.num_events, cfg.data.max_events)
+        if int(resume["data"]["num_events"]) != n:
+            raise PfgraphError(f"{run_dir}: the run was trained on {resume['data']['num_events']} events, the data "
+                               f"now gives {n}; resume with the same data or choose another --out")
+        if resume["data"].get("fingerprint") not in (None, data_fingerprint(files)):
+            raise PfgraphError(f"{run_dir}: the run was trained on other data ({', '.join(resume['data']['files'])}); "
+                               "resume with the same data or choose another --out")
+        if info.is_main:
+            print(f"resuming {run_dir} from epoch {int(resume['epoch'])} (checkpoint_last.pt) towards "
+                  f"{cfg.train.epochs} epochs", flush=True)
+    top_new = topmost_missing(run_dir)
+    run_dir = prepare_run_dir(run_dir, clean=info.is_main)
+    ddp.barrier(info)
+    try:
+        return Trainer(cfg, run_dir, files, info, resume=resume).run()
+    except BaseException:
+        if top_new is not None and info.is_main:
+            remove_unfinished_run(run_dir, top_new)
+        raise
+
+
+def _ensure_default_dataset(path: Path, sim_preset: str, info: Any) -> None:
+    """Simulate the config's default dataset when it is missing (rank 0; the others wait)."""
+    from pfgraph.training import ddp
+
+    if not path.exists() and info.is_main:
+        from pfgraph.config import load_config, resolve_config_path
+        from pfgraph.sim.detector import SimConfig
+        from pfgraph.sim.stage import simulate
+
+        sim_path = resolve_config_path(sim_preset, "sim")
+        events = load_config(SimConfig, sim_path).events
+        print(f"{path}: default dataset missing; simulating {events} events with {sim_path}", flush=True)
+        simulate(sim_path, path, workers=1)
+    ddp.barrier(info)
