@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+from pfgraph import geometry  # noqa: E402
 from pfgraph.config import CONFIG_DIR, load_config, resolve_config_path  # noqa: E402
 from pfgraph.io import schema  # noqa: E402
 from pfgraph.io.root import EventFiles  # noqa: E402
@@ -298,7 +299,7 @@ def main() -> None:
         b0 = store.batch(np.arange(bs))
         graph_bytes = batch_nbytes(b0, skip=("nbr",)) / bs
         nbr_bytes = batch_nbytes(b0) / bs - graph_bytes
-        dense_bytes = (len(schema.INPUT_CHANNELS) + 1) * schema.IMSIZE * schema.IMSIZE * 4
+        dense_bytes = (len(schema.INPUT_CHANNELS) + 1) * geometry.IMSIZE * geometry.IMSIZE * 4
         work_bytes = (point_features(b0.x, b0.pix).nbytes + point_positions(b0.pix).nbytes) / bs
         store_bytes = store.nbytes / n
         store_nbr_bytes = store.nbr.nbytes / n
@@ -408,7 +409,7 @@ def main() -> None:
         "| what | value |",
         "|---|---:|",
         f"| points per event: mean / min / max | {counts.mean():.0f} / {counts.min()} / {counts.max()} |",
-        f"| occupancy (points / 3136 pixels) | {counts.mean() / (schema.IMSIZE ** 2):.1%} |",
+        f"| occupancy (points / 3136 pixels) | {counts.mean() / (geometry.IMSIZE ** 2):.1%} |",
         f"| out of reach: truth pixels without any input (share of truth pixels / of truth energy) | "
         f"{reach['pixel_fraction']:.2%} / {reach['energy_fraction']:.3%} |",
         f"| bytes/event, graph training batch without the static graph (x, y, pix, batch, ptr, out-of-reach target) "

@@ -17,9 +17,9 @@ from typing import Any, Literal, TypeVar
 import torch
 from torch import nn
 
+from pfgraph import geometry
 from pfgraph.config import from_dict
 from pfgraph.errors import ConfigError
-from pfgraph.io import schema
 
 T = TypeVar("T")
 
@@ -143,7 +143,7 @@ class SelfAttention2d(nn.Module):
 def _charged_bend_pixels(energy: torch.Tensor, charge: float, b_field: torch.Tensor) -> torch.Tensor:
     """Phi bend of a charged track of ``energy`` GeV, in pixels (0 where energy is 0)."""
     safe = torch.where(energy > 0, energy, torch.ones_like(energy))
-    return torch.where(energy > 0, charge * b_field / safe / schema.PHI_PIXEL, torch.zeros_like(energy))
+    return torch.where(energy > 0, charge * b_field / safe / geometry.PHI_PIXEL, torch.zeros_like(energy))
 
 
 def shift_tracks(trk: torch.Tensor, energy: torch.Tensor, charge: float, b_field: torch.Tensor) -> torch.Tensor:

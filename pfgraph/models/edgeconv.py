@@ -53,7 +53,7 @@ from pfgraph.config import from_dict
 from pfgraph.errors import ConfigError
 from pfgraph.models.common import point_mlp
 from pfgraph.models.registry import register
-from pfgraph.repr.graph import N_FEATURES, STATIC_K, STATIC_PHI_WRAP
+from pfgraph.repr.features import N_FEATURES, STATIC_K, STATIC_PHI_WRAP
 from pfgraph.repr.knn import edges_to_table, grid_knn, knn_graph, resolve_backend
 
 GraphKind = Literal["position", "features"]
@@ -110,7 +110,7 @@ class EdgeConvConfig:
         need = self.k + (0 if self.loop else 1)
         if self.impl != "pyg" and "position" in self.graphs() and need > STATIC_K:
             raise ConfigError(f"model.k = {self.k} needs {need} stored neighbours per point, the static graph holds "
-                              f"{STATIC_K} (pfgraph.repr.graph.STATIC_K)")
+                              f"{STATIC_K} (pfgraph.repr.features.STATIC_K)")
         if any(w < 1 for w in self.head):
             raise ConfigError(f"model.head widths must be positive, got {self.head}")
         if not 0.0 <= self.dropout < 1.0:

@@ -34,7 +34,7 @@ from pfgraph.config import from_dict
 from pfgraph.errors import ConfigError
 from pfgraph.models.common import point_mlp
 from pfgraph.models.registry import register
-from pfgraph.repr.graph import N_FEATURES
+from pfgraph.repr.features import N_FEATURES
 
 _POOLS = ("mean", "max", "sum")
 _OUTPUTS: dict[str, type[nn.Module]] = {"none": nn.Identity, "relu": nn.ReLU, "softplus": nn.Softplus,

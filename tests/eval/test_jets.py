@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pfgraph import geometry
 from pfgraph.eval.jets import JetAccumulator, synthetic_jet_images
-from pfgraph.io import schema
 
 pytest.importorskip("fastjet")
 
@@ -35,8 +35,8 @@ def test_a_uniform_scale_moves_both_energy_definitions_alike() -> None:
 def test_energy_outside_the_truth_jets_pixels_counts_only_for_the_matched_jet() -> None:
     """The two definitions differ: a fake deposit beside the jet core joins the prediction jet
     (matched-jet definition) but lies outside the truth jet's pixels (truth-jet-pixel definition)."""
-    truth = np.zeros((1, schema.IMSIZE, schema.IMSIZE), np.float32)
-    c = schema.IMSIZE // 2
+    truth = np.zeros((1, geometry.IMSIZE, geometry.IMSIZE), np.float32)
+    c = geometry.IMSIZE // 2
     truth[0, c, c], truth[0, c - 1, c] = 80.0, 20.0  # a 100 GeV jet at the centre
     pred = truth.copy()
     pred[0, c + 2, c + 1] = 10.0  # 0.2 in eta, 0.1 in phi away: inside R = 0.4, empty in truth

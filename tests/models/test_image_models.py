@@ -12,8 +12,8 @@ import torch
 
 from pfgraph.config import read_yaml
 from pfgraph.errors import ConfigError
+from pfgraph.geometry import PHI_PIXEL
 from pfgraph.io.root import EventFiles
-from pfgraph.io.schema import PHI_PIXEL
 from pfgraph.models.common import InputConfig, InputFeatures, SelfAttention2d, shift_tracks
 from pfgraph.models.registry import get
 from pfgraph.repr.base import Normalisation, fit_normalisation
