@@ -3,7 +3,7 @@ squeeze-excitation, 1x1-conv self-attention and physics-aware input features.
 
 Every image model takes normalised inputs (B, 4, 56, 56) in the order [emcal, hcal, trk_neg,
 trk_pos] and returns the normalised target image (B, 1, 56, 56). Hyper-parameters come from
-``configs/model/<name>.yaml`` and are checked by :func:`parse_params` (unknown keys -> one
+``pfgraph/presets/model/<name>.yaml`` and are checked by :func:`parse_params` (unknown keys -> one
 ConfigError line with a did-you-mean).
 """
 

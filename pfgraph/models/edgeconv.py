@@ -29,7 +29,7 @@ per point:
 Input: ``x`` (N, F) point features, ``pos`` (N, 2) positions, ``batch`` (N,) sorted event
 index, optionally ``nbr`` (N, K) the stored static graph (built from ``pos`` when absent);
 output (N,). The graph representation (:class:`pfgraph.repr.graph.GraphRepresentation`) builds
-these from a batch. Every hyper-parameter lives in ``configs/model/edgeconv.yaml``.
+these from a batch. Every hyper-parameter lives in ``pfgraph/presets/model/edgeconv.yaml``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ GraphKind = Literal["position", "features"]
 
 @dataclass
 class EdgeConvConfig:
-    """Hyper-parameters of :class:`EdgeConvNet` (``configs/model/edgeconv.yaml``)."""
+    """Hyper-parameters of :class:`EdgeConvNet` (``pfgraph/presets/model/edgeconv.yaml``)."""
 
     name: str = "edgeconv"
     #: neighbours per point (static graph and every dynamic graph)
@@ -307,5 +307,5 @@ def edgeconv_config(config: Mapping[str, Any]) -> EdgeConvConfig:
 @register("edgeconv", repr="graph",
           description="DGCNN: EdgeConv blocks (node-cost messages) on static grid / dynamic kNN graphs, per-point head")
 def build_edgeconv(config: Mapping[str, Any]) -> EdgeConvNet:
-    """Build the DGCNN from its config (``configs/model/edgeconv.yaml`` after overrides)."""
+    """Build the DGCNN from its config (``pfgraph/presets/model/edgeconv.yaml`` after overrides)."""
     return EdgeConvNet(edgeconv_config(config))
