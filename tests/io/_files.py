@@ -84,7 +84,7 @@ def jets_record(rng: np.random.Generator, counts: np.ndarray) -> ak.Array:
     fields = {f: rng.uniform(5, 150, total).astype(np.float32) for f in ("pt", "energy")}
     fields["eta"] = rng.uniform(-2.5, 2.5, total).astype(np.float32)
     fields["phi"] = rng.uniform(-np.pi, np.pi, total).astype(np.float32)
-    fields["ceta"] = ((fields["eta"] + 2.5) / geometry.ETA_PIXEL - 0.5).astype(np.float32)
+    fields["ceta"] = ((fields["eta"] + geometry.MAX_ETA) / geometry.ETA_PIXEL - 0.5).astype(np.float32)
     fields["cphi"] = ((fields["phi"] + np.pi) / geometry.PHI_PIXEL - 0.5).astype(np.float32)
     fields["nconst"] = rng.integers(1, 300, total).astype(np.int32)
     return jagged_record(counts.astype(np.int32), fields)
