@@ -20,11 +20,10 @@ from typing import Any, TypeVar
 
 import yaml
 
+from pfgraph import presets
 from pfgraph.errors import ConfigError
 
 T = TypeVar("T")
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 def did_you_mean(key: str, valid: Iterable[str]) -> str:
@@ -194,33 +193,33 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def looks_like_path(name: str | Path) -> bool:
     """True when ``name`` names a file rather than a preset: it has a folder separator or a
-    ``.yaml``/``.yml`` suffix (``configs/sim/x.yaml``, ``./x``, ``x.yaml``)."""
+    ``.yaml``/``.yml`` suffix (``my/sim.yaml``, ``./x``, ``x.yaml``)."""
     text = str(name)
     return "/" in text or (os.sep in text) or Path(text).suffix.lower() in (".yaml", ".yml")
 
 
 def resolve_config_path(name: str | Path, kind: str) -> Path:
-    """A config file, or a preset name looked up in ``configs/<kind>/<name>.yaml``.
+    """A config file, or a preset name of ``kind`` shipped with the package (:mod:`pfgraph.presets`).
 
     A value that looks like a path (see :func:`looks_like_path`) must be an existing file: it
     never falls back to the preset of the same name. A bare name is always a preset.
     """
     path = Path(name)
-    presets = sorted(p.stem for p in (CONFIG_DIR / kind).glob("*.yaml"))
+    names = presets.names(kind)
     if looks_like_path(name):
         if path.is_file():
             return path
         if path.is_dir():
             raise ConfigError(f"{name}: is a folder, expected a {kind} config file")
-        hint = f"; or the {kind} preset '{path.stem}' (write --config {path.stem})" if path.stem in presets else ""
+        hint = f"; or the {kind} preset '{path.stem}' (write --config {path.stem})" if path.stem in names else ""
         raise ConfigError(f"{name}: no such config file{hint}")
-    preset = CONFIG_DIR / kind / f"{name}.yaml"
-    if preset.is_file():
+    preset = presets.find(kind, str(name))
+    if preset is not None:
         return preset
     local = f"; to use the file '{name}' write ./{name}" if path.is_file() else ""
     raise ConfigError(
-        f"{name}: no such {kind} preset{did_you_mean(str(name), presets)}; "
-        f"presets: {', '.join(presets) or 'none'}{local}"
+        f"{name}: no such {kind} preset{did_you_mean(str(name), names)}; "
+        f"presets: {', '.join(names) or 'none'}{local}"
     )
 
 

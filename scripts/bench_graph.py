@@ -41,7 +41,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from pfgraph.config import CONFIG_DIR, load_config, resolve_config_path  # noqa: E402
+from pfgraph import geometry, presets  # noqa: E402
+from pfgraph.config import load_config, resolve_config_path  # noqa: E402
 from pfgraph.io import schema  # noqa: E402
 from pfgraph.io.root import EventFiles  # noqa: E402
 from pfgraph.models.edgeconv import build_edgeconv  # noqa: E402
@@ -64,8 +65,8 @@ from pfgraph.sim.generate import generate  # noqa: E402
 from pfgraph.training.config import load_model_section  # noqa: E402
 from scripts.benchdoc import machine, update_section  # noqa: E402
 
-PRESET = yaml.safe_load((CONFIG_DIR / "model" / "edgeconv.yaml").read_text())
-PFN_PRESET = yaml.safe_load((CONFIG_DIR / "model" / "pfn.yaml").read_text())
+PRESET = yaml.safe_load(presets.find("model", "edgeconv").read_text())
+PFN_PRESET = yaml.safe_load(presets.find("model", "pfn").read_text())
 #: The former default edgeconv (torch-geometric EdgeConv, KD-tree position graph, dynamic blocks 2-3).
 BEFORE = dict(PRESET, impl="pyg", widths=[32, 32, 32], head=[64, 32], dynamic_from=1)
 #: The new blocks at the former width, graphs and head.
@@ -296,7 +297,7 @@ def main() -> None:
         b0 = store.batch(np.arange(bs))
         graph_bytes = batch_nbytes(b0, skip=("nbr",)) / bs
         nbr_bytes = batch_nbytes(b0) / bs - graph_bytes
-        dense_bytes = (len(schema.INPUT_CHANNELS) + 1) * schema.IMSIZE * schema.IMSIZE * 4
+        dense_bytes = (len(schema.INPUT_CHANNELS) + 1) * geometry.IMSIZE * geometry.IMSIZE * 4
         work_bytes = (point_features(b0.x, b0.pix).nbytes + point_positions(b0.pix).nbytes) / bs
         store_bytes = store.nbytes / n
         store_nbr_bytes = store.nbr.nbytes / n
@@ -344,9 +345,9 @@ def main() -> None:
              dict(SAME_WIDTH, dynamic_from=None)),
             ("edgeconv split (DGCNN exactly, BatchNorm on edges), the former width and head, static graphs", "g",
              dict(SAME_WIDTH, impl="split", dynamic_from=None)),
-            ("edgeconv new default (`configs/model/edgeconv.yaml`)", "g", PRESET),
-            ("pfn default (`configs/model/pfn.yaml`)", "p", PFN_PRESET),
-            ("cnn default (image; `configs/model/cnn.yaml`)", "i", None),
+            ("edgeconv new default (`pfgraph/presets/model/edgeconv.yaml`)", "g", PRESET),
+            ("pfn default (`pfgraph/presets/model/pfn.yaml`)", "p", PFN_PRESET),
+            ("cnn default (image; `pfgraph/presets/model/cnn.yaml`)", "i", None),
         ]
         train_rows = []
         for dev in devices:
@@ -400,13 +401,13 @@ def main() -> None:
         f"Machine: {machine()}; torch threads {torch.get_num_threads()}; shared with other jobs (load average "
         f"{os.getloadavg()[0]:.1f} at the end), so rates are compared within the run.  ",
         f"Data: {n} simulated B=0.5 paper-mode events (gauss_b050); batches of {bs} events; best of {args.repeat}; "
-        f"default model = `configs/model/edgeconv.yaml` ({params:,} parameters, k={PRESET['k']}, widths "
+        f"default model = `pfgraph/presets/model/edgeconv.yaml` ({params:,} parameters, k={PRESET['k']}, widths "
         f"{PRESET['widths']}, impl {PRESET['impl']}).",
         "",
         "| what | value |",
         "|---|---:|",
         f"| points per event: mean / min / max | {counts.mean():.0f} / {counts.min()} / {counts.max()} |",
-        f"| occupancy (points / 3136 pixels) | {counts.mean() / (schema.IMSIZE ** 2):.1%} |",
+        f"| occupancy (points / 3136 pixels) | {counts.mean() / (geometry.IMSIZE ** 2):.1%} |",
         f"| out of reach: truth pixels without any input (share of truth pixels / of truth energy) | "
         f"{reach['pixel_fraction']:.2%} / {reach['energy_fraction']:.3%} |",
         f"| bytes/event, graph training batch without the static graph (x, y, pix, batch, ptr, out-of-reach target) "

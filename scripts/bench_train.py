@@ -218,7 +218,7 @@ def main() -> None:
         f"loading is {step_ref * 1e3 / load_batch_ms:.0f}x faster than training.",
         "",
         f"**Training** (optimisation steps only, batch {BATCH}, {args.train_events} events timed after a warm-up "
-        "batch; presets of configs/model; CUDA rows use bfloat16 autocast):",
+        "batch; model presets (pfgraph/presets/model); CUDA rows use bfloat16 autocast):",
         "",
         "| model | device (CPU threads) | parameters | events/s | ms/step | 8000-event epoch |",
         "|---|---|---:|---:|---:|---:|",

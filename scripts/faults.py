@@ -589,7 +589,7 @@ def item19(lab: Lab) -> Iterator[Verdict]:
         for p in re.findall(r"(/tmp/[\w./-]+)", line):
             if not Path(p).exists():
                 problems.append(f"names {p}")
-    quick = (ROOT / "configs" / "train" / "quick.yaml").read_text()
+    quick = (ROOT / "pfgraph" / "presets" / "train" / "quick.yaml").read_text()
     if re.search(r"(?i)demo|smoke", quick):
         users = subprocess.run(["grep", "-rl", "quick", "pfgraph", "tests", "scripts", "Makefile"], cwd=ROOT,
                                capture_output=True, text=True).stdout.split()

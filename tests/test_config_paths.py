@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pfgraph.config import CONFIG_DIR, looks_like_path, resolve_config_path
+from pfgraph import presets
+from pfgraph.config import looks_like_path, resolve_config_path
 from pfgraph.errors import ConfigError
 from tests.training._helpers import cli
 
@@ -30,7 +31,7 @@ def test_existing_file_and_preset(tmp_path: Path) -> None:
     f = tmp_path / "mine.yaml"
     f.write_text("events: 3\n")
     assert resolve_config_path(f, "sim") == f
-    assert resolve_config_path("gauss_b050", "sim") == CONFIG_DIR / "sim" / "gauss_b050.yaml"
+    assert resolve_config_path("gauss_b050", "sim") == presets.root() / "sim" / "gauss_b050.yaml"
     folder = tmp_path / "sub.yaml"
     folder.mkdir()
     with pytest.raises(ConfigError, match="is a folder"):

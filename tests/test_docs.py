@@ -1,7 +1,7 @@
 """Every command the README and the docs show exists as shown (issue 16.20).
 
 Commands are collected from the fenced ``bash`` blocks and the inline code spans of README.md,
-docs/*.md and the comments of configs/**/*.yaml:
+docs/*.md and the comments of the presets (pfgraph/presets/*/*.yaml):
 
 * ``pfgraph SUB ...`` (also ``.venv/bin/pfgraph``, ``python -m pfgraph.cli``, ``torchrun ... -m
   pfgraph.cli``): every ``--flag`` must be one of SUB's options, with a value its choices and type
@@ -32,7 +32,7 @@ from pfgraph.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-CONFIG_COMMENTS = sorted((ROOT / "configs").glob("*/*.yaml"))
+CONFIG_COMMENTS = sorted((ROOT / "pfgraph" / "presets").glob("*/*.yaml"))
 PFGRAPH = re.compile(r"^(?:\.venv/bin/)?(?:pfgraph|python -m pfgraph\.cli|torchrun .*-m pfgraph\.cli)\s+(?P<rest>.*)$")
 SECTIONS_SIM = ("output", "detector", "particles", "pileup", "jets")
 SECTIONS_RUN = ("train", "data", "model")

@@ -48,8 +48,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pfgraph import geometry
 from pfgraph.errors import PfgraphError
-from pfgraph.io import schema
 
 #: FastJet's ``MaxRap``: rapidity given to massless particles along the beam.
 MAX_RAP = 1e5
@@ -565,12 +565,12 @@ def pixel_positions(tie_break: float = TIE_BREAK) -> tuple[np.ndarray, np.ndarra
     by default, far below any physics scale) make every distance unique, so every exact
     implementation gives the same jets. ``tie_break=0`` gives the exact centres.
     """
-    eta = np.broadcast_to(schema.ETA_CENTRES[:, None], (schema.IMSIZE, schema.IMSIZE)).astype(np.float64)
-    phi = np.broadcast_to(schema.PHI_CENTRES[None, :], (schema.IMSIZE, schema.IMSIZE)).astype(np.float64)
+    eta = np.broadcast_to(geometry.ETA_CENTRES[:, None], (geometry.IMSIZE, geometry.IMSIZE)).astype(np.float64)
+    phi = np.broadcast_to(geometry.PHI_CENTRES[None, :], (geometry.IMSIZE, geometry.IMSIZE)).astype(np.float64)
     if tie_break:
-        off = np.random.default_rng(TIE_BREAK_SEED).uniform(-0.5, 0.5, (2, schema.IMSIZE, schema.IMSIZE))
-        eta = eta + tie_break * schema.ETA_PIXEL * off[0]
-        phi = phi + tie_break * schema.PHI_PIXEL * off[1]
+        off = np.random.default_rng(TIE_BREAK_SEED).uniform(-0.5, 0.5, (2, geometry.IMSIZE, geometry.IMSIZE))
+        eta = eta + tie_break * geometry.ETA_PIXEL * off[0]
+        phi = phi + tie_break * geometry.PHI_PIXEL * off[1]
     return eta, phi
 
 
@@ -586,8 +586,8 @@ def pixel_momenta(images: torch.Tensor | np.ndarray, threshold: float = 0.0, tie
     img = torch.as_tensor(images)
     if device is not None:
         img = img.to(device)
-    if img.dim() != 3 or tuple(img.shape[1:]) != (schema.IMSIZE, schema.IMSIZE):
-        raise PfgraphError(f"jet clustering expects (B, {schema.IMSIZE}, {schema.IMSIZE}) images, got {tuple(img.shape)}")
+    if img.dim() != 3 or tuple(img.shape[1:]) != (geometry.IMSIZE, geometry.IMSIZE):
+        raise PfgraphError(f"jet clustering expects (B, {geometry.IMSIZE}, {geometry.IMSIZE}) images, got {tuple(img.shape)}")
     dev = img.device
     b = img.shape[0]
     flat = img.reshape(b, -1).to(torch.float64)
@@ -667,8 +667,8 @@ class ImageJets:
     def pixel_jet(self) -> torch.Tensor:
         """(B, 3136) jet index of every pixel (-1: below threshold)."""
         b = self.pixel.shape[0]
-        out = torch.full((b, schema.IMSIZE * schema.IMSIZE + 1), -1, dtype=torch.int64, device=self.pixel.device)
-        idx = torch.where(self.pixel >= 0, self.pixel, schema.IMSIZE * schema.IMSIZE)
+        out = torch.full((b, geometry.IMSIZE * geometry.IMSIZE + 1), -1, dtype=torch.int64, device=self.pixel.device)
+        idx = torch.where(self.pixel >= 0, self.pixel, geometry.IMSIZE * geometry.IMSIZE)
         out.scatter_(1, idx, self.jets.constituent_jet.to(self.pixel.device))
         return out[:, :-1]
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr
 
+from pfgraph import geometry
 from pfgraph.errors import PfgraphError
 from pfgraph.io import schema
 
@@ -253,16 +254,16 @@ def stack_inputs(inputs: Any) -> np.ndarray | None:
             raise PfgraphError(f"inputs: channel '{missing[0]}' missing (expected {', '.join(schema.INPUT_CHANNELS)})")
         return np.stack([np.asarray(inputs[c]) for c in schema.INPUT_CHANNELS], axis=1)
     arr = np.asarray(inputs)
-    if arr.ndim != 4 or arr.shape[1:] != (len(schema.INPUT_CHANNELS), schema.IMSIZE, schema.IMSIZE):
-        raise PfgraphError(f"inputs of shape {arr.shape}: expected (B, 4, {schema.IMSIZE}, {schema.IMSIZE})")
+    if arr.ndim != 4 or arr.shape[1:] != (len(schema.INPUT_CHANNELS), geometry.IMSIZE, geometry.IMSIZE):
+        raise PfgraphError(f"inputs of shape {arr.shape}: expected (B, 4, {geometry.IMSIZE}, {geometry.IMSIZE})")
     return arr
 
 
 def check_images(name: str, arr: Any) -> np.ndarray:
     """A (B, 56, 56) finite float array, or one clear error naming the array."""
     a = np.asarray(arr)
-    if a.ndim != 3 or a.shape[1:] != (schema.IMSIZE, schema.IMSIZE):
-        raise PfgraphError(f"{name}: shape {a.shape}, expected (B, {schema.IMSIZE}, {schema.IMSIZE}) on the truth grid")
+    if a.ndim != 3 or a.shape[1:] != (geometry.IMSIZE, geometry.IMSIZE):
+        raise PfgraphError(f"{name}: shape {a.shape}, expected (B, {geometry.IMSIZE}, {geometry.IMSIZE}) on the truth grid")
     if a.dtype.kind not in "fiu":
         raise PfgraphError(f"{name}: dtype {a.dtype}, expected numbers")
     if a.dtype.kind == "f" and not np.isfinite(a).all():

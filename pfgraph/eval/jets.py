@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from pfgraph import geometry
 from pfgraph.errors import PfgraphError
 from pfgraph.eval.antikt import TIE_BREAK, ImageJets, cluster_images, resolve_backend
 from pfgraph.eval.energy import gaussian_summary, robust_stats
-from pfgraph.io import schema
 
 DEFAULT_RADIUS = 0.4
 #: Pixels with E above this (GeV) enter the clustering, for truth and prediction alike.
@@ -77,8 +77,8 @@ def jet_table(ij: ImageJets) -> JetTable:
     nconst = jets.n_constituents.cpu().numpy()[mask]
     fields = {
         "pt": pt, "energy": e, "eta": eta, "phi": phi,
-        "ceta": (eta + schema.MAX_ETA) / schema.ETA_PIXEL - 0.5,
-        "cphi": (phi + math.pi) / schema.PHI_PIXEL - 0.5,
+        "ceta": (eta + geometry.MAX_ETA) / geometry.ETA_PIXEL - 0.5,
+        "cphi": (phi + math.pi) / geometry.PHI_PIXEL - 0.5,
         "nconst": nconst.astype(np.int32), "rap": rap,
     }
     return JetTable(jets.n_jets.cpu().numpy().astype(np.int64), fields)
@@ -135,8 +135,8 @@ def match_jets(truth: ImageJets, pred: ImageJets, pred_img: np.ndarray, truth_im
         pi_ = int(np.argmin(deta * deta + dphi * dphi))
         out["pred_rank"][k] = pi_
         out["matched"][k] = deta[pi_] ** 2 + dphi[pi_] ** 2 < radius * radius
-        out["deta_pix"][k] = deta[pi_] / schema.ETA_PIXEL
-        out["dphi_pix"][k] = dphi[pi_] / schema.PHI_PIXEL
+        out["deta_pix"][k] = deta[pi_] / geometry.ETA_PIXEL
+        out["dphi_pix"][k] = dphi[pi_] / geometry.PHI_PIXEL
         out["d_jet"][k] = math.hypot(out["deta_pix"][k], out["dphi_pix"][k])
         pe = float(pt_.fields["energy"][p_off[k] + pi_])
         out["de_match_rel"][k] = (pe - te) / te if te > 0 else np.nan
@@ -232,11 +232,11 @@ def synthetic_jet_images(n_events: int, seed: int = 0, n_background: int = 1600,
     around (0, 0). Energy-weighted histograms on the 56 x 56 grid, float32 GeV.
     """
     rng = np.random.default_rng(seed)
-    npix = schema.IMSIZE * schema.IMSIZE
+    npix = geometry.IMSIZE * geometry.IMSIZE
     out = np.zeros((n_events, npix), np.float64)
     for k in range(n_events):
         e = np.abs(rng.normal(0.0, 1.0, n_background) + rng.normal(0.0, 2.0, n_background))
-        eta = rng.uniform(-schema.MAX_ETA, schema.MAX_ETA, n_background)
+        eta = rng.uniform(-geometry.MAX_ETA, geometry.MAX_ETA, n_background)
         phi = rng.uniform(-math.pi, math.pi, n_background)
         nj = max(1, int(rng.poisson(n_jet)))
         ej = rng.dirichlet(np.full(nj, 0.3)) * rng.uniform(*jet_energy)
@@ -244,8 +244,8 @@ def synthetic_jet_images(n_events: int, seed: int = 0, n_background: int = 1600,
         eta = np.concatenate([eta, r * np.cos(a)])
         phi = np.concatenate([phi, r * np.sin(a)])
         e = np.concatenate([e, ej])
-        ie = np.floor((eta + schema.MAX_ETA) / schema.ETA_PIXEL).astype(np.int64)
-        ip = np.floor((phi + math.pi) / schema.PHI_PIXEL).astype(np.int64)
-        ok = (ie >= 0) & (ie < schema.IMSIZE) & (ip >= 0) & (ip < schema.IMSIZE)
-        out[k] = np.bincount(ie[ok] * schema.IMSIZE + ip[ok], weights=e[ok], minlength=npix)
-    return out.reshape(n_events, schema.IMSIZE, schema.IMSIZE).astype(np.float32)
+        ie = np.floor((eta + geometry.MAX_ETA) / geometry.ETA_PIXEL).astype(np.int64)
+        ip = np.floor((phi + math.pi) / geometry.PHI_PIXEL).astype(np.int64)
+        ok = (ie >= 0) & (ie < geometry.IMSIZE) & (ip >= 0) & (ip < geometry.IMSIZE)
+        out[k] = np.bincount(ie[ok] * geometry.IMSIZE + ip[ok], weights=e[ok], minlength=npix)
+    return out.reshape(n_events, geometry.IMSIZE, geometry.IMSIZE).astype(np.float32)

@@ -41,13 +41,14 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from pfgraph import geometry
 from pfgraph.errors import DataError
 from pfgraph.eval.jets import MATCH_FIELDS, JetTable
 from pfgraph.io import schema
 from pfgraph.io.root import RootWriter, check_tree, migration_for, open_root, read_meta, tree_names
 
 PREDICTIONS_KIND = "predictions"
-_IMG = np.dtype((np.float32, (schema.IMSIZE, schema.IMSIZE)))
+_IMG = np.dtype((np.float32, (geometry.IMSIZE, geometry.IMSIZE)))
 _JET_DTYPES = {"pt": "float32", "energy": "float32", "eta": "float32", "phi": "float32", "ceta": "float32",
                "cphi": "float32", "nconst": "int32", "rap": "float32"}
 _MATCH_DTYPES = {"truth_rank": np.int32, "pred_rank": np.int32, "matched": np.bool_, "d_jet": np.float32,
@@ -154,9 +155,9 @@ def read_predictions(path: str | os.PathLike[str], max_events: int | None = None
     out: dict[str, Any] = {"meta": meta, "event_id": ak.to_numpy(arrays["event_id"]).astype(np.int64)}
     for name in ("pred", "truth"):
         a = np.asarray(ak.to_numpy(arrays[name]), dtype=np.float32)
-        if a.shape[1:] != (schema.IMSIZE, schema.IMSIZE):
+        if a.shape[1:] != (geometry.IMSIZE, geometry.IMSIZE):
             raise DataError(f"{p}: branch '{name}' has shape {list(a.shape[1:])}, expected "
-                            f"[{schema.IMSIZE}][{schema.IMSIZE}] (a prediction file of another grid size)")
+                            f"[{geometry.IMSIZE}][{geometry.IMSIZE}] (a prediction file of another grid size)")
         if not np.isfinite(a).all():
             bad = int(np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(1))[0])
             raise DataError(f"{p}: event {bad}, branch '{name}': NaN or Inf value, expected finite numbers")

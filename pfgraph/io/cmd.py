@@ -353,6 +353,7 @@ def _display(tree_name: str, data: dict[str, Any], event: int, path: Path, out: 
     import numpy as np
     from matplotlib.colors import LogNorm, SymLogNorm
 
+    from pfgraph import geometry
     from pfgraph.io import schema
     from pfgraph.utils.atomic import atomic_path
 
@@ -375,7 +376,7 @@ def _display(tree_name: str, data: dict[str, Any], event: int, path: Path, out: 
     ncol = 4 if len(images) > 6 else 3
     nrow = math.ceil(len(images) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.9 * nrow), squeeze=False, constrained_layout=True)
-    extent = (-math.pi, math.pi, -schema.MAX_ETA, schema.MAX_ETA)
+    extent = (-math.pi, math.pi, -geometry.MAX_ETA, geometry.MAX_ETA)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
     mappable = None
     for ax, (name, im) in zip(axes.flat, images.items()):

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 import uproot
 
+from pfgraph import geometry
 from pfgraph.errors import DataError
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles, open_root
 
-NPIX = schema.IMSIZE * schema.IMSIZE
+NPIX = geometry.IMSIZE * geometry.IMSIZE
 #: Bytes of one event in an image dataset: 4 inputs + 1 target, float32 56x56.
 IMAGE_EVENT_BYTES = 5 * NPIX * 4
 
@@ -102,9 +103,9 @@ def read_images(files: EventFiles, branches: Sequence[str], indices: np.ndarray,
     indices = np.asarray(indices, dtype=np.int64)
     if len(indices) and np.any(np.diff(indices) <= 0):
         raise ValueError("read_images needs strictly increasing indices")
-    if out.shape != (len(indices), len(branches), schema.IMSIZE, schema.IMSIZE) or out.dtype != np.float32:
+    if out.shape != (len(indices), len(branches), geometry.IMSIZE, geometry.IMSIZE) or out.dtype != np.float32:
         raise ValueError(f"read_images: out has shape {out.shape} {out.dtype}, expected "
-                         f"({len(indices)}, {len(branches)}, {schema.IMSIZE}, {schema.IMSIZE}) float32")
+                         f"({len(indices)}, {len(branches)}, {geometry.IMSIZE}, {geometry.IMSIZE}) float32")
     trees = trees or _Trees(files)
     inv = [np.float32(1.0 / float(s)) for s in scales]
     jobs: list[Any] = []
@@ -171,7 +172,7 @@ def _read_basket(files: EventFiles, i: int, branch: Any, name: str, j: int, s: i
         if len(data) != (e - s) * NPIX * 4:
             _read_slow(files, i, name, sel + s, dest, k, inv, out)
             return
-        arr = np.frombuffer(data, dtype=">f4").reshape(e - s, schema.IMSIZE, schema.IMSIZE)
+        arr = np.frombuffer(data, dtype=">f4").reshape(e - s, geometry.IMSIZE, geometry.IMSIZE)
         plausible = True
         # In pieces that stay in cache: the byte swap (as a plain cast, ~3x faster than arithmetic
         # on big-endian input), the scaling and the bounds test then share one trip to memory.
@@ -288,7 +289,7 @@ class ImageDataset(torch.utils.data.Dataset):
                 self._cache.move_to_end(b)
                 return self._cache[b]
             lo, hi = b * self.block_size, min((b + 1) * self.block_size, len(self))
-            data = torch.empty((hi - lo, len(self.branches), schema.IMSIZE, schema.IMSIZE), dtype=torch.float32)
+            data = torch.empty((hi - lo, len(self.branches), geometry.IMSIZE, geometry.IMSIZE), dtype=torch.float32)
             read_images(self.files, self.branches, self.indices[lo:hi], self.scales, data.numpy(), self._trees)
             self._cache[b] = data
             while len(self._cache) > 2:
@@ -311,7 +312,7 @@ class ImageDataset(torch.utils.data.Dataset):
         if len(present) == 1:
             data = torch.from_numpy(self._block(int(present[0])).numpy()[pos_np - present[0] * self.block_size])
         else:  # a batch across blocks: gather each block's events into their places
-            out = np.empty((len(pos_np), len(self.branches), schema.IMSIZE, schema.IMSIZE), dtype=np.float32)
+            out = np.empty((len(pos_np), len(self.branches), geometry.IMSIZE, geometry.IMSIZE), dtype=np.float32)
             for b in present:
                 mask = blocks == b
                 out[mask] = self._block(int(b)).numpy()[pos_np[mask] - b * self.block_size]

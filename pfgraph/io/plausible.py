@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from pfgraph import geometry
 from pfgraph.errors import DataError
 from pfgraph.io import schema
 
@@ -52,10 +53,10 @@ JET_CONSTITUENTS_MAX = 10_000
 TRUTH_CHANNELS = ("truth", "truth_neutral", schema.JET_IMAGE)
 
 # Defaults of the generation config (pfgraph.sim.detector), repeated here so that this module
-# needs no simulator import; a key missing from a file's config takes these values.
+# needs no simulator import (the detector's come from pfgraph.geometry); a key missing from a
+# file's config takes these values.
 _PARTICLE_DEFAULTS = {"multiplicity": 1600, "g1_sigma": 1.0, "g2_sigma": 2.0}
-_DETECTOR_DEFAULTS = {"res_scale": 1.0, "trk_res": 0.05, "emc_res": 0.05, "hcal_res": 0.10, "nonlin": 0.3,
-                      "ecal_threshold": 0.2, "hcal_threshold": 0.3, "noise_emcal": 0.0, "noise_hcal": 0.0}
+_DETECTOR_DEFAULTS = dict(geometry.DETECTOR_DEFAULTS)  # the detector's paper-mode response (one definition)
 _PILEUP_DEFAULTS = {"mu": 0.0, "energy_scale": 0.5}
 _JET_DEFAULTS = {"enabled": False, "e_cm": 7000.0}
 
@@ -135,7 +136,7 @@ def bounds_from_meta(meta: Mapping[str, Any] | None) -> Bounds:
     jets = config.get("jets") if isinstance(config.get("jets"), Mapping) else {}
     jet_on = bool(jets.get("enabled", _JET_DEFAULTS["enabled"])) or bool((meta or {}).get("with_jet"))
     e_cm = _section(config, "jets", {"e_cm": _JET_DEFAULTS["e_cm"]})["e_cm"]
-    max_eta = float((meta or {}).get("max_eta", schema.MAX_ETA))
+    max_eta = float((meta or {}).get("max_eta", geometry.MAX_ETA))
 
     sigma = math.hypot(max(part["g1_sigma"], 0.0), max(part["g2_sigma"], 0.0))
     n_bg = max(part["multiplicity"], 0.0)

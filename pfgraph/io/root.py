@@ -28,7 +28,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from pfgraph import __version__
+from pfgraph import __version__, geometry
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.io import schema
 from pfgraph.io.plausible import Bounds, bounds_from_meta, check_plausible
@@ -127,8 +127,8 @@ def make_meta(kind: str, config: Mapping[str, Any] | None = None, **extra: Any) 
         "schema_version": schema.SCHEMA_VERSION,
         "pfgraph_version": __version__,
         "kind": kind,
-        "imsize": schema.IMSIZE,
-        "max_eta": schema.MAX_ETA,
+        "imsize": geometry.IMSIZE,
+        "max_eta": geometry.MAX_ETA,
     }
     if config is not None:
         meta["config"] = dict(config)
@@ -250,8 +250,8 @@ def point_cloud(images: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str,
         mask |= images[ch] != 0
     npix = mask.sum(axis=(1, 2), dtype=np.int32)
     flat = np.flatnonzero(mask)
-    pixel = flat % (schema.IMSIZE * schema.IMSIZE)
-    ieta, iphi = np.divmod(pixel, schema.IMSIZE)
+    pixel = flat % (geometry.IMSIZE * geometry.IMSIZE)
+    ieta, iphi = np.divmod(pixel, geometry.IMSIZE)
     fields: dict[str, np.ndarray] = {
         "ieta": ieta.astype(np.int16),
         "iphi": iphi.astype(np.int16),
@@ -263,13 +263,13 @@ def point_cloud(images: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str,
     return npix, fields
 
 
-_ETA_CENTRES_F32 = schema.ETA_CENTRES.astype(np.float32)
-_PHI_CENTRES_F32 = schema.PHI_CENTRES.astype(np.float32)
+_ETA_CENTRES_F32 = geometry.ETA_CENTRES.astype(np.float32)
+_PHI_CENTRES_F32 = geometry.PHI_CENTRES.astype(np.float32)
 
 
 def event_branch_types(with_jet: bool) -> dict[str, Any]:
     """``mktree`` types of the events tree."""
-    img = np.dtype((np.float32, (schema.IMSIZE, schema.IMSIZE)))
+    img = np.dtype((np.float32, (geometry.IMSIZE, geometry.IMSIZE)))
     types: dict[str, Any] = {"event_id": np.int64}
     for ch in schema.IMAGE_CHANNELS:
         types[ch] = img
@@ -433,8 +433,8 @@ def read_meta(file: Any, path: Path) -> dict[str, Any]:
             f"({schema.SCHEMA_VERSION}); upgrade pfgraph"
         )
     migration_for(version, path)
-    if meta.get("imsize", schema.IMSIZE) != schema.IMSIZE:
-        raise DataError(f"{path}: grid size {meta.get('imsize')} differs from pfgraph's {schema.IMSIZE}")
+    if meta.get("imsize", geometry.IMSIZE) != geometry.IMSIZE:
+        raise DataError(f"{path}: grid size {meta.get('imsize')} differs from pfgraph's {geometry.IMSIZE}")
     return meta
 
 

@@ -1,7 +1,8 @@
 """The one data contract: tree and branch names, dtypes, shapes, units and the schema version.
 
 Everything that reads or writes pfgraph files takes names from here. ``pfgraph schema`` and
-``docs/SCHEMA.md`` are generated from these definitions.
+``docs/SCHEMA.md`` are generated from these definitions. The grid the images live on (size,
+eta/phi ranges, pixel sizes) is the detector's, defined in :mod:`pfgraph.geometry`.
 """
 
 from __future__ import annotations
@@ -10,18 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pfgraph.geometry import IMSIZE, INPUT_CHANNELS
+
 #: Version of the file layout. Readers refuse files from a newer version.
 SCHEMA_VERSION = 1
-
-#: Grid: 56 bins in eta over [-2.5, 2.5] (axis 1, rows) x 56 bins in phi over [-pi, pi] (axis 2).
-IMSIZE = 56
-MAX_ETA = 2.5
-ETA_EDGES = np.linspace(-MAX_ETA, MAX_ETA, IMSIZE + 1)
-PHI_EDGES = np.linspace(-np.pi, np.pi, IMSIZE + 1)
-ETA_CENTRES = 0.5 * (ETA_EDGES[:-1] + ETA_EDGES[1:])
-PHI_CENTRES = 0.5 * (PHI_EDGES[:-1] + PHI_EDGES[1:])
-ETA_PIXEL = 2 * MAX_ETA / IMSIZE
-PHI_PIXEL = 2 * np.pi / IMSIZE
 
 #: Tree names.
 EVENTS_TREE = "events"
@@ -30,8 +23,7 @@ JETS_TREE = "jets"
 #: Name of the TObjString holding the JSON metadata (config, schema version, package version).
 META_KEY = "pfgraph_meta"
 
-#: Model inputs, in channel order.
-INPUT_CHANNELS = ("emcal", "hcal", "trk_neg", "trk_pos")
+# Model inputs, in channel order: INPUT_CHANNELS, the detector's layers (pfgraph.geometry).
 #: Targets.
 TARGET_CHANNELS = ("truth", "truth_neutral")
 #: All dense images of an event file (``jet`` only in jet-sample files).
@@ -126,11 +118,6 @@ POINT_BRANCHES = ("pix_ieta", "pix_iphi", "pix_eta", "pix_phi", *POINT_CHANNEL_B
 
 EVENT_BRANCH_MAP = {b.name: b for b in EVENT_BRANCHES}
 REQUIRED_EVENT_BRANCHES = tuple(b.name for b in EVENT_BRANCHES if not b.optional)
-
-
-def pixel_centres(ieta: np.ndarray, iphi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(eta, phi) of the centres of pixels (ieta, iphi)."""
-    return ETA_CENTRES[ieta], PHI_CENTRES[iphi]
 
 
 # ------------------------------------------------------------------ evaluation outputs

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pfgraph import geometry
 from pfgraph.io import schema
 
 _FORMATS_MD = """\
@@ -140,7 +141,7 @@ def _tree_table_text(spec: schema.TreeSpec) -> list[str]:
 
 
 def _grid_values() -> dict[str, float]:
-    return {"eta": schema.MAX_ETA, "deta": schema.ETA_PIXEL, "dphi": schema.PHI_PIXEL}
+    return {"eta": geometry.MAX_ETA, "deta": geometry.ETA_PIXEL, "dphi": geometry.PHI_PIXEL}
 
 
 def render_markdown(trees: Sequence[schema.TreeSpec] = schema.TREES) -> str:
@@ -177,7 +178,7 @@ def render_text(trees: Sequence[schema.TreeSpec] = schema.TREES) -> str:
     lines = [
         f"pfgraph file schema, version {schema.SCHEMA_VERSION} (reads versions {schema.MIN_SCHEMA_VERSION}"
         f"-{schema.SCHEMA_VERSION}; newer files are refused)",
-        f"grid: {schema.IMSIZE} x {schema.IMSIZE}, eta in [-{g['eta']}, {g['eta']}] along axis 1 (rows), "
+        f"grid: {geometry.IMSIZE} x {geometry.IMSIZE}, eta in [-{g['eta']}, {g['eta']}] along axis 1 (rows), "
         "phi in [-pi, pi] along axis 2 (columns); energies in GeV",
         "formats: TTree (default) or RNTuple (--format rntuple), same names; metadata JSON in the "
         f"TObjString '{schema.META_KEY}'",

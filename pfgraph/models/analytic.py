@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pfgraph.io import schema
+from pfgraph import geometry
 from pfgraph.models.registry import register
 
 _DETECTOR_KEYS = ("b_field", "nonlin", "trk_threshold", "ecal_threshold", "hcal_threshold",
@@ -84,7 +84,7 @@ class AnalyticInversion(nn.Module):
             kept = torch.where(above, (1 - d["had_ecal_fraction"]) * energy, energy)
             hcal_c = torch.where(has & (kept > d["hcal_threshold"]),
                                  d["hcal_fraction"] * (kept - d["nonlin"] * torch.sqrt(kept)), torch.zeros_like(kept))
-            shift = charge * d["b_field"] / energy / schema.PHI_PIXEL
+            shift = charge * d["b_field"] / energy / geometry.PHI_PIXEL
             k = torch.floor(shift)
             f = shift - k
             likely = torch.where(f < 0.5, k, k + 1.0)
@@ -129,11 +129,13 @@ class AnalyticInversion(nn.Module):
 
 
 def analytic_from_config(config: Mapping[str, Any]) -> dict[str, float]:
-    """Detector constants for the inversion: the config's, else paper mode (B comes from the data later)."""
-    from pfgraph.sim.detector import DetectorConfig
+    """Detector constants for the inversion: the config's, else paper mode (:data:`pfgraph.geometry.DETECTOR_DEFAULTS`).
 
-    defaults = DetectorConfig()
-    return {k: float(config.get(k, getattr(defaults, k))) for k in _DETECTOR_KEYS}
+    The training data's own detector config (every events file stores it) replaces them before the
+    checkpoint is saved (:meth:`AnalyticInversion.configure_from_data`, called by the trainer), so B and
+    the response constants a model uses are those of the data it was fitted to.
+    """
+    return {k: float(config.get(k, geometry.DETECTOR_DEFAULTS[k])) for k in _DETECTOR_KEYS}
 
 
 @register("analytic", repr="image", trainable=False,

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pfgraph.io import schema
+from pfgraph import geometry
 from pfgraph.models.analytic import AnalyticInversion, analytic_from_config
 from pfgraph.models.registry import register
 
@@ -138,9 +138,9 @@ class CalibratedGNN(nn.Module):
 
     def estimate(self, x: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Analytic estimate (normalised) at every point: scatter to the grid, invert, gather."""
-        from pfgraph.repr.graph import FEATURES
+        from pfgraph.repr.features import FEATURES
 
-        n_side = schema.IMSIZE
+        n_side = geometry.IMSIZE
         ieta = torch.round(x[:, FEATURES.index("ieta")] * n_side).long()
         iphi = torch.round(x[:, FEATURES.index("iphi")] * n_side).long()
         pix = ieta * n_side + iphi

@@ -9,7 +9,7 @@ from typing import Any
 def register(sub: Any) -> None:
     """Add the ``models`` sub-command."""
     p = sub.add_parser("models", help="list the models: name, representation, parameter count",
-                       description="List every registered model and every model preset in configs/model "
+                       description="List every registered model and every model preset shipped with pfgraph "
                        "(variants name their architecture), with the parameter count of the default config.")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=run)
@@ -17,14 +17,14 @@ def register(sub: Any) -> None:
 
 def model_table() -> list[dict[str, Any]]:
     """One row per model preset and per registered model without a preset."""
-    from pfgraph.models.registry import available
-    from pfgraph.training.config import load_model_section, model_description, model_presets
+    from pfgraph import presets
+    from pfgraph.models.registry import available, resolve
 
-    names = sorted(set(model_presets()) | set(available()))
+    names = sorted(set(presets.names("model")) | set(available()))
     rows = []
     for name in names:
         try:
-            section = load_model_section(name)
+            section = resolve(name)
         except Exception as exc:  # a preset naming a model that is not installed
             rows.append({"name": name, "arch": "?", "repr": "?", "params": None, "trainable": None,
                          "description": f"unavailable: {str(exc).splitlines()[0][:80]}"})
@@ -37,7 +37,7 @@ def model_table() -> list[dict[str, Any]]:
             params = None
             desc = f"cannot build: {str(exc).splitlines()[0][:80]}"
         else:
-            desc = model_description(name) if section.arch != name else entry.description
+            desc = presets.description("model", name) if section.arch != name else entry.description
             desc = desc or entry.description
         rows.append({"name": name, "arch": section.arch, "repr": section.repr, "params": params,
                      "trainable": entry.trainable, "description": desc})

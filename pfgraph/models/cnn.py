@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from pfgraph.errors import ConfigError
+from pfgraph.geometry import IMSIZE
 from pfgraph.models.common import (
     Activation,
     ConvBlock,
@@ -200,8 +201,8 @@ class CNNAttnParams:
         """Check values."""
         _check_widths(self.encoder, "encoder")
         _check_kernels([self.kernel], "kernel")
-        if 56 % (2 ** (len(self.encoder) - 1)):
-            raise ConfigError(f"encoder = {self.encoder}: 56 pixels must halve evenly {len(self.encoder) - 1} times")
+        if IMSIZE % (2 ** (len(self.encoder) - 1)):
+            raise ConfigError(f"encoder = {self.encoder}: {IMSIZE} pixels must halve evenly {len(self.encoder) - 1} times")
 
 
 class AttentionCNN(ImageModel):

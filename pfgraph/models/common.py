@@ -3,7 +3,7 @@ squeeze-excitation, 1x1-conv self-attention and physics-aware input features.
 
 Every image model takes normalised inputs (B, 4, 56, 56) in the order [emcal, hcal, trk_neg,
 trk_pos] and returns the normalised target image (B, 1, 56, 56). Hyper-parameters come from
-``configs/model/<name>.yaml`` and are checked by :func:`parse_params` (unknown keys -> one
+``pfgraph/presets/model/<name>.yaml`` and are checked by :func:`parse_params` (unknown keys -> one
 ConfigError line with a did-you-mean).
 """
 
@@ -17,9 +17,9 @@ from typing import Any, Literal, TypeVar
 import torch
 from torch import nn
 
+from pfgraph import geometry
 from pfgraph.config import from_dict
 from pfgraph.errors import ConfigError
-from pfgraph.io import schema
 
 T = TypeVar("T")
 
@@ -143,7 +143,7 @@ class SelfAttention2d(nn.Module):
 def _charged_bend_pixels(energy: torch.Tensor, charge: float, b_field: torch.Tensor) -> torch.Tensor:
     """Phi bend of a charged track of ``energy`` GeV, in pixels (0 where energy is 0)."""
     safe = torch.where(energy > 0, energy, torch.ones_like(energy))
-    return torch.where(energy > 0, charge * b_field / safe / schema.PHI_PIXEL, torch.zeros_like(energy))
+    return torch.where(energy > 0, charge * b_field / safe / geometry.PHI_PIXEL, torch.zeros_like(energy))
 
 
 def shift_tracks(trk: torch.Tensor, energy: torch.Tensor, charge: float, b_field: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ per point:
 Input: ``x`` (N, F) point features, ``pos`` (N, 2) positions, ``batch`` (N,) sorted event
 index, optionally ``nbr`` (N, K) the stored static graph (built from ``pos`` when absent);
 output (N,). The graph representation (:class:`pfgraph.repr.graph.GraphRepresentation`) builds
-these from a batch. Every hyper-parameter lives in ``configs/model/edgeconv.yaml``.
+these from a batch. Every hyper-parameter lives in ``pfgraph/presets/model/edgeconv.yaml``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from pfgraph.config import from_dict
 from pfgraph.errors import ConfigError
 from pfgraph.models.common import point_mlp
 from pfgraph.models.registry import register
-from pfgraph.repr.graph import N_FEATURES, STATIC_K, STATIC_PHI_WRAP
+from pfgraph.repr.features import N_FEATURES, STATIC_K, STATIC_PHI_WRAP
 from pfgraph.repr.knn import edges_to_table, grid_knn, knn_graph, resolve_backend
 
 GraphKind = Literal["position", "features"]
@@ -61,7 +61,7 @@ GraphKind = Literal["position", "features"]
 
 @dataclass
 class EdgeConvConfig:
-    """Hyper-parameters of :class:`EdgeConvNet` (``configs/model/edgeconv.yaml``)."""
+    """Hyper-parameters of :class:`EdgeConvNet` (``pfgraph/presets/model/edgeconv.yaml``)."""
 
     name: str = "edgeconv"
     #: neighbours per point (static graph and every dynamic graph)
@@ -110,7 +110,7 @@ class EdgeConvConfig:
         need = self.k + (0 if self.loop else 1)
         if self.impl != "pyg" and "position" in self.graphs() and need > STATIC_K:
             raise ConfigError(f"model.k = {self.k} needs {need} stored neighbours per point, the static graph holds "
-                              f"{STATIC_K} (pfgraph.repr.graph.STATIC_K)")
+                              f"{STATIC_K} (pfgraph.repr.features.STATIC_K)")
         if any(w < 1 for w in self.head):
             raise ConfigError(f"model.head widths must be positive, got {self.head}")
         if not 0.0 <= self.dropout < 1.0:
@@ -307,5 +307,5 @@ def edgeconv_config(config: Mapping[str, Any]) -> EdgeConvConfig:
 @register("edgeconv", repr="graph",
           description="DGCNN: EdgeConv blocks (node-cost messages) on static grid / dynamic kNN graphs, per-point head")
 def build_edgeconv(config: Mapping[str, Any]) -> EdgeConvNet:
-    """Build the DGCNN from its config (``configs/model/edgeconv.yaml`` after overrides)."""
+    """Build the DGCNN from its config (``pfgraph/presets/model/edgeconv.yaml`` after overrides)."""
     return EdgeConvNet(edgeconv_config(config))

@@ -13,7 +13,7 @@ neighbourhood graph. It answers what the graph of :mod:`pfgraph.models.edgeconv`
 
 Input: ``x`` (N, F) point features, ``pos`` (N, 2) positions and ``nbr`` (unused, accepted so
 every graph model is called alike), ``batch`` (N,) sorted event index; output (N,).
-Hyper-parameters: ``configs/model/pfn.yaml``.
+Hyper-parameters: ``pfgraph/presets/model/pfn.yaml``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pfgraph.config import from_dict
 from pfgraph.errors import ConfigError
 from pfgraph.models.common import point_mlp
 from pfgraph.models.registry import register
-from pfgraph.repr.graph import N_FEATURES
+from pfgraph.repr.features import N_FEATURES
 
 _POOLS = ("mean", "max", "sum")
 _OUTPUTS: dict[str, type[nn.Module]] = {"none": nn.Identity, "relu": nn.ReLU, "softplus": nn.Softplus,
@@ -43,7 +43,7 @@ _OUTPUTS: dict[str, type[nn.Module]] = {"none": nn.Identity, "relu": nn.ReLU, "s
 
 @dataclass
 class PFNConfig:
-    """Hyper-parameters of :class:`PFN` (``configs/model/pfn.yaml``)."""
+    """Hyper-parameters of :class:`PFN` (``pfgraph/presets/model/pfn.yaml``)."""
 
     name: str = "pfn"
     #: widths of the per-point encoder; the last is the latent size pooled per event
@@ -134,5 +134,5 @@ def pfn_config(config: Mapping[str, Any]) -> PFNConfig:
 @register("pfn", repr="graph",
           description="Particle Flow Network (Deep Sets): per-point encoder, per-event pooling, per-point decoder")
 def build_pfn(config: Mapping[str, Any]) -> PFN:
-    """Build the PFN from its config (``configs/model/pfn.yaml`` after overrides)."""
+    """Build the PFN from its config (``pfgraph/presets/model/pfn.yaml`` after overrides)."""
     return PFN(pfn_config(config))

@@ -1,6 +1,6 @@
 """The model registry: ``@register("unet_attn", repr="image")`` on a builder.
 
-A builder takes the model config (a plain dict from ``configs/model/<name>.yaml`` after
+A builder takes the model config (a plain dict from ``pfgraph/presets/model/<name>.yaml`` after
 overrides) and returns a ``torch.nn.Module``. Modules listed in :data:`MODEL_MODULES` are
 imported on first use, so ``pfgraph models`` sees every model.
 """
@@ -11,7 +11,8 @@ import difflib
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from pfgraph.errors import PfgraphError
 
@@ -78,6 +79,50 @@ def available() -> dict[str, ModelEntry]:
     """All registered models, by name."""
     _load_all()
     return dict(sorted(_REGISTRY.items()))
+
+
+class ModelChoice(NamedTuple):
+    """What ``--model`` names: the label (preset, file stem or model name), the registered
+    architecture, its representation and the hyper-parameters (the preset's keys but ``name`` and
+    ``description``)."""
+
+    name: str
+    arch: str
+    repr: str
+    params: dict[str, Any]
+
+
+def resolve(model: str, repr: str | None = None) -> ModelChoice:
+    """Resolve ``--model``: a YAML file, a model preset (:mod:`pfgraph.presets`) or a registered name.
+
+    In a preset or file the reserved key ``name`` is the registered architecture (default: the
+    file's name); a preset whose file name differs is a variant (``unet_attn_plus`` -> ``unet_attn``).
+    One clear error line for a missing file, an unknown name (with a did-you-mean) or a
+    representation mismatch.
+    """
+    from pfgraph import presets
+    from pfgraph.config import did_you_mean, looks_like_path, read_yaml
+    from pfgraph.errors import ConfigError
+
+    model_presets = presets.paths("model")
+    path = Path(model)
+    if looks_like_path(model):  # a path must be a file: never the preset of the same name
+        if not path.is_file():
+            raise ConfigError(f"{model}: no such model config file" + (
+                f"; or the model preset '{path.stem}' (write --model {path.stem})" if path.stem in model_presets else ""))
+        data, label = read_yaml(path), path.stem
+    elif model in model_presets:
+        data, label = read_yaml(model_presets[model]), model
+    elif model in available():
+        data, label = {}, model
+    else:
+        names = sorted(set(available()) | set(model_presets))
+        raise ConfigError(f"unknown model '{model}'{did_you_mean(model, names)}; valid models: {', '.join(names)}")
+    data = dict(data)
+    arch = str(data.pop("name", label))
+    data.pop("description", None)
+    entry = get(arch, repr)
+    return ModelChoice(name=label, arch=arch, repr=entry.repr, params=data)
 
 
 def get(name: str, repr: str | None = None) -> ModelEntry:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pfgraph.errors import ConfigError
-from pfgraph.io.schema import IMSIZE
+from pfgraph.geometry import IMSIZE
 from pfgraph.models.common import (
     ImageModel,
     InputConfig,

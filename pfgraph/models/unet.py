@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from pfgraph.errors import ConfigError
+from pfgraph.geometry import IMSIZE
 from pfgraph.models.cnn import AttentionParams
 from pfgraph.models.common import (
     ConvBlock,
@@ -48,8 +49,8 @@ class UNetParams:
         """Check values."""
         if len(self.channels) < 2 or any(c <= 0 for c in self.channels):
             raise ConfigError(f"channels = {self.channels}: expected at least two positive widths (levels)")
-        if 56 % (2 ** (len(self.channels) - 1)):
-            raise ConfigError(f"channels = {self.channels}: 56 pixels must halve evenly {len(self.channels) - 1} times")
+        if IMSIZE % (2 ** (len(self.channels) - 1)):
+            raise ConfigError(f"channels = {self.channels}: {IMSIZE} pixels must halve evenly {len(self.channels) - 1} times")
         if self.convs_per_level <= 0:
             raise ConfigError(f"convs_per_level = {self.convs_per_level}: expected a positive number")
         if self.kernel <= 0 or self.kernel % 2 == 0:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from pfgraph import geometry
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.eval.energy import GAUSSIAN_RULE
 from pfgraph.eval.folder import check_evaluations
@@ -79,9 +80,9 @@ def load_eval(folder: str | Path) -> EvalRun:
             raise DataError(f"{pfile}: branch '{b}' missing from tree '{schema.PREDICTIONS_TREE}'")
     arrays = tree.arrays(["event_id", "pred", "truth"], library="np")
     for b in ("pred", "truth"):
-        if arrays[b].shape[1:] != (schema.IMSIZE, schema.IMSIZE):
+        if arrays[b].shape[1:] != (geometry.IMSIZE, geometry.IMSIZE):
             raise DataError(f"{pfile}: branch '{b}' has shape {arrays[b].shape[1:]}, expected "
-                            f"({schema.IMSIZE}, {schema.IMSIZE}) (a prediction file of another grid size)")
+                            f"({geometry.IMSIZE}, {geometry.IMSIZE}) (a prediction file of another grid size)")
     jets: dict[str, np.ndarray] = {}
     if schema.JETS_TREE in f:
         jt = f[schema.JETS_TREE]

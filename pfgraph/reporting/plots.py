@@ -13,12 +13,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
-from pfgraph.io import schema  # noqa: E402
+from pfgraph import geometry  # noqa: E402
 from pfgraph.utils.atomic import atomic_path  # noqa: E402
 
 #: Okabe-Ito colour-blind-safe palette.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
-EXTENT = (-np.pi, np.pi, -schema.MAX_ETA, schema.MAX_ETA)
+EXTENT = (-np.pi, np.pi, -geometry.MAX_ETA, geometry.MAX_ETA)
 #: Line styles cycled once the palette is used up (more than 8 models in one figure).
 LINESTYLES = ("-", ":", "-.")
 

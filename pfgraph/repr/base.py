@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pfgraph import geometry
 from pfgraph.errors import DataError
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
@@ -62,7 +63,7 @@ def fit_normalisation(files: EventFiles, indices: Sequence[int] | np.ndarray, ta
 
     branches = [*schema.INPUT_CHANNELS, target]
     maxima = np.zeros(len(branches), dtype=np.float64)
-    buf = np.empty((min(step, len(idx)), len(branches), schema.IMSIZE, schema.IMSIZE), dtype=np.float32)
+    buf = np.empty((min(step, len(idx)), len(branches), geometry.IMSIZE, geometry.IMSIZE), dtype=np.float32)
     for first in range(int(idx[0]), int(idx[-1]) + 1, step):  # windows of entries: each basket read ~once
         a, b = np.searchsorted(idx, [first, first + step])
         if a == b:

@@ -48,33 +48,26 @@ with warnings.catch_warnings():  # torch-geometric's import-time notices (torch.
     warnings.simplefilter("ignore", DeprecationWarning)
     from torch_geometric.data import Batch, Data
 
+from pfgraph import geometry
 from pfgraph.errors import DataError
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import Normalisation, Representation
+from pfgraph.repr.features import FEATURES, N_FEATURES, STATIC_K, STATIC_PHI_WRAP  # noqa: F401 (re-exported)
 from pfgraph.repr.grid import NPIX, graph_to_grid, reach_summary, split_pixel
 from pfgraph.repr.knn import GRID_TIE_BREAK, grid_knn_ordered_numpy, grid_pixel_order
 from pfgraph.repr.registry import register_representation
-
-#: Names of the per-point model features, in order (see :func:`point_features`).
-FEATURES: tuple[str, ...] = (*schema.INPUT_CHANNELS, "eta", "phi", "ieta", "iphi")
-N_FEATURES = len(FEATURES)
 
 #: Fixed sub-pixel offset (in pixels, at most) added to the positions of the (eta, phi) graph:
 #: on a regular grid many neighbours are exactly equidistant, and this makes the k nearest
 #: well defined, hence identical for every kNN backend and device.
 TIE_BREAK = GRID_TIE_BREAK
-#: Neighbours per point of the stored static (eta, phi) graph (the point itself included);
-#: models use the first k <= STATIC_K columns.
-STATIC_K = 16
-#: The static graph treats phi as periodic (the evaluation wraps dphi to [-pi, pi]).
-STATIC_PHI_WRAP = True
 
 _rng = np.random.default_rng(20240556)
 _JITTER = (_rng.uniform(-TIE_BREAK, TIE_BREAK, size=(NPIX, 2))
-           * np.array([schema.ETA_PIXEL, schema.PHI_PIXEL])).astype(np.float32)
-_ETA = schema.ETA_CENTRES.astype(np.float32)
-_PHI = schema.PHI_CENTRES.astype(np.float32)
+           * np.array([geometry.ETA_PIXEL, geometry.PHI_PIXEL])).astype(np.float32)
+_ETA = geometry.ETA_CENTRES.astype(np.float32)
+_PHI = geometry.PHI_CENTRES.astype(np.float32)
 _TABLES: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
 
@@ -90,7 +83,7 @@ def point_features(x: torch.Tensor, pix: torch.Tensor) -> torch.Tensor:
     eta_t, phi_t, _ = _tables(x.device)
     ieta, iphi = split_pixel(pix)
     return torch.cat([x, eta_t[ieta, None].to(x.dtype), phi_t[iphi, None].to(x.dtype),
-                      (ieta[:, None] / schema.IMSIZE).to(x.dtype), (iphi[:, None] / schema.IMSIZE).to(x.dtype)], dim=1)
+                      (ieta[:, None] / geometry.IMSIZE).to(x.dtype), (iphi[:, None] / geometry.IMSIZE).to(x.dtype)], dim=1)
 
 
 def point_positions(pix: torch.Tensor) -> torch.Tensor:
@@ -300,9 +293,9 @@ def chunk_points(chunk: dict[str, Any], rows: np.ndarray, norm: Normalisation, e
     pidx = slice(None) if contiguous else _ranges(offsets[rows], counts)
     ie = flat["pix_ieta"][pidx]
     ip = flat["pix_iphi"][pidx]
-    if len(ie) and (ie.min() < 0 or ie.max() >= schema.IMSIZE or ip.min() < 0 or ip.max() >= schema.IMSIZE):
-        raise DataError(f"{path}: entries from {entry_start}: pixel index outside 0..{schema.IMSIZE - 1} in 'pix_ieta'/'pix_iphi'")
-    pix = ie.astype(np.int16, copy=False) * np.int16(schema.IMSIZE) + ip.astype(np.int16, copy=False)  # < 3136
+    if len(ie) and (ie.min() < 0 or ie.max() >= geometry.IMSIZE or ip.min() < 0 or ip.max() >= geometry.IMSIZE):
+        raise DataError(f"{path}: entries from {entry_start}: pixel index outside 0..{geometry.IMSIZE - 1} in 'pix_ieta'/'pix_iphi'")
+    pix = ie.astype(np.int16, copy=False) * np.int16(geometry.IMSIZE) + ip.astype(np.int16, copy=False)  # < 3136
     inv_in = (1.0 / norm.inputs_array()).astype(np.float32)
     energy = np.empty((len(schema.INPUT_CHANNELS), len(pix)), dtype=np.float32)  # channel-major: fast writes
     for k, c in enumerate(schema.INPUT_CHANNELS):

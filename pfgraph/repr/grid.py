@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pfgraph.io.schema import IMSIZE
+from pfgraph.geometry import IMSIZE
 
 NPIX = IMSIZE * IMSIZE
 

@@ -196,16 +196,16 @@ def grid_offsets(phi_wrap: bool, device: torch.device | str = "cpu") -> tuple[to
     the azimuth is periodic (as the evaluation treats it: ``dphi`` wrapped to [-pi, pi]), so
     ``dphi`` runs over -27..28 only.
     """
-    from pfgraph.io import schema
+    from pfgraph import geometry
 
     key = (phi_wrap, torch.device(device))
     if key not in _OFFSET_CACHE:
-        n = schema.IMSIZE
+        n = geometry.IMSIZE
         de = torch.arange(-(n - 1), n, dtype=torch.int64)
         dp = torch.arange(-(n // 2) + 1, n // 2 + 1, dtype=torch.int64) if phi_wrap else de.clone()
         g_e, g_p = torch.meshgrid(de, dp, indexing="ij")
         g_e, g_p = g_e.reshape(-1), g_p.reshape(-1)
-        d0 = torch.hypot(g_e.double() * schema.ETA_PIXEL, g_p.double() * schema.PHI_PIXEL)
+        d0 = torch.hypot(g_e.double() * geometry.ETA_PIXEL, g_p.double() * geometry.PHI_PIXEL)
         keep = d0 > 0
         g_e, g_p, d0 = g_e[keep], g_p[keep], d0[keep]
         # lexicographic (d0, deta, dphi): stable sorts from the last key to the first
@@ -218,14 +218,14 @@ def grid_offsets(phi_wrap: bool, device: torch.device | str = "cpu") -> tuple[to
 
 def grid_pixels(pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 2) positions on the grid (pixel centres + sub-pixel offsets) -> (ieta, iphi) int64."""
-    from pfgraph.io import schema
+    from pfgraph import geometry
 
-    ue = (pos[:, 0].double() - float(schema.ETA_CENTRES[0])) / schema.ETA_PIXEL
-    up = (pos[:, 1].double() - float(schema.PHI_CENTRES[0])) / schema.PHI_PIXEL
+    ue = (pos[:, 0].double() - float(geometry.ETA_CENTRES[0])) / geometry.ETA_PIXEL
+    up = (pos[:, 1].double() - float(geometry.PHI_CENTRES[0])) / geometry.PHI_PIXEL
     ieta, iphi = ue.round(), up.round()
     if pos.numel() and float(torch.maximum((ue - ieta).abs(), (up - iphi).abs()).max()) > 0.25:
         raise ValueError("grid_knn: positions are not pixel centres of the 56x56 grid (offset above 1/4 pixel)")
-    n = schema.IMSIZE
+    n = geometry.IMSIZE
     ieta, iphi = ieta.long(), iphi.long()
     if pos.numel() and (int(ieta.min()) < 0 or int(ieta.max()) >= n or int(iphi.min()) < 0 or int(iphi.max()) >= n):
         raise ValueError("grid_knn: positions outside the 56x56 grid")
@@ -266,7 +266,7 @@ def grid_knn(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop:
     wider window, and what is left (events with few points) is solved by brute force within the
     event. All steps are tensor operations: the same code on CPU and CUDA.
     """
-    from pfgraph.io import schema
+    from pfgraph import geometry
 
     n, device = pos.size(0), pos.device
     batch = _sorted_batch(k, n, batch, device)
@@ -286,12 +286,12 @@ def grid_knn(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop:
         out[:, 0] = torch.arange(n, device=device)
     if kk == 0:
         return out
-    side = schema.IMSIZE
+    side = geometry.IMSIZE
     n_events = int(batch[-1]) + 1
     deta, dphi, d0 = grid_offsets(phi_wrap, device)
-    eps = 2 * GRID_TIE_BREAK * math.hypot(schema.ETA_PIXEL, schema.PHI_PIXEL) * 1.01 + 1e-6
+    eps = 2 * GRID_TIE_BREAK * math.hypot(geometry.ETA_PIXEL, geometry.PHI_PIXEL) * 1.01 + 1e-6
     todo = torch.arange(n, device=device)
-    for radius in (r * schema.PHI_PIXEL for r in _GRID_RADII):
+    for radius in (r * geometry.PHI_PIXEL for r in _GRID_RADII):
         m = int((d0 <= radius).sum())
         r_next = float(d0[m])
         pe, pp = int(deta[:m].abs().max()), int(dphi[:m].abs().max())

@@ -11,8 +11,8 @@ from typing import Literal
 
 import numpy as np
 
+from pfgraph import geometry
 from pfgraph.errors import ConfigError
-from pfgraph.io import schema
 
 #: Species codes used throughout the simulator.
 EM_NEUTRAL, NEUTRAL_HADRON, CHARGED_HADRON, ELECTRON, MUON = 0, 1, 2, 3, 4
@@ -47,28 +47,34 @@ class ParticleConfig:
             raise ConfigError(f"particles.charged_acceptance = {self.charged_acceptance}: expected 0 < value <= 1")
 
 
+_D = geometry.DETECTOR_DEFAULTS
+
+
 @dataclass
 class DetectorConfig:
-    """Detector response (DESIGN §2, steps 4-8) and its optional extensions."""
+    """Detector response (DESIGN §2, steps 4-8) and its optional extensions.
 
-    res_scale: float = 1.0
-    trk_res: float = 0.05
-    emc_res: float = 0.05
-    hcal_res: float = 0.10
-    nonlin: float = 0.3
-    b_field: float = 0.0
-    trk_threshold: float = 0.1
-    ecal_threshold: float = 0.2
-    hcal_threshold: float = 0.3
-    em_ecal_fraction: float = 0.9
-    had_ecal_fraction: float = 0.1
-    hcal_fraction: float = 0.9
-    phi_wrap: bool = False
-    shower_sigma_emcal: float = 0.0
-    shower_sigma_hcal: float = 0.0
-    noise_emcal: float = 0.0
-    noise_hcal: float = 0.0
-    noise_threshold_sigma: float = 3.0
+    Defaults: paper mode, :data:`pfgraph.geometry.DETECTOR_DEFAULTS` (their one definition).
+    """
+
+    res_scale: float = _D["res_scale"]
+    trk_res: float = _D["trk_res"]
+    emc_res: float = _D["emc_res"]
+    hcal_res: float = _D["hcal_res"]
+    nonlin: float = _D["nonlin"]
+    b_field: float = _D["b_field"]
+    trk_threshold: float = _D["trk_threshold"]
+    ecal_threshold: float = _D["ecal_threshold"]
+    hcal_threshold: float = _D["hcal_threshold"]
+    em_ecal_fraction: float = _D["em_ecal_fraction"]
+    had_ecal_fraction: float = _D["had_ecal_fraction"]
+    hcal_fraction: float = _D["hcal_fraction"]
+    phi_wrap: bool = _D["phi_wrap"]
+    shower_sigma_emcal: float = _D["shower_sigma_emcal"]
+    shower_sigma_hcal: float = _D["shower_sigma_hcal"]
+    noise_emcal: float = _D["noise_emcal"]
+    noise_hcal: float = _D["noise_hcal"]
+    noise_threshold_sigma: float = _D["noise_threshold_sigma"]
 
     def validate(self) -> None:
         """Reject impossible values."""
@@ -118,8 +124,8 @@ class JetConfig:
         """Reject impossible values."""
         _positive(self.e_cm, "jets.e_cm", strict=True)
         _positive(self.pthat_min, "jets.pthat_min")
-        if not 0 < self.radius <= 2 * schema.MAX_ETA:
-            raise ConfigError(f"jets.radius = {self.radius}: expected 0 < R <= {2 * schema.MAX_ETA}")
+        if not 0 < self.radius <= 2 * geometry.MAX_ETA:
+            raise ConfigError(f"jets.radius = {self.radius}: expected 0 < R <= {2 * geometry.MAX_ETA}")
 
 
 @dataclass

@@ -25,9 +25,9 @@ import numpy as np
 
 from pfgraph.config import to_dict
 from pfgraph.errors import PfgraphError
+from pfgraph.geometry import IMSIZE
 from pfgraph.io import schema
 from pfgraph.io.root import EventWriter, make_meta
-from pfgraph.io.schema import IMSIZE
 from pfgraph.sim import showers
 from pfgraph.sim.detector import SimConfig
 from pfgraph.sim.particles import STREAM_NOISE, Particles, event_rng, sample_event

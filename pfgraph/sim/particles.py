@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from pfgraph.io import schema
+from pfgraph import geometry as schema  # the grid; alias keeps this import-only change out of the body
 from pfgraph.sim.detector import (
     CHARGED_HADRON,
     EM_NEUTRAL,

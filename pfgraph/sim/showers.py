@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from pfgraph.io import schema
+from pfgraph import geometry as schema  # the grid; alias keeps this import-only change out of the body
 from pfgraph.sim.detector import CHARGED_HADRON, ELECTRON, EM_NEUTRAL, MUON, NEUTRAL_HADRON, DetectorConfig
 from pfgraph.sim.particles import Particles
 

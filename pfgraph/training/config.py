@@ -1,7 +1,7 @@
 """The run configuration of ``pfgraph train``: model, training and data sections.
 
-A run's config is assembled from the model preset (``configs/model/<name>.yaml``), the train
-preset (``configs/train/<name>.yaml``, sections ``train``, ``data`` and optionally ``model``
+A run's config is assembled from the model preset (``pfgraph/presets/model/<name>.yaml``), the train
+preset (``pfgraph/presets/train/<name>.yaml``, sections ``train``, ``data`` and optionally ``model``
 overrides), the command-line flags and dotted ``key=value`` overrides, then validated. The
 fully resolved config is saved beside every checkpoint (``config.yaml``) and inside it.
 
@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pfgraph.config import (
-    CONFIG_DIR,
     apply_overrides,
     did_you_mean,
     from_dict,
-    looks_like_path,
     parse_override,
     read_yaml,
     to_dict,
@@ -164,47 +162,12 @@ _MODEL_KEYS = ("name", "arch", "repr", "params")
 _SECTIONS = ("model", "train", "data")
 
 
-def model_presets() -> dict[str, Path]:
-    """Model presets in ``configs/model``, by name."""
-    return {p.stem: p for p in sorted((CONFIG_DIR / "model").glob("*.yaml"))}
-
-
 def load_model_section(model: str, repr_name: str | None = None) -> ModelSection:
-    """The model section for ``--model`` (a preset name, a YAML file, or a registered name)."""
-    from pfgraph.models.registry import available, get
+    """The model section for ``--model`` (a preset name, a YAML file, or a registered name;
+    :func:`pfgraph.models.registry.resolve`)."""
+    from pfgraph.models.registry import resolve
 
-    path = Path(model)
-    if looks_like_path(model):  # a path must be a file: never the preset of the same name
-        if not path.is_file():
-            raise ConfigError(f"{model}: no such model config file" + (
-                f"; or the model preset '{path.stem}' (write --model {path.stem})" if path.stem in model_presets() else ""))
-        data, label = read_yaml(path), path.stem
-    elif model in model_presets():
-        data, label = read_yaml(model_presets()[model]), model
-    elif model in available():
-        data, label = {}, model
-    else:
-        names = sorted(set(available()) | set(model_presets()))
-        raise ConfigError(f"unknown model '{model}'{did_you_mean(model, names)}; valid models: {', '.join(names)}")
-    data = dict(data)
-    arch = str(data.pop("name", label))
-    data.pop("description", None)
-    entry = get(arch, repr_name)
-    return ModelSection(name=label, arch=arch, repr=entry.repr, params=data)
-
-
-def model_description(model: str) -> str:
-    """A preset's ``description`` (or the first comment line), '' when none."""
-    path = model_presets().get(model)
-    if path is None:
-        return ""
-    data = read_yaml(path)
-    if data.get("description"):
-        return str(data["description"])
-    for line in path.read_text().splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-    return ""
+    return ModelSection(*resolve(model, repr_name))
 
 
 def normalise_overrides(overrides: Iterable[str]) -> list[str]:

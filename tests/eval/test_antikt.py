@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from pfgraph import geometry
 from pfgraph.errors import PfgraphError
 from pfgraph.eval.antikt import (
     ImageJets,
@@ -21,7 +22,6 @@ from pfgraph.eval.antikt import (
     resolve_backend,
 )
 from pfgraph.eval.jets import synthetic_jet_images
-from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
 
 pytest.importorskip("fastjet")
@@ -49,7 +49,7 @@ def assert_same_image_jets(a: ImageJets, b: ImageJets) -> None:
 
 def random_images(n: int, occupancy: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    img = rng.exponential(2.0, (n, schema.IMSIZE, schema.IMSIZE))
+    img = rng.exponential(2.0, (n, geometry.IMSIZE, geometry.IMSIZE))
     img *= rng.random(img.shape) < occupancy
     return img.astype(np.float32)
 
@@ -97,7 +97,7 @@ def test_result_does_not_depend_on_the_batch() -> None:
 
 
 def test_empty_and_single_pixel_events() -> None:
-    img = np.zeros((4, schema.IMSIZE, schema.IMSIZE), np.float32)
+    img = np.zeros((4, geometry.IMSIZE, geometry.IMSIZE), np.float32)
     img[1, 20, 30] = 5.0  # one pixel
     img[2, 0, 0] = 0.05  # below the threshold: empty
     img[3, 10, 10], img[3, 40, 50] = 1.0, 2.0  # two far apart
@@ -108,9 +108,9 @@ def test_empty_and_single_pixel_events() -> None:
     np.testing.assert_allclose(float(t.jets.e[1, 0]), 5.0)
     np.testing.assert_allclose(float(t.jets.e[3, 0]), 2.0)
     pj = t.pixel_jet()
-    assert int(pj[1, 20 * schema.IMSIZE + 30]) == 0 and int((pj[1] >= 0).sum()) == 1
+    assert int(pj[1, 20 * geometry.IMSIZE + 30]) == 0 and int((pj[1] >= 0).sum()) == 1
     # all-empty batch
-    none = cluster_images(np.zeros((2, schema.IMSIZE, schema.IMSIZE), np.float32), 0.4, 0.0, "torch")
+    none = cluster_images(np.zeros((2, geometry.IMSIZE, geometry.IMSIZE), np.float32), 0.4, 0.0, "torch")
     assert none.jets.n_jets.tolist() == [0, 0] and none.jets.px.shape == (2, 0)
 
 
@@ -128,9 +128,9 @@ def test_two_pseudojets_at_exactly_r_stay_apart(phi2: float, radius: float) -> N
 
 
 def test_phi_wrap_around() -> None:
-    img = np.zeros((2, schema.IMSIZE, schema.IMSIZE), np.float32)
-    img[0, 28, 0], img[0, 28, schema.IMSIZE - 1] = 10.0, 3.0  # neighbours across phi = +-pi
-    img[1, 28, 1], img[1, 28, schema.IMSIZE - 2], img[1, 30, 0] = 4.0, 6.0, 1.0
+    img = np.zeros((2, geometry.IMSIZE, geometry.IMSIZE), np.float32)
+    img[0, 28, 0], img[0, 28, geometry.IMSIZE - 1] = 10.0, 3.0  # neighbours across phi = +-pi
+    img[1, 28, 1], img[1, 28, geometry.IMSIZE - 2], img[1, 30, 0] = 4.0, 6.0, 1.0
     t = cluster_images(img, 0.4, 0.0, "torch")
     assert t.jets.n_jets.tolist() == [1, 1]
     assert_same_image_jets(t, cluster_images(img, 0.4, 0.0, "fastjet"))
@@ -153,21 +153,21 @@ def test_generic_particles_match_fastjet() -> None:
 
 def test_tie_break_offsets() -> None:
     eta, phi = pixel_positions(0.0)
-    np.testing.assert_array_equal(eta[:, 0], schema.ETA_CENTRES)
-    np.testing.assert_array_equal(phi[0], schema.PHI_CENTRES)
+    np.testing.assert_array_equal(eta[:, 0], geometry.ETA_CENTRES)
+    np.testing.assert_array_equal(phi[0], geometry.PHI_CENTRES)
     eta1, phi1 = pixel_positions()
-    assert 0 < np.abs(eta1 - eta).max() <= 0.5e-6 * schema.ETA_PIXEL
-    assert 0 < np.abs(phi1 - phi).max() <= 0.5e-6 * schema.PHI_PIXEL
+    assert 0 < np.abs(eta1 - eta).max() <= 0.5e-6 * geometry.ETA_PIXEL
+    assert 0 < np.abs(phi1 - phi).max() <= 0.5e-6 * geometry.PHI_PIXEL
     np.testing.assert_array_equal(pixel_positions()[0], eta1)  # fixed table
-    img = np.zeros((1, schema.IMSIZE, schema.IMSIZE), np.float32)
+    img = np.zeros((1, geometry.IMSIZE, geometry.IMSIZE), np.float32)
     img[0, 3, 5] = 2.0
     px, py, pz, e, mask, pixel = pixel_momenta(img, 0.0, 0.0)
-    assert pixel.tolist() == [[3 * schema.IMSIZE + 5]] and mask.tolist() == [[True]]
+    assert pixel.tolist() == [[3 * geometry.IMSIZE + 5]] and mask.tolist() == [[True]]
     np.testing.assert_allclose(float(torch.sqrt(px**2 + py**2 + pz**2)), 2.0)
 
 
 def test_bad_arguments() -> None:
-    img = np.zeros((1, schema.IMSIZE, schema.IMSIZE), np.float32)
+    img = np.zeros((1, geometry.IMSIZE, geometry.IMSIZE), np.float32)
     with pytest.raises(PfgraphError, match="R > 0"):
         cluster_images(img, 0.0)
     with pytest.raises(PfgraphError, match="backend"):

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from pfgraph import geometry
 from pfgraph.eval.bootstrap import (
     FIGURE_PATHS,
     FIGURES,
@@ -17,7 +18,6 @@ from pfgraph.eval.bootstrap import (
 )
 from pfgraph.eval.energy import EnergyAccumulator
 from pfgraph.eval.metrics import evaluate_arrays
-from pfgraph.io import schema
 
 
 def test_resample_counts_are_seeded_multinomial_draws() -> None:
@@ -88,7 +88,7 @@ def test_headline_values_are_the_evaluations_own_figures() -> None:
 def test_bootstrap_of_a_jet_sized_evaluation_takes_seconds() -> None:
     rng = np.random.default_rng(0)
     n = 200  # a fifth of the 1000-event jet set, ~1250 truth pixels per event
-    shape = (n, schema.IMSIZE, schema.IMSIZE)
+    shape = (n, geometry.IMSIZE, geometry.IMSIZE)
     truth = (rng.exponential(2.0, shape) * (rng.random(shape) < 0.4)).astype(np.float32)
     acc = EnergyAccumulator(20.0)
     acc.update((truth * rng.normal(1.0, 0.1, shape)).astype(np.float32), truth)

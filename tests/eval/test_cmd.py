@@ -12,7 +12,6 @@ import pytest
 import uproot
 
 from pfgraph.cli import main
-from pfgraph.errors import PfgraphError
 from pfgraph.eval.metrics import key_paths, read_metrics, template
 from pfgraph.io import schema
 
@@ -140,33 +139,6 @@ def test_reevaluating_the_prediction_file(jet_eval: Path, jet_file: Path, tmp_pa
     assert a["energy"] == b["energy"] and a["jets"]["position"] == b["jets"]["position"]
     assert b["settings"]["target_scale"] == a["settings"]["target_scale"]
     assert b["training"] == a["training"]  # carried by the predictions file's meta
-
-
-RECORDED_V2 = Path(__file__).resolve().parents[2] / "docs" / "results" / "b050_jet" / "cnn.json"
-
-
-def test_metrics_of_schema_versions_1_and_2_are_read_and_migrated(tmp_path: Path) -> None:
-    doc = json.loads(RECORDED_V2.read_text())  # a recorded schema-2 document
-    assert doc["schema_version"] == 2
-    old = read_metrics(RECORDED_V2)
-    assert old["schema_version"] == 3 and key_paths(old) == key_paths(template())
-    # the migrated headline carries the document's own robust figures, without intervals
-    figs = old["headline"]["figures"]
-    assert figs["residual_half_width_68"]["value"] == doc["energy"]["residual"]["robust"]["half_width_68"]
-    assert figs["jet_energy_rel_median"]["value"] == doc["jets"]["energy_rel"]["robust"]["median"]
-    assert figs["residual_median"]["lo"] is None and "no bootstrap intervals" in old["headline"]["reason"]
-    assert old["energy"]["missed"]["pixel_fraction"] is None and old["training"]["seed"] is None
-    # the Gaussian-core rule is applied to the old fits from their own numbers
-    assert old["energy"]["residual"]["fit"]["core_gaussian"] is not None
-    del doc["training"]
-    doc["schema_version"] = 1
-    (tmp_path / "v1.json").write_text(json.dumps(doc))
-    v1 = read_metrics(tmp_path / "v1.json")
-    assert v1["schema_version"] == 3 and set(v1["training"].values()) == {None}
-    doc["schema_version"] = 4
-    (tmp_path / "v4.json").write_text(json.dumps(doc))
-    with pytest.raises(PfgraphError, match="newer than this pfgraph reads"):
-        read_metrics(tmp_path / "v4.json")
 
 
 def test_torch_and_fastjet_backends_write_the_same_jets(jet_eval: Path, jet_file: Path, tmp_path: Path,

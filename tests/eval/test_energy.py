@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
+from pfgraph import geometry
 from pfgraph.errors import PfgraphError
 from pfgraph.eval.energy import (
     E_TRUE_EDGES,
@@ -73,7 +74,7 @@ def test_robust_stats_of_a_gaussian() -> None:
 
 def images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    truth = rng.exponential(2.0, (n, schema.IMSIZE, schema.IMSIZE)) * (rng.random((n, schema.IMSIZE, schema.IMSIZE)) < 0.4)
+    truth = rng.exponential(2.0, (n, geometry.IMSIZE, geometry.IMSIZE)) * (rng.random((n, geometry.IMSIZE, geometry.IMSIZE)) < 0.4)
     inputs = np.stack([truth * 0.5] * 4, axis=1)
     return truth.astype(np.float32), (truth * 1.1).astype(np.float32), inputs.astype(np.float32)
 
@@ -131,7 +132,7 @@ def _mixture_images(rng: np.random.Generator, mu: float, sigma: float, n_events:
     """Truth images and predictions whose residuals are a known mixture: a Gaussian core N(mu, sigma),
     a share ``missed`` of truth pixels predicted empty (r = -1 exactly) and a share ``tail`` of outliers
     (``wide``: N(mu, 2); else uniform far outside the core, |r - mu| > 4 sigma)."""
-    shape = (n_events, schema.IMSIZE, schema.IMSIZE)
+    shape = (n_events, geometry.IMSIZE, geometry.IMSIZE)
     truth = (rng.exponential(2.0, shape) + 0.05).astype(np.float32)
     n = truth.size
     r = rng.normal(mu, sigma, n)
@@ -173,7 +174,7 @@ def test_core_fit_recovers_a_known_core_beside_missed_pixels_and_tails(mu: float
 
 
 def test_missed_pixels_are_their_own_figure() -> None:
-    truth = np.zeros((2, schema.IMSIZE, schema.IMSIZE), np.float32)
+    truth = np.zeros((2, geometry.IMSIZE, geometry.IMSIZE), np.float32)
     truth[0, :10, :10] = 2.0
     truth[1, :10, :10] = 1.0
     pred = truth.copy()
@@ -204,7 +205,7 @@ def test_a_non_gaussian_core_is_flagged_and_a_gaussian_one_is_not() -> None:
 
 def test_truth_above_the_training_range_is_split_out() -> None:
     """Issue 15: the share of truth energy above the training range and the residuals on each side."""
-    truth = np.zeros((3, schema.IMSIZE, schema.IMSIZE), np.float32)
+    truth = np.zeros((3, geometry.IMSIZE, geometry.IMSIZE), np.float32)
     truth[:, :20, :20] = 5.0  # inside a 10 GeV training range: 1200 pixels, 6000 GeV
     truth[:, 30:35, 30:40] = 40.0  # above it: 150 pixels, 6000 GeV
     pred = truth.copy()

@@ -10,10 +10,11 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from pfgraph import geometry
 from pfgraph.io import schema
 from pfgraph.io.root import EventWriter, RootWriter, jagged_record, make_meta
 
-IMG = np.dtype((np.float32, (schema.IMSIZE, schema.IMSIZE)))
+IMG = np.dtype((np.float32, (geometry.IMSIZE, geometry.IMSIZE)))
 JET_FIELDS = ("pt", "energy", "eta", "phi", "ceta", "cphi", "nconst")
 
 
@@ -25,7 +26,7 @@ def synthetic_batch(n: int, seed: int = 0, empty: Iterable[int] = (), with_jet: 
     few truth-only pixels (energy out of reach of the point cloud).
     """
     rng = np.random.default_rng(seed)
-    shape = (n, schema.IMSIZE, schema.IMSIZE)
+    shape = (n, geometry.IMSIZE, geometry.IMSIZE)
     batch: dict[str, np.ndarray] = {"event_id": np.arange(first_id, first_id + n, dtype=np.int64)}
     for ch in schema.IMAGE_CHANNELS:
         occupied = rng.random(shape) < 0.04
@@ -83,8 +84,8 @@ def jets_record(rng: np.random.Generator, counts: np.ndarray) -> ak.Array:
     fields = {f: rng.uniform(5, 150, total).astype(np.float32) for f in ("pt", "energy")}
     fields["eta"] = rng.uniform(-2.5, 2.5, total).astype(np.float32)
     fields["phi"] = rng.uniform(-np.pi, np.pi, total).astype(np.float32)
-    fields["ceta"] = ((fields["eta"] + 2.5) / schema.ETA_PIXEL - 0.5).astype(np.float32)
-    fields["cphi"] = ((fields["phi"] + np.pi) / schema.PHI_PIXEL - 0.5).astype(np.float32)
+    fields["ceta"] = ((fields["eta"] + geometry.MAX_ETA) / geometry.ETA_PIXEL - 0.5).astype(np.float32)
+    fields["cphi"] = ((fields["phi"] + np.pi) / geometry.PHI_PIXEL - 0.5).astype(np.float32)
     fields["nconst"] = rng.integers(1, 300, total).astype(np.int32)
     return jagged_record(counts.astype(np.int32), fields)
 
@@ -127,7 +128,7 @@ def rebuild_images(counts: np.ndarray, ieta: np.ndarray, iphi: np.ndarray,
     event = np.repeat(np.arange(n), counts)
     out = {}
     for name, v in values.items():
-        img = np.zeros((n, schema.IMSIZE, schema.IMSIZE), dtype=np.float32)
+        img = np.zeros((n, geometry.IMSIZE, geometry.IMSIZE), dtype=np.float32)
         img[event, ieta, iphi] = v
         out[name] = img
     return out

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import uproot
 
+from pfgraph import geometry
 from pfgraph.errors import PfgraphError
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles, RootWriter, check_format, make_meta, point_cloud
@@ -91,8 +92,8 @@ def test_dense_images_rebuilt_from_point_cloud(tmp_path: Path, fmt: str) -> None
     for c in schema.TARGET_CHANNELS:  # targets: exact where an input exists, zero elsewhere
         np.testing.assert_array_equal(rebuilt[c], np.where(has_input, read[c], 0), err_msg=c)
     assert (read["truth"][3] > 0).any() and counts[3] == 0  # out-of-reach truth stays in the dense image
-    np.testing.assert_array_equal(ak.to_numpy(ak.flatten(read["pix_eta"])), schema.ETA_CENTRES[ieta].astype(np.float32))
-    np.testing.assert_array_equal(ak.to_numpy(ak.flatten(read["pix_phi"])), schema.PHI_CENTRES[iphi].astype(np.float32))
+    np.testing.assert_array_equal(ak.to_numpy(ak.flatten(read["pix_eta"])), geometry.ETA_CENTRES[ieta].astype(np.float32))
+    np.testing.assert_array_equal(ak.to_numpy(ak.flatten(read["pix_phi"])), geometry.PHI_CENTRES[iphi].astype(np.float32))
 
 
 def test_simulated_file_point_cloud_matches_dense(events_file: Path) -> None:

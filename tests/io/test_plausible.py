@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pfgraph import geometry
 from pfgraph.cli import main
 from pfgraph.config import load_config, resolve_config_path, to_dict
 from pfgraph.errors import DataError
@@ -100,7 +101,7 @@ def test_readers_refuse_implausible_values(tmp_path: Path, cfg: SimConfig, branc
     else:
         assert "bounds from its config Gauss_S1.00_NL0.30_B0.50" in msg
     # the fast basket reader of training and prediction says the same, with scaled outputs too
-    out = np.empty((N_EVENTS, 1, schema.IMSIZE, schema.IMSIZE), np.float32)
+    out = np.empty((N_EVENTS, 1, geometry.IMSIZE, geometry.IMSIZE), np.float32)
     with pytest.raises(DataError) as err:
         read_images(files, [branch], np.arange(N_EVENTS), [16.0], out)
     assert f"{path}: event 7, branch '{branch}': implausible value {value:.6g} GeV" in str(err.value)
@@ -108,7 +109,7 @@ def test_readers_refuse_implausible_values(tmp_path: Path, cfg: SimConfig, branc
 
 def test_nan_keeps_its_own_message(tmp_path: Path, cfg: SimConfig) -> None:
     path = _write(tmp_path / "nan.root", cfg, {"truth": (3, np.nan)})
-    out = np.empty((N_EVENTS, 1, schema.IMSIZE, schema.IMSIZE), np.float32)
+    out = np.empty((N_EVENTS, 1, geometry.IMSIZE, geometry.IMSIZE), np.float32)
     with pytest.raises(DataError, match="event 3, branch 'truth': NaN or Inf value"):
         read_images(EventFiles(path), ["truth"], np.arange(N_EVENTS), [1.0], out)
     with pytest.raises(DataError, match="event 3, branch 'truth': NaN or Inf value"):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import uproot
 
+from pfgraph import geometry
 from pfgraph.io import datasets, schema
 from pfgraph.io.root import EventFiles, is_rntuple
 from tests.conftest import make_events
@@ -119,7 +120,7 @@ def draw(R: ModuleType, paths: Sequence[Path], tree: str, expr: str, selection: 
     chain = R.TChain(tree)
     for p in paths:
         chain.Add(str(p))
-    chain.SetEstimate(chain.GetEntries() * schema.IMSIZE * schema.IMSIZE + 1)
+    chain.SetEstimate(chain.GetEntries() * geometry.IMSIZE * geometry.IMSIZE + 1)
     level, R.gErrorIgnoreLevel = R.gErrorIgnoreLevel, R.kError  # "selected TTree subset is empty" is expected
     try:
         n = chain.Draw(expr, selection, "goff")

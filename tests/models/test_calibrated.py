@@ -56,7 +56,7 @@ def test_only_the_network_learns() -> None:
     cal(x).sum().backward()
     assert cal.head.weight.grad is not None and cal.head.weight.grad.abs().sum() > 0
     assert all(not p.requires_grad for p in cal.analytic.parameters())
-    assert sum(p.numel() for p in cal.parameters() if p.requires_grad) == 19_313  # configs/model/calibrated.yaml
+    assert sum(p.numel() for p in cal.parameters() if p.requires_grad) == 19_313  # pfgraph/presets/model/calibrated.yaml
 
 
 def test_bad_config_is_refused() -> None:

@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
+from pfgraph import presets
 from pfgraph.cli import main
-from pfgraph.config import CONFIG_DIR
 from pfgraph.errors import ConfigError
 from pfgraph.io.root import EventFiles
 from pfgraph.models.edgeconv import (
@@ -30,7 +30,7 @@ from pfgraph.repr.graph import N_FEATURES, GraphRepresentation, load_points, poi
 from pfgraph.repr.knn import table_to_edges
 
 NORM = Normalisation([12.0, 14.0, 14.0, 15.0], 20.0)
-PRESET = yaml.safe_load((CONFIG_DIR / "model" / "edgeconv.yaml").read_text())
+PRESET = yaml.safe_load(presets.find("model", "edgeconv").read_text())
 
 #: Pinned so that an architecture change is deliberate (default preset).
 PARAMS = 68_545

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from pfgraph import presets
 from pfgraph.config import read_yaml
 from pfgraph.errors import ConfigError
+from pfgraph.geometry import PHI_PIXEL
 from pfgraph.io.root import EventFiles
-from pfgraph.io.schema import PHI_PIXEL
 from pfgraph.models.common import InputConfig, InputFeatures, SelfAttention2d, shift_tracks
 from pfgraph.models.registry import get
 from pfgraph.repr.base import Normalisation, fit_normalisation
@@ -132,7 +133,7 @@ def test_models_command_lists_every_preset_with_its_count(capsys: pytest.Capture
 
 @pytest.mark.parametrize("name", PAPER)
 def test_presets_follow_the_paper_and_differ_from_the_variants(name: str) -> None:
-    data = read_yaml(Path(__file__).resolve().parents[2] / "configs" / "model" / f"{name}.yaml")
+    data = read_yaml(presets.find("model", name))
     assert data.get("name") == name
     assert "inputs" not in data  # paper configs use the plain normalised inputs
     attention = data.get("attention")

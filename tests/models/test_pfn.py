@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
+from pfgraph import presets
 from pfgraph.cli import main
-from pfgraph.config import CONFIG_DIR
 from pfgraph.errors import ConfigError
 from pfgraph.io.root import EventFiles
 from pfgraph.models.pfn import PFN, PFNConfig, build_pfn, pfn_config
@@ -20,7 +20,7 @@ from pfgraph.repr.base import Normalisation
 from pfgraph.repr.graph import GraphRepresentation, load_points, point_features, point_positions
 
 NORM = Normalisation([12.0, 14.0, 14.0, 15.0], 20.0)
-PRESET = yaml.safe_load((CONFIG_DIR / "model" / "pfn.yaml").read_text())
+PRESET = yaml.safe_load(presets.find("model", "pfn").read_text())
 #: Pinned so that an architecture change is deliberate (default preset).
 PARAMS = 84_545
 

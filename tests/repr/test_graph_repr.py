@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from pfgraph import geometry
 from pfgraph.errors import DataError
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
@@ -67,7 +68,7 @@ def test_batch_contents_match_the_file(events_file: Path) -> None:
     np.testing.assert_array_equal(feats[:, 5].numpy(), flat["pix_phi"])
     np.testing.assert_allclose(feats[:, 6].numpy() * 56, flat["pix_ieta"], atol=1e-5)
     pos = point_positions(batch.pix)
-    assert float((pos[:, 0] - feats[:, 4]).abs().max()) <= 0.01 * schema.ETA_PIXEL  # tie-break offset only
+    assert float((pos[:, 0] - feats[:, 4]).abs().max()) <= 0.01 * geometry.ETA_PIXEL  # tie-break offset only
     assert len(set(map(tuple, pos[: n[0]].tolist()))) == n[0]
 
 
@@ -148,7 +149,7 @@ def test_dataloader_and_memory(events_file: Path) -> None:
     assert [b.num_events for b in loader] == [8, 8, 4]
     # points stay smaller than the dense inputs + target of the same events; the stored static graph
     # (16 int16 neighbours per point) comes on top
-    dense_bytes = 20 * 5 * schema.IMSIZE * schema.IMSIZE * 4
+    dense_bytes = 20 * 5 * geometry.IMSIZE * geometry.IMSIZE * 4
     assert ds.store.nbytes - ds.store.nbr.nbytes < dense_bytes
     assert ds.store.nbr.nbytes == ds.store.num_points * STATIC_K * 2
     assert isinstance(reuse_cpu_memory(), bool) and reuse_cpu_memory() == reuse_cpu_memory()

@@ -11,24 +11,24 @@ import math
 
 import numpy as np
 
-from pfgraph.io import schema
+from pfgraph import geometry
 from pfgraph.sim.detector import CHARGED_HADRON, ELECTRON, EM_NEUTRAL, MUON, NEUTRAL_HADRON, DetectorConfig
 from pfgraph.sim.particles import Particles
 
-RANGE = [[-schema.MAX_ETA, schema.MAX_ETA], [-math.pi, math.pi]]
+RANGE = [[-geometry.MAX_ETA, geometry.MAX_ETA], [-math.pi, math.pi]]
 CHANNELS = ("truth", "truth_neutral", "jet", "trk_neg", "trk_pos", "emcal", "hcal")
 
 
 def _pixel(eta: float, phi: float) -> tuple[int, int] | None:
     """The (ieta, iphi) bin np.histogram2d puts one entry in, or None if outside."""
-    h, _, _ = np.histogram2d([eta], [phi], bins=schema.IMSIZE, range=RANGE)
+    h, _, _ = np.histogram2d([eta], [phi], bins=geometry.IMSIZE, range=RANGE)
     hit = np.argwhere(h > 0)
     return (int(hit[0][0]), int(hit[0][1])) if len(hit) else None
 
 
 def simulate_particles(p: Particles, n_events: int, det: DetectorConfig) -> dict[str, np.ndarray]:
     """Per-particle loop over ``p``; returns float64 images (n_events, 56, 56) per channel."""
-    img = {c: np.zeros((n_events, schema.IMSIZE, schema.IMSIZE)) for c in CHANNELS}
+    img = {c: np.zeros((n_events, geometry.IMSIZE, geometry.IMSIZE)) for c in CHANNELS}
     for i in range(len(p)):
         ev = int(p.event[i])
         E = float(p.energy[i])

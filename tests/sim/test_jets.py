@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pfgraph import geometry
 from pfgraph.errors import ConfigError
-from pfgraph.io import schema
 from pfgraph.sim import showers
 from pfgraph.sim.detector import CHARGED_HADRON, ELECTRON, EM_NEUTRAL, MUON, NEUTRAL_HADRON, JetConfig
 from pfgraph.sim.jets import (
@@ -192,11 +192,11 @@ def test_end_to_end_jet_file(tmp_path: Path) -> None:
         truth = t["truth"].array(library="np").astype(np.float64)
         jet_e = t["jet_e"].array(library="np")
         n_jet = t["n_jet_particles"].array(library="np")
-    assert jet_img.shape == (6, schema.IMSIZE, schema.IMSIZE)
+    assert jet_img.shape == (6, geometry.IMSIZE, geometry.IMSIZE)
     for b, j in enumerate(jets):
         pix = showers.flat_pixel(j.eta, j.phi)
         inside = pix >= 0
-        expected = np.bincount(pix[inside], weights=j.energy[inside], minlength=schema.IMSIZE**2)
+        expected = np.bincount(pix[inside], weights=j.energy[inside], minlength=geometry.IMSIZE**2)
         np.testing.assert_allclose(jet_img[b].ravel(), expected, rtol=1e-6, atol=1e-5)
         assert jet_img[b].sum() == pytest.approx(j.energy[inside].sum(), rel=1e-6)
         assert jet_e[b] == pytest.approx(j.jet_e) and n_jet[b] == j.n_jet_particles

@@ -7,9 +7,9 @@ import hashlib
 import numpy as np
 import pytest
 
+from pfgraph import geometry
 from pfgraph.config import load_config, resolve_config_path
 from pfgraph.errors import ConfigError
-from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
 from pfgraph.sim import showers
 from pfgraph.sim.detector import CHARGED_HADRON, ELECTRON, EM_NEUTRAL, MUON, NEUTRAL_HADRON, DetectorConfig, SimConfig
@@ -50,7 +50,7 @@ def test_oracle_parity_for_every_species_and_edge_cases() -> None:
     p = particles(
         energy=np.concatenate([rng.exponential(2.0, n - 6), [0.0, 0.15, 0.25, 0.05, 1e-3, 3.0]]),
         eta=np.concatenate([rng.uniform(-2.6, 2.6, n - 6), [0.0, 2.5, -2.5, 1.0, 0.3, 0.0]]),
-        phi=np.concatenate([rng.uniform(-3.2, 3.2, n - 6), [np.pi, -np.pi, 3.1, 0.0, 3.14, schema.PHI_EDGES[10]]]),
+        phi=np.concatenate([rng.uniform(-3.2, 3.2, n - 6), [np.pi, -np.pi, 3.1, 0.0, 3.14, geometry.PHI_EDGES[10]]]),
         species=rng.integers(0, 5, n), charge=rng.choice([-1, 0, 1], n),
         n_trk=rng.standard_normal(n), n_ecal=rng.standard_normal(n), n_hcal=rng.standard_normal(n),
         is_jet=rng.random(n) < 0.2, in_truth=rng.random(n) < 0.9,
@@ -62,11 +62,11 @@ def test_oracle_parity_for_every_species_and_edge_cases() -> None:
 
 
 def test_bin_index_matches_histogram2d_on_edges() -> None:
-    values = np.concatenate([schema.PHI_EDGES, np.nextafter(schema.PHI_EDGES, 10), np.nextafter(schema.PHI_EDGES, -10),
+    values = np.concatenate([geometry.PHI_EDGES, np.nextafter(geometry.PHI_EDGES, 10), np.nextafter(geometry.PHI_EDGES, -10),
                              np.random.default_rng(1).uniform(-4, 4, 5000)])
-    idx = showers.bin_index(values, schema.PHI_EDGES)
+    idx = showers.bin_index(values, geometry.PHI_EDGES)
     for v, i in zip(values, idx):
-        h, _ = np.histogram([v], bins=schema.IMSIZE, range=(-np.pi, np.pi))
+        h, _ = np.histogram([v], bins=geometry.IMSIZE, range=(-np.pi, np.pi))
         expect = int(np.argmax(h)) if h.sum() else -1
         assert i == expect, v
 
@@ -153,7 +153,7 @@ def test_b_field_bends_positive_up_and_negative_down_in_phi() -> None:
         trk = out["trk_pos" if q > 0 else "trk_neg"][0]
         calo = out["emcal"][0] + out["hcal"][0]
         shift = np.argwhere(calo > 0)[0][1] - np.argwhere(trk > 0)[0][1]
-        expected_pixels = np.floor((0.25) / schema.PHI_PIXEL)  # kick = 0.5 / 2 GeV = 0.25 rad
+        expected_pixels = np.floor((0.25) / geometry.PHI_PIXEL)  # kick = 0.5 / 2 GeV = 0.25 rad
         assert shift == q * expected_pixels or shift == q * (expected_pixels + 1)
     # statistically, on simulated events: positive tracks' calorimeter energy sits at larger phi
     cfg = cfg_of("gauss_b050", "particles.neutral_pi_frac=0.0", "particles.neutral_had_frac=0.0")
@@ -163,8 +163,8 @@ def test_b_field_bends_positive_up_and_negative_down_in_phi() -> None:
         out = showers.respond(sel, 1, cfg.detector)
         trk = out["trk_pos" if q > 0 else "trk_neg"][0]
         calo = out["emcal"][0] + out["hcal"][0]
-        phi_trk = (trk.sum(axis=0) * schema.PHI_CENTRES).sum() / trk.sum()
-        phi_calo = (calo.sum(axis=0) * schema.PHI_CENTRES).sum() / calo.sum()
+        phi_trk = (trk.sum(axis=0) * geometry.PHI_CENTRES).sum() / trk.sum()
+        phi_calo = (calo.sum(axis=0) * geometry.PHI_CENTRES).sum() / calo.sum()
         assert sign * (phi_calo - phi_trk) > 0.05
 
 
@@ -181,14 +181,14 @@ def test_phi_symmetry_of_the_b0_detector() -> None:
     """Mirroring phi -> -phi mirrors every image (B = 0, pixel-centred particles)."""
     rng = np.random.default_rng(3)
     n = 300
-    eta = schema.ETA_CENTRES[rng.integers(0, 56, n)]
+    eta = geometry.ETA_CENTRES[rng.integers(0, 56, n)]
     iphi = rng.integers(0, 56, n)
     common = dict(energy=rng.exponential(3.0, n), eta=eta, species=rng.integers(0, 5, n),
                   charge=rng.choice([-1, 0, 1], n), n_trk=rng.standard_normal(n), n_ecal=rng.standard_normal(n),
                   n_hcal=rng.standard_normal(n))
     det = DetectorConfig()
-    a = showers.respond(particles(phi=schema.PHI_CENTRES[iphi], **common), 1, det)
-    b = showers.respond(particles(phi=schema.PHI_CENTRES[55 - iphi], **common), 1, det)
+    a = showers.respond(particles(phi=geometry.PHI_CENTRES[iphi], **common), 1, det)
+    b = showers.respond(particles(phi=geometry.PHI_CENTRES[55 - iphi], **common), 1, det)
     for ch in ("truth", "emcal", "hcal", "trk_neg", "trk_pos"):
         np.testing.assert_allclose(a[ch][0], b[ch][0][:, ::-1], rtol=1e-12)
 

@@ -6,6 +6,7 @@ import pytest
 
 from pfgraph.config import to_dict
 from pfgraph.errors import ConfigError, PfgraphError
+from pfgraph.models.registry import resolve
 from pfgraph.training.config import (
     build_run_config,
     config_differences,
@@ -15,15 +16,12 @@ from pfgraph.training.config import (
 )
 
 
-def test_variant_preset_names_its_architecture() -> None:
-    s = load_model_section("unet_attn_plus", "image")
+def test_the_model_section_is_the_registrys_resolution() -> None:
+    s = load_model_section("unet_attn_plus", "image")  # resolution itself: tests/models/test_registry.py
     assert (s.name, s.arch, s.repr) == ("unet_attn_plus", "unet_attn", "image")
-    assert s.params["attention"]["scaled"] is True and "name" not in s.params and "description" not in s.params
-    assert load_model_section("unet_attn").params["attention"]["scaled"] is False
+    assert s.params == dict(resolve("unet_attn_plus").params)
     with pytest.raises(PfgraphError, match="uses the 'image' representation, not 'graph'"):
         load_model_section("unet_attn_plus", "graph")
-    with pytest.raises(ConfigError, match="unknown model 'unet_attn_pls'.*did you mean 'unet_attn_plus'"):
-        load_model_section("unet_attn_pls")
 
 
 def test_overrides_model_shorthand_and_section_hints() -> None:

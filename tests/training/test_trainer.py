@@ -69,7 +69,7 @@ def test_one_epoch_writes_a_complete_run_folder(tmp_path: Path, events_file: Pat
     assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temporaries left
     assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    preset = yaml.safe_load((ROOT / "configs/model/cnn.yaml").read_text())
+    preset = yaml.safe_load((ROOT / "pfgraph/presets/model/cnn.yaml").read_text())
     del preset["name"]
     assert cfg["model"] == {"name": "cnn", "arch": "cnn", "repr": "image",
                             "params": {**preset, "encoder": [4, 8], "decoder": [4]}}
@@ -231,7 +231,7 @@ def test_untrainable_analytic_baseline_is_saved_without_training(tmp_path: Path,
 
 def test_without_data_the_default_dataset_is_simulated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sim = tmp_path / "tiny_sim.yaml"
-    sim.write_text((ROOT / "configs/sim/gauss_b050.yaml").read_text().replace("events: 10000", "events: 40"))
+    sim.write_text((ROOT / "pfgraph/presets/sim/gauss_b050.yaml").read_text().replace("events: 10000", "events: 40"))
     default = tmp_path / "data" / "b050.root"
     args = ["train", "--model", "cnn", "--out", str(tmp_path / "run"), "--epochs", "1",
             f"data.default={default}", f"data.simulate={sim}", "model.encoder=[4]", "model.decoder=[]",

@@ -132,11 +132,39 @@ def test_sampler_is_deterministic_and_covers_its_subset() -> None:
     assert [b for b in BlockBatchSampler(5, 2, shuffle=False)] == [[0, 1], [2, 3], [4]]
 
 
-def test_fit_normalisation_uses_only_the_given_events(events_file: Path) -> None:
-    files = EventFiles(events_file)
-    ref = _reference([events_file])
-    idx = np.array([3, 50, 51, 90])
-    norm = fit_normalisation(files, idx, "truth_neutral")
-    tn = uproot.open(events_file)["events"].arrays(["truth_neutral"], library="np")["truth_neutral"]
-    assert norm.input_scale == [float(np.abs(ref[c][idx]).max()) for c in CHANNELS[:4]]
-    assert norm.target_scale == float(tn[idx].max()) and norm.target == "truth_neutral"
+def test_read_images_refuses_unsorted_indices_and_a_wrong_output_array(two_files: list[Path]) -> None:
+    files = EventFiles(two_files)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        read_images(files, CHANNELS, np.array([3, 2]), [1.0] * 5, np.empty((2, 5, 56, 56), np.float32))
+    with pytest.raises(ValueError, match=r"expected \(2, 5, 56, 56\) float32"):
+        read_images(files, CHANNELS, np.array([2, 3]), [1.0] * 5, np.empty((2, 5, 56, 56), np.float64))
+    empty = read_images(files, CHANNELS, np.zeros(0, np.int64), [1.0] * 5, np.empty((0, 5, 56, 56), np.float32))
+    assert empty.shape == (0, 5, 56, 56)
+
+
+def test_read_images_scales_each_branch(two_files: list[Path]) -> None:
+    files = EventFiles(two_files)
+    ref = _reference(two_files)
+    idx = np.array([1, 22, 23, 30])
+    scales = [2.0, 4.0, 0.5, 8.0, 10.0]
+    out = read_images(files, CHANNELS, idx, scales, np.empty((4, 5, 56, 56), np.float32))
+    for k, c in enumerate(CHANNELS):
+        np.testing.assert_allclose(out[:, k], ref[c][idx] * np.float32(1.0 / scales[k]), rtol=1e-7)
+
+
+def test_image_dataset_positions_and_indices_out_of_range(two_files: list[Path]) -> None:
+    files = EventFiles(two_files)
+    with pytest.raises(DataError, match="event index 40 out of range: the data has 40 events"):
+        ImageDataset(files, np.array([0, 40]), [1.0] * 4, 1.0)
+    ds = ImageDataset(files, np.array([30, 2, 2, 7]), [1.0] * 4, 1.0)
+    assert len(ds) == 3 and ds.indices.tolist() == [2, 7, 30]  # unique, sorted
+    assert ds[2].index.tolist() == [30] and ds[2].x.shape == (1, 4, 56, 56)
+    with pytest.raises(IndexError, match="dataset of 3 events"):
+        ds.__getitems__([3])
+
+
+def test_sampler_drop_last_and_bad_batch_size() -> None:
+    batches = list(BlockBatchSampler(10, 4, shuffle=False, drop_last=True))
+    assert batches == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    with pytest.raises(ValueError, match="batch_size 0"):
+        BlockBatchSampler(10, 0)

@@ -1,0 +1,46 @@
+"""Preset discovery (pfgraph.presets): the one place that knows where the shipped presets live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import pfgraph
+from pfgraph import presets
+from pfgraph.config import resolve_config_path
+from pfgraph.errors import ConfigError
+
+
+def test_presets_live_inside_the_package() -> None:
+    assert presets.root() == Path(pfgraph.__file__).parent / "presets"
+    assert presets.names("sim") == ["gauss_b000", "gauss_b050", "gauss_b050_jet"]
+    assert {"default", "quick", "progressive"} <= set(presets.names("train"))
+    assert {"cnn", "edgeconv", "pfn", "analytic", "unet_attn_plus"} <= set(presets.names("model"))
+    assert presets.find("sim", "gauss_b050") == presets.root() / "sim" / "gauss_b050.yaml"
+    assert presets.find("sim", "nope") is None
+    assert not list((Path(pfgraph.__file__).parents[1] / "configs").glob("**/*.yaml"))  # one home for presets
+
+
+def test_a_kind_without_presets_is_empty_and_an_unknown_kind_is_refused() -> None:
+    assert "study" in presets.KINDS and presets.names("study") == []
+    with pytest.raises(ConfigError, match="unknown preset kind 'simm'; kinds: sim, model, train, study"):
+        presets.names("simm")
+    with pytest.raises(ConfigError, match="gauss: no such study preset; presets: none"):
+        resolve_config_path("gauss", "study")
+
+
+def test_description_is_the_key_or_the_first_comment() -> None:
+    assert presets.description("model", "nope") == ""
+    text = presets.find("model", "unet_attn_plus").read_text()
+    desc = presets.description("model", "unet_attn_plus")
+    assert desc and (desc in text)
+
+
+def test_bare_names_and_files_resolve(tmp_path: Path) -> None:
+    assert resolve_config_path("gauss_b050", "sim") == presets.find("sim", "gauss_b050")
+    own = tmp_path / "mine.yaml"
+    own.write_text(presets.find("sim", "gauss_b050").read_text())
+    assert resolve_config_path(own, "sim") == own
+    with pytest.raises(ConfigError, match="gaus_b050: no such sim preset .did you mean 'gauss_b050'"):
+        resolve_config_path("gaus_b050", "sim")
