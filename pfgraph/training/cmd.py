@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
     p.add_argument("--data", nargs="+", help="event file(s), glob(s) or list (default: the train config's dataset, "
                    "simulated if missing)")
     p.add_argument("--out", required=True, help="run folder (checkpoints, config.yaml, metrics.csv, loss.png)")
-    p.add_argument("--config", help="train config file or preset in configs/train (default: default)")
+    p.add_argument("--config", help="train config file or preset (pfgraph/presets/train; default: default)")
     p.add_argument("--epochs", type=int, help="total number of epochs (a resumed run continues up to it)")
     p.add_argument("--max-events", type=int, help="use only the first N events of the data")
     p.add_argument("--batch-size", type=int, help="training batch size")
