@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from pfgraph.eval.jets import JetAccumulator, empty_jet_metrics
     from pfgraph.eval.metrics import TRAINING_KEYS, assemble, training_section, write_metrics
     from pfgraph.eval.output import PredictionWriter, read_predictions
+    from pfgraph.eval.training import training_record
     from pfgraph.io import identity as data_id
     from pfgraph.io import schema
     from pfgraph.io.root import EventFiles, make_meta
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         graph = loaded.repr.name == "graph"
         model = {"name": loaded.model_name, "repr": loaded.repr.name, "run_dir": str(source),
                  "checkpoint": str(loaded.checkpoint), "checkpoint_sha256": loaded.checkpoint_sha256}
-        training = training_section(_train_summary(source))
+        training = training_record(source)  # figures, learning curves and budget status of the run
         run_config: dict[str, Any] = dict(loaded.config)
         scale_source = f"checkpoint {loaded.checkpoint.name}"
         batches: Iterator[dict[str, Any]] = predict(loaded, files, args.batch_size, args.max_events)

@@ -684,10 +684,6 @@ class Trainer:
         atomic_write_text(self.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
 
 
-#: The per-epoch series ``train_summary.json`` keeps under ``history`` (columns of metrics.csv).
-HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_half_width", "lr", "wall_s")
-
-
 def training_record(rows: list[dict[str, Any]], epochs: int, cap: int, stopped_early: bool, trained: bool,
                     data_load_s: float = 0.0) -> dict[str, Any]:
     """What ``train_summary.json`` records about the course of a run: its per-epoch ``history``,
@@ -700,7 +696,7 @@ def training_record(rows: list[dict[str, Any]], epochs: int, cap: int, stopped_e
     def plain(x: Any) -> Any:
         return None if isinstance(x, float) and not math.isfinite(x) else x
 
-    history = {k: [plain(r[k]) for r in rows] for k in HISTORY_FIELDS}
+    history = {k: [plain(r[k]) for r in rows] for k in budget.HISTORY_FIELDS}
     wall = sum(r["wall_s"] if math.isfinite(r["wall_s"]) else r["epoch_time_s"] for r in rows) + data_load_s
     best = [r for r in rows if r["best"]]
     best_hw = plain(best[-1]["val_half_width"]) if best else None

@@ -13,7 +13,7 @@ import uproot
 
 from pfgraph.cli import main
 from pfgraph.errors import PfgraphError
-from pfgraph.eval.metrics import key_paths, read_metrics, template
+from pfgraph.eval.metrics import METRICS_VERSION, key_paths, read_metrics, template
 from pfgraph.io import schema
 
 pytest.importorskip("fastjet")
@@ -149,7 +149,7 @@ def test_metrics_of_schema_versions_1_and_2_are_read_and_migrated(tmp_path: Path
     doc = json.loads(RECORDED_V2.read_text())  # a recorded schema-2 document
     assert doc["schema_version"] == 2
     old = read_metrics(RECORDED_V2)
-    assert old["schema_version"] == 3 and key_paths(old) == key_paths(template())
+    assert old["schema_version"] == METRICS_VERSION and key_paths(old) == key_paths(template())
     # the migrated headline carries the document's own robust figures, without intervals
     figs = old["headline"]["figures"]
     assert figs["residual_half_width_68"]["value"] == doc["energy"]["residual"]["robust"]["half_width_68"]
@@ -162,11 +162,13 @@ def test_metrics_of_schema_versions_1_and_2_are_read_and_migrated(tmp_path: Path
     doc["schema_version"] = 1
     (tmp_path / "v1.json").write_text(json.dumps(doc))
     v1 = read_metrics(tmp_path / "v1.json")
-    assert v1["schema_version"] == 3 and set(v1["training"].values()) == {None}
-    doc["schema_version"] = 4
-    (tmp_path / "v4.json").write_text(json.dumps(doc))
+    assert v1["schema_version"] == METRICS_VERSION
+    assert {v for k, v in v1["training"].items() if k != "history"} == {None}
+    assert set(v1["training"]["history"].values()) == {None}
+    doc["schema_version"] = METRICS_VERSION + 1
+    (tmp_path / "newer.json").write_text(json.dumps(doc))
     with pytest.raises(PfgraphError, match="newer than this pfgraph reads"):
-        read_metrics(tmp_path / "v4.json")
+        read_metrics(tmp_path / "newer.json")
 
 
 def test_torch_and_fastjet_backends_write_the_same_jets(jet_eval: Path, jet_file: Path, tmp_path: Path,
