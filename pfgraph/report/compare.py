@@ -247,6 +247,9 @@ def seed_spread(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+#: Figures drawn across the page (two panels side by side).
+WIDE_FIGURES = ("learning_curves.png",)
+WIDE = ' class="wide"'
 #: The training-budget table: (key, header) of :func:`budget_rows`.
 BUDGET_COLUMNS: list[tuple[str, str]] = [
     ("model", "model"), ("seed", "seed"), ("epochs", "epochs"), ("epoch_cap", "epoch cap"),
@@ -464,7 +467,7 @@ def _html(rows: list[dict[str, Any]], spread: list[dict[str, Any]], figures: lis
                        f"improving at their cap are shaded: their figures describe the budget as much as the "
                        f"architecture. Rule: {html.escape(STATUS_RULE)}.</p>"
                        f"<table><thead><tr>{bhead}</tr></thead><tbody>{bbody}</tbody></table>")
-    figs = "".join(f'<figure><img src="{html.escape(f)}" alt="{html.escape(cap)}"><figcaption>{html.escape(cap)}'
+    figs = "".join(f'<figure{WIDE if f in WIDE_FIGURES else ""}><img src="{html.escape(f)}" alt="{html.escape(cap)}"><figcaption>{html.escape(cap)}'
                    f"</figcaption></figure>\n" for f, cap in figures)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>pfgraph comparison</title>
@@ -475,6 +478,7 @@ th, td {{ border: 1px solid #ccc; padding: 4px 6px; text-align: right; }}
 th {{ background: #f0f0f0; }} td:first-child, td:nth-child(2), td:nth-child(3) {{ text-align: left; }}
 td.flag {{ background: #fff0e0; }}
 figure {{ display: inline-block; margin: 1em; max-width: 46%; vertical-align: top; }}
+figure.wide {{ display: block; max-width: 95%; }}
 img {{ max-width: 100%; }} figcaption {{ font-size: 0.85em; color: #555; }}
 </style></head><body>
 <h1>pfgraph: model comparison on the truth grid</h1>
