@@ -346,11 +346,15 @@ class TrainResult:
     resumed_from: int | None
     new_epochs: int
     stopped_early: bool
+    #: The budget status (:mod:`pfgraph.train.budget`).
+    status: str = ""
 
     def summary_line(self) -> str:
         """The one-line summary the CLI prints."""
         resumed = f" (resumed at epoch {self.resumed_from})" if self.resumed_from is not None else ""
         stop = ", stopped early" if self.stopped_early else ""
+        if self.status in (budget.HIT_CAP, budget.STILL_IMPROVING):
+            stop = f", {self.status}"
         rate = f", {self.events_per_s:.0f} events/s" if self.events_per_s > 0 else ""
         return (f"train: {self.model_name} ({self.repr}, {self.params:,} params) {self.epochs}/{self.target_epochs} "
                 f"epochs{resumed}{stop} on {self.n_train} events in {self.train_time_s:.1f} s{rate}; best val loss "
@@ -655,7 +659,9 @@ class Trainer:
             epochs=done_epochs, target_epochs=tcfg.epochs if trainable else 0, best_epoch=best_epoch,
             best_val_loss=best_val, train_time_s=train_time, events_per_s=events / train_time if train_time > 0 else 0.0,
             n_train=len(split["train"]), resumed_from=start_epoch if resume is not None else None,
-            new_epochs=new_epochs, stopped_early=stopped)
+            new_epochs=new_epochs, stopped_early=stopped,
+            status=budget.budget_status([r["val_loss"] for r in rows], done_epochs, tcfg.epochs if trainable else 0,
+                                        stopped, trainable))
         if info.is_main:
             self._write_summary(result, split, t_load, rows)
         ddp.barrier(info)

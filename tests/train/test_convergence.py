@@ -131,6 +131,10 @@ def test_status_of_real_runs(tmp_path: Path, events_file: Path, capsys: pytest.C
     assert rc == 0, err
     summary = json.loads((run / "train_summary.json").read_text())
     assert summary["status"] == budget.STOPPED_EARLY and summary["epochs"] == 2
+    capped = tmp_path / "capped"
+    rc, out, err = cli(capsys, *train_args(events_file, capped, "--epochs", "1"))
+    assert rc == 0, err
+    assert "1/1 epochs, still improving on 96 events" in out  # the CLI line states the budget status
     assert len(summary["history"]["val_loss"]) == 2
     analytic = tmp_path / "analytic"
     rc, _, err = cli(capsys, *train_args(events_file, analytic, model="analytic", tiny=False))
