@@ -26,7 +26,7 @@ _EXPORTS = {
     "cluster_images": "pfgraph.eval.antikt",
     "cluster_fastjet": "pfgraph.eval.antikt",
     "fit_gaussian_core": "pfgraph.eval.energy",
-    "robust_stats": "pfgraph.eval.energy",
+    "robust_stats": "pfgraph.utils.stats",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -37,6 +37,7 @@ from scipy.special import ndtr
 from pfgraph import geometry
 from pfgraph.errors import PfgraphError
 from pfgraph.io import schema
+from pfgraph.utils.stats import ROBUST_KEYS, TAIL_CUT, robust_stats  # noqa: F401 (re-exported: the evaluation's figures)
 
 RESIDUAL_BINS = 1000
 RESIDUAL_RANGE = (-5.0, 2.0)
@@ -50,8 +51,6 @@ MIN_FIT_ENTRIES = 50
 #: Windows narrower than this many histogram bins are refitted on a finer local histogram.
 MIN_FIT_BINS = 10
 FINE_BINS = 50
-#: Residual tail cut: fraction with |r| > TAIL_CUT.
-TAIL_CUT = 0.5
 #: Edges (GeV) of the E_true bins.
 E_TRUE_EDGES = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, math.inf)
 #: Fake pixels counted above this predicted energy (GeV).
@@ -72,29 +71,11 @@ FIT_KEYS = ("status", "mu", "mu_err", "sigma", "sigma_err", "amplitude", "chi2",
             "n_entries", "window_fraction", "core_gaussian", "flag")
 #: Keys the fit gained in metrics schema 3.
 FIT_KEYS_V3 = ("n_entries", "window_fraction", "core_gaussian", "flag")
-ROBUST_KEYS = ("n", "mean", "rms", "std", "median", "half_width_68", "q16", "q84", "tail_cut", "tail_fraction")
 
 
 def _none_fit(status: str) -> dict[str, Any]:
     out: dict[str, Any] = dict.fromkeys(FIT_KEYS)
     out["status"] = status
-    return out
-
-
-def robust_stats(values: np.ndarray, tail_cut: float | None = TAIL_CUT) -> dict[str, Any]:
-    """Median, half-width of the central 68 %, RMS (about 0), std, mean and |x| > cut fraction."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    out: dict[str, Any] = dict.fromkeys(ROBUST_KEYS)
-    out["n"] = int(v.size)
-    out["tail_cut"] = tail_cut
-    if v.size == 0:
-        return out
-    q16, q50, q84 = np.percentile(v, [15.865525393145708, 50.0, 84.13447460685429])
-    out.update(mean=float(v.mean()), rms=float(np.sqrt(np.mean(v * v))), std=float(v.std()),
-               median=float(q50), q16=float(q16), q84=float(q84), half_width_68=float(0.5 * (q84 - q16)))
-    if tail_cut is not None:
-        out["tail_fraction"] = float(np.mean(np.abs(v) > tail_cut))
     return out
 
 

@@ -5,7 +5,10 @@ Document layout (``schema == "pfgraph.metrics"``, ``schema_version == METRICS_VE
     schema, schema_version, pfgraph_version, created_by
     model:     name, repr (image|graph), run_dir, checkpoint, checkpoint_sha256
     training:  parameters, epochs, best_epoch, best_val_loss, train_time_s, train_events_per_s,
-               n_train, device (from the run's train_summary.json; null when not known)
+               n_train, device, seed, epoch_cap, status, status_rule, wall_time_s,
+               best_val_half_width, scheduler, history (per-epoch epoch, train_loss, val_loss,
+               val_half_width, lr, wall_s) (from the run folder, :mod:`pfgraph.eval.training`;
+               null when not known)
     dataset:   path (list of files), name (from the file meta), n_events, has_jet_image
     settings:  target_scale, target_scale_source, batch_size, device, max_events
     timing:    inference_s, inference_events_per_s, jets_s, jets_events_per_s, total_s
@@ -19,7 +22,8 @@ Every document has exactly the keys of :func:`template` (values may be null); a 
 needs a representation-specific figure adds it under ``extra`` and never changes the rest.
 Older documents are read and migrated: version 1 (no ``training`` section) gets it null;
 version 2 (no missed pixels, Gaussian-core flags, matched-jet energy, headline) gets those
-keys null and its headline values copied from its robust figures, without intervals.
+keys null and its headline values copied from its robust figures, without intervals;
+version 3 (no course of training) gets the training keys of version 4 null.
 """
 
 from __future__ import annotations
@@ -46,17 +50,23 @@ from pfgraph.eval.energy import (
     stack_inputs,
 )
 from pfgraph.eval.jets import DEFAULT_RADIUS, DEFAULT_THRESHOLD, JetAccumulator, empty_jet_metrics
+from pfgraph.training.budget import HISTORY_FIELDS
 from pfgraph.utils.atomic import atomic_write_text
 
 METRICS_SCHEMA = "pfgraph.metrics"
-METRICS_VERSION = 3
+METRICS_VERSION = 4
 #: The ``training`` section: its key -> the key of the run's ``train_summary.json`` it is copied from.
 TRAINING_KEYS = {"parameters": "params", "epochs": "epochs", "best_epoch": "best_epoch",
                  "best_val_loss": "best_val_loss", "train_time_s": "train_time_s",
                  "train_events_per_s": "events_per_s", "n_train": "n_train", "device": "device",
-                 "seed": "seed"}
+                 "seed": "seed", "epoch_cap": "target_epochs", "status": "status", "status_rule": "status_rule",
+                 "wall_time_s": "wall_time_s", "best_val_half_width": "best_val_half_width",
+                 "scheduler": "scheduler", "history": "history"}
 #: Training keys added in version 3.
 TRAINING_KEYS_V3 = ("seed",)
+#: Training keys added in version 4 (the course of training: learning curves and budget status).
+TRAINING_KEYS_V4 = ("epoch_cap", "status", "status_rule", "wall_time_s", "best_val_half_width", "scheduler",
+                    "history")
 
 
 def template(version: int = METRICS_VERSION) -> dict[str, Any]:
@@ -69,7 +79,7 @@ def template(version: int = METRICS_VERSION) -> dict[str, Any]:
         "pfgraph_version": __version__,
         "created_by": None,
         "model": {"name": None, "repr": None, "run_dir": None, "checkpoint": None, "checkpoint_sha256": None},
-        "training": dict.fromkeys(TRAINING_KEYS),
+        "training": {**dict.fromkeys(TRAINING_KEYS), "history": dict.fromkeys(HISTORY_FIELDS)},
         "dataset": {"path": None, "name": None, "n_events": None, "has_jet_image": None},
         "settings": {"target_scale": None, "target_scale_source": None, "batch_size": None, "device": None,
                      "max_events": None},
@@ -81,6 +91,9 @@ def template(version: int = METRICS_VERSION) -> dict[str, Any]:
         "extra": {},
     }
     doc["settings"].update(missed_threshold_gev=None, bootstrap_resamples=None, bootstrap_seed=None)
+    if version < 4:
+        for k in TRAINING_KEYS_V4:
+            del doc["training"][k]
     if version < 3:
         _strip_v3(doc)
     if version < 2:
@@ -156,7 +169,10 @@ def headline_from_values(doc: Mapping[str, Any], reason: str) -> dict[str, Any]:
 def training_section(summary: Mapping[str, Any] | None) -> dict[str, Any]:
     """The ``training`` section from a run's ``train_summary.json`` (nulls for what it lacks)."""
     summary = summary or {}
-    return {key: summary.get(src) for key, src in TRAINING_KEYS.items()}
+    out = {key: summary.get(src) for key, src in TRAINING_KEYS.items()}
+    history = out["history"] if isinstance(out["history"], Mapping) else {}
+    out["history"] = {k: history.get(k) for k in HISTORY_FIELDS}
+    return out
 
 
 def _nullify(obj: Any) -> Any:
@@ -247,6 +263,8 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         _fill_missing(doc, template(METRICS_VERSION))
         _flag_old_fits(doc)
         doc["headline"] = headline_from_values(doc, f"metrics schema {version} document: no bootstrap intervals")
+    if version < 4:  # 3 -> 4: the course of training (history, budget status, wall time)
+        _fill_missing(doc, template(METRICS_VERSION))
     doc["schema_version"] = METRICS_VERSION
     return doc
 

@@ -155,6 +155,7 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
     from pfgraph.eval.jets import JetAccumulator, empty_jet_metrics
     from pfgraph.eval.metrics import TRAINING_KEYS, assemble, training_section, write_metrics
     from pfgraph.eval.output import PredictionWriter, read_predictions
+    from pfgraph.eval.training import training_record
     from pfgraph.io import identity as data_id
     from pfgraph.io import schema
     from pfgraph.io.root import EventFiles, make_meta
@@ -186,7 +187,7 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
     point_outputs = False
     if source.is_dir():
         from pfgraph.training.predict import load_run, predict
-        from pfgraph.training.run_folder import read_summary, resolve_device
+        from pfgraph.training.run_folder import resolve_device
 
         device = resolve_device(opts.device)
         loaded = load_run(source, device, opts.which)
@@ -194,7 +195,7 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
         point_outputs = loaded.repr.point_outputs
         model = {"name": loaded.model_name, "repr": loaded.repr.name, "run_dir": str(source),
                  "checkpoint": str(loaded.checkpoint), "checkpoint_sha256": loaded.checkpoint_sha256}
-        training = training_section(read_summary(source))
+        training = training_record(source)  # figures, learning curves and budget status of the run
         run_config: dict[str, Any] = dict(loaded.config)
         scale_source = f"checkpoint {loaded.checkpoint.name}"
         batches: Iterator[dict[str, Any]] = predict(loaded, files, opts.batch_size, opts.max_events)

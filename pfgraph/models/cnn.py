@@ -3,8 +3,14 @@
 * ``cnn``: parallel 3x3 / 5x5 / 7x7 convolutions (2 channels each) concatenated to 6
   channels, a conv+BN+ReLU encoder to 64 channels (5x5 kernels), a squeeze-excitation block,
   and a convolutional decoder to one channel with a sigmoid.
-* ``cnn_attn``: encoder 4 -> 64 -> 128 -> 256 with 2x max-pooling (56 -> 28 -> 14), 1x1-conv
-  Q/K/V self-attention over the 14x14 map, an upsampling decoder back to 56x56 and 1 channel.
+* ``cnn_attn`` (the paper's text, section 3.2.2): the ``cnn`` with its SE block replaced by a
+  1x1-conv Q/K/V self-attention module: the same multi-scale stem, full-resolution encoder to 64
+  channels, attention over all 56x56 = 3136 positions (torch's ``scaled_dot_product_attention``,
+  so the 3136 x 3136 score matrix is never stored), the same 2-layer decoder and sigmoid.
+* ``cnn_attn_code`` (the authors' code, a named variant): encoder 4 -> 64 -> 128 -> 256 with 2x
+  max-pooling (56 -> 28 -> 14), 1x1-conv Q/K/V self-attention over the 14x14 map, an upsampling
+  decoder back to 56x56 and 1 channel. Checkpoints of ``cnn_attn`` written before the paper-text
+  model existed hold this architecture; :func:`checkpoint_arch` maps them to it.
 * ``cnn3d``: detector channels as depth: 3D convolutions 3x3x3 / 3x5x5 / 3x7x7 (2 channels
   each) over the stacks [emcal, hcal, trk_neg] and [emcal, hcal, trk_pos], then the ``cnn``
   encoder / SE / decoder.
@@ -12,11 +18,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pfgraph.errors import ConfigError
@@ -77,9 +84,13 @@ class CNNParams:
 
 
 class CNNBody(nn.Module):
-    """Encoder (conv+BN+act) -> SE block -> decoder -> 1x1 conv to one channel -> output activation."""
+    """Encoder (conv+BN+act) -> SE block -> decoder -> 1x1 conv to one channel -> output activation.
 
-    def __init__(self, cin: int, p: CNNParams) -> None:
+    ``middle(width)``, when given, builds the module that takes the SE block's place (``cnn_attn``:
+    self-attention); it is stored as ``attention`` and ``se`` is then an identity.
+    """
+
+    def __init__(self, cin: int, p: CNNParams, middle: Callable[[int], nn.Module] | None = None) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = cin
@@ -87,7 +98,12 @@ class CNNBody(nn.Module):
             layers.append(ConvBlock(width, w, p.encoder_kernel, p.batch_norm, p.activation))
             width = w
         self.encoder = nn.Sequential(*layers)
-        self.se = SEBlock(width, p.se_reduction) if p.se_reduction > 0 else nn.Identity()
+        if middle is not None:
+            self.attention: nn.Module | None = middle(width)
+            self.se: nn.Module = nn.Identity()
+        else:
+            self.attention = None
+            self.se = SEBlock(width, p.se_reduction) if p.se_reduction > 0 else nn.Identity()
         layers = []
         for w in p.decoder:
             layers.append(ConvBlock(width, w, p.decoder_kernel, p.batch_norm, p.activation))
@@ -98,19 +114,21 @@ class CNNBody(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, 1, H, W)."""
-        return self.head(self.decoder(self.se(self.encoder(x))))
+        h = self.encoder(x)
+        h = self.attention(h) if self.attention is not None else self.se(h)
+        return self.head(self.decoder(h))
 
 
 class MultiScaleCNN(ImageModel):
-    """``cnn``: multi-scale stem + :class:`CNNBody`."""
+    """``cnn``: multi-scale stem + :class:`CNNBody` (``middle``: see :class:`CNNBody`)."""
 
-    def __init__(self, p: CNNParams) -> None:
+    def __init__(self, p: CNNParams, middle: Callable[[int], nn.Module] | None = None) -> None:
         super().__init__(p.inputs)
         cin = self.features.out_channels
         self.stem = nn.ModuleList(
             nn.Sequential(nn.Conv2d(cin, p.stem_channels, k, padding=k // 2), nn.ReLU()) for k in p.stem_kernels
         )
-        self.body = CNNBody(p.stem_channels * len(p.stem_kernels), p)
+        self.body = CNNBody(p.stem_channels * len(p.stem_kernels), p, middle)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 4, 56, 56) -> (B, 1, 56, 56)."""
@@ -181,8 +199,8 @@ class AttentionParams:
 
 
 @dataclass
-class CNNAttnParams:
-    """Hyper-parameters of :class:`AttentionCNN`."""
+class CNNAttnCodeParams:
+    """Hyper-parameters of :class:`AttentionCNNCode` (``cnn_attn_code``, the authors' code)."""
 
     encoder: list[int] = field(default_factory=lambda: [64, 128, 256])
     kernel: int = 3
@@ -205,11 +223,11 @@ class CNNAttnParams:
             raise ConfigError(f"encoder = {self.encoder}: {IMSIZE} pixels must halve evenly {len(self.encoder) - 1} times")
 
 
-class AttentionCNN(ImageModel):
-    """``cnn_attn``: conv encoder with max-pooling, self-attention at the lowest resolution,
-    upsampling decoder."""
+class AttentionCNNCode(ImageModel):
+    """``cnn_attn_code`` (the authors' code): conv encoder with max-pooling, self-attention at
+    the lowest resolution, upsampling decoder."""
 
-    def __init__(self, p: CNNAttnParams) -> None:
+    def __init__(self, p: CNNAttnCodeParams) -> None:
         super().__init__(p.inputs)
         width = self.features.out_channels
         self.down = nn.ModuleList()
@@ -242,16 +260,115 @@ class AttentionCNN(ImageModel):
         return self.head(h)
 
 
+class SDPSelfAttention2d(SelfAttention2d):
+    """:class:`~pfgraph.models.common.SelfAttention2d` (same parameters, same result) computed with
+    ``torch.nn.functional.scaled_dot_product_attention``.
+
+    Its fused kernels never store the N x N score matrix, so attention over all 56 x 56 = 3136
+    positions fits in memory. They need queries, keys and values of one width stored with unit
+    stride along the channels, so queries and keys narrower than the values are padded with zero
+    channels, which leaves every dot product (and so the result) unchanged.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W)."""
+        b, c, h, w = x.shape
+        # Fused kernels need unit stride along the channels: (B, 1, N, C) stored contiguously.
+        q = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # (B, 1, N, Ck)
+        k = self.key(x).flatten(2).transpose(1, 2).unsqueeze(1).contiguous()
+        v = self.value(x).flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # (B, 1, N, C)
+        if q.shape[-1] < c:
+            q, k = F.pad(q, (0, c - q.shape[-1])), F.pad(k, (0, c - k.shape[-1]))
+        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)  # (B, 1, N, C)
+        out = out.squeeze(1).transpose(1, 2).reshape(b, c, h, w)
+        if self.gamma is not None:
+            return x + self.gamma * out
+        return out
+
+
+@dataclass
+class CNNAttnParams:
+    """Hyper-parameters of :class:`AttentionCNN` (``cnn_attn``, the paper's text): the ``cnn``
+    hyper-parameters with an attention block in place of the SE block."""
+
+    stem_kernels: list[int] = field(default_factory=lambda: [3, 5, 7])
+    stem_channels: int = 2
+    encoder: list[int] = field(default_factory=lambda: [16, 32, 64])
+    encoder_kernel: int = 5
+    attention: AttentionParams = field(default_factory=lambda: AttentionParams(key_channels=8))
+    decoder: list[int] = field(default_factory=lambda: [32, 16])
+    decoder_kernel: int = 3
+    batch_norm: bool = True
+    activation: Activation = "relu"
+    output: OutputActivation = "sigmoid"
+    output_bias: float | None = None
+    inputs: InputConfig = field(default_factory=InputConfig)
+
+    def validate(self) -> None:
+        """Check values."""
+        _check_kernels(self.stem_kernels, "stem_kernels")
+        _check_kernels([self.encoder_kernel], "encoder_kernel")
+        _check_kernels([self.decoder_kernel], "decoder_kernel")
+        _check_widths(self.encoder, "encoder")
+        _check_widths(self.decoder, "decoder", allow_empty=True)
+        if self.stem_channels <= 0:
+            raise ConfigError(f"stem_channels = {self.stem_channels}: expected a positive number")
+        self.attention.validate()
+
+    def cnn_params(self) -> CNNParams:
+        """The shared ``cnn`` hyper-parameters (SE block off)."""
+        return CNNParams(stem_kernels=self.stem_kernels, stem_channels=self.stem_channels, encoder=self.encoder,
+                         encoder_kernel=self.encoder_kernel, se_reduction=0, decoder=self.decoder,
+                         decoder_kernel=self.decoder_kernel, batch_norm=self.batch_norm, activation=self.activation,
+                         output=self.output, output_bias=self.output_bias, inputs=self.inputs)
+
+
+class AttentionCNN(MultiScaleCNN):
+    """``cnn_attn`` (paper text): :class:`MultiScaleCNN` with :class:`SDPSelfAttention2d` over
+    every position of the full-resolution 64-channel map in place of the SE block."""
+
+    def __init__(self, p: CNNAttnParams) -> None:
+        a = p.attention
+        super().__init__(p.cnn_params(), middle=lambda width: SDPSelfAttention2d(
+            width, a.key_channels, a.scaled, a.residual, a.gamma_init))
+
+
+#: Hyper-parameters only the authors'-code architecture has: a ``cnn_attn`` config holding one of
+#: them was written for what is now ``cnn_attn_code``.
+CODE_ONLY_KEYS = ("kernel", "full_res_skip")
+
+
+def checkpoint_arch(arch: str, params: Mapping[str, Any]) -> str:
+    """The architecture a saved config describes: ``cnn_attn`` configs written before ``cnn_attn``
+    followed the paper's text (they hold ``kernel``, no ``stem_kernels``) are ``cnn_attn_code``."""
+    if arch == "cnn_attn" and "stem_kernels" not in params and any(k in params for k in CODE_ONLY_KEYS):
+        return "cnn_attn_code"
+    return arch
+
+
 @register("cnn", repr="image", description="multi-scale 3/5/7 stem, conv encoder, SE block, decoder, sigmoid (paper)")
 def build_cnn(config: Mapping[str, Any]) -> MultiScaleCNN:
     """Build ``cnn`` from its hyper-parameters."""
     return MultiScaleCNN(parse_params(CNNParams, config, "cnn"))
 
 
-@register("cnn_attn", repr="image", description="conv encoder 64/128/256 + 1x1-conv Q/K/V self-attention at 14x14 (paper)")
+@register("cnn_attn", repr="image",
+          description="the cnn with 1x1-conv Q/K/V self-attention over all 56x56 positions replacing its SE block (paper text)")
 def build_cnn_attn(config: Mapping[str, Any]) -> AttentionCNN:
     """Build ``cnn_attn`` from its hyper-parameters."""
+    old = [k for k in CODE_ONLY_KEYS if k in config]
+    if old and "stem_kernels" not in config:
+        raise ConfigError(f"model 'cnn_attn': '{old[0]}' is a hyper-parameter of the authors'-code architecture, "
+                          "now the model 'cnn_attn_code' (cnn_attn follows the paper's text)")
     return AttentionCNN(parse_params(CNNAttnParams, config, "cnn_attn"))
+
+
+@register("cnn_attn_code", repr="image",
+          description="conv encoder 64/128/256 pooled to 14x14 + 1x1-conv Q/K/V self-attention there, upsampling "
+                      "decoder (authors' code)")
+def build_cnn_attn_code(config: Mapping[str, Any]) -> AttentionCNNCode:
+    """Build ``cnn_attn_code`` from its hyper-parameters."""
+    return AttentionCNNCode(parse_params(CNNAttnCodeParams, config, "cnn_attn_code"))
 
 
 @register("cnn3d", repr="image", description="detector layers as depth: 3D convs 3x3x3/3x5x5/3x7x7, then the cnn (paper)")

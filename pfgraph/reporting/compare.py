@@ -9,6 +9,9 @@ resolution-vs-energy figure is its per-E_true robust widths, and jet distributio
 per-event branches of the ``jets`` tree that the evaluation itself summarised. Fits whose core
 is not Gaussian are marked and drawn dotted; missed truth pixels are shown as their own figure.
 Where one model was trained with several seeds, a table gives the mean and spread over seeds.
+Each model's learning curves (validation loss and validation residual half-width per epoch) and
+a table of its training budget (epochs against the cap, wall time, budget status by the rule of
+:mod:`pfgraph.training.budget`) come from metrics.json's ``training`` section, the run's own record.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from pfgraph.eval.metrics import read_metrics
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles, open_root, read_meta
 from pfgraph.reporting import plots
+from pfgraph.training.budget import RULE as STATUS_RULE
 from pfgraph.utils.atomic import atomic_write_text, ensure_writable_dir
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 N_DISPLAYS = 3
 
 
@@ -244,6 +248,38 @@ def seed_spread(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+#: Figures drawn across the page (two panels side by side).
+WIDE_FIGURES = ("learning_curves.png",)
+WIDE = ' class="wide"'
+#: The training-budget table: (key, header) of :func:`budget_rows`.
+BUDGET_COLUMNS: list[tuple[str, str]] = [
+    ("model", "model"), ("seed", "seed"), ("epochs", "epochs"), ("epoch_cap", "epoch cap"),
+    ("wall_time_s", "wall time [s]"), ("status", "status"), ("best_epoch", "best epoch"),
+    ("best_val_loss", "best val loss"), ("best_val_half_width", "val r 68% half-width at best"),
+    ("scheduler", "lr schedule"),
+]
+
+
+def budget_rows(runs: Sequence[EvalRun]) -> list[dict[str, Any]]:
+    """One row per evaluation: the run's training budget and status as metrics.json records them."""
+    rows = []
+    for run in runs:
+        t = metric(run.metrics, "training") or {}
+        row = {k: t.get(k) for k, _ in BUDGET_COLUMNS if k != "model"}
+        row["model"] = run.name
+        rows.append(row)
+    return rows
+
+
+def _budget_markdown(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    text = "\n## Training budget\n\n| " + " | ".join(h for _, h in BUDGET_COLUMNS) + " |\n|"
+    text += "---|" * len(BUDGET_COLUMNS) + "\n"
+    text += "".join("| " + " | ".join(_fmt(r[k]) for k, _ in BUDGET_COLUMNS) + " |\n" for r in rows)
+    return text + f"\nStatus rule: {STATUS_RULE}.\n"
+
+
 def _jet_columns(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """The jet table's columns, or none when no evaluation has jets."""
     if not any(row["jet_efficiency"]["value"] is not None for row in rows):
@@ -327,17 +363,30 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path) -> Path:
             plots.overlay_histograms(series, np.linspace(span[0], span[1], 81), xlabel, title, out / fname)
             figures.append((fname, caption))
 
+    histories = {r.name: h for r in runs if isinstance(h := metric(r.metrics, "training.history"), dict)
+                 and h.get("epoch")}
+    if histories:
+        plots.learning_curves(histories, out / "learning_curves.png",
+                              {name: metric(r.metrics, "training.best_epoch") for r in runs
+                               if (name := r.name) in histories})
+        figures.insert(0, ("learning_curves.png", "Learning curves: each model's validation loss (log scale) and "
+                           "validation residual 68 % half-width per epoch, as its run recorded them; the large "
+                           "point marks the best epoch (the evaluated checkpoint). The training-budget table says "
+                           "whether each run stopped early, hit its epoch cap or was still improving."))
+
     figures += _event_displays(runs, out)
     rows = summary_rows(runs)
     spread = seed_spread(rows)
-    summary = {"report_version": REPORT_VERSION, "models": rows, "seed_spread": spread,
+    budget = budget_rows(runs)
+    summary = {"report_version": REPORT_VERSION, "models": rows, "seed_spread": spread, "training_budget": budget,
+               "status_rule": STATUS_RULE,
                "evaluations": [str(r.folder) for r in runs], "figures": [f for f, _ in figures],
                "gaussian_rule": GAUSSIAN_RULE}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
-    md = "# pfgraph comparison\n\n" + _markdown(rows, spread)
+    md = "# pfgraph comparison\n\n" + _markdown(rows, spread) + _budget_markdown(budget)
     atomic_write_text(out / "summary.md", md)
     index = out / "index.html"
-    atomic_write_text(index, _html(rows, spread, figures))
+    atomic_write_text(index, _html(rows, spread, figures, budget))
     return index
 
 
@@ -387,7 +436,8 @@ def _jet_axes(runs: Sequence[EvalRun], eid: int) -> dict[str, list[tuple[float, 
     return axes
 
 
-def _html(rows: list[dict[str, Any]], spread: list[dict[str, Any]], figures: list[tuple[str, str]]) -> str:
+def _html(rows: list[dict[str, Any]], spread: list[dict[str, Any]], figures: list[tuple[str, str]],
+          budget: list[dict[str, Any]] | None = None) -> str:
     tables = ""
     for title, cols in (("Per-pixel energy", COLUMNS), ("Jets", _jet_columns(rows))):
         if not cols:
@@ -407,7 +457,18 @@ def _html(rows: list[dict[str, Any]], spread: list[dict[str, Any]], figures: lis
         seeds = (f"<h2>Spread over training seeds</h2><p>Mean &plusmn; standard deviation of each figure over the "
                  f"seeds a model was trained with.</p><table><thead><tr><th>model</th><th>data set</th><th>seeds</th>"
                  f"{shead}</tr></thead><tbody>{sbody}</tbody></table>")
-    figs = "".join(f'<figure><img src="{html.escape(f)}" alt="{html.escape(cap)}"><figcaption>{html.escape(cap)}'
+    budget_html = ""
+    if budget:
+        bhead = "".join(f"<th>{html.escape(h)}</th>" for _, h in BUDGET_COLUMNS)
+        bbody = "".join("<tr>" + "".join(
+            ('<td class="flag">' if k == "status" and r[k] == "still improving" else "<td>") + f"{_fmt(r[k])}</td>"
+            for k, _ in BUDGET_COLUMNS) + "</tr>\n" for r in budget)
+        budget_html = (f"<h2>Training budget</h2><p>Epochs run against each run's cap, wall time (data loading, "
+                       f"training, validation and checkpoints) and where the run stood when it ended; runs still "
+                       f"improving at their cap are shaded: their figures describe the budget as much as the "
+                       f"architecture. Rule: {html.escape(STATUS_RULE)}.</p>"
+                       f"<table><thead><tr>{bhead}</tr></thead><tbody>{bbody}</tbody></table>")
+    figs = "".join(f'<figure{WIDE if f in WIDE_FIGURES else ""}><img src="{html.escape(f)}" alt="{html.escape(cap)}"><figcaption>{html.escape(cap)}'
                    f"</figcaption></figure>\n" for f, cap in figures)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>pfgraph comparison</title>
@@ -418,6 +479,7 @@ th, td {{ border: 1px solid #ccc; padding: 4px 6px; text-align: right; }}
 th {{ background: #f0f0f0; }} td:first-child, td:nth-child(2), td:nth-child(3) {{ text-align: left; }}
 td.flag {{ background: #fff0e0; }}
 figure {{ display: inline-block; margin: 1em; max-width: 46%; vertical-align: top; }}
+figure.wide {{ display: block; max-width: 95%; }}
 img {{ max-width: 100%; }} figcaption {{ font-size: 0.85em; color: #555; }}
 </style></head><body>
 <h1>pfgraph: model comparison on the truth grid</h1>
@@ -433,6 +495,7 @@ pixels without any input (the out-of-reach share). Jet energy has two definition
 the sum over the truth jet's pixels of (E<sub>pred</sub> - E<sub>true</sub>) / E<sub>truth jet</sub> and the
 matched jets' own energies (E<sub>pred jet</sub> - E<sub>truth jet</sub>) / E<sub>truth jet</sub>.</p>
 {tables}
+{budget_html}
 {seeds}
 {figs}
 </body></html>

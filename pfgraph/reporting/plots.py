@@ -200,3 +200,44 @@ def event_display(inputs: Mapping[str, np.ndarray], truth: np.ndarray, preds: Ma
         fig.suptitle(title)
     fig.tight_layout()
     return save(fig, path)
+
+
+def learning_curves(histories: Mapping[str, Mapping[str, Sequence[Any] | None]], path: str | Path,
+                    best_epochs: Mapping[str, int | None] | None = None) -> Path:
+    """Each model's validation loss (log scale) and validation residual 68 % half-width per epoch,
+    one panel each, from the runs' recorded histories (``training.history`` of metrics.json).
+
+    A model's best epoch (``best_epochs``) is marked with a filled point on both curves.
+    """
+    style()
+    fig, (ax_loss, ax_hw) = plt.subplots(1, 2, figsize=(11.0, 4.2))
+    best_epochs = best_epochs or {}
+    positive = True
+    for i, (name, h) in enumerate(histories.items()):
+        epochs = np.asarray(h.get("epoch") or [], dtype=np.float64)
+        st = line_style(i)
+        best = best_epochs.get(name)
+        for ax, key in ((ax_loss, "val_loss"), (ax_hw, "val_half_width")):
+            values = np.asarray([np.nan if v is None else v for v in (h.get(key) or [])], dtype=np.float64)
+            if values.size != epochs.size or not np.isfinite(values).any():
+                continue
+            ax.plot(epochs, values, marker="o", ms=3, label=name, **st)
+            if key == "val_loss" and np.nanmin(values) <= 0:
+                positive = False
+            if best is not None and best in epochs:
+                j = int(np.flatnonzero(epochs == best)[0])
+                ax.plot([best], [values[j]], "o", ms=7, color=st["color"], mfc=st["color"], mec="k", mew=0.6)
+    if positive and ax_loss.lines:
+        ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("validation loss (normalised units)")
+    ax_loss.set_title("Validation loss")
+    ax_hw.set_xlabel("epoch")
+    ax_hw.set_ylabel(r"validation $r$ 68 % half-width")
+    ax_hw.set_title("Validation residual half-width")
+    for ax in (ax_loss, ax_hw):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    legend(ax_loss, fontsize=8)
+    legend(ax_hw, fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)

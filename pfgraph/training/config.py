@@ -32,12 +32,20 @@ from pfgraph.errors import ConfigError
 
 @dataclass
 class SchedulerConfig:
-    """ReduceLROnPlateau on the validation loss."""
+    """The learning-rate schedule.
 
+    ``plateau`` (default): ReduceLROnPlateau on the validation loss (``factor``, ``patience``,
+    ``threshold``, ``min_lr``). ``cosine``: a linear warm-up over ``warmup_epochs`` epochs, then
+    cosine annealing from ``train.lr`` to ``min_lr`` over the rest of the epoch cap
+    (``train.epochs``), stepped once per epoch.
+    """
+
+    kind: Literal["plateau", "cosine"] = "plateau"
     factor: float = 0.5
     patience: int = 2
     threshold: float = 1e-4
     min_lr: float = 1e-6
+    warmup_epochs: int = 0
 
     def validate(self) -> None:
         """Check values."""
@@ -45,6 +53,8 @@ class SchedulerConfig:
             raise ConfigError(f"train.scheduler.factor = {self.factor}: expected 0 < factor < 1")
         if self.patience < 0 or self.min_lr < 0:
             raise ConfigError("train.scheduler: patience and min_lr must be >= 0")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"train.scheduler.warmup_epochs = {self.warmup_epochs}: expected 0 or more")
 
 
 @dataclass

@@ -85,7 +85,10 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", which: str
     try:  # the checkpoint's own model config: any error in it names the checkpoint
         config = dict(ckpt["config"])
         model_cfg = config.get("model", {})
-        entry = get(str(ckpt.get("arch", model_cfg.get("arch"))), str(ckpt.get("repr")))
+        from pfgraph.models.cnn import checkpoint_arch  # cnn_attn checkpoints older than the paper-text model
+
+        entry = get(checkpoint_arch(str(ckpt.get("arch", model_cfg.get("arch"))), model_cfg.get("params", {})),
+                    str(ckpt.get("repr")))
         torch.manual_seed(0)
         model = entry.builder(dict(model_cfg.get("params", {})))
         norm = Normalisation.from_dict(ckpt["normalisation"])

@@ -2,13 +2,19 @@
 
 The trainer only talks to a :class:`~pfgraph.repr.base.Representation` (datasets, batches,
 forward, target), so image and point-cloud models train through the same loop:
-configurable loss (MSE by default), Adam, ReduceLROnPlateau on the *validation* loss, the
-best-on-validation checkpoint, early stopping, a fixed split seed, the paper's progressive
+configurable loss (MSE by default), Adam, ReduceLROnPlateau on the *validation* loss (or a
+cosine schedule over the epoch cap, ``train.scheduler.kind``), the best-on-validation
+checkpoint, early stopping, a fixed split seed, the paper's progressive
 training-set schedule, bfloat16/float16 autocast on CUDA, and DDP when started by torchrun.
 
 Run folder: ``checkpoint_last.pt`` (after every epoch), ``checkpoint_best.pt`` (best
 validation loss), ``config.yaml`` (fully resolved), ``metrics.csv``, ``loss.png`` and
-``train_summary.json``. Every file is written atomically and ``checkpoint_last.pt`` is written
+``train_summary.json``. Each epoch's ``metrics.csv`` row also holds a physics figure of the
+validation set, ``val_half_width``: the 68 % half-width of the per-pixel residual
+r = (E_pred - E_true) / E_true over the truth pixels of the grid (the evaluation's
+:func:`pfgraph.eval.energy.robust_stats` on the evaluation's truth grid), and the epoch's wall
+time. ``train_summary.json`` records the per-epoch history and the run's budget status
+(:mod:`pfgraph.training.budget`). Every file is written atomically and ``checkpoint_last.pt`` is written
 last, so a run killed at any moment resumes from its last complete epoch. Checkpoints hold only
 tensors and plain data (``torch.load(weights_only=True)``) and, for the same seed on the same
 machine, are byte-identical between runs (timings live in ``metrics.csv``, not in checkpoints).
@@ -40,7 +46,7 @@ from pfgraph.io.root import EventFiles
 from pfgraph.models.registry import ModelEntry, get
 from pfgraph.repr.base import Normalisation, Representation, fit_normalisation
 from pfgraph.repr.registry import get_representation
-from pfgraph.training import ddp
+from pfgraph.training import budget, ddp
 from pfgraph.training.config import RunConfig, TrainConfig
 from pfgraph.training.run_folder import (
     BEST,
@@ -61,7 +67,9 @@ from pfgraph.utils.progress import progress
 #: A validation loss this many times the best one so far stops the run as exploded.
 EXPLODE_FACTOR = 1.0e4
 METRIC_FIELDS = ("epoch", "stage_events", "train_loss", "val_loss", "lr", "best", "epoch_time_s",
-                 "train_events_per_s")
+                 "train_events_per_s", "val_half_width", "wall_s")
+#: Columns a metrics.csv written before they existed lacks (read as NaN).
+OPTIONAL_METRIC_FIELDS = ("val_half_width", "wall_s")
 
 
 # ------------------------------------------------------------------------------ small pieces
@@ -156,7 +164,8 @@ def read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
     with path.open(newline="") as f:
         for row in csv.DictReader(f):
             try:
-                parsed = {k: float(row[k]) for k in METRIC_FIELDS}
+                parsed = {k: float(row[k]) if row.get(k) not in (None, "") or k not in OPTIONAL_METRIC_FIELDS
+                          else float("nan") for k in METRIC_FIELDS}
             except (KeyError, TypeError, ValueError):
                 continue
             parsed["epoch"] = int(parsed["epoch"])
@@ -203,6 +212,46 @@ def plot_loss(path: Path, rows: list[dict[str, Any]], title: str) -> None:
         fig.savefig(f, format="png")
 
 
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+    """The configured learning-rate schedule (``train.scheduler.kind``), stepped once per epoch.
+
+    ``plateau``: ReduceLROnPlateau on the validation loss. ``cosine``: epoch e (0-based) trains at
+    ``lr * (e + 1) / (warmup_epochs + 1)`` during the warm-up, then at
+    ``min_lr + (lr - min_lr) * (1 + cos(pi * (e - w) / (epochs - w))) / 2``, w the warm-up epochs:
+    from ``lr`` down towards ``min_lr`` at the epoch cap.
+    """
+    sc = cfg.scheduler
+    if sc.kind == "cosine":
+        # A plain function, not a callable object: its settings stay out of the checkpoint, so a
+        # resumed run anneals over its current epoch cap (train.epochs may change on resume).
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda e: cosine_factor(e, cfg.lr, sc.min_lr, sc.warmup_epochs, cfg.epochs))
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=sc.factor, patience=sc.patience,
+                                                      threshold=sc.threshold, min_lr=sc.min_lr)
+
+
+def cosine_factor(e: int, lr: float, min_lr: float, warmup: int, epochs: int) -> float:
+    """The cosine schedule's factor on ``lr`` for 0-based epoch ``e`` (see :func:`make_scheduler`)."""
+    import math
+
+    if e < warmup:
+        return (e + 1) / (warmup + 1)
+    span = max(epochs - warmup, 1)
+    t = min(max(e - warmup, 0), span) / span
+    floor = min(min_lr / lr, 1.0)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def validation_half_width(residuals: list[np.ndarray]) -> float:
+    """The 68 % half-width of the per-pixel residuals r collected over the validation set (the
+    evaluation's :func:`pfgraph.utils.stats.robust_stats`); NaN without truth pixels."""
+    from pfgraph.utils.stats import robust_stats
+
+    r = np.concatenate(residuals) if residuals else np.zeros(0, np.float32)
+    hw = robust_stats(r, None)["half_width_68"]
+    return float("nan") if hw is None else float(hw)
+
+
 class _NoBar:
     """Stands in for a progress bar on ranks other than 0."""
 
@@ -240,11 +289,15 @@ class TrainResult:
     resumed_from: int | None
     new_epochs: int
     stopped_early: bool
+    #: The budget status (:mod:`pfgraph.training.budget`).
+    status: str = ""
 
     def summary_line(self) -> str:
         """The one-line summary the CLI prints."""
         resumed = f" (resumed at epoch {self.resumed_from})" if self.resumed_from is not None else ""
         stop = ", stopped early" if self.stopped_early else ""
+        if self.status in (budget.HIT_CAP, budget.STILL_IMPROVING):
+            stop = f", {self.status}"
         rate = f", {self.events_per_s:.0f} events/s" if self.events_per_s > 0 else ""
         return (f"train: {self.model_name} ({self.repr}, {self.params:,} params) {self.epochs}/{self.target_epochs} "
                 f"epochs{resumed}{stop} on {self.n_train} events in {self.train_time_s:.1f} s{rate}; best val loss "
@@ -301,8 +354,10 @@ class Trainer:
             return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
         return contextlib.nullcontext()
 
-    def evaluate(self, model: nn.Module, dataset: Any) -> float:
-        """Mean loss over ``dataset`` (all ranks' shares together)."""
+    def evaluate(self, model: nn.Module, dataset: Any, residuals: list[np.ndarray] | None = None) -> float:
+        """Mean loss over ``dataset`` (all ranks' shares together); with a ``residuals`` list, the
+        per-pixel residuals r = (pred - truth) / truth over the truth pixels of the grid (every
+        rank's) are appended to it."""
         loss_fn = make_loss(self.cfg.train, reduction="sum")
         sampler = BlockBatchSampler(len(dataset), self.cfg.train.eval_batch_size, shuffle=False,
                                     block_size=getattr(dataset, "block_size", None))
@@ -316,7 +371,18 @@ class Trainer:
                 target = self.repr.target(batch)
                 total += float(loss_fn(out.float(), target.float()))
                 count += target.numel()
+                if residuals is not None:
+                    truth = self.repr.truth_grid(batch).float()
+                    has = truth > 0
+                    pred = self.repr.to_grid(out.float(), batch).float()
+                    residuals.append(((pred[has] - truth[has]) / truth[has]).cpu().numpy())
         total, count = ddp.all_sum(self.info, [total, count], self.device)
+        if residuals is not None and self.info.enabled:
+            import torch.distributed as dist
+
+            parts: list[Any] = [None] * self.info.world
+            dist.all_gather_object(parts, np.concatenate(residuals) if residuals else np.zeros(0, np.float32))
+            residuals[:] = parts
         return total / max(count, 1.0)
 
     def _train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, scaler: Any, dataset: Any,
@@ -426,9 +492,7 @@ class Trainer:
         t_load = time.perf_counter() - t_load
 
         opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay) if trainable else None
-        sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=tcfg.scheduler.factor, patience=tcfg.scheduler.patience,
-            threshold=tcfg.scheduler.threshold, min_lr=tcfg.scheduler.min_lr) if opt is not None else None)
+        sched = make_scheduler(opt, tcfg) if opt is not None else None
         scaler = (torch.amp.GradScaler("cuda") if self.use_amp and self.amp_dtype == torch.float16 and trainable
                   else None)
         best_val, best_epoch, bad_epochs = float("inf"), 0, 0
@@ -488,10 +552,16 @@ class Trainer:
             stage = split["train"][:size]
             mine = self._rank_share(stage, equal=True)
             positions = np.searchsorted(train_sorted, mine)
+            t_epoch = time.perf_counter()
             train_loss, seen, dt = self._train_epoch(train_model, opt, scaler, train_ds, positions, epoch)
-            val_loss = self.evaluate(model, val_ds)
+            residuals: list[np.ndarray] = []
+            val_loss = self.evaluate(model, val_ds, residuals)
+            half_width = validation_half_width(residuals)
             self._check_val_loss(val_loss, epoch + 1, best_val, best_epoch)
-            sched.step(val_loss)
+            if tcfg.scheduler.kind == "plateau":
+                sched.step(val_loss)
+            else:
+                sched.step()
             improved = val_loss < best_val - tcfg.early_stop.min_delta
             if improved:
                 best_val, best_epoch, bad_epochs = val_loss, epoch + 1, 0
@@ -501,17 +571,21 @@ class Trainer:
             new_epochs += 1
             stopped = tcfg.early_stop.patience > 0 and bad_epochs >= tcfg.early_stop.patience
             if info.is_main:
-                rows.append({"epoch": epoch, "stage_events": size, "train_loss": train_loss, "val_loss": val_loss,
-                             "lr": float(opt.param_groups[0]["lr"]), "best": int(improved), "epoch_time_s": dt,
-                             "train_events_per_s": seen / dt if dt > 0 else 0.0})
-                write_metrics(self.run_dir / METRICS, rows)
+                row = {"epoch": epoch, "stage_events": size, "train_loss": train_loss, "val_loss": val_loss,
+                       "lr": float(opt.param_groups[0]["lr"]), "best": int(improved), "epoch_time_s": dt,
+                       "train_events_per_s": seen / dt if dt > 0 else 0.0, "val_half_width": half_width,
+                       "wall_s": 0.0}
+                rows.append(row)
                 ck = checkpoint(epoch)
                 if improved:
                     save_checkpoint(ck, self.run_dir / BEST)
-                save_checkpoint(ck, self.run_dir / LAST)  # the commit point of this epoch
                 plot_loss(self.run_dir / LOSS_PNG, rows, f"{cfg.model.name} ({cfg.model.repr})")
+                row["wall_s"] = time.perf_counter() - t_epoch  # training, validation, checkpoints, plot
+                write_metrics(self.run_dir / METRICS, rows)
+                save_checkpoint(ck, self.run_dir / LAST)  # the commit point of this epoch
                 self.log(f"epoch {epoch}/{tcfg.epochs}: train {train_loss:.4g}, val {val_loss:.4g}"
-                         f"{' (best)' if improved else ''}, {seen / dt:.0f} events/s, lr {opt.param_groups[0]['lr']:.3g}")
+                         f"{' (best)' if improved else ''}, val r half-width {half_width:.4g}, {seen / dt:.0f} "
+                         f"events/s, lr {opt.param_groups[0]['lr']:.3g}")
             ddp.barrier(info)
         if stopped and new_epochs:
             self.log(f"early stop: no improvement for {bad_epochs} epochs")
@@ -523,13 +597,16 @@ class Trainer:
             epochs=done_epochs, target_epochs=tcfg.epochs if trainable else 0, best_epoch=best_epoch,
             best_val_loss=best_val, train_time_s=train_time, events_per_s=events / train_time if train_time > 0 else 0.0,
             n_train=len(split["train"]), resumed_from=start_epoch if resume is not None else None,
-            new_epochs=new_epochs, stopped_early=stopped)
+            new_epochs=new_epochs, stopped_early=stopped,
+            status=budget.budget_status([r["val_loss"] for r in rows], done_epochs, tcfg.epochs if trainable else 0,
+                                        stopped, trainable))
         if info.is_main:
-            self._write_summary(result, split, t_load)
+            self._write_summary(result, split, t_load, rows)
         ddp.barrier(info)
         return result
 
-    def _write_summary(self, r: TrainResult, split: Mapping[str, np.ndarray], t_load: float) -> None:
+    def _write_summary(self, r: TrainResult, split: Mapping[str, np.ndarray], t_load: float,
+                       rows: list[dict[str, Any]]) -> None:
         import hashlib
 
         best = self.run_dir / BEST
@@ -545,7 +622,31 @@ class Trainer:
             "data": [str(p) for p in self.files.paths], "checkpoint": BEST, "checkpoint_sha256": sha,
             "config_sha256": config_hash(to_dict(self.cfg)), "data_fingerprint": data_fingerprint(self.files),
         }
+        summary.update(training_record(rows, r.epochs, r.target_epochs, r.stopped_early,
+                                       self.entry.trainable and r.params > 0, t_load))
+        summary["scheduler"] = self.cfg.train.scheduler.kind
         atomic_write_text(self.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+
+
+def training_record(rows: list[dict[str, Any]], epochs: int, cap: int, stopped_early: bool, trained: bool,
+                    data_load_s: float = 0.0) -> dict[str, Any]:
+    """What ``train_summary.json`` records about the course of a run: its per-epoch ``history``,
+    its budget ``status`` with the ``status_rule`` (:mod:`pfgraph.training.budget`), the validation
+    residual half-width at the best epoch, and its ``wall_time_s`` (data loading plus every
+    epoch's training, validation and writing; epochs of a metrics.csv without ``wall_s`` count
+    their training time)."""
+    import math
+
+    def plain(x: Any) -> Any:
+        return None if isinstance(x, float) and not math.isfinite(x) else x
+
+    history = {k: [plain(r[k]) for r in rows] for k in budget.HISTORY_FIELDS}
+    wall = sum(r["wall_s"] if math.isfinite(r["wall_s"]) else r["epoch_time_s"] for r in rows) + data_load_s
+    best = [r for r in rows if r["best"]]
+    best_hw = plain(best[-1]["val_half_width"]) if best else None
+    status = budget.budget_status([r["val_loss"] for r in rows], epochs, cap, stopped_early, trained)
+    return {"status": status, "status_rule": budget.RULE, "wall_time_s": round(wall, 3),
+            "best_val_half_width": best_hw, "history": history}
 
 
 def check_branches(files: EventFiles, branches: list[str], who: str) -> None:

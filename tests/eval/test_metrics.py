@@ -35,8 +35,10 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_template_versions_differ_by_the_documented_keys() -> None:
-    v3, v2, v1 = template(), template(2), template(1)
-    assert v3["schema"] == METRICS_SCHEMA and v3["schema_version"] == METRICS_VERSION == 3
+    v4, v3, v2, v1 = template(), template(3), template(2), template(1)
+    assert v4["schema"] == METRICS_SCHEMA and v4["schema_version"] == METRICS_VERSION == 4
+    assert "training.history" in key_paths(v4) and "training.status" in key_paths(v4)
+    assert "training.history" not in key_paths(v3) and "training.status" not in key_paths(v3)
     assert "headline" in v3 and "headline" not in v2 and "training" in v2 and "training" not in v1
     assert "energy.missed" in key_paths(v3) and "energy.missed" not in key_paths(v2)
     assert "jets.energy_match_rel" in key_paths(v3) and "jets.energy_match_rel" not in key_paths(v2)
@@ -104,7 +106,9 @@ def test_training_section_copies_the_run_summary_keys() -> None:
     sec = training_section(summary)
     assert set(sec) == set(TRAINING_KEYS)
     assert sec["parameters"] == 12 and sec["train_events_per_s"] == 9.5 and sec["seed"] == 4
-    assert sec["best_epoch"] is None and set(training_section(None).values()) == {None}
+    empty = training_section(None)
+    assert sec["best_epoch"] is None and {v for k, v in empty.items() if k != "history"} == {None}
+    assert set(empty["history"].values()) == {None}
 
 
 def test_a_perfect_prediction_has_zero_residuals() -> None:
@@ -143,7 +147,7 @@ def test_metrics_of_schema_versions_1_and_2_are_read_and_migrated(tmp_path: Path
     doc = json.loads(RECORDED_V2.read_text())  # a recorded schema-2 document
     assert doc["schema_version"] == 2
     old = read_metrics(RECORDED_V2)
-    assert old["schema_version"] == 3 and key_paths(old) == key_paths(template())
+    assert old["schema_version"] == METRICS_VERSION and key_paths(old) == key_paths(template())
     # the migrated headline carries the document's own robust figures, without intervals
     figs = old["headline"]["figures"]
     assert figs["residual_half_width_68"]["value"] == doc["energy"]["residual"]["robust"]["half_width_68"]
@@ -156,10 +160,12 @@ def test_metrics_of_schema_versions_1_and_2_are_read_and_migrated(tmp_path: Path
     doc["schema_version"] = 1
     (tmp_path / "v1.json").write_text(json.dumps(doc))
     v1 = read_metrics(tmp_path / "v1.json")
-    assert v1["schema_version"] == 3 and set(v1["training"].values()) == {None}
-    doc["schema_version"] = 4
-    (tmp_path / "v4.json").write_text(json.dumps(doc))
+    assert v1["schema_version"] == METRICS_VERSION
+    assert {v for k, v in v1["training"].items() if k != "history"} == {None}
+    assert set(v1["training"]["history"].values()) == {None}
+    doc["schema_version"] = METRICS_VERSION + 1
+    (tmp_path / "newer.json").write_text(json.dumps(doc))
     with pytest.raises(PfgraphError, match="newer than this pfgraph reads"):
-        read_metrics(tmp_path / "v4.json")
+        read_metrics(tmp_path / "newer.json")
 
 

@@ -22,11 +22,11 @@ from pfgraph.repr.image import ImageRepresentation
 from pfgraph.training.config import load_model_section
 
 PAPER = ("mlp", "cnn", "cnn_attn", "cnn3d", "unet", "unet_attn", "rnn")
-VARIANTS = ("unet_attn_plus", "cnn_attn_plus", "mlp_plus")
+VARIANTS = ("unet_attn_plus", "cnn_attn_code", "cnn_attn_plus", "mlp_plus")
 
 #: Parameter counts of the preset configs: change deliberately, together with the config.
 PINNED = {
-    "mlp": 1_055_745, "cnn": 91_543, "cnn_attn": 823_169, "cnn3d": 94_281, "unet": 1_798_273,
+    "mlp": 1_055_745, "cnn": 91_543, "cnn_attn": 95_647, "cnn_attn_code": 823_169, "cnn3d": 94_281, "unet": 1_798_273,
     "unet_attn": 461_505, "rnn": 1_222_200,
     "unet_attn_plus": 462_082, "cnn_attn_plus": 898_178, "mlp_plus": 1_057_793,
 }
@@ -36,7 +36,7 @@ SMALL = {
     "mlp": {"hidden": [32, 32]},
     "cnn": {"encoder": [8, 16], "decoder": [8]},
     "cnn3d": {"encoder": [8, 16], "decoder": [8]},
-    "cnn_attn": {"encoder": [8, 16, 32], "attention": {"key_channels": 8}},
+    "cnn_attn": {"encoder": [8, 16], "decoder": [8], "attention": {"key_channels": 4}},
     "unet": {"channels": [8, 16, 32]},
     "unet_attn": {"channels": [8, 16, 32], "attention": {"key_channels": 8}},
     "rnn": {"hidden": 64},
@@ -96,7 +96,7 @@ def test_overfits_a_tiny_fixed_batch(name: str, batch: tuple[torch.Tensor, torch
     """Loss falls 10x and ends below the best constant prediction (the target variance)."""
     x, y = batch
     model = _build(name)
-    steps = {"cnn_attn": 250, "rnn": 150}.get(name, 100)
+    steps = {"rnn": 150}.get(name, 100)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(steps):
@@ -158,8 +158,11 @@ def test_paper_architecture_details() -> None:
     assert rnn.head[0].in_features == 224 and rnn.head[0].out_features == 56
     ua = get("unet_attn").builder({})
     assert len(ua.down) == 3 and list(ua.attn) == ["2"]
-    attn = get("cnn_attn").builder({})
-    assert attn.attention.query.kernel_size == (1, 1) and attn.attention.value.in_channels == 256
+    attn = get("cnn_attn").builder({})  # the paper's text: the cnn, attention in place of the SE block
+    assert attn.body.attention.query.kernel_size == (1, 1) and attn.body.attention.value.in_channels == 64
+    assert isinstance(attn.body.se, torch.nn.Identity) and len(attn.stem) == 3
+    code = get("cnn_attn_code").builder({})  # the authors' code
+    assert code.attention.query.kernel_size == (1, 1) and code.attention.value.in_channels == 256
 
 
 def test_mlp_skipping_empty_pixels_is_exact(batch: tuple[torch.Tensor, torch.Tensor]) -> None:

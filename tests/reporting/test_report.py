@@ -31,7 +31,7 @@ class _Refs(HTMLParser):
 
 
 def fake_eval(folder: Path, data: Path, model: str, repr_name: str, noise: float, seed: int,
-              params: int = 1234) -> Path:
+              params: int = 1234, training: dict | None = None) -> Path:
     """A real 'pfgraph evaluate' folder for predictions = truth * (1 + noise * N(0, 1)).
 
     The predictions file carries the model and training figures in its meta, as evaluate writes
@@ -43,7 +43,7 @@ def fake_eval(folder: Path, data: Path, model: str, repr_name: str, noise: float
     source = folder.parent / f"{folder.name}_source.root"
     meta = make_meta("predictions", model={"name": model, "repr": repr_name}, model_names=[model],
                      target_scale=float(d["truth"].max()),
-                     training={"parameters": params, "train_time_s": 12.5, "epochs": 3})
+                     training={"parameters": params, "train_time_s": 12.5, "epochs": 3, **(training or {})})
     with PredictionWriter(source, meta) as w:
         w.write(d["event_id"], pred, d["truth"])
     assert main(["evaluate", str(source), "--data", str(data), "--out", str(folder), "--no-plots"]) == 0
@@ -93,6 +93,66 @@ def test_report_html_references_existing_files(tmp_path: Path, evals: list[Path]
     assert "| unet_attn | image |" in md and "68 % bootstrap interval" in md
     html = index.read_text()
     assert "Missed truth pixels" in html and "missed truth pixels" in html and "matched jets" in html
+
+
+def _course(val_loss: list[float], half_width: list[float], status: str, cap: int) -> dict:
+    """A run's recorded course of training, as metrics.json's ``training`` section holds it."""
+    n = len(val_loss)
+    return {"epochs": n, "epoch_cap": cap, "status": status, "status_rule": "rule", "wall_time_s": 60.0 * n,
+            "best_epoch": int(np.argmin(val_loss)) + 1, "best_val_loss": min(val_loss), "scheduler": "plateau",
+            "best_val_half_width": half_width[int(np.argmin(val_loss))],
+            "history": {"epoch": list(range(1, n + 1)), "train_loss": [2 * v for v in val_loss],
+                        "val_loss": val_loss, "val_half_width": half_width, "lr": [1e-3] * n, "wall_s": [60.0] * n}}
+
+
+def test_report_draws_learning_curves_and_the_training_budget(tmp_path: Path, jet_data: Path) -> None:
+    evals = [fake_eval(tmp_path / "e_cnn", jet_data, "cnn", "image", 0.1, 1,
+                       training=_course([1e-3, 5e-4, 4e-4, 3e-4], [0.5, 0.3, 0.25, 0.2], "still improving", 4)),
+             fake_eval(tmp_path / "e_pfn", jet_data, "pfn", "graph", 0.05, 2,
+                       training=_course([2e-3, 1e-3, 1e-3, 1.1e-3, 1.2e-3], [0.6, 0.4, 0.41, 0.42, 0.45],
+                                        "stopped early", 20))]
+    index = build_report(evals, tmp_path / "rep")
+    html = index.read_text()
+    assert 'src="learning_curves.png"' in html and "Training budget" in html
+    png = tmp_path / "rep" / "learning_curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert summary["figures"][0] == "learning_curves.png"
+    budget = {r["model"]: r for r in summary["training_budget"]}
+    assert budget["cnn"]["status"] == "still improving" and budget["cnn"]["epochs"] == 4
+    assert budget["pfn"]["status"] == "stopped early" and budget["pfn"]["epoch_cap"] == 20
+    assert budget["pfn"]["wall_time_s"] == 300.0 and budget["pfn"]["best_epoch"] == 2
+    assert '<td class="flag">still improving</td>' in html and "<td>stopped early</td>" in html
+    md = (tmp_path / "rep" / "summary.md").read_text()
+    assert "## Training budget" in md and "| pfn | - | 5 | 20 | 300 | stopped early | 2 |" in md
+
+
+def test_curves_are_the_recorded_histories(tmp_path: Path) -> None:
+    """The learning-curve figure plots exactly the recorded points (log y for the loss)."""
+    import matplotlib.pyplot as plt
+
+    from pfgraph.reporting import plots
+
+    drawn = {}
+    real_save = plots.save
+
+    def keep(fig: object, path: Path) -> Path:
+        ax_loss, ax_hw = fig.axes  # type: ignore[attr-defined]
+        drawn["loss"] = [tuple(line.get_ydata()) for line in ax_loss.lines]
+        drawn["hw"] = [tuple(line.get_ydata()) for line in ax_hw.lines]
+        drawn["scale"] = ax_loss.get_yscale()
+        return real_save(fig, path)
+
+    plots.save = keep
+    try:
+        plots.learning_curves({"a": {"epoch": [1, 2, 3], "val_loss": [3.0, 2.0, 2.5], "val_half_width": [0.3, 0.2, None]}},
+                              tmp_path / "c.png", {"a": 2})
+    finally:
+        plots.save = real_save
+        plt.close("all")
+    assert drawn["loss"][0] == (3.0, 2.0, 2.5) and drawn["loss"][1] == (2.0,)  # the curve, then the best epoch
+    assert drawn["hw"][0][:2] == (0.3, 0.2) and np.isnan(drawn["hw"][0][2])
+    assert drawn["scale"] == "log"
 
 
 def test_report_jet_columns_are_the_evaluations_figures(tmp_path: Path, evals: list[Path]) -> None:

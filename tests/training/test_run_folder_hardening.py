@@ -39,8 +39,8 @@ def _fake_val_losses(monkeypatch: pytest.MonkeyPatch, losses: list[float]) -> No
     real = Trainer.evaluate
     calls = iter(losses)
 
-    def evaluate(self: Trainer, model: object, dataset: object) -> float:
-        real(self, model, dataset)
+    def evaluate(self: Trainer, model: object, dataset: object, *rest: object) -> float:
+        real(self, model, dataset, *rest)  # rest: the list collecting validation residuals
         return next(calls)
 
     monkeypatch.setattr(Trainer, "evaluate", evaluate)
