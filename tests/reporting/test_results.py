@@ -126,3 +126,13 @@ def test_recorded_status_wins_and_evidence_is_kept(tmp_path: Path) -> None:
     assert (keep / "evals" / "test" / "cnn" / "seed1" / "metrics.json").exists()
     assert (keep / "steps" / "train:cnn:1.json").exists() and (keep / "study.yaml").exists()
     assert f"`{keep}`" in text
+
+
+def test_results_table_script_wraps_the_package(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from scripts.results_table import main
+
+    root = _study_folder(tmp_path, {"cnn": [0.3]})
+    assert main([str(root), "--out", str(tmp_path / "R.md"), "--keep", str(tmp_path / "kept")]) == 0
+    assert (tmp_path / "R.md").read_text() == build_results(root, evidence=str(tmp_path / "kept"))
+    assert main([str(tmp_path)]) == 2
+    assert "not a study folder" in capsys.readouterr().err
