@@ -36,7 +36,7 @@ def test_only_refuses_a_step_whose_dependency_is_missing(tiny: dict, capsys: pyt
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "step evaluate:cnn:1:test needs train:cnn:1, which is not done" in err
-    assert f"--only train:cnn:1" in err
+    assert "--only train:cnn:1" in err
     assert main(["study", TINY, "--out", str(out), "--only", "train:nope:1"]) == 2
     assert "no step 'train:nope:1'" in capsys.readouterr().err
 
