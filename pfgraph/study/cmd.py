@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from pfgraph.study.runner import Study, step_table
     from pfgraph.training import ddp
 
-    cfg, path = load_study(args.study)
+    cfg, _ = load_study(args.study)
     out = Path(args.out) if args.out else Path("studies") / cfg.name
-    study = Study(cfg, out, source=args.study if Path(args.study).suffix in (".yaml", ".yml") else path)
+    study = Study(cfg, out, source=args.study)  # as given: a preset name stays portable to other machines
     if args.format != "text" and not args.list:
         raise PfgraphError("--format applies to --list")
     if args.list:

@@ -251,24 +251,37 @@ class Study:
 
     def run(self, only: Sequence[str] | None = None, dist: Any = None,
             log: Callable[[str], None] = print) -> list[Step]:
-        """Run the pending steps in dependency order; returns the steps run."""
+        """Run the steps in dependency order (``only``: those steps, refused while a dependency is
+        not done); returns the steps run.
+
+        Whether a step is done is decided just before it would run, so an evaluation whose training
+        continued in this same call (a raised epoch cap) is evaluated again. Steps already done are
+        skipped (also under ``only``: a resubmitted batch job does nothing); report and results
+        always run.
+        """
         main = dist is None or dist.is_main
-        todo = self.pending(only)
+        steps = self.steps()
         if only:
-            order = {s.id: i for i, s in enumerate(self.steps())}
-            todo.sort(key=lambda s: order[s.id])
+            order = {s.id: i for i, s in enumerate(steps)}
+            steps = sorted((self.step(s) for s in dict.fromkeys(only)), key=lambda s: order[s.id])
             before: list[str] = []
-            for s in todo:
+            for s in steps:
                 self.check_needs(s, before)
                 before.append(s.id)
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
             self.write_copy()
-        for i, s in enumerate(todo, 1):
+        ran: list[Step] = []
+        for i, s in enumerate(steps, 1):
+            if s.kind not in ("report", "results") and self.is_done(s):
+                if only and main:
+                    log(f"study {self.cfg.name}: {s.id} is done; skipped")
+                continue
             if main:
-                log(f"study {self.cfg.name}: step {i}/{len(todo)} {s.id}")
+                log(f"study {self.cfg.name}: step {i}/{len(steps)} {s.id}")
             self.run_step(s, dist=dist)
-        return todo
+            ran.append(s)
+        return ran
 
     def run_step(self, step: Step, dist: Any = None) -> None:
         """Run one step, recording the attempt in its ledger (rank 0 only writes)."""
@@ -278,7 +291,8 @@ class Study:
         seconds = float(rec.get("seconds", 0.0))
         base = {"step": step.id, "kind": step.kind, "needs": step.needs, "key": self.key(step),
                 "attempts": attempts, "attempt_seconds": list(rec.get("attempt_seconds", [])),
-                "machine": machine(), "pid": os.getpid(), "started": _now()}
+                "machine": machine(), "processes": dist.world if dist is not None else 1, "pid": os.getpid(),
+                "started": _now()}
         if main:
             self._write_ledger({**base, "status": "running", "seconds": seconds})
         t0 = time.perf_counter()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pfgraph.cli import main
+from pfgraph.errors import DataError
 from pfgraph.study.config import load_study
 from pfgraph.study.runner import Study
 
@@ -41,6 +42,15 @@ def test_only_refuses_a_step_whose_dependency_is_missing(tiny: dict, capsys: pyt
     assert "no step 'train:nope:1'" in capsys.readouterr().err
 
 
+def test_only_skips_a_step_already_done(tiny: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    """A resubmitted batch job finds its step done and does nothing."""
+    out = tiny["out"]
+    assert main(["study", TINY, "--out", str(out), "--only", "simulate:train", "evaluate:analytic:1:test"]) == 0
+    text = capsys.readouterr().out
+    assert "simulate:train is done; skipped" in text and "evaluate:analytic:1:test is done; skipped" in text
+    assert _ledger(out, "simulate:train") == tiny["first"]["simulate:train"]
+
+
 def test_list_shows_dependencies_and_commands(tiny: dict, capsys: pytest.CaptureFixture[str]) -> None:
     out = tiny["out"]
     assert main(["study", TINY, "--out", str(out), "--list", "--format", "json"]) == 0
@@ -64,7 +74,7 @@ def test_whole_command_resumes_and_writes_everything(tiny: dict, capsys: pytest.
     assert planned == ["train:cnn:1", "evaluate:cnn:1:test", "train:edgeconv:1", "evaluate:edgeconv:1:test",
                        "report:test", "results"]
     assert main(["study", TINY, "--out", str(out)]) == 0
-    ran = [line.split()[-1] for line in capsys.readouterr().out.splitlines() if line.startswith("study tiny: step ")]
+    ran = [ln.split()[-1] for ln in capsys.readouterr().out.splitlines() if ln.startswith("study tiny: step ")]
     assert ran == planned  # the steps done in the first call were not run again
     for step, before in tiny["first"].items():
         assert _ledger(out, step) == before  # untouched: same attempts, seconds, finish time
@@ -73,7 +83,7 @@ def test_whole_command_resumes_and_writes_everything(tiny: dict, capsys: pytest.
         assert (out / d).exists(), d
     # a third call: only the cheap report and results are rewritten
     assert main(["study", TINY, "--out", str(out)]) == 0
-    ran = [line.split()[-1] for line in capsys.readouterr().out.splitlines() if line.startswith("study tiny: step ")]
+    ran = [ln.split()[-1] for ln in capsys.readouterr().out.splitlines() if ln.startswith("study tiny: step ")]
     assert ran == ["report:test", "results"]
     assert _ledger(out, "results")["attempts"] == 2
 
@@ -115,6 +125,16 @@ def test_ledger_sums_the_seconds_of_every_attempt(tmp_path: Path, monkeypatch: p
     assert rec["seconds"] == pytest.approx(sum(rec["attempt_seconds"]), abs=2e-3)
     assert rec["attempt_seconds"][1] >= 0.02 and rec["machine"] and rec["finished"]
 
+    def failing(self: Study, step: object, dist: object) -> None:
+        raise DataError("data/train.root: event 3: branch 'emcal' has NaN")
+
+    monkeypatch.setattr(Study, "_run_simulate", failing)
+    with pytest.raises(DataError):
+        study.run_step(step)
+    rec = study.read_ledger(step.id)
+    assert rec["status"] == "failed" and rec["attempts"] == 3 and "event 3" in rec["error"]
+    assert rec["seconds"] == pytest.approx(sum(rec["attempt_seconds"]), abs=3e-3)
+
 
 def test_torchrun_needs_exactly_one_training_step(monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -131,3 +151,25 @@ def test_a_data_file_made_otherwise_is_refused(tmp_path: Path, capsys: pytest.Ca
     assert main(["study", TINY, "--out", str(out), "--only", "simulate:test"]) == 2
     err = capsys.readouterr().err
     assert "data/test.root: generated with another config" in err and "choose another --out" in err
+
+
+@pytest.mark.slow
+def test_a_training_step_under_torchrun_uses_ddp(tmp_path: Path) -> None:
+    """``torchrun ... -m pfgraph.cli study FILE --only train:M:S``: two processes, one run folder, one ledger."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "s"
+    assert main(["study", TINY, "--out", str(out), "--only", "simulate:train"]) == 0
+    env = dict(os.environ, PFGRAPH_NO_PROGRESS="1", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "pfgraph.cli", "study", TINY, "--out", str(out), "--only", "train:cnn:1"]
+    res = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    summary = json.loads((out / "runs" / "cnn" / "seed1" / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["epochs"] == 1
+    rec = _ledger(out, "train:cnn:1")
+    assert rec["status"] == "done" and rec["attempts"] == 1 and rec["processes"] == 2
+    assert res.stdout.count("study tiny: step") == 1  # rank 0 alone reports
