@@ -419,6 +419,18 @@ def model_table(data: StudyData, per_model: dict[str, list[dict[str, Any]]], fig
     return head + "\n".join(rows) + "\n"
 
 
+def seed_table(per_model: dict[str, list[dict[str, Any]]]) -> str:
+    """Every (model, seed) evaluation on the test set: the ranking figures with their bootstrap intervals."""
+    keys = ((RANK, ".3f"), (PAPER_METRIC, ".2g"), (MSE, ".3g"))
+    lines = ["| model | seed | " + " | ".join(k for k, _ in keys) + " |", "|---|---:|" + "---:|" * len(keys)]
+    for label, docs in per_model.items():
+        for d in docs:
+            cells = [show(combine([_get(d, f"headline.figures.{k}")]), how) for k, how in keys]
+            lines.append(f"| {label} | {_get(d, 'training.seed') if _get(d, 'training.seed') is not None else '-'} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def training_table(data: StudyData) -> str:
     """Every (model, seed) training: epochs run against its cap, best epoch, status, wall time."""
     lines = ["| model | seed | epochs / cap | best epoch | best val loss | val r half-width at best | status | "
@@ -558,7 +570,8 @@ def build_results(root: str | Path, evidence: str | None = None) -> str:
         is_jet = any(_get(d, "jets.available") for docs in per_model.values() for d in docs)
         out += [f"## Test set `{name}`", "", model_table(data, per_model, figs_by_label), "",
                 "Claims on this test set:", "", claims_table(figs, CLAIMS + (JET_CLAIMS if is_jet else [])),
-                "Rank by metric (1 = best):", "", ranking_table(figs_by_label)]
+                "Rank by metric (1 = best):", "", ranking_table(figs_by_label),
+                "Every seed (value [68 % bootstrap interval over test events]):", "", seed_table(per_model)]
         train = ds.get(str(study.get("train_on")))
         if is_jet and train is not None:
             note = jet_extrapolation(root / "data" / f"{study.get('train_on')}.root", root / "data" / f"{name}.root")

@@ -93,6 +93,8 @@ def test_seeds_are_combined_and_status_derived(tmp_path: Path) -> None:
     compute = text.split("## Compute spent")[1]
     assert "| train | 2 | 3 | 2 | 5400 | 1.50 |" in compute and "**5410**" in compute
     assert "Not done when this page was written: train:cnn:2" in compute
+    seeds = text.split("Every seed")[1].split("## Training budgets")[0]
+    assert sum(line.startswith("| cnn | ") for line in seeds.splitlines()) == 3 and "| cnn | 2 | 0." in seeds
 
 
 def test_combine_one_and_several_seeds() -> None:
