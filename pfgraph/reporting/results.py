@@ -130,6 +130,7 @@ class Run:
     cap: int
     summary: dict[str, Any] | None
     history: list[dict[str, float]]
+    evaluated_status: str | None = None  # the status an evaluation's metrics.json copied from the run, if any
 
     @property
     def epochs(self) -> int | None:
@@ -143,6 +144,8 @@ class Run:
         """The run's budget status (recorded by the trainer, else derived from metrics.csv)."""
         if self.summary and isinstance(self.summary.get("status"), str):
             return str(self.summary["status"])
+        if self.evaluated_status:
+            return self.evaluated_status
         if self.summary is None and not self.history:
             return "not run"
         trained = bool(self.history) or bool(self.summary and self.summary.get("target_epochs"))
@@ -199,6 +202,12 @@ def load_study_folder(root: str | Path) -> StudyData:
                 per_model[m.label] = docs
         if per_model:
             data.evals[ds] = per_model
+    for per_model in data.evals.values():  # metrics.json documents that carry the run's status (schema 4)
+        for label, docs in per_model.items():
+            for run in data.runs.get(label, []):
+                status = next((_get(d, "training.status") for d in docs if _get(d, "training.seed") == run.seed
+                               and isinstance(_get(d, "training.status"), str)), None)
+                run.evaluated_status = run.evaluated_status or status
     data.ledgers = [d for p in sorted((root / "steps").glob("*.json")) if (d := _read_json(p)) is not None]
     return data
 

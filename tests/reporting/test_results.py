@@ -138,3 +138,13 @@ def test_results_table_script_wraps_the_package(tmp_path: Path, capsys: pytest.C
     assert (tmp_path / "R.md").read_text() == build_results(root, evidence=str(tmp_path / "kept"))
     assert main([str(tmp_path)]) == 2
     assert "not a study folder" in capsys.readouterr().err
+
+
+def test_status_copied_into_metrics_json_is_read(tmp_path: Path) -> None:
+    """Without train_summary.json, a status the evaluation recorded (metrics.json training.status) is used."""
+    root = _study_folder(tmp_path, {"cnn": [0.3]})
+    path = root / "evals" / "test" / "cnn" / "seed1" / "metrics.json"
+    doc = json.loads(path.read_text())
+    doc["training"]["status"] = "stopped early"
+    path.write_text(json.dumps(doc))
+    assert "| cnn | 1 | 4 / 4 | 4 | - | - | stopped early |" in build_results(root)
