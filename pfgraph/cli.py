@@ -1,4 +1,4 @@
-"""The ``pfgraph`` command: simulate, inspect, schema, models, train, evaluate, report, demo.
+"""The ``pfgraph`` command: simulate, inspect, schema, models, train, evaluate, report, demo, study.
 
 Each sub-command lives in its package's ``cmd`` module, which exposes ``register(subparsers)``.
 Errors of the user's making (:class:`~pfgraph.errors.PfgraphError`) print one line and exit 2;
@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "pfgraph.training.cmd",
     "pfgraph.eval.cmd",
     "pfgraph.reporting.cmd",
+    "pfgraph.study.cmd",
 )
 
 

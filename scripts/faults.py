@@ -531,21 +531,12 @@ def item14(lab: Lab) -> Iterator[Verdict]:
 
 
 def item15(lab: Lab) -> Iterator[Verdict]:
-    """``reproduce_paper.sh --out DIR`` writes only under DIR unless asked (static check)."""
-    text = (ROOT / "scripts" / "reproduce_paper.sh").read_text()
-    bad, opt_in = [], 0  # depth of open `if` blocks whose condition is the opt-in
-    for line in text.splitlines():
-        code = line.strip()
-        if code.startswith("#"):
-            continue
-        if re.match(r"if\b", code):
-            opt_in += 1 if (opt_in or re.search(r"UPDATE_DOCS|update-docs|DOCS_OUT", code)) else 0
-        elif re.match(r"fi\b", code) and opt_in:
-            opt_in -= 1
-        elif re.search(r"(^|[\s\"'=])docs/", code) and not opt_in and not re.search(r"UPDATE_DOCS|update-docs|DOCS_OUT", code):
-            bad.append(code)
-    yield Verdict(15, "reproduce_paper.sh writes outside --out", GOOD if not bad else BAD,
-                  "docs/ only behind an opt-in" if not bad else f"unguarded: {bad[0][:140]}")
+    """A study (``pfgraph study``, which replaced ``reproduce_paper.sh``) writes only under its --out (static check)."""
+    bad = [f"{p.relative_to(ROOT)}: {line.strip()}" for p in sorted((ROOT / "pfgraph" / "study").glob("*.py"))
+           for line in p.read_text().splitlines()
+           if re.search(r"[\s\"'(]docs/", line) and not line.strip().startswith("#")]
+    yield Verdict(15, "the study runner writes outside --out", GOOD if not bad else BAD,
+                  "every output under the study folder" if not bad else f"names docs/: {bad[0][:140]}")
 
 
 def item16(lab: Lab) -> Iterator[Verdict]:

@@ -10,7 +10,8 @@ Layers, lowest first (a module may import its own layer and any lower one):
 5. ``training``
 6. ``eval``
 7. ``reporting``
-8. ``cli``
+8. ``study``     runs the stages above over a study file
+9. ``cli``
 
 Every ``import`` statement counts, including those inside functions (lazy imports are still
 dependencies). A new top-level module or package must be given a layer here.
@@ -34,6 +35,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"training"}),
     frozenset({"eval"}),
     frozenset({"reporting"}),
+    frozenset({"study"}),
     frozenset({"cli"}),
 )
 LAYER_OF = {name: i for i, layer in enumerate(LAYERS) for name in layer}

@@ -22,11 +22,11 @@ def test_presets_live_inside_the_package() -> None:
     assert not list((Path(pfgraph.__file__).parents[1] / "configs").glob("**/*.yaml"))  # one home for presets
 
 
-def test_a_kind_without_presets_is_empty_and_an_unknown_kind_is_refused() -> None:
-    assert "study" in presets.KINDS and presets.names("study") == []
+def test_study_presets_ship_and_an_unknown_kind_or_name_is_refused() -> None:
+    assert "study" in presets.KINDS and presets.names("study") == ["cpu_b050", "paper"]
     with pytest.raises(ConfigError, match="unknown preset kind 'simm'; kinds: sim, model, train, study"):
         presets.names("simm")
-    with pytest.raises(ConfigError, match="gauss: no such study preset; presets: none"):
+    with pytest.raises(ConfigError, match="gauss: no such study preset; presets: cpu_b050, paper"):
         resolve_config_path("gauss", "study")
 
 

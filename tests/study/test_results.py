@@ -1,0 +1,150 @@
+"""pfgraph.study.results: RESULTS.md from a study folder; verdicts follow the intervals and the stated metric."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pfgraph.eval.metrics import evaluate_arrays, write_metrics
+from pfgraph.study.results import build_results, combine, derive_status, write_results
+
+
+def _study_folder(tmp_path: Path, widths: dict[str, list[float]], abs_widths: dict[str, float] | None = None) -> Path:
+    """A study folder with one test set: model -> smearing per seed (relative), optionally an absolute
+    smearing in GeV instead (to make the relative and the absolute figures disagree)."""
+    root = tmp_path / "study"
+    rng = np.random.default_rng(3)
+    truth = (rng.exponential(2.0, (12, 56, 56)) * (rng.random((12, 56, 56)) < 0.4)).astype(np.float32)
+    models = []
+    for i, (model, per_seed) in enumerate(widths.items()):
+        models.append({"model": model, "seeds": list(range(1, len(per_seed) + 1)), "epochs": 4})
+        for seed, noise in enumerate(per_seed, 1):
+            rng_i = np.random.default_rng(100 * i + seed)
+            if abs_widths and model in abs_widths:
+                pred = truth + (truth > 0) * abs_widths[model] * rng_i.standard_normal(truth.shape)
+            else:
+                pred = truth * (1 + noise * rng_i.standard_normal(truth.shape))
+            doc = evaluate_arrays(pred.astype(np.float32), truth, target_scale=float(truth.max()),
+                                  model={"name": model, "repr": "image"}, bootstrap=20,
+                                  training={"parameters": 1000 + i, "epochs": 4, "seed": seed})
+            folder = root / "evals" / "test" / model / f"seed{seed}"
+            folder.mkdir(parents=True)
+            write_metrics(folder / "metrics.json", doc)
+            run = root / "runs" / model / f"seed{seed}"
+            run.mkdir(parents=True)
+            (run / "metrics.csv").write_text("epoch,stage_events,train_loss,val_loss,lr,best,epoch_time_s,"
+                                             "train_events_per_s\n" + "".join(
+                                                 f"{e},80,0.1,{0.1 / e},0.001,1,10.0,8.0\n" for e in range(1, 5)))
+    study = {"name": "synthetic", "datasets": {"train": {"sim": "gauss_b050", "events": 100},
+                                               "test": {"sim": "gauss_b050", "events": 30, "seed": 9}},
+             "train_on": "train", "evaluate_on": ["test"], "models": models}
+    (root / "study.yaml").write_text(yaml.safe_dump(study))
+    (root / "steps").mkdir()
+    for step, kind, seconds, attempts, status in (("simulate:train", "simulate", 10.0, 1, "done"),
+                                                  ("train:cnn:1", "train", 3600.0, 2, "done"),
+                                                  ("train:cnn:2", "train", 1800.0, 1, "interrupted")):
+        (root / "steps" / f"{step}.json").write_text(json.dumps(
+            {"step": step, "kind": kind, "seconds": seconds, "attempts": attempts, "status": status,
+             "started": "2026-12-02T10:00:00Z", "finished": "2026-12-02T12:00:00Z", "machine": "vm: 2 cores"}))
+    return root
+
+
+def _claims(text: str) -> dict[str, str]:
+    return {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| arXiv")
+            or line.startswith("| DESIGN")}
+
+
+def test_verdicts_come_from_intervals_on_the_paper_metric(tmp_path: Path) -> None:
+    root = _study_folder(tmp_path, {"cnn": [0.3], "cnn_attn": [0.1], "unet": [0.2], "unet_attn": [0.4],
+                                    "cnn3d": [0.3]})
+    text = build_results(root)
+    claims = _claims(text)
+    attn = claims["self-attention improves the CNN (cnn_attn as the paper's text builds it)"]
+    assert "`abs_norm_half_width_68`" in attn and "**agrees**" in attn and "agrees: cnn_attn" in attn
+    assert "**disagrees**" in claims["self-attention improves the U-Net"]
+    assert "**not measured**" in claims["self-attention improves the CNN (cnn_attn_code, as the authors' code "
+                                        "builds it)"]
+    # seed 1 of cnn and of cnn3d: different noise draws of the same width: the intervals overlap
+    assert "**inconclusive**" in claims["3D convolutions over the detector layers improve the CNN"]
+    assert "| cnn | image | 1 | 1,000 | 4 / cap 4 |" in text
+
+
+def test_paper_metric_and_relative_metric_can_disagree(tmp_path: Path) -> None:
+    """An absolute smearing hurts r on small pixels more than abs_norm: the verdicts are shown side by side."""
+    root = _study_folder(tmp_path, {"cnn": [0.1], "cnn_attn": [0.0]}, abs_widths={"cnn_attn": 0.13})
+    line = _claims(build_results(root))["self-attention improves the CNN (cnn_attn as the paper's text builds it)"]
+    decided, beside = line.split(" | ")[3], line.split(" | ")[5]
+    assert decided == "**agrees**" and beside.startswith("disagrees")
+    ranks = build_results(root).split("Rank by metric")[1]
+    assert "cnn_attn" in ranks and "->" in ranks  # its rank moves between the metrics
+
+
+def test_seeds_are_combined_and_status_derived(tmp_path: Path) -> None:
+    root = _study_folder(tmp_path, {"cnn": [0.30, 0.32, 0.31], "analytic": [0.1]})
+    text = build_results(root)
+    row = next(line for line in text.splitlines() if line.startswith("| cnn | image | 3 |"))
+    assert "+-" in row and "4, 4, 4 / cap 4" in row
+    # no train_summary.json: the status comes from metrics.csv by the stated rule (val loss still falling at the cap)
+    assert "still improving (no train_summary.json)" in row
+    compute = text.split("## Compute spent")[1]
+    assert "| train | 2 | 3 | 2 | 5400 | 1.50 |" in compute and "**5410**" in compute
+    assert "Not done when this page was written: train:cnn:2" in compute
+    seeds = text.split("Every seed")[1].split("## Training budgets")[0]
+    assert sum(line.startswith("| cnn | ") for line in seeds.splitlines()) == 3 and "| cnn | 2 | 0." in seeds
+
+
+def test_combine_one_and_several_seeds() -> None:
+    one = combine([{"value": 1.0, "lo": 0.9, "hi": 1.2}])
+    assert one == {"value": 1.0, "lo": 0.9, "hi": 1.2, "std": None, "n": 1}
+    three = combine([{"value": v, "lo": v - 0.1, "hi": v + 0.1} for v in (1.0, 2.0, 3.0)])
+    assert three["value"] == pytest.approx(2.0) and three["std"] == pytest.approx(1.0)
+    assert three["hi"] - three["value"] == pytest.approx((1.0 + 0.01) ** 0.5)
+
+
+@pytest.mark.parametrize(("losses", "epochs", "cap", "stopped", "want"), [
+    ([1.0, 0.9, 0.8, 0.7, 0.6], 5, 5, False, "still improving"),
+    ([1.0, 0.5, 0.5, 0.5, 0.5], 5, 5, False, "hit its cap"),
+    ([1.0, 0.9], 2, 5, False, "not finished"),
+    ([1.0, 1.1, 1.2], 3, 5, True, "stopped early"),
+    ([], 0, 5, False, "not trained"),
+])
+def test_status_rule(losses: list[float], epochs: int, cap: int, stopped: bool, want: str) -> None:
+    assert derive_status(losses, epochs, cap, stopped, trained=bool(losses)) == want
+
+
+def test_recorded_status_wins_and_evidence_is_kept(tmp_path: Path) -> None:
+    root = _study_folder(tmp_path, {"cnn": [0.3]})
+    (root / "runs" / "cnn" / "seed1" / "train_summary.json").write_text(json.dumps(
+        {"epochs": 4, "target_epochs": 4, "best_epoch": 3, "best_val_loss": 0.02, "status": "hit its cap",
+         "wall_time_s": 123.0, "best_val_half_width": 0.21}))
+    keep = tmp_path / "kept"
+    path = write_results(root, tmp_path / "R.md", keep=keep)
+    text = path.read_text()
+    assert "| cnn | 1 | 4 / 4 | 3 | 0.02 | 0.210 | hit its cap | 123 |" in text
+    assert (keep / "evals" / "test" / "cnn" / "seed1" / "metrics.json").exists()
+    assert (keep / "steps" / "train:cnn:1.json").exists() and (keep / "study.yaml").exists()
+    assert f"`{keep}`" in text
+
+
+def test_results_table_script_wraps_the_package(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from scripts.results_table import main
+
+    root = _study_folder(tmp_path, {"cnn": [0.3]})
+    assert main([str(root), "--out", str(tmp_path / "R.md"), "--keep", str(tmp_path / "kept")]) == 0
+    assert (tmp_path / "R.md").read_text() == build_results(root, evidence=str(tmp_path / "kept"))
+    assert main([str(tmp_path)]) == 2
+    assert "not a study folder" in capsys.readouterr().err
+
+
+def test_status_copied_into_metrics_json_is_read(tmp_path: Path) -> None:
+    """Without train_summary.json, a status the evaluation recorded (metrics.json training.status) is used."""
+    root = _study_folder(tmp_path, {"cnn": [0.3]})
+    path = root / "evals" / "test" / "cnn" / "seed1" / "metrics.json"
+    doc = json.loads(path.read_text())
+    doc["training"]["status"] = "stopped early"
+    path.write_text(json.dumps(doc))
+    assert "| cnn | 1 | 4 / 4 | 4 | - | - | stopped early |" in build_results(root)
