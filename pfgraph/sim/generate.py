@@ -30,7 +30,7 @@ from pfgraph.io.root import EventWriter, make_meta
 from pfgraph.io.schema import IMSIZE
 from pfgraph.sim import showers
 from pfgraph.sim.detector import SimConfig
-from pfgraph.sim.particles import STREAM_NOISE, Particles, event_rng, sample_event
+from pfgraph.sim.particles import STREAM_NOISE, Particles, event_rng, sample_batch
 from pfgraph.utils.atomic import clean_stale_temporaries
 from pfgraph.utils.memory import reuse_cpu_memory
 
@@ -101,15 +101,12 @@ def simulate_batch(cfg: SimConfig, event_ids: Sequence[int], jets: Sequence[Any]
     det = cfg.detector
     for lo in range(0, n, SUB_BATCH):
         ids = event_ids[lo:lo + SUB_BATCH]
-        parts: list[Particles] = []
-        for b, eid in enumerate(ids):
-            p, rng = sample_event(cfg.seed, eid, b, cfg.particles, cfg.pileup)
-            parts.append(p)
-            if with_jet:
-                from pfgraph.sim.jets import jet_particles
+        p, rngs = sample_batch(cfg.seed, ids, cfg.particles, cfg.pileup)
+        if with_jet:
+            from pfgraph.sim.jets import jet_particles
 
-                parts.append(jet_particles(jets[lo + b], b, rng))
-        res = showers.respond(Particles.concatenate(parts), len(ids), det)
+            p = Particles.concatenate([p, *(jet_particles(jets[lo + b], b, rng) for b, rng in enumerate(rngs))])
+        res = showers.respond(p, len(ids), det)
         for ch, sigma in (("emcal", det.shower_sigma_emcal), ("hcal", det.shower_sigma_hcal)):
             res[ch] = showers.spread_showers(res[ch], sigma, det.phi_wrap)
         if det.noise_emcal > 0 or det.noise_hcal > 0:
