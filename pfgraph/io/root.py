@@ -287,6 +287,74 @@ def event_branch_types(with_jet: bool) -> dict[str, Any]:
     return types
 
 
+#: Largest block ROOT's compression headers describe (3-byte sizes): uproot compresses each basket
+#: in blocks of this many bytes.
+_ROOT_BLOCK = 2**24 - 1
+#: Baskets smaller than this are compressed inline (scalars): not worth a thread hand-off.
+_AHEAD_MIN_BYTES = 1 << 16
+
+
+class _CompressAhead:
+    """Compresses a TTree chunk's large baskets in worker threads before uproot asks for them.
+
+    uproot's ``extend`` compresses one basket after the other. Here the payload of every large
+    basket (the exact bytes uproot will compress) is predicted and handed to a thread pool
+    first; compression releases the GIL, so the baskets compress in parallel with each other
+    and with the calling thread. ``compression.compress`` is replaced on the instance (its
+    class stays uproot's own, which the file header's code needs) by a look-up: a block equal
+    byte for byte to a predicted one gets that block's result, which the same compressor gave
+    in the thread; any other block (small baskets, metadata, or a prediction uproot does not
+    confirm) is compressed inline as before. So the file's bytes do not depend on this at all.
+    """
+
+    def __init__(self, compression: Any, threads: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.compression = compression
+        self._inline = compression.compress
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="pfgraph-compress")
+        self._pending: list[tuple[bytes, Any]] = []
+        self.matched = 0  # blocks served from the threads
+        compression.compress = self._compress
+
+    def submit(self, payload: bytes) -> None:
+        """Start compressing ``payload`` (the uncompressed bytes of one basket)."""
+        for start in range(0, len(payload), _ROOT_BLOCK):
+            block = payload[start:start + _ROOT_BLOCK]
+            self._pending.append((block, self._pool.submit(self._inline, block)))
+
+    def _compress(self, data: bytes) -> bytes:
+        for i, (block, future) in enumerate(self._pending):
+            if len(block) == len(data) and block == data:
+                del self._pending[i]
+                self.matched += 1
+                return future.result()
+        return self._inline(data)
+
+    def discard(self) -> None:
+        """Forget predictions uproot did not ask for (none when the prediction holds)."""
+        for _, future in self._pending:
+            future.cancel()
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Stop the threads and give the compression object its own method back."""
+        self.discard()
+        self._pool.shutdown(wait=True)
+        self.compression.__dict__.pop("compress", None)
+
+
+def _basket_key_length(branch: str, tree: str) -> int:
+    """``fKeylen`` of a TBasket of ``branch`` in ``tree``, as uproot's writer computes it: the
+    jagged basket's stored offsets count from the start of the key."""
+    from uproot.models.TBasket import _tbasket_format2
+    from uproot.reading import _key_format_big
+    from uproot.serialization import string
+
+    return (_key_format_big.size + len(string("TBasket")) + len(string(branch)) + len(string(tree))
+            + _tbasket_format2.size + 1)
+
+
 class EventWriter(RootWriter):
     """Writes the ``events`` tree: dense images, the derived point cloud and bookkeeping scalars.
 
@@ -301,13 +369,15 @@ class EventWriter(RootWriter):
 
     def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any], with_jet: bool = False,
                  compression: str | None = DEFAULT_COMPRESSION, format: str = DEFAULT_FORMAT,
-                 background: bool = False) -> None:
+                 background: bool = False, threads: int = 0) -> None:
         super().__init__(path, meta, compression, format)
         self.with_jet = with_jet
         self.background = background
+        self.threads = threads
         self.n_written = 0
         self._pool: Any = None
         self._pending: Any = None
+        self._ahead: _CompressAhead | None = None
 
     def __enter__(self) -> EventWriter:
         super().__enter__()
@@ -316,6 +386,8 @@ class EventWriter(RootWriter):
         except BaseException as exc:
             super().__exit__(type(exc), exc, exc.__traceback__)
             raise
+        if self.threads > 0 and self.format == "ttree" and self.compression is not None and self.compression.level > 0:
+            self._ahead = _CompressAhead(self.compression, self.threads)
         if self.background:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -324,9 +396,10 @@ class EventWriter(RootWriter):
 
     def _array(self, value: Any, dtype: Any) -> np.ndarray:
         """``value`` as ``dtype``: a view when writing in this thread, else a private copy, big-endian
-        for a TTree (the byte order its baskets hold, so the writer thread copies nothing more)."""
+        for a TTree (the byte order its baskets hold, so the writer thread copies nothing more;
+        with compression threads, the very bytes their baskets hold)."""
         arr = np.asarray(value, dtype=dtype)
-        if self._pool is None:
+        if self._pool is None and self._ahead is None:
             return arr
         if self.format == "ttree":
             return arr.astype(arr.dtype.newbyteorder(">"))
@@ -344,12 +417,43 @@ class EventWriter(RootWriter):
         for b in schema.EVENT_BRANCHES:
             if b.kind == "scalar" and b.name != "event_id" and (self.with_jet or not b.optional):
                 data[b.name] = self._array(batch[b.name], b.np_dtype)
+        payloads = self._payloads(data, npix, fields) if self._ahead is not None else []
         if self._pool is None:
-            self.extend(schema.EVENTS_TREE, data)
+            self._extend(data, payloads)
         else:
             self._wait()
-            self._pending = self._pool.submit(self.extend, schema.EVENTS_TREE, data)
+            self._pending = self._pool.submit(self._extend, data, payloads)
         self.n_written += len(data["event_id"])
+
+    def _payloads(self, data: Mapping[str, Any], npix: np.ndarray, fields: Mapping[str, np.ndarray]) -> list[bytes]:
+        """The uncompressed bytes of this chunk's large TTree baskets, as uproot's writer lays them
+        out: a fixed-size branch's big-endian array; a point-cloud branch's big-endian values,
+        then the entry count + 1 and the entries' start offsets (big-endian int32, counted from
+        the start of the basket's key) closed by the end of the values."""
+        out = [data[name].tobytes() for name in (*schema.IMAGE_CHANNELS, schema.JET_IMAGE)
+               if name in data and data[name].nbytes >= _AHEAD_MIN_BYTES]
+        offsets = np.zeros(len(npix) + 1, dtype=np.int64)
+        np.cumsum(npix, out=offsets[1:])
+        for field, values in fields.items():
+            if values.nbytes < _AHEAD_MIN_BYTES:
+                continue
+            branch = f"{schema.POINT_PREFIX}_{field}"
+            starts = offsets * values.dtype.itemsize + _basket_key_length(branch, schema.EVENTS_TREE)
+            out.append(b"".join((values.astype(values.dtype.newbyteorder(">")).tobytes(),
+                                 len(starts).to_bytes(4, "big"), starts.astype(">i4").tobytes())))
+        return out
+
+    def _extend(self, data: Mapping[str, Any], payloads: Sequence[bytes]) -> None:
+        """Append one chunk: its large baskets compress in threads while uproot lays out the rest."""
+        if self._ahead is None:
+            self.extend(schema.EVENTS_TREE, data)
+            return
+        for payload in payloads:
+            self._ahead.submit(payload)
+        try:
+            self.extend(schema.EVENTS_TREE, data)
+        finally:
+            self._ahead.discard()
 
     def _wait(self) -> None:
         """Until the chunk in flight is written; raises its error."""
@@ -358,6 +462,14 @@ class EventWriter(RootWriter):
             pending.result()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        try:
+            return self._exit(exc_type, exc, tb)
+        finally:
+            if self._ahead is not None:
+                self._ahead.close()
+                self._ahead = None
+
+    def _exit(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         if self._pool is not None:
             failed: BaseException | None = None
             try:

@@ -44,6 +44,10 @@ IMAGE_OUT = ("emcal", "hcal", "trk_neg", "trk_pos", "truth", "truth_neutral")
 #: an idle machine is unmeasured.
 BACKGROUND_WRITE = False
 
+#: Threads that compress the single writer's large baskets ahead of uproot
+#: (:class:`~pfgraph.io.root.EventWriter` ``threads``; 0 = compress inline).
+COMPRESS_THREADS = 2
+
 #: Events per vectorised response call: keeps the per-particle arrays cache-sized (with the heap
 #: reused, 8/16/32/64 events were within noise of each other on the 2-core reference machine;
 #: 32 was fastest in two of three runs).
@@ -279,7 +283,7 @@ def generate(cfg: SimConfig, out: str | os.PathLike[str], shards: int = 1, worke
                 _init_worker(cfg, jets)
                 batches = (_work(r) for r in ranges)
             with EventWriter(plan.path, meta, with_jet=cfg.jets.enabled, compression=cfg.output.compression,
-                             format=cfg.output.format, background=BACKGROUND_WRITE) as w:
+                             format=cfg.output.format, background=BACKGROUND_WRITE, threads=COMPRESS_THREADS) as w:
                 for batch in batches:
                     w.write(batch)
                     if progress is not None:

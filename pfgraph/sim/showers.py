@@ -11,24 +11,59 @@ import numpy as np
 from scipy import ndimage
 
 from pfgraph.io import schema
-from pfgraph.sim.detector import CHARGED_HADRON, ELECTRON, EM_NEUTRAL, MUON, NEUTRAL_HADRON, DetectorConfig
+from pfgraph.sim.detector import (
+    CHARGED_HADRON,
+    ELECTRON,
+    EM_NEUTRAL,
+    MUON,
+    NEUTRAL_HADRON,
+    SPECIES_NAMES,
+    DetectorConfig,
+)
 from pfgraph.sim.particles import Particles
 
 NPIX = schema.IMSIZE * schema.IMSIZE
 
 
+#: How far (in bins) a value's computed position must be from a bin edge for its truncation to
+#: be trusted: the position and the edges each carry rounding errors of ~1e-14 bins.
+_EDGE_MARGIN = 1e-9
+
+
 def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bin of each value exactly as ``np.histogram2d`` assigns it; -1 outside the range.
 
-    Bins are half-open [lo, hi) except the last, which includes its upper edge. A fast
-    arithmetic guess (truncation; values below the range clip to bin 0 anyway) is corrected
-    against the edges themselves, so values on or next to an edge land where ``searchsorted``
-    on ``edges`` puts them.
+    Bins are half-open [lo, hi) except the last, which includes its upper edge. The bin is the
+    truncated arithmetic position ``(value - lo) * n / (hi - lo)`` wherever that position is
+    more than ``_EDGE_MARGIN`` away from a whole number (rounding cannot move it across an
+    edge). The rest (values within ~1e-9 bins of an edge, outside the range, NaN: none at all
+    for most batches) are placed against the edges themselves (:func:`_bin_index_exact`).
     """
     n = len(edges) - 1
     lo, hi = edges[0], edges[-1]
+    pos = values - lo
+    pos *= n / (hi - lo)
+    with np.errstate(invalid="ignore"):  # NaN and huge values give garbage here: redone below
+        idx = pos.astype(np.int64)
+    frac = pos - idx
+    sure = frac > _EDGE_MARGIN
+    sure &= frac < 1.0 - _EDGE_MARGIN
+    sure &= idx < n  # and idx >= 0, since a negative position has a negative fraction
+    if not sure.all():
+        unsure = np.flatnonzero(~sure)
+        idx[unsure] = _bin_index_exact(values[unsure], edges)
+    return idx
+
+
+def _bin_index_exact(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """:func:`bin_index` by comparison with the edges: an arithmetic guess (truncation; values
+    below the range clip to bin 0 anyway) corrected so that values on or next to an edge land
+    where ``searchsorted`` on ``edges`` puts them."""
+    n = len(edges) - 1
+    lo, hi = edges[0], edges[-1]
     guess = (values - lo) * (n / (hi - lo))
-    idx = guess.astype(np.int64)  # NaN and huge values give garbage here: masked below
+    with np.errstate(invalid="ignore"):
+        idx = guess.astype(np.int64)  # NaN and huge values give garbage here: masked below
     np.clip(idx, 0, n - 1, out=idx)
     idx -= values < edges[idx]
     idx += (values >= edges[idx + 1]) & (idx < n - 1)
@@ -109,19 +144,23 @@ def respond(p: Particles, n_events: int, det: DetectorConfig) -> dict[str, np.nd
         cell1 = _cells(base, iphi1, at1, span)
         lost = charged & ~at1 & at0
 
-    # 7. ECAL at the deflected position (off the grid: the overflow cell).
+    # 7. ECAL at the deflected position (off the grid: the overflow cell). Per species code: the
+    # share of E the ECAL takes and the share kept for the HCAL (0 / 1 for muons, which pass).
     species = p.species
     above = E > det.ecal_threshold
-    em_hit = above & ((species == EM_NEUTRAL) | (species == ELECTRON))
-    had_hit = above & ((species == NEUTRAL_HADRON) | (species == CHARGED_HADRON))
-    ecal_smear = 1.0 + det.emc_res * det.res_scale * p.n_ecal
+    em = (species == EM_NEUTRAL) | (species == ELECTRON)
+    ecal_share, keep_share = np.zeros(len(SPECIES_NAMES)), np.ones(len(SPECIES_NAMES))
+    ecal_share[[EM_NEUTRAL, ELECTRON]], keep_share[[EM_NEUTRAL, ELECTRON]] = det.em_ecal_fraction, 1.0 - det.em_ecal_fraction
+    hadrons = [NEUTRAL_HADRON, CHARGED_HADRON]
+    ecal_share[hadrons], keep_share[hadrons] = det.had_ecal_fraction, 1.0 - det.had_ecal_fraction
+    index = species.astype(np.intp)
     with np.errstate(invalid="ignore"):  # formulas run for every particle; only depositing ones keep them
-        w_em = det.em_ecal_fraction * (E - det.nonlin * np.sqrt(E)) * ecal_smear
-    w_had = det.had_ecal_fraction * E * ecal_smear
-    out["emcal"] = _deposit(cell1, np.where(em_hit, w_em, np.where(had_hit, w_had, 0.0)), span).reshape(shape)
+        # EM: f (E - c sqrt E) s; hadrons: f (E - 0) s = f E s, bit for bit
+        w_ecal = ecal_share.take(index) * (E - det.nonlin * np.sqrt(E) * em) * (1.0 + det.emc_res * det.res_scale * p.n_ecal)
+    out["emcal"] = _deposit(cell1, np.where(above, w_ecal, 0.0), span).reshape(shape)
 
     # 8. HCAL at the same position from the kept energy (muons keep nothing).
-    kept = np.where(em_hit, (1.0 - det.em_ecal_fraction) * E, np.where(had_hit, (1.0 - det.had_ecal_fraction) * E, E))
+    kept = np.where(above, keep_share.take(index) * E, E)
     deposit = (kept > det.hcal_threshold) & (species != MUON)
     with np.errstate(invalid="ignore"):
         w_hcal = det.hcal_fraction * (kept - det.nonlin * np.sqrt(kept)) * (1.0 + det.hcal_res * det.res_scale * p.n_hcal)
