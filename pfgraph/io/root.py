@@ -313,14 +313,16 @@ class _CompressAhead:
         self.compression = compression
         self._inline = compression.compress
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="pfgraph-compress")
-        self._pending: list[tuple[bytes, Any]] = []
+        self._pending: list[tuple[bytes | bytearray, Any]] = []
         self.matched = 0  # blocks served from the threads
         compression.compress = self._compress
 
-    def submit(self, payload: bytes) -> None:
-        """Start compressing ``payload`` (the uncompressed bytes of one basket)."""
-        for start in range(0, len(payload), _ROOT_BLOCK):
-            block = payload[start:start + _ROOT_BLOCK]
+    def submit(self, payload: bytes | bytearray) -> None:
+        """Start compressing ``payload`` (the uncompressed bytes of one basket; not to be changed
+        until the chunk is written)."""
+        blocks = [payload] if len(payload) <= _ROOT_BLOCK else [
+            bytes(payload[start:start + _ROOT_BLOCK]) for start in range(0, len(payload), _ROOT_BLOCK)]
+        for block in blocks:
             self._pending.append((block, self._pool.submit(self._inline, block)))
 
     def _compress(self, data: bytes) -> bytes:
@@ -332,9 +334,13 @@ class _CompressAhead:
         return self._inline(data)
 
     def discard(self) -> None:
-        """Forget predictions uproot did not ask for (none when the prediction holds)."""
+        """Forget predictions uproot did not ask for (none when the prediction holds); returns
+        once no thread reads their payloads any more."""
+        from concurrent.futures import wait
+
         for _, future in self._pending:
             future.cancel()
+        wait([future for _, future in self._pending])
         self._pending.clear()
 
     def close(self) -> None:
@@ -353,6 +359,36 @@ def _basket_key_length(branch: str, tree: str) -> int:
 
     return (_key_format_big.size + len(string("TBasket")) + len(string(branch)) + len(string(tree))
             + _tbasket_format2.size + 1)
+
+
+def _big_endian(value: Any, dtype: Any) -> tuple[np.ndarray, bytearray]:
+    """``value`` as a big-endian ``dtype`` array (what a TTree basket holds) and the bytearray
+    that holds it: uproot's basket bytes for a fixed-size branch, with no copy to make them."""
+    src = np.asarray(value)
+    be = np.dtype(dtype).newbyteorder(">")
+    buf = bytearray(src.size * be.itemsize)
+    arr = np.frombuffer(buf, dtype=be).reshape(src.shape)
+    arr[...] = src
+    return arr, buf
+
+
+def _point_payloads(npix: np.ndarray, fields: Mapping[str, np.ndarray]) -> Iterator[bytearray]:
+    """The uncompressed basket bytes of each large point-cloud branch, as uproot's
+    writer lays out a jagged basket: the big-endian values, then the entry count + 1 and the
+    entries' start offsets (big-endian int32, counted from the start of the basket's key)."""
+    offsets = np.zeros(len(npix) + 1, dtype=np.int64)
+    np.cumsum(npix, out=offsets[1:])
+    for field, values in fields.items():
+        if values.nbytes < _AHEAD_MIN_BYTES:
+            continue
+        branch = f"{schema.POINT_PREFIX}_{field}"
+        size = values.nbytes
+        buf = bytearray(size + 4 + 4 * len(offsets))
+        np.frombuffer(buf, dtype=values.dtype.newbyteorder(">"), count=len(values))[:] = values
+        buf[size:size + 4] = len(offsets).to_bytes(4, "big")
+        starts = offsets * values.dtype.itemsize + _basket_key_length(branch, schema.EVENTS_TREE)
+        np.frombuffer(buf, dtype=">i4", offset=size + 4)[:] = starts
+        yield buf
 
 
 class EventWriter(RootWriter):
@@ -396,8 +432,7 @@ class EventWriter(RootWriter):
 
     def _array(self, value: Any, dtype: Any) -> np.ndarray:
         """``value`` as ``dtype``: a view when writing in this thread, else a private copy, big-endian
-        for a TTree (the byte order its baskets hold, so the writer thread copies nothing more;
-        with compression threads, the very bytes their baskets hold)."""
+        for a TTree (the byte order its baskets hold, so the writer thread copies nothing more)."""
         arr = np.asarray(value, dtype=dtype)
         if self._pool is None and self._ahead is None:
             return arr
@@ -407,17 +442,24 @@ class EventWriter(RootWriter):
 
     def write(self, batch: Mapping[str, np.ndarray]) -> None:
         """Append a batch: ``event_id``, the six images (float32 (n,56,56)), scalars[, jet]."""
-        npix, fields = point_cloud(batch)
+        payloads: list[bytearray] = []
+        # with compression threads, each large basket starts compressing as soon as its bytes exist
+        ahead = payloads.append if self._ahead is None or self._pool is not None else self._ahead.submit
         data: dict[str, Any] = {"event_id": self._array(batch["event_id"], np.int64)}
-        for ch in schema.IMAGE_CHANNELS:
-            data[ch] = self._array(batch[ch], np.float32)
-        if self.with_jet:
-            data[schema.JET_IMAGE] = self._array(batch[schema.JET_IMAGE], np.float32)
+        for ch in (*schema.IMAGE_CHANNELS, *((schema.JET_IMAGE,) if self.with_jet else ())):
+            if self._ahead is not None:
+                data[ch], payload = _big_endian(batch[ch], np.float32)
+                ahead(payload)
+            else:
+                data[ch] = self._array(batch[ch], np.float32)
+        npix, fields = point_cloud(batch)
+        if self._ahead is not None:
+            for payload in _point_payloads(npix, fields):
+                ahead(payload)
         data[schema.POINT_PREFIX] = jagged_record(npix, fields)
         for b in schema.EVENT_BRANCHES:
             if b.kind == "scalar" and b.name != "event_id" and (self.with_jet or not b.optional):
                 data[b.name] = self._array(batch[b.name], b.np_dtype)
-        payloads = self._payloads(data, npix, fields) if self._ahead is not None else []
         if self._pool is None:
             self._extend(data, payloads)
         else:
@@ -425,26 +467,8 @@ class EventWriter(RootWriter):
             self._pending = self._pool.submit(self._extend, data, payloads)
         self.n_written += len(data["event_id"])
 
-    def _payloads(self, data: Mapping[str, Any], npix: np.ndarray, fields: Mapping[str, np.ndarray]) -> list[bytes]:
-        """The uncompressed bytes of this chunk's large TTree baskets, as uproot's writer lays them
-        out: a fixed-size branch's big-endian array; a point-cloud branch's big-endian values,
-        then the entry count + 1 and the entries' start offsets (big-endian int32, counted from
-        the start of the basket's key) closed by the end of the values."""
-        out = [data[name].tobytes() for name in (*schema.IMAGE_CHANNELS, schema.JET_IMAGE)
-               if name in data and data[name].nbytes >= _AHEAD_MIN_BYTES]
-        offsets = np.zeros(len(npix) + 1, dtype=np.int64)
-        np.cumsum(npix, out=offsets[1:])
-        for field, values in fields.items():
-            if values.nbytes < _AHEAD_MIN_BYTES:
-                continue
-            branch = f"{schema.POINT_PREFIX}_{field}"
-            starts = offsets * values.dtype.itemsize + _basket_key_length(branch, schema.EVENTS_TREE)
-            out.append(b"".join((values.astype(values.dtype.newbyteorder(">")).tobytes(),
-                                 len(starts).to_bytes(4, "big"), starts.astype(">i4").tobytes())))
-        return out
-
-    def _extend(self, data: Mapping[str, Any], payloads: Sequence[bytes]) -> None:
-        """Append one chunk: its large baskets compress in threads while uproot lays out the rest."""
+    def _extend(self, data: Mapping[str, Any], payloads: Sequence[bytearray]) -> None:
+        """Append one chunk (its large baskets compressing in threads, when there are threads)."""
         if self._ahead is None:
             self.extend(schema.EVENTS_TREE, data)
             return

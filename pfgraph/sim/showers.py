@@ -135,7 +135,10 @@ def respond(p: Particles, n_events: int, det: DetectorConfig) -> dict[str, np.nd
     cell1, at1, lost = cell0, at0, None
     if det.b_field != 0:
         with np.errstate(divide="ignore", invalid="ignore"):
-            kick = np.where(charged & (E > 0), charge * det.b_field / E, 0.0)
+            kick = charge * det.b_field / E  # +-0.0 for neutral particles
+        no_kick = ~(E > 0)
+        if no_kick.any():
+            kick[no_kick] = 0.0
         phi = p.phi + kick  # + 0.0 leaves neutral (and E = 0) particles exactly where they are
         if det.phi_wrap:
             phi = wrap_phi(phi)
@@ -167,10 +170,14 @@ def respond(p: Particles, n_events: int, det: DetectorConfig) -> dict[str, np.nd
     out["hcal"] = _deposit(cell1, np.where(deposit, w_hcal, 0.0), span).reshape(shape)
 
     # Bookkeeping.
-    out["n_particles"] = np.bincount(p.event, minlength=n_events).astype(np.int32)
-    out["n_charged"] = np.bincount(p.event, weights=charged, minlength=n_events).astype(np.int32)
-    out["e_lost"] = (np.zeros(n_events) if lost is None
-                     else np.bincount(p.event, weights=np.where(lost, E, 0.0), minlength=n_events))
+    counts = np.bincount(2 * p.event + charged, minlength=2 * n_events).reshape(n_events, 2)
+    out["n_particles"] = counts.sum(axis=1, dtype=np.int32)
+    out["n_charged"] = counts[:, 1].astype(np.int32)
+    if lost is None:
+        out["e_lost"] = np.zeros(n_events)
+    else:
+        gone = np.flatnonzero(lost)
+        out["e_lost"] = np.bincount(p.event[gone], weights=E[gone], minlength=n_events)
     return out
 
 
