@@ -45,8 +45,21 @@ IMAGE_OUT = ("emcal", "hcal", "trk_neg", "trk_pos", "truth", "truth_neutral")
 BACKGROUND_WRITE = False
 
 #: Threads that compress the single writer's large baskets ahead of uproot
-#: (:class:`~pfgraph.io.root.EventWriter` ``threads``; 0 = compress inline).
-COMPRESS_THREADS = 2
+#: (:class:`~pfgraph.io.root.EventWriter` ``threads``; 0 = compress inline); None = as many as
+#: there are cores beyond the writer and the simulation workers, at most 2 (:func:`compress_threads`).
+#: On the shared 2-core reference machine, where other jobs hold whatever the simulation worker
+#: leaves idle, 2 threads gave 0.83-0.9x the rate of compressing inline (scripts/bench_simulate.py
+#: measures both, same run), so that machine compresses inline.
+COMPRESS_THREADS: int | None = None
+
+
+def compress_threads(workers: int) -> int:
+    """The writer's compression threads next to ``workers`` simulation processes
+    (:data:`COMPRESS_THREADS`, or the idle cores: 0 on 2 cores with one worker, 2 on 4 cores)."""
+    if COMPRESS_THREADS is not None:
+        return COMPRESS_THREADS
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(2, cores - 1 - workers))
 
 #: Events per vectorised response call: keeps the per-particle arrays cache-sized (with the heap
 #: reused, 8/16/32/64 events were within noise of each other on the 2-core reference machine;
@@ -283,7 +296,7 @@ def generate(cfg: SimConfig, out: str | os.PathLike[str], shards: int = 1, worke
                 _init_worker(cfg, jets)
                 batches = (_work(r) for r in ranges)
             with EventWriter(plan.path, meta, with_jet=cfg.jets.enabled, compression=cfg.output.compression,
-                             format=cfg.output.format, background=BACKGROUND_WRITE, threads=COMPRESS_THREADS) as w:
+                             format=cfg.output.format, background=BACKGROUND_WRITE, threads=compress_threads(workers)) as w:
                 for batch in batches:
                     w.write(batch)
                     if progress is not None:

@@ -63,11 +63,20 @@ def test_bin_index_equals_the_edge_comparisons() -> None:
         np.testing.assert_array_equal(showers.bin_index(values, edges), showers._bin_index_exact(values, edges))
 
 
-def test_default_writer_threads_give_the_inline_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_writer_threads_give_the_inline_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """120 events in 60-event chunks: large enough baskets for the compression threads."""
     cfg = cfg_of("events=120", "output.chunk=60")
-    assert generate_module.COMPRESS_THREADS > 0
+    monkeypatch.setattr(generate_module, "COMPRESS_THREADS", 2)
     threaded = generate(cfg, tmp_path / "a" / "d.root", workers=1)[0]
     monkeypatch.setattr(generate_module, "COMPRESS_THREADS", 0)
     inline = generate(cfg, tmp_path / "b" / "d.root", workers=0)[0]
     assert threaded.read_bytes() == inline.read_bytes()
+
+
+def test_compress_threads_use_the_cores_beyond_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(generate_module, "COMPRESS_THREADS", None)
+    for cores, workers, threads in [(2, 1, 0), (3, 1, 1), (4, 1, 2), (16, 1, 2), (4, 2, 1), (1, 0, 0)]:
+        monkeypatch.setattr(generate_module.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert generate_module.compress_threads(workers) == threads, (cores, workers)
+    monkeypatch.setattr(generate_module, "COMPRESS_THREADS", 3)
+    assert generate_module.compress_threads(1) == 3
