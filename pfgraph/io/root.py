@@ -251,20 +251,19 @@ def point_cloud(images: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str,
     npix = mask.sum(axis=(1, 2), dtype=np.int32)
     flat = np.flatnonzero(mask)
     pixel = flat % (schema.IMSIZE * schema.IMSIZE)
-    ieta, iphi = np.divmod(pixel, schema.IMSIZE)
-    fields: dict[str, np.ndarray] = {
-        "ieta": ieta.astype(np.int16),
-        "iphi": iphi.astype(np.int16),
-        "eta": _ETA_CENTRES_F32[ieta],
-        "phi": _PHI_CENTRES_F32[iphi],
-    }
+    fields: dict[str, np.ndarray] = {name: table.take(pixel) for name, table in _PIXEL_TABLES.items()}
     for ch in schema.IMAGE_CHANNELS:
         fields[ch] = np.ascontiguousarray(images[ch]).reshape(-1).take(flat)
     return npix, fields
 
 
-_ETA_CENTRES_F32 = schema.ETA_CENTRES.astype(np.float32)
-_PHI_CENTRES_F32 = schema.PHI_CENTRES.astype(np.float32)
+#: Per flat pixel (ieta * 56 + iphi): its bins and bin centres, as the point-cloud branches hold them.
+_PIXEL_TABLES = {
+    "ieta": np.repeat(np.arange(schema.IMSIZE, dtype=np.int16), schema.IMSIZE),
+    "iphi": np.tile(np.arange(schema.IMSIZE, dtype=np.int16), schema.IMSIZE),
+    "eta": np.repeat(schema.ETA_CENTRES.astype(np.float32), schema.IMSIZE),
+    "phi": np.tile(schema.PHI_CENTRES.astype(np.float32), schema.IMSIZE),
+}
 
 
 def event_branch_types(with_jet: bool) -> dict[str, Any]:
