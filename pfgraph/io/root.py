@@ -288,22 +288,23 @@ def event_branch_types(with_jet: bool) -> dict[str, Any]:
 
 #: Largest block ROOT's compression headers describe (3-byte sizes): uproot compresses each basket
 #: in blocks of this many bytes.
-_ROOT_BLOCK = 2**24 - 1
+ROOT_BLOCK = 2**24 - 1
 #: Baskets smaller than this are compressed inline (scalars): not worth a thread hand-off.
 _AHEAD_MIN_BYTES = 1 << 16
 
 
 class _CompressAhead:
-    """Compresses a TTree chunk's large baskets in worker threads before uproot asks for them.
+    """Serves uproot the compressed bytes of a TTree chunk's large baskets, computed ahead of time.
 
-    uproot's ``extend`` compresses one basket after the other. Here the payload of every large
-    basket (the exact bytes uproot will compress) is predicted and handed to a thread pool
-    first; compression releases the GIL, so the baskets compress in parallel with each other
-    and with the calling thread. ``compression.compress`` is replaced on the instance (its
-    class stays uproot's own, which the file header's code needs) by a look-up: a block equal
-    byte for byte to a predicted one gets that block's result, which the same compressor gave
-    in the thread; any other block (small baskets, metadata, or a prediction uproot does not
-    confirm) is compressed inline as before. So the file's bytes do not depend on this at all.
+    uproot's ``extend`` compresses one basket after the other in the calling thread. Here the
+    payload of a large basket (the exact bytes uproot will compress) is predicted and either
+    handed to a thread pool (:meth:`submit`; compression releases the GIL) or paired with its
+    compressed bytes made elsewhere (:meth:`provide`: by a simulation worker process).
+    ``compression.compress`` is replaced on the instance (its class stays uproot's own, which
+    the file header's code needs) by a look-up: a block equal byte for byte to a predicted one
+    gets that prediction's result, which the same compressor gave for the same bytes; any other
+    block (small baskets, metadata, or a prediction uproot does not confirm) is compressed
+    inline as before. So the file's bytes do not depend on any of this.
     """
 
     def __init__(self, compression: Any, threads: int) -> None:
@@ -311,18 +312,24 @@ class _CompressAhead:
 
         self.compression = compression
         self._inline = compression.compress
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="pfgraph-compress")
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="pfgraph-compress") if threads > 0 else None
         self._pending: list[tuple[bytes | bytearray, Any]] = []
-        self.matched = 0  # blocks served from the threads
+        self.matched = 0  # blocks served from predictions
         compression.compress = self._compress
 
     def submit(self, payload: bytes | bytearray) -> None:
         """Start compressing ``payload`` (the uncompressed bytes of one basket; not to be changed
-        until the chunk is written)."""
-        blocks = [payload] if len(payload) <= _ROOT_BLOCK else [
-            bytes(payload[start:start + _ROOT_BLOCK]) for start in range(0, len(payload), _ROOT_BLOCK)]
+        until the chunk is written) in the threads."""
+        assert self._pool is not None
+        blocks = [payload] if len(payload) <= ROOT_BLOCK else [
+            bytes(payload[start:start + ROOT_BLOCK]) for start in range(0, len(payload), ROOT_BLOCK)]
         for block in blocks:
             self._pending.append((block, self._pool.submit(self._inline, block)))
+
+    def provide(self, payload: bytes | bytearray, compressed: bytes) -> None:
+        """``compressed``: what ``compression.compress`` returns for ``payload`` (one block)."""
+        if len(payload) <= ROOT_BLOCK:
+            self._pending.append((payload, _Done(compressed)))
 
     def _compress(self, data: bytes) -> bytes:
         for i, (block, future) in enumerate(self._pending):
@@ -337,16 +344,28 @@ class _CompressAhead:
         once no thread reads their payloads any more."""
         from concurrent.futures import wait
 
-        for _, future in self._pending:
+        running = [future for _, future in self._pending if not isinstance(future, _Done)]
+        for future in running:
             future.cancel()
-        wait([future for _, future in self._pending])
+        wait(running)
         self._pending.clear()
 
     def close(self) -> None:
         """Stop the threads and give the compression object its own method back."""
         self.discard()
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self.compression.__dict__.pop("compress", None)
+
+
+class _Done:
+    """A result that is already there (the part of a Future that :class:`_CompressAhead` uses)."""
+
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def result(self) -> bytes:
+        return self._value
 
 
 def _basket_key_length(branch: str, tree: str) -> int:
@@ -358,6 +377,15 @@ def _basket_key_length(branch: str, tree: str) -> int:
 
     return (_key_format_big.size + len(string("TBasket")) + len(string(branch)) + len(string(tree))
             + _tbasket_format2.size + 1)
+
+
+def _hand(ahead: _CompressAhead, item: tuple[Any, ...]) -> None:
+    """``(payload, compressed)``: provide the result made elsewhere, or compress in the threads."""
+    payload, done = item
+    if done is not None:
+        ahead.provide(payload, done)
+    else:
+        ahead.submit(payload)
 
 
 def _big_endian(value: Any, dtype: Any) -> tuple[np.ndarray, bytearray]:
@@ -400,6 +428,11 @@ class EventWriter(RootWriter):
     the TTree writer makes anyway), so the caller may reuse its batch memory as soon as
     :meth:`write` returns. An error of the background thread is raised by the next
     :meth:`write` or at the end of the ``with`` block; the file is then not created.
+
+    With ``threads=N`` (TTree, compressed) ``N`` threads compress each chunk's large baskets
+    (images, point-cloud branches) while uproot lays the chunk out (:class:`_CompressAhead`);
+    the file is byte for byte the one ``threads=0`` writes. That pays where a core would
+    otherwise be idle.
     """
 
     def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any], with_jet: bool = False,
@@ -421,7 +454,7 @@ class EventWriter(RootWriter):
         except BaseException as exc:
             super().__exit__(type(exc), exc, exc.__traceback__)
             raise
-        if self.threads > 0 and self.format == "ttree" and self.compression is not None and self.compression.level > 0:
+        if self.format == "ttree" and self.compression is not None and self.compression.level > 0:
             self._ahead = _CompressAhead(self.compression, self.threads)
         if self.background:
             from concurrent.futures import ThreadPoolExecutor
@@ -433,46 +466,59 @@ class EventWriter(RootWriter):
         """``value`` as ``dtype``: a view when writing in this thread, else a private copy, big-endian
         for a TTree (the byte order its baskets hold, so the writer thread copies nothing more)."""
         arr = np.asarray(value, dtype=dtype)
-        if self._pool is None and self._ahead is None:
+        if self._pool is None:
             return arr
         if self.format == "ttree":
             return arr.astype(arr.dtype.newbyteorder(">"))
         return arr.copy()
 
-    def write(self, batch: Mapping[str, np.ndarray]) -> None:
-        """Append a batch: ``event_id``, the six images (float32 (n,56,56)), scalars[, jet]."""
-        payloads: list[bytearray] = []
-        # with compression threads, each large basket starts compressing as soon as its bytes exist
-        ahead = payloads.append if self._ahead is None or self._pool is not None else self._ahead.submit
+    def write(self, batch: Mapping[str, np.ndarray], compressed: Mapping[str, bytes] | None = None) -> None:
+        """Append a batch: ``event_id``, the six images (float32 (n,56,56)), scalars[, jet].
+
+        ``compressed`` may hold, per image channel, the compressed bytes of its basket, made
+        elsewhere (a simulation worker): the codec's output for the channel's big-endian float32
+        bytes. They are used once uproot's own bytes are confirmed equal, and ignored otherwise.
+        """
+        ahead = self._ahead
+        threads = ahead is not None and self.threads > 0
+        later: list[tuple[Any, ...]] = []  # with a background thread, that thread hands the payloads over
+
+        def hand(payload: bytearray, done: bytes | None) -> None:
+            if self._pool is not None:
+                later.append((payload, done))
+            elif ahead is not None:  # at once: threads start compressing while this one goes on
+                _hand(ahead, (payload, done))
+
         data: dict[str, Any] = {"event_id": self._array(batch["event_id"], np.int64)}
         for ch in (*schema.IMAGE_CHANNELS, *((schema.JET_IMAGE,) if self.with_jet else ())):
-            if self._ahead is not None:
+            done = compressed.get(ch) if compressed and ahead is not None else None
+            if done is not None or threads:
                 data[ch], payload = _big_endian(batch[ch], np.float32)
-                ahead(payload)
+                hand(payload, done)
             else:
                 data[ch] = self._array(batch[ch], np.float32)
         npix, fields = point_cloud(batch)
-        if self._ahead is not None:
+        if threads:
             for payload in _point_payloads(npix, fields):
-                ahead(payload)
+                hand(payload, None)
         data[schema.POINT_PREFIX] = jagged_record(npix, fields)
         for b in schema.EVENT_BRANCHES:
             if b.kind == "scalar" and b.name != "event_id" and (self.with_jet or not b.optional):
                 data[b.name] = self._array(batch[b.name], b.np_dtype)
         if self._pool is None:
-            self._extend(data, payloads)
+            self._extend(data, later)
         else:
             self._wait()
-            self._pending = self._pool.submit(self._extend, data, payloads)
+            self._pending = self._pool.submit(self._extend, data, later)
         self.n_written += len(data["event_id"])
 
-    def _extend(self, data: Mapping[str, Any], payloads: Sequence[bytearray]) -> None:
-        """Append one chunk (its large baskets compressing in threads, when there are threads)."""
+    def _extend(self, data: Mapping[str, Any], later: Sequence[tuple[Any, ...]]) -> None:
+        """Append one chunk (its large baskets served from compression done ahead, where there is)."""
         if self._ahead is None:
             self.extend(schema.EVENTS_TREE, data)
             return
-        for payload in payloads:
-            self._ahead.submit(payload)
+        for item in later:
+            _hand(self._ahead, item)
         try:
             self.extend(schema.EVENTS_TREE, data)
         finally:

@@ -80,3 +80,30 @@ def test_compress_threads_use_the_cores_beyond_the_workers(monkeypatch: pytest.M
         assert generate_module.compress_threads(workers) == threads, (cores, workers)
     monkeypatch.setattr(generate_module, "COMPRESS_THREADS", 3)
     assert generate_module.compress_threads(1) == 3
+
+
+def test_worker_compressed_baskets_give_the_inline_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulation worker compresses WORKER_COMPRESSED's baskets; the writer serves them to uproot."""
+    import pfgraph.io.root as root
+
+    served: list[int] = []
+    close = root._CompressAhead.close
+
+    def counting_close(self: root._CompressAhead) -> None:
+        served.append(self.matched)
+        close(self)
+
+    monkeypatch.setattr(root._CompressAhead, "close", counting_close)
+    monkeypatch.setattr(generate_module, "COMPRESS_THREADS", 0)
+    cfg = cfg_of("events=150", "output.chunk=60")  # 3 chunks, the last one short
+    shared = generate(cfg, tmp_path / "a" / "d.root", workers=1)[0]
+    inline = generate(cfg, tmp_path / "b" / "d.root", workers=0)[0]
+    assert shared.read_bytes() == inline.read_bytes()
+    assert served == [3 * len(generate_module.WORKER_COMPRESSED), 0]
+    assert generate_module.WORKER_COMPRESSED and not generate_module._WORKER_PACKED  # cleared after the run
+
+
+@pytest.mark.parametrize("override", ["output.compression=none", "output.format=rntuple", "output.chunk=2000"])
+def test_no_worker_compression_without_a_compressed_ttree_block(override: str) -> None:
+    assert generate_module._packed_layout(0, cfg_of(override)) == {}
+    assert set(generate_module._packed_layout(0, cfg_of())) == set(generate_module.WORKER_COMPRESSED)
