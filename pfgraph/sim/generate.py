@@ -4,8 +4,9 @@ Event ``i`` of a dataset depends only on (master seed, i): its particles come fr
 ``event_rng(seed, i)``, and jet events take the i-th Pythia jet of the dataset. So any
 sharding or batching gives the same events. Simulation runs in worker processes and overlaps
 with writing in the main process; on Linux the workers simulate straight into shared-memory
-batch slots, so no image crosses a pipe. With several shards and workers, each worker
-simulates and writes whole shards.
+batch slots, so no image crosses a pipe, and also compress a few of the chunk's baskets there
+(:data:`WORKER_COMPRESSED`) to share the writer's compression work. With several shards and
+workers, each worker simulates and writes whole shards.
 """
 
 from __future__ import annotations
