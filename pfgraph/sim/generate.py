@@ -49,8 +49,8 @@ BACKGROUND_WRITE = False
 #: Threads that compress the single writer's large baskets ahead of uproot
 #: (:class:`~pfgraph.io.root.EventWriter` ``threads``; 0 = compress inline); None = as many as
 #: there are cores beyond the writer and the simulation workers, at most 2 (:func:`compress_threads`).
-#: On the shared 2-core reference machine, where other jobs hold whatever the simulation worker
-#: leaves idle, 2 threads gave 0.83-0.9x the rate of compressing inline (scripts/bench_simulate.py
+#: On the shared 2-core reference machine, where the simulation worker and other jobs hold the
+#: cores, 2 threads gave 0.78-0.95x the rate of compressing inline (scripts/bench_simulate.py
 #: measures both, same run), so that machine compresses inline.
 COMPRESS_THREADS: int | None = None
 
