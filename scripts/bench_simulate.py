@@ -57,23 +57,37 @@ def main() -> None:
         simulate_batch(cfg, range(lo, lo + chunk))
     sim_rate = 4 * chunk / (time.perf_counter() - t0)
 
-    configs = [("1 file, 1 sim worker + writer (the default)", 1, 1, False),
-               ("1 file, 1 sim worker + writer compressing in a background thread (not the default)", 1, 1, True),
-               ("1 file, 2 sim workers + writer (`--workers 2`)", 1, 2, False),
-               ("2 shards written in parallel (`--shards 2 --workers 2`)", 2, 2, False)]
+    threads = generate_module.compress_threads(1)  # the default on this machine
+    other = 0 if threads else 2
+
+    def compressing(n: int) -> str:
+        return f"with {n} compression threads" if n else "compressing inline"
+
+    packed = generate_module.WORKER_COMPRESSED
+    # label, shards, workers, writer in a background thread, writer's compression threads (None: the default),
+    # image baskets the simulation worker compresses
+    configs = [(f"1 file, 1 sim worker compressing {'+'.join(packed)} + writer {compressing(threads)} (the default)",
+                1, 1, False, None, packed),
+               ("1 file, 1 sim worker + writer compressing every basket (not the default)", 1, 1, False, None, ()),
+               (f"1 file, 1 sim worker + writer {compressing(other)} (not the default here)", 1, 1, False, other, packed),
+               ("1 file, 1 sim worker + writer in a background thread (not the default)", 1, 1, True, None, packed),
+               ("1 file, 2 sim workers + writer (`--workers 2`)", 1, 2, False, None, packed),
+               ("2 shards written in parallel (`--shards 2 --workers 2`)", 2, 2, False, None, packed)]
     tmp = Path(tempfile.mkdtemp(prefix="pfgraph-bench-"))
     best_rate = [0.0] * len(configs)
     sizes = [0.0] * len(configs)
     try:
         for _ in range(args.repeat):  # round-robin, best of the repeats: the machine is shared
-            for i, (_label, shards, workers, background) in enumerate(configs):
+            for i, (_label, shards, workers, background, n_threads, in_worker) in enumerate(configs):
                 out = tmp / f"b050_{shards}.root"
-                generate_module.BACKGROUND_WRITE = background
+                generate_module.BACKGROUND_WRITE, generate_module.COMPRESS_THREADS = background, n_threads
+                generate_module.WORKER_COMPRESSED = in_worker
                 t0 = time.perf_counter()
                 try:
                     paths = generate(cfg, out, shards=shards, workers=workers)
                 finally:
-                    generate_module.BACKGROUND_WRITE = False
+                    generate_module.BACKGROUND_WRITE, generate_module.COMPRESS_THREADS = False, None
+                    generate_module.WORKER_COMPRESSED = packed
                 dt = time.perf_counter() - t0
                 n = EventFiles(paths).num_events
                 sizes[i] = sum(p.stat().st_size for p in paths) / n / 1024
@@ -85,7 +99,7 @@ def main() -> None:
     rows = [(label, rate, size) for (label, *_), rate, size in zip(configs, best_rate, sizes)]
 
     best = max(r[1] for r in rows)
-    default, background = rows[0][1], rows[1][1]
+    default, writer_all, alternative, background = (rows[i][1] for i in range(4))
     load = os.getloadavg()[0]
     body = [
         f"Command: `python scripts/bench_simulate.py --events {args.events} --oracle-events {args.oracle_events} "
@@ -103,18 +117,26 @@ def main() -> None:
         body.append(f"| simulate + write {args.events} events, {label} ({size:.1f} KiB/event) | {rate:.0f} | {rate / oracle_rate:.0f}x |")
     body += ["", f"Target: >= 2 000 events/s end to end by the default single-file `pfgraph simulate` "
              f"({'met' if default >= 2000 else 'NOT met'}: {default:.0f}; best of all modes {best:.0f}); "
-             f">= 30x the oracle ({'met' if default / oracle_rate >= 30 else 'NOT met'}). Compressing in a background "
-             f"thread gave {background / default:.2f}x the default's rate in this run, so it is not the default "
-             "(`pfgraph.sim.generate.BACKGROUND_WRITE`).",
+             f">= 30x the oracle ({'met' if default / oracle_rate >= 30 else 'NOT met'}). In this run the writer "
+             f"compressing every basket itself gave {writer_all / default:.2f}x the default's rate "
+             "(`pfgraph.sim.generate.WORKER_COMPRESSED`); "
+             f"{compressing(other)} gave {alternative / default:.2f}x the rate of {compressing(threads)} (the default on "
+             f"{len(os.sched_getaffinity(0))} cores: `pfgraph.sim.generate.compress_threads`); the writer's background "
+             f"thread {background / default:.2f}x the default's rate (`pfgraph.sim.generate.BACKGROUND_WRITE`, off).",
              "",
              "End to end = `generate()` as `pfgraph simulate` runs it, best of the repeats (round-robin over the rows), "
              "file written, fsynced and renamed. Simulation workers fill shared-memory batch slots that the writer "
              "process reads in place (no images pickled through a pipe), every process keeps its freed heap "
-             "(`pfgraph.utils.memory.reuse_cpu_memory`: page faults are expensive here). LZ4 compression is about "
-             "half of the writer's work. The background-thread row hands each chunk's serialisation, compression "
-             "and file writes to a thread of the writer process (`EventWriter(background=True)`; LZ4 and file "
-             "writes release the GIL), to overlap them with the next chunk's point-cloud extraction and with the "
-             "simulation worker; that only pays when a core is idle. With `--shards 2 --workers 2` each worker simulates and writes "
+             "(`pfgraph.utils.memory.reuse_cpu_memory`: page faults are expensive here). Each sub-batch of 32 events "
+             "draws its particles from the events' own generators into one buffer and computes their response with "
+             "whole-array arithmetic (one weighted `np.bincount` per image). LZ4 compression is about two thirds of the "
+             "writer's work, so the simulation worker, which now has time to spare, compresses the baskets of "
+             f"{' and '.join(packed)} itself into its slot, and the writer hands them to uproot. Where cores are left "
+             "over (4 and more), the writer also compresses its other large baskets in threads while uproot lays out "
+             "the chunk (`EventWriter(threads=N)`; LZ4 releases the GIL). Either way uproot takes a result only for a "
+             "block equal byte for byte to its own, so the file is the one inline compression writes (tested). The "
+             "background-thread row also hands uproot's `extend` to a thread of the writer process "
+             "(`EventWriter(background=True)`). With `--shards 2 --workers 2` each worker simulates and writes "
              "its own file, so both cores do both."]
     text = "\n".join(body)
     print(text)

@@ -251,20 +251,19 @@ def point_cloud(images: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str,
     npix = mask.sum(axis=(1, 2), dtype=np.int32)
     flat = np.flatnonzero(mask)
     pixel = flat % (geometry.IMSIZE * geometry.IMSIZE)
-    ieta, iphi = np.divmod(pixel, geometry.IMSIZE)
-    fields: dict[str, np.ndarray] = {
-        "ieta": ieta.astype(np.int16),
-        "iphi": iphi.astype(np.int16),
-        "eta": _ETA_CENTRES_F32[ieta],
-        "phi": _PHI_CENTRES_F32[iphi],
-    }
+    fields: dict[str, np.ndarray] = {name: table.take(pixel) for name, table in _PIXEL_TABLES.items()}
     for ch in schema.IMAGE_CHANNELS:
         fields[ch] = np.ascontiguousarray(images[ch]).reshape(-1).take(flat)
     return npix, fields
 
 
-_ETA_CENTRES_F32 = geometry.ETA_CENTRES.astype(np.float32)
-_PHI_CENTRES_F32 = geometry.PHI_CENTRES.astype(np.float32)
+#: Per flat pixel (ieta * 56 + iphi): its bins and bin centres, as the point-cloud branches hold them.
+_PIXEL_TABLES = {
+    "ieta": np.repeat(np.arange(geometry.IMSIZE, dtype=np.int16), geometry.IMSIZE),
+    "iphi": np.tile(np.arange(geometry.IMSIZE, dtype=np.int16), geometry.IMSIZE),
+    "eta": np.repeat(geometry.ETA_CENTRES.astype(np.float32), geometry.IMSIZE),
+    "phi": np.tile(geometry.PHI_CENTRES.astype(np.float32), geometry.IMSIZE),
+}
 
 
 def event_branch_types(with_jet: bool) -> dict[str, Any]:
@@ -287,6 +286,138 @@ def event_branch_types(with_jet: bool) -> dict[str, Any]:
     return types
 
 
+#: Largest block ROOT's compression headers describe (3-byte sizes): uproot compresses each basket
+#: in blocks of this many bytes.
+ROOT_BLOCK = 2**24 - 1
+#: Baskets smaller than this are compressed inline (scalars): not worth a thread hand-off.
+_AHEAD_MIN_BYTES = 1 << 16
+
+
+class _CompressAhead:
+    """Serves uproot the compressed bytes of a TTree chunk's large baskets, computed ahead of time.
+
+    uproot's ``extend`` compresses one basket after the other in the calling thread. Here the
+    payload of a large basket (the exact bytes uproot will compress) is predicted and either
+    handed to a thread pool (:meth:`submit`; compression releases the GIL) or paired with its
+    compressed bytes made elsewhere (:meth:`provide`: by a simulation worker process).
+    ``compression.compress`` is replaced on the instance (its class stays uproot's own, which
+    the file header's code needs) by a look-up: a block equal byte for byte to a predicted one
+    gets that prediction's result, which the same compressor gave for the same bytes; any other
+    block (small baskets, metadata, or a prediction uproot does not confirm) is compressed
+    inline as before. So the file's bytes do not depend on any of this.
+    """
+
+    def __init__(self, compression: Any, threads: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.compression = compression
+        self._inline = compression.compress
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="pfgraph-compress") if threads > 0 else None
+        self._pending: list[tuple[bytes | bytearray, Any]] = []
+        self.matched = 0  # blocks served from predictions
+        compression.compress = self._compress
+
+    def submit(self, payload: bytes | bytearray) -> None:
+        """Start compressing ``payload`` (the uncompressed bytes of one basket; not to be changed
+        until the chunk is written) in the threads."""
+        assert self._pool is not None
+        blocks = [payload] if len(payload) <= ROOT_BLOCK else [
+            bytes(payload[start:start + ROOT_BLOCK]) for start in range(0, len(payload), ROOT_BLOCK)]
+        for block in blocks:
+            self._pending.append((block, self._pool.submit(self._inline, block)))
+
+    def provide(self, payload: bytes | bytearray, compressed: bytes) -> None:
+        """``compressed``: what ``compression.compress`` returns for ``payload`` (one block)."""
+        if len(payload) <= ROOT_BLOCK:
+            self._pending.append((payload, _Done(compressed)))
+
+    def _compress(self, data: bytes) -> bytes:
+        for i, (block, future) in enumerate(self._pending):
+            if len(block) == len(data) and block == data:
+                del self._pending[i]
+                self.matched += 1
+                return future.result()
+        return self._inline(data)
+
+    def discard(self) -> None:
+        """Forget predictions uproot did not ask for (none when the prediction holds); returns
+        once no thread reads their payloads any more."""
+        from concurrent.futures import wait
+
+        running = [future for _, future in self._pending if not isinstance(future, _Done)]
+        for future in running:
+            future.cancel()
+        wait(running)
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Stop the threads and give the compression object its own method back."""
+        self.discard()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self.compression.__dict__.pop("compress", None)
+
+
+class _Done:
+    """A result that is already there (the part of a Future that :class:`_CompressAhead` uses)."""
+
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def result(self) -> bytes:
+        return self._value
+
+
+def _basket_key_length(branch: str, tree: str) -> int:
+    """``fKeylen`` of a TBasket of ``branch`` in ``tree``, as uproot's writer computes it: the
+    jagged basket's stored offsets count from the start of the key."""
+    from uproot.models.TBasket import _tbasket_format2
+    from uproot.reading import _key_format_big
+    from uproot.serialization import string
+
+    return (_key_format_big.size + len(string("TBasket")) + len(string(branch)) + len(string(tree))
+            + _tbasket_format2.size + 1)
+
+
+def _hand(ahead: _CompressAhead, item: tuple[Any, ...]) -> None:
+    """``(payload, compressed)``: provide the result made elsewhere, or compress in the threads."""
+    payload, done = item
+    if done is not None:
+        ahead.provide(payload, done)
+    else:
+        ahead.submit(payload)
+
+
+def _big_endian(value: Any, dtype: Any) -> tuple[np.ndarray, bytearray]:
+    """``value`` as a big-endian ``dtype`` array (what a TTree basket holds) and the bytearray
+    that holds it: uproot's basket bytes for a fixed-size branch, with no copy to make them."""
+    src = np.asarray(value)
+    be = np.dtype(dtype).newbyteorder(">")
+    buf = bytearray(src.size * be.itemsize)
+    arr = np.frombuffer(buf, dtype=be).reshape(src.shape)
+    arr[...] = src
+    return arr, buf
+
+
+def _point_payloads(npix: np.ndarray, fields: Mapping[str, np.ndarray]) -> Iterator[bytearray]:
+    """The uncompressed basket bytes of each large point-cloud branch, as uproot's
+    writer lays out a jagged basket: the big-endian values, then the entry count + 1 and the
+    entries' start offsets (big-endian int32, counted from the start of the basket's key)."""
+    offsets = np.zeros(len(npix) + 1, dtype=np.int64)
+    np.cumsum(npix, out=offsets[1:])
+    for field, values in fields.items():
+        if values.nbytes < _AHEAD_MIN_BYTES:
+            continue
+        branch = f"{schema.POINT_PREFIX}_{field}"
+        size = values.nbytes
+        buf = bytearray(size + 4 + 4 * len(offsets))
+        np.frombuffer(buf, dtype=values.dtype.newbyteorder(">"), count=len(values))[:] = values
+        buf[size:size + 4] = len(offsets).to_bytes(4, "big")
+        starts = offsets * values.dtype.itemsize + _basket_key_length(branch, schema.EVENTS_TREE)
+        np.frombuffer(buf, dtype=">i4", offset=size + 4)[:] = starts
+        yield buf
+
+
 class EventWriter(RootWriter):
     """Writes the ``events`` tree: dense images, the derived point cloud and bookkeeping scalars.
 
@@ -297,17 +428,24 @@ class EventWriter(RootWriter):
     the TTree writer makes anyway), so the caller may reuse its batch memory as soon as
     :meth:`write` returns. An error of the background thread is raised by the next
     :meth:`write` or at the end of the ``with`` block; the file is then not created.
+
+    With ``threads=N`` (TTree, compressed) ``N`` threads compress each chunk's large baskets
+    (images, point-cloud branches) while uproot lays the chunk out (:class:`_CompressAhead`);
+    the file is byte for byte the one ``threads=0`` writes. That pays where a core would
+    otherwise be idle.
     """
 
     def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any], with_jet: bool = False,
                  compression: str | None = DEFAULT_COMPRESSION, format: str = DEFAULT_FORMAT,
-                 background: bool = False) -> None:
+                 background: bool = False, threads: int = 0) -> None:
         super().__init__(path, meta, compression, format)
         self.with_jet = with_jet
         self.background = background
+        self.threads = threads
         self.n_written = 0
         self._pool: Any = None
         self._pending: Any = None
+        self._ahead: _CompressAhead | None = None
 
     def __enter__(self) -> EventWriter:
         super().__enter__()
@@ -316,6 +454,8 @@ class EventWriter(RootWriter):
         except BaseException as exc:
             super().__exit__(type(exc), exc, exc.__traceback__)
             raise
+        if self.format == "ttree" and self.compression is not None and self.compression.level > 0:
+            self._ahead = _CompressAhead(self.compression, self.threads)
         if self.background:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -332,24 +472,57 @@ class EventWriter(RootWriter):
             return arr.astype(arr.dtype.newbyteorder(">"))
         return arr.copy()
 
-    def write(self, batch: Mapping[str, np.ndarray]) -> None:
-        """Append a batch: ``event_id``, the six images (float32 (n,56,56)), scalars[, jet]."""
-        npix, fields = point_cloud(batch)
+    def write(self, batch: Mapping[str, np.ndarray], compressed: Mapping[str, bytes] | None = None) -> None:
+        """Append a batch: ``event_id``, the six images (float32 (n,56,56)), scalars[, jet].
+
+        ``compressed`` may hold, per image channel, the compressed bytes of its basket, made
+        elsewhere (a simulation worker): the codec's output for the channel's big-endian float32
+        bytes. They are used once uproot's own bytes are confirmed equal, and ignored otherwise.
+        """
+        ahead = self._ahead
+        threads = ahead is not None and self.threads > 0
+        later: list[tuple[Any, ...]] = []  # with a background thread, that thread hands the payloads over
+
+        def hand(payload: bytearray, done: bytes | None) -> None:
+            if self._pool is not None:
+                later.append((payload, done))
+            elif ahead is not None:  # at once: threads start compressing while this one goes on
+                _hand(ahead, (payload, done))
+
         data: dict[str, Any] = {"event_id": self._array(batch["event_id"], np.int64)}
-        for ch in schema.IMAGE_CHANNELS:
-            data[ch] = self._array(batch[ch], np.float32)
-        if self.with_jet:
-            data[schema.JET_IMAGE] = self._array(batch[schema.JET_IMAGE], np.float32)
+        for ch in (*schema.IMAGE_CHANNELS, *((schema.JET_IMAGE,) if self.with_jet else ())):
+            done = compressed.get(ch) if compressed and ahead is not None else None
+            if done is not None or threads:
+                data[ch], payload = _big_endian(batch[ch], np.float32)
+                hand(payload, done)
+            else:
+                data[ch] = self._array(batch[ch], np.float32)
+        npix, fields = point_cloud(batch)
+        if threads:
+            for payload in _point_payloads(npix, fields):
+                hand(payload, None)
         data[schema.POINT_PREFIX] = jagged_record(npix, fields)
         for b in schema.EVENT_BRANCHES:
             if b.kind == "scalar" and b.name != "event_id" and (self.with_jet or not b.optional):
                 data[b.name] = self._array(batch[b.name], b.np_dtype)
         if self._pool is None:
-            self.extend(schema.EVENTS_TREE, data)
+            self._extend(data, later)
         else:
             self._wait()
-            self._pending = self._pool.submit(self.extend, schema.EVENTS_TREE, data)
+            self._pending = self._pool.submit(self._extend, data, later)
         self.n_written += len(data["event_id"])
+
+    def _extend(self, data: Mapping[str, Any], later: Sequence[tuple[Any, ...]]) -> None:
+        """Append one chunk (its large baskets served from compression done ahead, where there is)."""
+        if self._ahead is None:
+            self.extend(schema.EVENTS_TREE, data)
+            return
+        for item in later:
+            _hand(self._ahead, item)
+        try:
+            self.extend(schema.EVENTS_TREE, data)
+        finally:
+            self._ahead.discard()
 
     def _wait(self) -> None:
         """Until the chunk in flight is written; raises its error."""
@@ -358,6 +531,14 @@ class EventWriter(RootWriter):
             pending.result()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        try:
+            return self._exit(exc_type, exc, tb)
+        finally:
+            if self._ahead is not None:
+                self._ahead.close()
+                self._ahead = None
+
+    def _exit(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         if self._pool is not None:
             failed: BaseException | None = None
             try:

@@ -4,8 +4,9 @@ Event ``i`` of a dataset depends only on (master seed, i): its particles come fr
 ``event_rng(seed, i)``, and jet events take the i-th Pythia jet of the dataset. So any
 sharding or batching gives the same events. Simulation runs in worker processes and overlaps
 with writing in the main process; on Linux the workers simulate straight into shared-memory
-batch slots, so no image crosses a pipe. With several shards and workers, each worker
-simulates and writes whole shards.
+batch slots, so no image crosses a pipe, and also compress a few of the chunk's baskets there
+(:data:`WORKER_COMPRESSED`) to share the writer's compression work. With several shards and
+workers, each worker simulates and writes whole shards.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import mmap
 import multiprocessing as mp
 import os
+import struct
 import sys
 import time
 from collections import deque
@@ -27,10 +29,10 @@ from pfgraph.config import to_dict
 from pfgraph.errors import PfgraphError
 from pfgraph.geometry import IMSIZE
 from pfgraph.io import schema
-from pfgraph.io.root import EventWriter, make_meta
+from pfgraph.io.root import ROOT_BLOCK, EventWriter, make_meta, parse_compression
 from pfgraph.sim import showers
 from pfgraph.sim.detector import SimConfig
-from pfgraph.sim.particles import STREAM_NOISE, Particles, event_rng, sample_event
+from pfgraph.sim.particles import STREAM_NOISE, Particles, event_rng, sample_batch
 from pfgraph.utils.atomic import clean_stale_temporaries
 from pfgraph.utils.memory import reuse_cpu_memory
 
@@ -43,6 +45,33 @@ IMAGE_OUT = ("emcal", "hcal", "trk_neg", "trk_pos", "truth", "truth_neutral")
 #: writing in the calling thread (scripts/bench_simulate.py measures both, same run); its gain on
 #: an idle machine is unmeasured.
 BACKGROUND_WRITE = False
+
+#: Threads that compress the single writer's large baskets ahead of uproot
+#: (:class:`~pfgraph.io.root.EventWriter` ``threads``; 0 = compress inline); None = as many as
+#: there are cores beyond the writer and the simulation workers, at most 2 (:func:`compress_threads`).
+#: On the shared 2-core reference machine, where the simulation worker and other jobs hold the
+#: cores, 2 threads gave 0.78-0.95x the rate of compressing inline (scripts/bench_simulate.py
+#: measures both, same run), so that machine compresses inline.
+COMPRESS_THREADS: int | None = None
+
+
+def compress_threads(workers: int) -> int:
+    """The writer's compression threads next to ``workers`` simulation processes
+    (:data:`COMPRESS_THREADS`, or the idle cores: 0 on 2 cores with one worker, 2 on 4 cores)."""
+    if COMPRESS_THREADS is not None:
+        return COMPRESS_THREADS
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(2, cores - 1 - workers))
+
+
+#: Image channels whose baskets the simulation worker compresses itself (shared-memory path,
+#: compressed TTree), into its slot next to the images: moves part of the writer's LZ4 work (two
+#: thirds of the writer's time) to the worker, which has time to spare since simulation got
+#: faster; the writer checks uproot's bytes against the images before using a result
+#: (:meth:`pfgraph.io.root.EventWriter.write` ``compressed``), so the file is the same. Two
+#: channels balance the two processes on the shared 2-core reference machine (with three, the
+#: worker took ~15 % more CPU per event than the writer and became the slower one).
+WORKER_COMPRESSED: tuple[str, ...] = ("truth", "emcal")
 
 #: Events per vectorised response call: keeps the per-particle arrays cache-sized (with the heap
 #: reused, 8/16/32/64 events were within noise of each other on the 2-core reference machine;
@@ -101,15 +130,12 @@ def simulate_batch(cfg: SimConfig, event_ids: Sequence[int], jets: Sequence[Any]
     det = cfg.detector
     for lo in range(0, n, SUB_BATCH):
         ids = event_ids[lo:lo + SUB_BATCH]
-        parts: list[Particles] = []
-        for b, eid in enumerate(ids):
-            p, rng = sample_event(cfg.seed, eid, b, cfg.particles, cfg.pileup)
-            parts.append(p)
-            if with_jet:
-                from pfgraph.sim.jets import jet_particles
+        p, rngs = sample_batch(cfg.seed, ids, cfg.particles, cfg.pileup)
+        if with_jet:
+            from pfgraph.sim.jets import jet_particles
 
-                parts.append(jet_particles(jets[lo + b], b, rng))
-        res = showers.respond(Particles.concatenate(parts), len(ids), det)
+            p = Particles.concatenate([p, *(jet_particles(jets[lo + b], b, rng) for b, rng in enumerate(rngs))])
+        res = showers.respond(p, len(ids), det)
         for ch, sigma in (("emcal", det.shower_sigma_emcal), ("hcal", det.shower_sigma_hcal)):
             res[ch] = showers.spread_showers(res[ch], sigma, det.phi_wrap)
         if det.noise_emcal > 0 or det.noise_hcal > 0:
@@ -154,6 +180,11 @@ _WORKER_JETS: list[Any] | None = None
 #: Shared-memory batch slots (anonymous shared mappings made before the pool forks) and their layout.
 _WORKER_SLOTS: list[mmap.mmap] = []
 _WORKER_LAYOUT: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
+#: Per channel the worker compresses: where its compressed basket goes in a slot (after the batch
+#: arrays; an 8-byte length, -1 when none, then room for the bytes) and how much room there is.
+_WORKER_PACKED: dict[str, tuple[int, int]] = {}
+_WORKER_COMPRESSION: Any = None
+_LENGTH = struct.Struct("<q")
 
 
 def quiet_worker() -> None:
@@ -203,12 +234,45 @@ def _work_into(ids: tuple[int, int], slot: int) -> int:
     assert _WORKER_CFG is not None
     lo, hi = ids
     jets = _WORKER_JETS[lo:hi] if _WORKER_JETS is not None else None
-    simulate_batch(_WORKER_CFG, range(lo, hi), jets, out=layout_views(_WORKER_SLOTS[slot], _WORKER_LAYOUT, hi - lo))
+    views = layout_views(_WORKER_SLOTS[slot], _WORKER_LAYOUT, hi - lo)
+    simulate_batch(_WORKER_CFG, range(lo, hi), jets, out=views)
+    buf = _WORKER_SLOTS[slot]
+    for ch, (offset, room) in _WORKER_PACKED.items():
+        # the codec's output for the channel's basket bytes (big-endian float32), as uproot asks for it
+        packed = _WORKER_COMPRESSION.compress(views[ch].astype(views[ch].dtype.newbyteorder(">")))
+        fits = len(packed) <= room
+        if fits:
+            buf[offset:offset + len(packed)] = packed
+        _LENGTH.pack_into(buf, offset - _LENGTH.size, len(packed) if fits else -1)
     return slot
 
 
-def _shared_batches(pool: Any, ranges: Sequence[tuple[int, int]]) -> Iterator[dict[str, np.ndarray]]:
-    """The batches of ``ranges`` in order, simulated by ``pool`` straight into shared memory.
+def _packed_layout(base: int, cfg: SimConfig) -> dict[str, tuple[int, int]]:
+    """:data:`_WORKER_PACKED` for slots whose batch arrays take ``base`` bytes: room for each of
+    :data:`WORKER_COMPRESSED`'s baskets (one compression block at most), with a margin for
+    incompressible data; none for uncompressed or RNTuple output."""
+    global _WORKER_COMPRESSION
+    _WORKER_COMPRESSION = parse_compression(cfg.output.compression)
+    size = cfg.output.chunk * IMSIZE * IMSIZE * np.dtype(np.float32).itemsize
+    if cfg.output.format != "ttree" or _WORKER_COMPRESSION is None or _WORKER_COMPRESSION.level == 0 \
+            or size > ROOT_BLOCK:
+        return {}
+    room = size + size // 16 + 4096
+    out, offset = {}, base
+    for ch in WORKER_COMPRESSED:
+        out[ch] = (offset + _LENGTH.size, room)
+        offset += _LENGTH.size + -(-room // 8) * 8
+    return out
+
+
+def _packed_bytes() -> int:
+    """Bytes the compressed baskets of :data:`_WORKER_PACKED` need after the batch arrays."""
+    return sum(_LENGTH.size + -(-room // 8) * 8 for _, room in _WORKER_PACKED.values())
+
+
+def _shared_batches(pool: Any, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[dict[str, np.ndarray], dict[str, bytes]]]:
+    """The batches of ``ranges`` in order, simulated by ``pool`` straight into shared memory, each
+    with the baskets its worker compressed (channel -> compressed bytes).
 
     Each slot holds one chunk; a yielded batch is a view of its slot and stays valid until the
     next batch is requested, when the slot goes back to the workers. Handing over a 500-event
@@ -228,7 +292,13 @@ def _shared_batches(pool: Any, ranges: Sequence[tuple[int, int]]) -> Iterator[di
     while pending:
         (lo, hi), result = pending.popleft()
         slot = result.get()
-        yield layout_views(_WORKER_SLOTS[slot], _WORKER_LAYOUT, hi - lo)
+        buf = _WORKER_SLOTS[slot]
+        packed = {}
+        for ch, (offset, _room) in _WORKER_PACKED.items():
+            (length,) = _LENGTH.unpack_from(buf, offset - _LENGTH.size)
+            if length >= 0:
+                packed[ch] = buf[offset:offset + length]
+        yield layout_views(buf, _WORKER_LAYOUT, hi - lo), packed
         free.append(slot)
         submit()
 
@@ -264,7 +334,9 @@ def generate(cfg: SimConfig, out: str | os.PathLike[str], shards: int = 1, worke
     if shared:  # slots first, so the forked workers share them
         _WORKER_LAYOUT.clear()
         _WORKER_LAYOUT.update(batch_layout(chunk, cfg.jets.enabled))
-        _WORKER_SLOTS[:] = [mmap.mmap(-1, layout_bytes(_WORKER_LAYOUT)) for _ in range(workers + 2)]
+        _WORKER_PACKED.clear()
+        _WORKER_PACKED.update(_packed_layout(layout_bytes(_WORKER_LAYOUT), cfg))
+        _WORKER_SLOTS[:] = [mmap.mmap(-1, layout_bytes(_WORKER_LAYOUT) + _packed_bytes()) for _ in range(workers + 2)]
     pool = ctx.Pool(workers, initializer=_init_pool_worker, initargs=(cfg, jets)) if workers > 0 else None
     try:
         for k, plan in enumerate(plans):
@@ -274,17 +346,18 @@ def generate(cfg: SimConfig, out: str | os.PathLike[str], shards: int = 1, worke
             meta = make_meta("events", cfg_dict, seed=cfg.seed, events=plan.stop - plan.start,
                              first_event=plan.start, shard=k, shards=len(plans), with_jet=cfg.jets.enabled)
             ranges = _chunks(plan.start, plan.stop, chunk)
+            batches: Iterator[tuple[dict[str, np.ndarray], dict[str, bytes] | None]]
             if shared:
-                batches: Iterator[dict[str, np.ndarray]] = _shared_batches(pool, ranges)
+                batches = _shared_batches(pool, ranges)
             elif pool is not None:
-                batches = pool.imap(_work, ranges)
+                batches = ((b, None) for b in pool.imap(_work, ranges))
             else:
                 _init_worker(cfg, jets)
-                batches = (_work(r) for r in ranges)
+                batches = ((_work(r), None) for r in ranges)
             with EventWriter(plan.path, meta, with_jet=cfg.jets.enabled, compression=cfg.output.compression,
-                             format=cfg.output.format, background=BACKGROUND_WRITE) as w:
-                for batch in batches:
-                    w.write(batch)
+                             format=cfg.output.format, background=BACKGROUND_WRITE, threads=compress_threads(workers)) as w:
+                for batch, packed in batches:
+                    w.write(batch, compressed=packed)
                     if progress is not None:
                         progress(len(batch["event_id"]))
             written.append(plan.path)
@@ -293,6 +366,7 @@ def generate(cfg: SimConfig, out: str | os.PathLike[str], shards: int = 1, worke
             pool.terminate()
             pool.join()
         _WORKER_SLOTS.clear()  # unmapped once the last batch view is gone
+        _WORKER_PACKED.clear()
     return written
 
 

@@ -8,11 +8,12 @@ images.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
 
-from pfgraph import geometry as schema  # the grid; alias keeps this import-only change out of the body
+from pfgraph import geometry
 from pfgraph.sim.detector import (
     CHARGED_HADRON,
     EM_NEUTRAL,
@@ -65,6 +66,34 @@ class Particles:
         return Particles(**{f.name: getattr(self, f.name)[mask] for f in fields(Particles)})
 
 
+def _background(u: np.ndarray, g: np.ndarray, cfg: ParticleConfig, energy_scale: float) -> dict[str, np.ndarray]:
+    """The particle columns of :func:`sample_background` from its draws, flat in C order.
+
+    ``u`` (..., 3, n) uniforms and ``g`` (..., 4, n) normals, as one event's generator draws them
+    (``rng.random((3, n))``, ``rng.standard_normal((4, n))``), for one event or stacked for a
+    batch: the same arithmetic either way, so a batch gives each event's values bit for bit.
+    """
+    u0 = u[..., 0, :]
+    energy = np.abs(g[..., 0, :]).reshape(-1)
+    energy *= float(np.hypot(cfg.g1_sigma, cfg.g2_sigma)) * energy_scale
+    species = (u0 >= cfg.neutral_pi_frac).view(np.int8).reshape(-1).copy()
+    species += (u0 >= cfg.neutral_had_frac).reshape(-1)  # EM_NEUTRAL 0, NEUTRAL_HADRON 1, CHARGED_HADRON 2
+    charged = species == CHARGED_HADRON
+    positive = (u0 >= cfg.neutral_had_frac + 0.5 * (1.0 - cfg.neutral_had_frac)).reshape(-1)
+    charge = positive.view(np.int8) * np.int8(2)
+    charge -= 1
+    charge *= charged.view(np.int8)
+    eta = (2.0 * u[..., 1, :] - 1.0).reshape(-1)
+    eta *= geometry.MAX_ETA
+    phi = (2.0 * u[..., 2, :] - 1.0).reshape(-1)
+    phi *= np.pi
+    if cfg.charged_acceptance != 1.0:
+        eta[charged] *= cfg.charged_acceptance
+        phi[charged] *= cfg.charged_acceptance
+    return dict(energy=energy, eta=eta, phi=phi, species=species, charge=charge,
+                n_trk=g[..., 1, :].reshape(-1), n_ecal=g[..., 2, :].reshape(-1), n_hcal=g[..., 3, :].reshape(-1))
+
+
 def sample_background(rng: np.random.Generator, n: int, cfg: ParticleConfig, event: int = 0,
                       energy_scale: float = 1.0, in_truth: bool = True) -> Particles:
     """Draw ``n`` particles of the paper's model (DESIGN §2, steps 1-3) for one event.
@@ -79,22 +108,38 @@ def sample_background(rng: np.random.Generator, n: int, cfg: ParticleConfig, eve
     """
     u = rng.random((3, n))
     g = rng.standard_normal((4, n))
-    energy = np.abs(g[0]) * (float(np.hypot(cfg.g1_sigma, cfg.g2_sigma)) * energy_scale)
-    species = (u[0] >= cfg.neutral_pi_frac).astype(np.int8)
-    species += u[0] >= cfg.neutral_had_frac  # EM_NEUTRAL 0, NEUTRAL_HADRON 1, CHARGED_HADRON 2
-    charged = species == CHARGED_HADRON
-    positive = u[0] >= cfg.neutral_had_frac + 0.5 * (1.0 - cfg.neutral_had_frac)
-    charge = (2 * positive.view(np.int8) - 1) * charged.view(np.int8)
-    eta = (2.0 * u[1] - 1.0) * schema.MAX_ETA
-    phi = (2.0 * u[2] - 1.0) * np.pi
-    if cfg.charged_acceptance != 1.0:
-        eta[charged] *= cfg.charged_acceptance
-        phi[charged] *= cfg.charged_acceptance
-    return Particles(
-        event=np.full(n, event, dtype=np.int64), energy=energy, eta=eta, phi=phi, species=species,
-        charge=charge, in_truth=np.full(n, in_truth), is_jet=np.zeros(n, dtype=bool),
-        n_trk=g[1], n_ecal=g[2], n_hcal=g[3],
-    )
+    return Particles(event=np.full(n, event, dtype=np.int64), in_truth=np.full(n, in_truth),
+                     is_jet=np.zeros(n, dtype=bool), **_background(u, g, cfg, energy_scale))
+
+
+def sample_batch(seed: int, event_ids: Sequence[int], cfg: ParticleConfig,
+                 pileup: PileupConfig) -> tuple[Particles, list[np.random.Generator]]:
+    """The particles of events ``event_ids`` (batch indices 0..n-1) and each event's generator.
+
+    Exactly the values of :func:`sample_event` for each event: every event draws from its own
+    generator in the same order, into one stacked buffer, and the arithmetic runs once over the
+    batch. The background particles of all events come first (event by event), then each
+    event's pile-up; within an event the order is :func:`sample_event`'s, so every pixel sums
+    the same deposits in the same order. The generators are returned positioned after the
+    event's particles (jet smearing draws from them next).
+    """
+    n, b_events = cfg.multiplicity, len(event_ids)
+    u = np.empty((b_events, 3, n))
+    g = np.empty((b_events, 4, n))
+    rngs = []
+    for b, eid in enumerate(event_ids):
+        rng = event_rng(seed, int(eid))
+        rng.random(out=u[b])
+        rng.standard_normal(out=g[b])
+        rngs.append(rng)
+    total = b_events * n
+    p = Particles(event=np.repeat(np.arange(b_events, dtype=np.int64), n), in_truth=np.ones(total, dtype=bool),
+                  is_jet=np.zeros(total, dtype=bool), **_background(u, g, cfg, 1.0))
+    if pileup.mu > 0:
+        extra = [sample_background(rng, int(rng.poisson(pileup.mu)), cfg, b, pileup.energy_scale, in_truth=False)
+                 for b, rng in enumerate(rngs)]
+        p = Particles.concatenate([p, *extra])
+    return p, rngs
 
 
 def sample_event(seed: int, event_id: int, batch_index: int, cfg: ParticleConfig,

@@ -10,25 +10,60 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from pfgraph import geometry as schema  # the grid; alias keeps this import-only change out of the body
-from pfgraph.sim.detector import CHARGED_HADRON, ELECTRON, EM_NEUTRAL, MUON, NEUTRAL_HADRON, DetectorConfig
+from pfgraph import geometry
+from pfgraph.sim.detector import (
+    CHARGED_HADRON,
+    ELECTRON,
+    EM_NEUTRAL,
+    MUON,
+    NEUTRAL_HADRON,
+    SPECIES_NAMES,
+    DetectorConfig,
+)
 from pfgraph.sim.particles import Particles
 
-NPIX = schema.IMSIZE * schema.IMSIZE
+NPIX = geometry.IMSIZE * geometry.IMSIZE
+
+
+#: How far (in bins) a value's computed position must be from a bin edge for its truncation to
+#: be trusted: the position and the edges each carry rounding errors of ~1e-14 bins.
+_EDGE_MARGIN = 1e-9
 
 
 def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bin of each value exactly as ``np.histogram2d`` assigns it; -1 outside the range.
 
-    Bins are half-open [lo, hi) except the last, which includes its upper edge. A fast
-    arithmetic guess (truncation; values below the range clip to bin 0 anyway) is corrected
-    against the edges themselves, so values on or next to an edge land where ``searchsorted``
-    on ``edges`` puts them.
+    Bins are half-open [lo, hi) except the last, which includes its upper edge. The bin is the
+    truncated arithmetic position ``(value - lo) * n / (hi - lo)`` wherever that position is
+    more than ``_EDGE_MARGIN`` away from a whole number (rounding cannot move it across an
+    edge). The rest (values within ~1e-9 bins of an edge, outside the range, NaN: none at all
+    for most batches) are placed against the edges themselves (:func:`_bin_index_exact`).
     """
     n = len(edges) - 1
     lo, hi = edges[0], edges[-1]
+    pos = values - lo
+    pos *= n / (hi - lo)
+    with np.errstate(invalid="ignore"):  # NaN and huge values give garbage here: redone below
+        idx = pos.astype(np.int64)
+    frac = pos - idx
+    sure = frac > _EDGE_MARGIN
+    sure &= frac < 1.0 - _EDGE_MARGIN
+    sure &= idx < n  # and idx >= 0, since a negative position has a negative fraction
+    if not sure.all():
+        unsure = np.flatnonzero(~sure)
+        idx[unsure] = _bin_index_exact(values[unsure], edges)
+    return idx
+
+
+def _bin_index_exact(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """:func:`bin_index` by comparison with the edges: an arithmetic guess (truncation; values
+    below the range clip to bin 0 anyway) corrected so that values on or next to an edge land
+    where ``searchsorted`` on ``edges`` puts them."""
+    n = len(edges) - 1
+    lo, hi = edges[0], edges[-1]
     guess = (values - lo) * (n / (hi - lo))
-    idx = guess.astype(np.int64)  # NaN and huge values give garbage here: masked below
+    with np.errstate(invalid="ignore"):
+        idx = guess.astype(np.int64)  # NaN and huge values give garbage here: masked below
     np.clip(idx, 0, n - 1, out=idx)
     idx -= values < edges[idx]
     idx += (values >= edges[idx + 1]) & (idx < n - 1)
@@ -38,18 +73,19 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 def flat_pixel(eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
     """Flat pixel index ``ieta * 56 + iphi``, or -1 if (eta, phi) falls outside the grid."""
-    ie = bin_index(eta, schema.ETA_EDGES)
-    ip = bin_index(phi, schema.PHI_EDGES)
-    return np.where((ie >= 0) & (ip >= 0), ie * schema.IMSIZE + ip, -1)
+    ie = bin_index(eta, geometry.ETA_EDGES)
+    ip = bin_index(phi, geometry.PHI_EDGES)
+    return np.where((ie >= 0) & (ip >= 0), ie * geometry.IMSIZE + ip, -1)
 
 
 def _deposit(cells: np.ndarray, weights: np.ndarray, span: int) -> np.ndarray:
     """Sum ``weights`` into ``span`` flat (event, eta-bin, phi-bin) cells, in particle order.
 
-    Callers pass only the particles that deposit (as the per-particle oracle adds only those),
-    so every bin gets exactly the oracle's float64 sum.
+    ``cells`` may hold ``span`` (the overflow cell, dropped) for particles off the grid. A
+    particle that does not deposit carries weight +0.0: adding +0.0 leaves every float64 sum
+    exactly as it was, so each bin gets exactly the oracle's sum of the particles it adds.
     """
-    return np.bincount(cells, weights=weights, minlength=span)
+    return np.bincount(cells, weights=weights, minlength=span + 1)[:span]
 
 
 def wrap_phi(phi: np.ndarray) -> np.ndarray:
@@ -62,80 +98,95 @@ def respond(p: Particles, n_events: int, det: DetectorConfig) -> dict[str, np.nd
 
     Returns ``truth``, ``truth_neutral``, ``trk_neg``, ``trk_pos``, ``emcal``, ``hcal``,
     ``jet`` (true energy of injected jet constituents) and scalars ``n_particles``,
-    ``n_charged``, ``e_lost``. Each image is one ``np.bincount`` over the particles that
-    deposit in it (flat (event, eta-bin, phi-bin) cells); response formulas are evaluated
-    only for those particles.
+    ``n_charged``, ``e_lost``. Each image is one ``np.bincount`` over all particles (flat
+    (event, eta-bin, phi-bin) cells, an overflow cell for those off the grid), weighted by
+    the particle's deposit or +0.0 where it deposits nothing: whole-array arithmetic, no
+    per-image selection, and the same float64 sums as the per-particle oracle.
     """
-    shape = (n_events, schema.IMSIZE, schema.IMSIZE)
+    shape = (n_events, geometry.IMSIZE, geometry.IMSIZE)
     span = n_events * NPIX
     E = p.energy
     charge = p.charge
     charged = charge != 0
-    neutral = ~charged
-    ieta = bin_index(p.eta, schema.ETA_EDGES)
-    iphi0 = bin_index(p.phi, schema.PHI_EDGES)
-    base = p.event * NPIX + ieta * schema.IMSIZE  # the cell is base + iphi where both bins exist
+    ieta = bin_index(p.eta, geometry.ETA_EDGES)
+    iphi0 = bin_index(p.phi, geometry.PHI_EDGES)
     in_eta = ieta >= 0
+    base = p.event * NPIX
+    base += ieta * geometry.IMSIZE  # the cell is base + iphi where both bins exist
     at0 = in_eta & (iphi0 >= 0)
-    cell0 = base + iphi0
+    cell0 = _cells(base, iphi0, at0, span)
 
     # 4. truth at the production angle: every (non pile-up) particle, no threshold.
-    seen = at0 & p.in_truth
-    seen_neutral = seen & neutral
+    w_truth = E if p.in_truth.all() else np.where(p.in_truth, E, 0.0)
     out: dict[str, np.ndarray] = {
-        "truth": _deposit(cell0[seen], E[seen], span).reshape(shape),
-        "truth_neutral": _deposit(cell0[seen_neutral], E[seen_neutral], span).reshape(shape),
+        "truth": _deposit(cell0, w_truth, span).reshape(shape),
+        "truth_neutral": _deposit(cell0, np.where(charged, 0.0, w_truth), span).reshape(shape),
     }
-    jet = at0 & p.is_jet
-    out["jet"] = _deposit(cell0[jet], E[jet], span).reshape(shape) if jet.any() else np.zeros(shape)
+    out["jet"] = (_deposit(cell0, np.where(p.is_jet, E, 0.0), span).reshape(shape) if p.is_jet.any()
+                  else np.zeros(shape))
     # 5. tracker at the undeflected position: negative tracks in the first span, positive in the second.
-    trk = at0 & charged & (E > det.trk_threshold)
-    e_trk = E[trk]
-    w_trk = e_trk * (1.0 + det.trk_res * det.res_scale * p.n_trk[trk])
-    trk_cells = cell0[trk] + (charge[trk] > 0) * span
-    out["trk_neg"], out["trk_pos"] = _deposit(trk_cells, w_trk, 2 * span).reshape(2, *shape)
+    trk = charged & (E > det.trk_threshold)
+    w_trk = np.where(trk, E * (1.0 + det.trk_res * det.res_scale * p.n_trk), 0.0)
+    trk_cells = cell0 + (charge > 0) * (span + 1)  # off-grid: the overflow cell of either span
+    both = np.bincount(trk_cells, weights=w_trk, minlength=2 * (span + 1)).reshape(2, span + 1)
+    out["trk_neg"], out["trk_pos"] = both[0, :span].reshape(shape), both[1, :span].reshape(shape)
 
     # 6. B-field kick q * B / E (E, not pT; no kick for E = 0).
     cell1, at1, lost = cell0, at0, None
     if det.b_field != 0:
         with np.errstate(divide="ignore", invalid="ignore"):
-            kick = np.where(charged & (E > 0), charge * det.b_field / E, 0.0)
+            kick = charge * det.b_field / E  # +-0.0 for neutral particles
+        no_kick = ~(E > 0)
+        if no_kick.any():
+            kick[no_kick] = 0.0
         phi = p.phi + kick  # + 0.0 leaves neutral (and E = 0) particles exactly where they are
         if det.phi_wrap:
             phi = wrap_phi(phi)
-        iphi1 = bin_index(phi, schema.PHI_EDGES)
+        iphi1 = bin_index(phi, geometry.PHI_EDGES)
         at1 = in_eta & (iphi1 >= 0)
-        cell1 = base + iphi1
+        cell1 = _cells(base, iphi1, at1, span)
         lost = charged & ~at1 & at0
 
-    # 7. ECAL at the deflected position.
+    # 7. ECAL at the deflected position (off the grid: the overflow cell). Per species code: the
+    # share of E the ECAL takes and the share kept for the HCAL (0 / 1 for muons, which pass).
     species = p.species
-    above = at1 & (E > det.ecal_threshold)
+    above = E > det.ecal_threshold
     em = (species == EM_NEUTRAL) | (species == ELECTRON)
-    em_hit = above & em
-    had_hit = above & ((species == NEUTRAL_HADRON) | (species == CHARGED_HADRON))
-    hit = em_hit | had_hit
-    e_hit = E[hit]
-    em_sub = em_hit[hit]
-    ecal_smear = 1.0 + det.emc_res * det.res_scale * p.n_ecal[hit]
-    w_ecal = np.where(em_sub, det.em_ecal_fraction * (e_hit - det.nonlin * np.sqrt(e_hit)),
-                      det.had_ecal_fraction * e_hit) * ecal_smear
-    out["emcal"] = _deposit(cell1[hit], w_ecal, span).reshape(shape)
+    ecal_share, keep_share = np.zeros(len(SPECIES_NAMES)), np.ones(len(SPECIES_NAMES))
+    ecal_share[[EM_NEUTRAL, ELECTRON]], keep_share[[EM_NEUTRAL, ELECTRON]] = det.em_ecal_fraction, 1.0 - det.em_ecal_fraction
+    hadrons = [NEUTRAL_HADRON, CHARGED_HADRON]
+    ecal_share[hadrons], keep_share[hadrons] = det.had_ecal_fraction, 1.0 - det.had_ecal_fraction
+    index = species.astype(np.intp)
+    with np.errstate(invalid="ignore"):  # formulas run for every particle; only depositing ones keep them
+        # EM: f (E - c sqrt E) s; hadrons: f (E - 0) s = f E s, bit for bit
+        w_ecal = ecal_share.take(index) * (E - det.nonlin * np.sqrt(E) * em) * (1.0 + det.emc_res * det.res_scale * p.n_ecal)
+    out["emcal"] = _deposit(cell1, np.where(above, w_ecal, 0.0), span).reshape(shape)
 
     # 8. HCAL at the same position from the kept energy (muons keep nothing).
-    kept = E.copy()
-    kept[hit] = np.where(em_sub, (1.0 - det.em_ecal_fraction) * e_hit, (1.0 - det.had_ecal_fraction) * e_hit)
-    deposit = at1 & (kept > det.hcal_threshold) & (species != MUON)
-    k = kept[deposit]
-    w_hcal = det.hcal_fraction * (k - det.nonlin * np.sqrt(k)) * (1.0 + det.hcal_res * det.res_scale * p.n_hcal[deposit])
-    out["hcal"] = _deposit(cell1[deposit], w_hcal, span).reshape(shape)
+    kept = np.where(above, keep_share.take(index) * E, E)
+    deposit = (kept > det.hcal_threshold) & (species != MUON)
+    with np.errstate(invalid="ignore"):
+        w_hcal = det.hcal_fraction * (kept - det.nonlin * np.sqrt(kept)) * (1.0 + det.hcal_res * det.res_scale * p.n_hcal)
+    out["hcal"] = _deposit(cell1, np.where(deposit, w_hcal, 0.0), span).reshape(shape)
 
     # Bookkeeping.
-    out["n_particles"] = np.bincount(p.event, minlength=n_events).astype(np.int32)
-    out["n_charged"] = np.bincount(p.event[charged], minlength=n_events).astype(np.int32)
-    out["e_lost"] = (np.zeros(n_events) if lost is None
-                     else np.bincount(p.event[lost], weights=E[lost], minlength=n_events))
+    counts = np.bincount(2 * p.event + charged, minlength=2 * n_events).reshape(n_events, 2)
+    out["n_particles"] = counts.sum(axis=1, dtype=np.int32)
+    out["n_charged"] = counts[:, 1].astype(np.int32)
+    if lost is None:
+        out["e_lost"] = np.zeros(n_events)
+    else:
+        gone = np.flatnonzero(lost)
+        out["e_lost"] = np.bincount(p.event[gone], weights=E[gone], minlength=n_events)
     return out
+
+
+def _cells(base: np.ndarray, iphi: np.ndarray, on_grid: np.ndarray, span: int) -> np.ndarray:
+    """Flat cells ``base + iphi``, and the overflow cell ``span`` where ``on_grid`` is False."""
+    cells = base + iphi
+    if not on_grid.all():
+        cells[~on_grid] = span
+    return cells
 
 
 def spread_showers(image: np.ndarray, sigma_pixels: float, phi_wrap: bool) -> np.ndarray:
