@@ -13,7 +13,9 @@ values outside them are corrupt data, never physics:
   ``multiplicity * sigma * sqrt(2/pi) + K * sigma * sqrt(multiplicity)`` (exceeded with a
   probability below ``exp(-K**2 / 2)`` = 3e-18 per event for ``K`` = 9), plus, for jet samples, the
   whole Pythia event ``e_cm * cosh(max_eta)`` (a boost to eta = 0 keeps pT, and a particle
-  inside the grid has ``|eta| <= max_eta``). One pixel cannot hold more than its event.
+  inside the grid has ``|eta| <= max_eta``), and with a hard tail (``hard_tail_fraction``) a
+  Chernoff bound on the number of tail particles times ``hard_tail_max``. One pixel cannot
+  hold more than its event.
 * **inputs** (``emcal``, ``hcal``, ``trk_neg``, ``trk_pos``) are bounded above by all energy
   that reaches the detector (background, pile-up and jet) times the largest smearing gain
   ``1 + K * resolution``, plus ``K`` noise widths; they are **negative only as far as the
@@ -55,7 +57,8 @@ TRUTH_CHANNELS = ("truth", "truth_neutral", schema.JET_IMAGE)
 # Defaults of the generation config (pfgraph.sim.detector), repeated here so that this module
 # needs no simulator import (the detector's come from pfgraph.geometry); a key missing from a
 # file's config takes these values.
-_PARTICLE_DEFAULTS = {"multiplicity": 1600, "g1_sigma": 1.0, "g2_sigma": 2.0}
+_PARTICLE_DEFAULTS = {"multiplicity": 1600, "g1_sigma": 1.0, "g2_sigma": 2.0, "hard_tail_fraction": 0.0,
+                      "hard_tail_max": 300.0}
 _DETECTOR_DEFAULTS = dict(geometry.DETECTOR_DEFAULTS)  # the detector's paper-mode response (one definition)
 _PILEUP_DEFAULTS = {"mu": 0.0, "energy_scale": 0.5}
 _JET_DEFAULTS = {"enabled": False, "e_cm": 7000.0}
@@ -120,6 +123,15 @@ def _half_normal_sum_max(n: float, sigma: float) -> float:
     return n * sigma * math.sqrt(2.0 / math.pi) + K_SIGMA * sigma * math.sqrt(n)
 
 
+def _hard_tail_max(n: float, fraction: float, e_max: float) -> float:
+    """Upper bound of the energy of the hard-tail particles among ``n`` (each in the tail with
+    probability ``fraction``, at most ``e_max``): a Chernoff bound on their number times ``e_max``."""
+    if n <= 0 or fraction <= 0:
+        return 0.0
+    mean = n * min(fraction, 1.0)
+    return min(n, mean + K_SIGMA * math.sqrt(mean) + K_SIGMA**2) * max(e_max, 0.0)
+
+
 def bounds_from_meta(meta: Mapping[str, Any] | None) -> Bounds:
     """The bounds of an events file from its ``pfgraph_meta`` (generic ones without a config).
 
@@ -140,13 +152,15 @@ def bounds_from_meta(meta: Mapping[str, Any] | None) -> Bounds:
 
     sigma = math.hypot(max(part["g1_sigma"], 0.0), max(part["g2_sigma"], 0.0))
     n_bg = max(part["multiplicity"], 0.0)
-    truth_bg = _half_normal_sum_max(n_bg, sigma)
+    tail_f, tail_max = max(part["hard_tail_fraction"], 0.0), part["hard_tail_max"]
+    truth_bg = _half_normal_sum_max(n_bg, sigma) + _hard_tail_max(n_bg, tail_f, tail_max)
     truth_jet = e_cm * math.cosh(max_eta) if jet_on else 0.0
     truth_max = truth_bg + truth_jet
     # Pile-up: Poisson(mu) particles (Chernoff: P(N >= 2 mu + 80) is negligible), energies scaled.
     mu = max(pu["mu"], 0.0)
     n_pu = 2.0 * mu + 80.0 if mu > 0 else 0.0
-    reach = truth_max + _half_normal_sum_max(n_pu, sigma * max(pu["energy_scale"], 0.0))
+    scale = max(pu["energy_scale"], 0.0)
+    reach = truth_max + _half_normal_sum_max(n_pu, sigma * scale) + _hard_tail_max(n_pu, tail_f, tail_max) * scale
     n_all = n_bg + n_pu + (JET_CONSTITUENTS_MAX if jet_on else 0)
 
     lo: dict[str, float] = {c: 0.0 for c in (*TRUTH_CHANNELS, "e_total")}

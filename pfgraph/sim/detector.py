@@ -34,9 +34,24 @@ class ParticleConfig:
     g1_sigma: float = 1.0
     g2_sigma: float = 2.0
     charged_acceptance: float = 1.0
+    #: Hard tail of the energy spectrum (not in the paper; 0 = off): this fraction of the
+    #: particles takes its energy from a power law E^-hard_tail_index between hard_tail_min and
+    #: hard_tail_max GeV instead of |N(0, sigma)|, so a training set reaches the energies a jet
+    #: puts into one pixel without using jets (index 1: flat in log E).
+    hard_tail_fraction: float = 0.0
+    hard_tail_index: float = 1.0
+    hard_tail_min: float = 5.0
+    hard_tail_max: float = 300.0
 
     def validate(self) -> None:
         """Reject impossible values."""
+        if not 0 <= self.hard_tail_fraction <= 1:
+            raise ConfigError(f"particles.hard_tail_fraction = {self.hard_tail_fraction}: expected 0 <= value <= 1")
+        if not 0 < self.hard_tail_min < self.hard_tail_max < float("inf"):
+            raise ConfigError(f"particles.hard_tail_min = {self.hard_tail_min}, hard_tail_max = {self.hard_tail_max}: "
+                              "expected 0 < min < max")
+        if not 0 <= self.hard_tail_index < float("inf"):
+            raise ConfigError(f"particles.hard_tail_index = {self.hard_tail_index}: expected a finite index >= 0")
         if self.multiplicity < 0:
             raise ConfigError(f"particles.multiplicity = {self.multiplicity}: expected >= 0")
         if not 0 <= self.neutral_pi_frac <= self.neutral_had_frac <= 1:

@@ -76,6 +76,10 @@ def _background(u: np.ndarray, g: np.ndarray, cfg: ParticleConfig, energy_scale:
     u0 = u[..., 0, :]
     energy = np.abs(g[..., 0, :]).reshape(-1)
     energy *= float(np.hypot(cfg.g1_sigma, cfg.g2_sigma)) * energy_scale
+    if cfg.hard_tail_fraction > 0:  # two more uniforms per particle: in the tail?, and where
+        tail = (u[..., 3, :] < cfg.hard_tail_fraction).reshape(-1)
+        energy[tail] = power_law(u[..., 4, :].reshape(-1)[tail], cfg.hard_tail_index, cfg.hard_tail_min,
+                                 cfg.hard_tail_max) * energy_scale
     species = (u0 >= cfg.neutral_pi_frac).view(np.int8).reshape(-1).copy()
     species += (u0 >= cfg.neutral_had_frac).reshape(-1)  # EM_NEUTRAL 0, NEUTRAL_HADRON 1, CHARGED_HADRON 2
     charged = species == CHARGED_HADRON
@@ -94,6 +98,19 @@ def _background(u: np.ndarray, g: np.ndarray, cfg: ParticleConfig, energy_scale:
                 n_trk=g[..., 1, :].reshape(-1), n_ecal=g[..., 2, :].reshape(-1), n_hcal=g[..., 3, :].reshape(-1))
 
 
+def n_uniforms(cfg: ParticleConfig) -> int:
+    """Uniforms drawn per particle: species, eta, phi, and with a hard tail two more (tail or not, energy)."""
+    return 5 if cfg.hard_tail_fraction > 0 else 3
+
+
+def power_law(v: np.ndarray, index: float, lo: float, hi: float) -> np.ndarray:
+    """Inverse CDF of the density E^-index on [lo, hi] at the uniforms ``v`` (index 1: log-uniform)."""
+    if abs(index - 1.0) < 1e-12:
+        return lo * np.exp(v * np.log(hi / lo))
+    k = 1.0 - index
+    return (lo**k + v * (hi**k - lo**k)) ** (1.0 / k)
+
+
 def sample_background(rng: np.random.Generator, n: int, cfg: ParticleConfig, event: int = 0,
                       energy_scale: float = 1.0, in_truth: bool = True) -> Particles:
     """Draw ``n`` particles of the paper's model (DESIGN §2, steps 1-3) for one event.
@@ -104,9 +121,11 @@ def sample_background(rng: np.random.Generator, n: int, cfg: ParticleConfig, eve
     hadron below ``neutral_had_frac``, else charged hadron), and the charge from where ``u``
     falls in the charged range (lower half -1, upper half +1: 50/50, independent of the
     species draw); eta, phi uniform over the grid, shrunk by ``charged_acceptance`` for charged
-    particles. Per particle: 3 uniforms, 4 normals (energy and the three smearing normals).
+    particles. Per particle: 3 uniforms, 4 normals (energy and the three smearing normals); with
+    a hard tail (``hard_tail_fraction`` > 0, not in the paper) 2 more uniforms: a particle below
+    the fraction takes its energy from :func:`power_law` instead.
     """
-    u = rng.random((3, n))
+    u = rng.random((n_uniforms(cfg), n))
     g = rng.standard_normal((4, n))
     return Particles(event=np.full(n, event, dtype=np.int64), in_truth=np.full(n, in_truth),
                      is_jet=np.zeros(n, dtype=bool), **_background(u, g, cfg, energy_scale))
@@ -124,7 +143,7 @@ def sample_batch(seed: int, event_ids: Sequence[int], cfg: ParticleConfig,
     event's particles (jet smearing draws from them next).
     """
     n, b_events = cfg.multiplicity, len(event_ids)
-    u = np.empty((b_events, 3, n))
+    u = np.empty((b_events, n_uniforms(cfg), n))
     g = np.empty((b_events, 4, n))
     rngs = []
     for b, eid in enumerate(event_ids):
