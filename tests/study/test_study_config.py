@@ -56,7 +56,11 @@ def test_cpu_study_is_the_issue_18_study() -> None:
     for want in ("analytic", "cnn", "cnn3d", "unet_attn", "calibrated", "edgeconv", "pfn", "cnn_attn", "cnn_attn_code"):
         assert want in labels
     assert cfg.datasets[cfg.train_on].events == 10000 and cfg.datasets[cfg.train_on].sim == "gauss_b050"
-    assert {cfg.datasets[d].events for d in cfg.evaluate_on} == {1000} and len(cfg.evaluate_on) == 2
+    assert {cfg.datasets[d].events for d in cfg.evaluate_on} == {1000} and cfg.evaluate_on == ["test", "jet", "jet300"]
+    # issue 15: the calibrated model's A/B on a hard-tail training file, same seeds
+    tail = next(m for m in cfg.models if m.label == "calibrated_tail")
+    assert tail.train_on == "train_tail" and "particles.hard_tail_fraction=0.005" in cfg.datasets["train_tail"].overrides
+    assert cfg.seeds(tail) == cfg.seeds(next(m for m in cfg.models if m.label == "calibrated"))
     for m in cfg.models:
         if m.label not in ("analytic", "cnn_attn", "cnn_attn_code"):
             assert len(cfg.seeds(m)) == 3, m.label
