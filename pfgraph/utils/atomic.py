@@ -70,7 +70,7 @@ OWNER = ".owner"
 #: closing any descriptor of a file drops this process's POSIX locks on it).
 _LIVE: set[str] = set()
 #: What torch.save's C++ archive writer says when a write fails (it does not keep the errno).
-_TORCH_WRITE_ERRORS = ("write failed", "inline_container.cc", "PytorchStreamWriter")
+_TORCH_WRITE_ERRORS = ("write failed", "inline_container.cc", "PytorchStreamWriter", "iostream error")
 #: A write failing with less free space than this is reported as a full disk.
 _FULL_BELOW = 64 * 2**20
 

@@ -107,6 +107,9 @@ def test_write_failures_become_one_line(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(os, "statvfs", lambda _: _Full())
     exc = write_failure(RuntimeError(torch_msg), final)
     assert isinstance(exc, PfgraphError) and str(exc).startswith(f"{final}: no space left on device (12 KiB free;")
+    # torch.save's stream can also fail earlier, in its C++ iostream (seen on a full 64 KiB tmpfs)
+    exc = write_failure(RuntimeError("basic_ios::clear: iostream error"), final)
+    assert isinstance(exc, PfgraphError) and str(exc).startswith(f"{final}: no space left on device (12 KiB free;")
     monkeypatch.undo()
     assert str(write_failure(RuntimeError(torch_msg), final)).startswith(f"{final}: write failed (")
     assert write_failure(ValueError("x"), final) is None
