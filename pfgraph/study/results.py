@@ -572,6 +572,14 @@ def build_results(root: str | Path, evidence: str | None = None) -> str:
         "one, else derived from its `metrics.csv` by this rule.)",
         "",
     ]
+    own = [f"`{m.get('name') or m.get('model')}` on `{m['train_on']}`" for m in study.get("models") or []
+           if isinstance(m, dict) and m.get("train_on") and m.get("train_on") != study.get("train_on")]
+    if own:
+        out += ["Trained on another file than the study's: " + ", ".join(own) + ".", ""]
+    jet_sets = {name for name, per_model in data.evals.items()
+                if any(_get(d, "jets.available") for docs in per_model.values() for d in docs)}
+    reference_name = next((n for n in data.evals if n not in jet_sets), None)
+    reference = figures(data.evals[reference_name]) if reference_name else None
     for name, per_model in data.evals.items():
         figs_by_label = figures(per_model)
         alias = _aliases(per_model)
@@ -581,6 +589,9 @@ def build_results(root: str | Path, evidence: str | None = None) -> str:
                 "Claims on this test set:", "", claims_table(figs, CLAIMS + (JET_CLAIMS if is_jet else [])),
                 "Rank by metric (1 = best):", "", ranking_table(figs_by_label),
                 "Every seed (value [68 % bootstrap interval over test events]):", "", seed_table(per_model)]
+        if is_jet:
+            out += ["Issue 15's targets on this jet set (checked on the value, the mean over seeds; the per-pixel "
+                    f"ratio against `{reference_name}`):", "", targets_table(figs_by_label, reference, reference_name)]
         train = ds.get(str(study.get("train_on")))
         if is_jet and train is not None:
             note = jet_extrapolation(root / "data" / f"{study.get('train_on')}.root", root / "data" / f"{name}.root")
@@ -589,6 +600,40 @@ def build_results(root: str | Path, evidence: str | None = None) -> str:
     out += ["## Training budgets", "", training_table(data), "", "## Compute spent", "", *compute_lines(data.ledgers),
             ""]
     return "\n".join(out)
+
+
+#: Issue 15's targets on a jet set, checked on the value (the mean over seeds): jet energy (truth-jet
+#: pixels) median within +-0.02 and 68 % half-width <= 0.05, the per-pixel residual half-width on the
+#: jets at most 1.2x its value on the study's first non-jet test set, jet position median <= 0.2 px,
+#: fake energy no larger than the analytic inversion's on the same set.
+JET_TARGETS = {"jet_median": 0.02, "jet_width": 0.05, "pixel_ratio": 1.2, "position": 0.2}
+
+
+def targets_table(figs: Figures, reference: Figures | None, reference_name: str | None) -> str:
+    """Issue 15's targets for every model on one jet set (``figs``), the pixel-width ratio against
+    ``reference`` (the figures of a non-jet test set); 'yes' / '**no**' on the value."""
+    def mark(ok: bool | None) -> str:
+        return "-" if ok is None else ("yes" if ok else "**no**")
+
+    def value(fig: Fig | None) -> float | None:
+        return None if fig is None else float(fig["value"])
+
+    fake_ref = value(_fig(figs, "analytic", "fake_energy_fraction"))
+    head = ("| model | jet dE/E median | \\|median\\| <= 0.02 | jet dE/E 68% half-width | <= 0.05 | r 68% half-width, "
+            f"jets / {reference_name or 'test'} | <= 1.2 | jet D median [px] | <= 0.2 | fake energy | <= analytic |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for model, f in figs.items():
+        med, width = f.get("jet_energy_rel_median"), f.get("jet_energy_rel_half_width_68")
+        pos, fake = f.get("jet_position_median"), f.get("fake_energy_fraction")
+        mine, ref = value(f.get(RANK)), value(_fig(reference or {}, model, RANK))
+        ratio = mine / ref if mine is not None and ref else None
+        lines.append(
+            f"| {model} | {show(med)} | {mark(None if med is None else abs(value(med)) <= JET_TARGETS['jet_median'])} "
+            f"| {show(width)} | {mark(None if width is None else value(width) <= JET_TARGETS['jet_width'])} "
+            f"| {'-' if ratio is None else f'{ratio:.2f}'} | {mark(None if ratio is None else ratio <= JET_TARGETS['pixel_ratio'])} "
+            f"| {show(pos, '.2f')} | {mark(None if pos is None else value(pos) <= JET_TARGETS['position'])} "
+            f"| {show(fake)} | {mark(None if fake is None or fake_ref is None else value(fake) <= fake_ref)} |")
+    return "\n".join(lines) + "\n"
 
 
 def keep_evidence(root: str | Path, keep: str | Path) -> None:

@@ -148,3 +148,23 @@ def test_status_copied_into_metrics_json_is_read(tmp_path: Path) -> None:
     doc["training"]["status"] = "stopped early"
     path.write_text(json.dumps(doc))
     assert "| cnn | 1 | 4 / 4 | 4 | - | - | stopped early |" in build_results(root)
+
+
+def test_issue_15_targets_are_checked_on_the_value_against_the_analytic_and_the_test_set() -> None:
+    from pfgraph.study.results import targets_table
+
+    def fig(v: float) -> dict:
+        return {"value": v, "lo": v - 0.001, "hi": v + 0.001, "std": None, "n": 1}
+
+    jets = {"analytic": {"jet_energy_rel_median": fig(0.008), "jet_energy_rel_half_width_68": fig(0.032),
+                         "residual_half_width_68": fig(0.070), "jet_position_median": fig(0.05),
+                         "fake_energy_fraction": fig(0.037)},
+            "calibrated": {"jet_energy_rel_median": fig(-0.040), "jet_energy_rel_half_width_68": fig(0.036),
+                           "residual_half_width_68": fig(0.130), "jet_position_median": fig(0.30),
+                           "fake_energy_fraction": fig(0.022)}}
+    test = {"analytic": {"residual_half_width_68": fig(0.070)}, "calibrated": {"residual_half_width_68": fig(0.096)}}
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in targets_table(jets, test, "test").splitlines()[2:]}
+    assert rows["analytic"].count("yes") == 5 and "**no**" not in rows["analytic"]
+    cells = rows["calibrated"].split(" | ")
+    # |median| 0.040 > 0.02: no; width 0.036: yes; ratio 0.130/0.096 = 1.35 > 1.2: no; D 0.30 px: no; fake below analytic: yes
+    assert [cells[i] for i in (2, 4, 5, 6, 8, 10)] == ["**no**", "yes", "1.35", "**no**", "**no**", "yes |"]
