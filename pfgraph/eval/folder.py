@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import hashlib
 import json
 import os
 import shutil
@@ -30,7 +29,7 @@ from typing import Any
 from pfgraph import __version__
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.io.identity import describe, identity_mismatch
-from pfgraph.utils.atomic import check_creatable_dir, fsync_path, write_failure
+from pfgraph.utils.atomic import check_creatable_dir, file_sha256, fsync_path, write_failure
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "pfgraph.evaluation"
@@ -38,15 +37,6 @@ MANIFEST_VERSION = 1
 #: Names ``pfgraph evaluate`` writes: an existing ``--out`` holding anything else is refused
 #: (replacing the folder would lose it).
 OUTPUT_PATTERNS = ("metrics.json", "predictions.root", "config.yaml", MANIFEST, "*.png")
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's content (hex)."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _is_output(name: str) -> bool:
@@ -123,7 +113,7 @@ def write_manifest(folder: Path, extra: Mapping[str, Any]) -> dict[str, Any]:
     for p in sorted(folder.iterdir()):
         if p.is_file() and p.name != MANIFEST:
             fsync_path(p)
-            files[p.name] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            files[p.name] = {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
     doc = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "pfgraph_version": __version__,
            "files": files, **dict(extra)}
     tmp = folder / f".{MANIFEST}.tmp"
@@ -216,7 +206,7 @@ def verify_folder(folder: str | os.PathLike[str], content: bool = True) -> dict[
         p = folder / name
         if not p.is_file():
             raise DataError(f"{folder}: {name} is missing (listed in {MANIFEST}); re-run 'pfgraph evaluate'")
-        if p.stat().st_size != rec.get("bytes") or (content and sha256_file(p) != rec.get("sha256")):
+        if p.stat().st_size != rec.get("bytes") or (content and file_sha256(p) != rec.get("sha256")):
             raise DataError(f"{folder}: {name} is not the file this evaluation wrote ({MANIFEST} differs): the folder "
                             "mixes evaluations; re-run 'pfgraph evaluate' into it")
     for required in ("metrics.json", "predictions.root"):

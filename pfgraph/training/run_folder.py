@@ -10,7 +10,6 @@ folder, prepares and cleans folders, and chooses the torch device.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from pfgraph.errors import PfgraphError
-from pfgraph.utils.atomic import atomic_path, ensure_writable_dir
+from pfgraph.utils.atomic import atomic_path, ensure_writable_dir, file_sha256  # noqa: F401 (the run folder's checkpoint hash)
 
 if TYPE_CHECKING:
     from pfgraph.io.root import EventFiles
@@ -116,15 +115,6 @@ def prepare_run_dir(run_dir: str | Path, clean: bool = True) -> Path:
     if clean:
         clean_stale_temporaries(path)
     return path
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file (hex), read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_run_folder(run_dir: Path, path: Path, ckpt: dict[str, Any], n_params: int) -> None:

@@ -237,3 +237,14 @@ def atomic_write_bytes(final: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``final`` atomically."""
     with atomic_path(final) as tmp:
         tmp.write_bytes(data)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's content (hex), read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

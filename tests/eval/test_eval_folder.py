@@ -17,9 +17,10 @@ import uproot
 import yaml
 
 from pfgraph.cli import main
-from pfgraph.eval.folder import MANIFEST, sha256_file, verify_folder
+from pfgraph.eval.folder import MANIFEST, verify_folder
 from pfgraph.io.root import EventFiles
 from pfgraph.training.run_folder import BEST
+from pfgraph.utils.atomic import file_sha256
 from tests.eval.conftest import make_jet_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,7 +93,7 @@ def test_reevaluation_refuses_other_data(eval_a: Path, jet_file: Path, other_jet
 def test_evaluation_folder_has_a_verified_manifest(eval_a: Path) -> None:
     doc = verify_folder(eval_a)
     assert set(doc["files"]) == {"metrics.json", "predictions.root", "config.yaml"}
-    assert doc["files"]["predictions.root"]["sha256"] == sha256_file(eval_a / "predictions.root")
+    assert doc["files"]["predictions.root"]["sha256"] == file_sha256(eval_a / "predictions.root")
     assert doc["model"]["name"] == "cnn" and doc["n_events"] == 24
     assert not [p for p in eval_a.parent.iterdir() if p.name.startswith(".")]  # no temporaries left
 
@@ -116,7 +117,7 @@ def test_a_failed_evaluation_leaves_the_previous_folder_intact(eval_a: Path, tin
                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     folder = _copy(eval_a, tmp_path / "ev")
-    before = {p.name: sha256_file(p) for p in folder.iterdir()}
+    before = {p.name: file_sha256(p) for p in folder.iterdir()}
 
     def interrupted(*_a: object, **_k: object) -> None:
         raise KeyboardInterrupt
@@ -125,7 +126,7 @@ def test_a_failed_evaluation_leaves_the_previous_folder_intact(eval_a: Path, tin
     rc, _, err = _cli(capsys, "evaluate", str(tiny_run), "--data", str(other_jet_file), "--out", str(folder),
                       "--no-plots", "--device", "cpu")
     assert rc == 130 and "interrupted" in err
-    assert {p.name: sha256_file(p) for p in folder.iterdir()} == before
+    assert {p.name: file_sha256(p) for p in folder.iterdir()} == before
     verify_folder(folder)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ev"]  # no temporary folder left either
 
@@ -152,7 +153,7 @@ def test_evaluate_replaces_an_earlier_evaluation_and_refuses_foreign_folders(
 def test_kill_9_during_evaluation_keeps_the_old_folder_and_the_next_run_cleans_up(
         eval_a: Path, tiny_run: Path, other_jet_file: Path, tmp_path: Path) -> None:
     folder = _copy(eval_a, tmp_path / "ev")
-    before = {p.name: sha256_file(p) for p in folder.iterdir()}
+    before = {p.name: file_sha256(p) for p in folder.iterdir()}
     argv = [sys.executable, "-m", "pfgraph.cli", "evaluate", str(tiny_run), "--data", str(other_jet_file), "--out",
             str(folder), "--device", "cpu"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -165,7 +166,7 @@ def test_kill_9_during_evaluation_keeps_the_old_folder_and_the_next_run_cleans_u
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert tmp is not None, "the evaluation never wrote its temporary predictions.root"
-    assert {p.name: sha256_file(p) for p in folder.iterdir()} == before  # the old evaluation, whole
+    assert {p.name: file_sha256(p) for p in folder.iterdir()} == before  # the old evaluation, whole
     assert tmp.exists()
     subprocess.run(argv + ["--no-plots"], cwd=ROOT, env=env, check=True, capture_output=True)
     assert not tmp.exists() and verify_folder(folder)["data_identity"]["seed"] == 6
