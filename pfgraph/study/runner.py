@@ -12,7 +12,9 @@ A study (:mod:`pfgraph.study.config`) becomes a list of steps, each with the ste
 Every step calls the public stage functions (:func:`pfgraph.simulate`, :func:`pfgraph.train`,
 :func:`pfgraph.evaluate`, :func:`pfgraph.report`) and writes its own ledger file
 ``steps/<id>.json`` (atomically): status, attempts, wall seconds summed over attempts (an
-interrupted attempt records its seconds too), when it finished and on which machine. Steps that
+interrupted attempt records its seconds too; a running step rewrites its ledger every
+:data:`HEARTBEAT_S` seconds, so an attempt killed outright counts up to its last beat), when it
+finished and on which machine. Steps that
 run in parallel (a batch system's job array) therefore never write the same file; the results
 step reads them all.
 
@@ -29,6 +31,7 @@ import json
 import os
 import platform
 import shlex
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +49,9 @@ KINDS = ("simulate", "train", "evaluate", "report", "results")
 LEDGER_DIR = "steps"
 STUDY_COPY = "study.yaml"
 RESULTS = "RESULTS.md"
+HEARTBEAT_S = 30.0
+"""How often a running step's ledger records the seconds spent so far, so that an attempt killed
+without a signal it can handle (SIGKILL at a session's end) still counts up to its last beat."""
 
 
 @dataclass
@@ -293,9 +299,8 @@ class Study:
                 "attempts": attempts, "attempt_seconds": list(rec.get("attempt_seconds", [])),
                 "machine": machine(), "processes": dist.world if dist is not None else 1, "pid": os.getpid(),
                 "started": _now()}
-        if main:
-            self._write_ledger({**base, "status": "running", "seconds": seconds})
         t0 = time.perf_counter()
+        halt_beat = self._heartbeat(base, seconds, t0) if main else None
         status, error = "failed", None
         try:
             getattr(self, f"_run_{step.kind}")(step, dist)
@@ -307,11 +312,41 @@ class Study:
             error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise
         finally:
+            if halt_beat is not None:
+                halt_beat()
             dt = time.perf_counter() - t0
             if main:
                 self._write_ledger({**base, "status": status, "error": error, "seconds": round(seconds + dt, 3),
                                     "attempt_seconds": [*base["attempt_seconds"], round(dt, 3)],
                                     "finished": _now()})
+
+    def _heartbeat(self, base: dict[str, Any], seconds: float, t0: float) -> Callable[[], None]:
+        """Write the "running" ledger now and every :data:`HEARTBEAT_S` seconds with the attempt's
+        seconds so far (in ``seconds`` and as the last ``attempt_seconds``); returns the function
+        that stops the beat (it returns once no beat can write any more)."""
+        stop = threading.Event()
+
+        def write() -> None:
+            dt = round(time.perf_counter() - t0, 3)
+            self._write_ledger({**base, "status": "running", "seconds": round(seconds + dt, 3),
+                                "attempt_seconds": [*base["attempt_seconds"], dt], "heartbeat": _now()})
+
+        def loop() -> None:
+            while not stop.wait(HEARTBEAT_S):
+                try:
+                    write()
+                except (OSError, PfgraphError):  # a full disk: the final record says what happened
+                    pass
+
+        write()
+        thread = threading.Thread(target=loop, name=f"ledger {base['step']}", daemon=True)
+        thread.start()
+
+        def halt() -> None:
+            stop.set()
+            thread.join()
+
+        return halt
 
     # ---------------------------------------------------------------- the five kinds
     def _run_simulate(self, step: Step, dist: Any) -> None:

@@ -61,6 +61,11 @@ def test_cpu_study_is_the_issue_18_study() -> None:
     tail = next(m for m in cfg.models if m.label == "calibrated_tail")
     assert tail.train_on == "train_tail" and "particles.hard_tail_fraction=0.005" in cfg.datasets["train_tail"].overrides
     assert cfg.seeds(tail) == cfg.seeds(next(m for m in cfg.models if m.label == "calibrated"))
+    # the point-cloud side: the improved graph config on edgeconv's file and seeds, and on the tail file
+    gnn = next(m for m in cfg.models if m.label == "calibrated_gnn")
+    assert cfg.seeds(gnn) == cfg.seeds(next(m for m in cfg.models if m.label == "edgeconv"))
+    assert cfg.train_set(gnn) == cfg.train_on
+    assert cfg.train_set(next(m for m in cfg.models if m.label == "calibrated_gnn_tail")) == "train_tail"
     for m in cfg.models:
-        if m.label not in ("analytic", "cnn_attn", "cnn_attn_code"):
+        if m.label not in ("analytic", "cnn_attn", "cnn_attn_code", "calibrated_gnn_tail"):
             assert len(cfg.seeds(m)) == 3, m.label

@@ -136,6 +136,35 @@ def test_ledger_sums_the_seconds_of_every_attempt(tmp_path: Path, monkeypatch: p
     assert rec["seconds"] == pytest.approx(sum(rec["attempt_seconds"]), abs=3e-3)
 
 
+def test_a_killed_attempt_counts_up_to_its_last_heartbeat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A running step rewrites its ledger every HEARTBEAT_S; the ledger a SIGKILL would leave
+    behind (the last beat) carries the attempt's seconds into the next attempt's total."""
+    from pfgraph.study import runner
+
+    monkeypatch.setattr(runner, "HEARTBEAT_S", 0.02)
+    cfg, _ = load_study(TINY)
+    study = Study(cfg, tmp_path / "s", TINY)
+    step = study.step("simulate:train")
+    left: dict = {}
+
+    def killed(self: Study, step: object, dist: object) -> None:
+        time.sleep(0.3)  # several beats
+        left.update(self.read_ledger("simulate:train"))
+
+    monkeypatch.setattr(Study, "_run_simulate", killed)
+    study.run_step(step)
+    assert left["status"] == "running" and left["heartbeat"] and left["seconds"] >= 0.1
+    assert left["attempt_seconds"] == [left["seconds"]]
+    study._write_ledger(left)  # what the process leaves when it is killed at this point
+    monkeypatch.setattr(Study, "_run_simulate", lambda self, step, dist: time.sleep(0.02))
+    study.run_step(step)
+    rec = study.read_ledger(step.id)
+    assert rec["status"] == "done" and rec["attempts"] == 2 and rec["attempt_seconds"][0] == left["seconds"]
+    assert rec["seconds"] == pytest.approx(left["seconds"] + rec["attempt_seconds"][1], abs=2e-3)
+    time.sleep(0.1)  # the beat has stopped: nothing overwrites the final record
+    assert study.read_ledger(step.id) == rec
+
+
 def test_torchrun_needs_exactly_one_training_step(monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
