@@ -168,3 +168,24 @@ def test_issue_15_targets_are_checked_on_the_value_against_the_analytic_and_the_
     cells = rows["calibrated"].split(" | ")
     # |median| 0.040 > 0.02: no; width 0.036: yes; ratio 0.130/0.096 = 1.35 > 1.2: no; D 0.30 px: no; fake below analytic: yes
     assert [cells[i] for i in (2, 4, 5, 6, 8, 10)] == ["**no**", "yes", "1.35", "**no**", "**no**", "yes |"]
+
+
+def test_tail_ab_is_decided_on_the_magnitude_of_the_jet_energy_bias() -> None:
+    """closer_to_zero compares |median| with intervals: -0.040 +- 0.002 against +0.010 +- 0.002 agrees,
+    two biases whose magnitudes overlap (one interval holding zero) are inconclusive."""
+    from pfgraph.study.results import JET_SCALE, TAIL_AB, _magnitude, closer_to_zero
+
+    def fig(v: float, half: float = 0.002) -> dict:
+        return {"value": v, "lo": v - half, "hi": v + half, "std": None, "n": 1}
+
+    assert _magnitude(fig(-0.04)) == {**fig(0.04), "lo": pytest.approx(0.038), "hi": pytest.approx(0.042)}
+    assert (_magnitude(fig(0.001))["lo"], _magnitude(fig(0.001))["hi"]) == (0.0, pytest.approx(0.003))
+    assert TAIL_AB == {"calibrated_tail": "calibrated", "calibrated_gnn_tail": "calibrated_gnn"}
+    check = closer_to_zero("calibrated_tail", "calibrated")
+    figs = {"calibrated": {JET_SCALE: fig(-0.040)}, "calibrated_tail": {JET_SCALE: fig(0.010)}}
+    assert check(figs, JET_SCALE)[0] is True
+    figs["calibrated_tail"][JET_SCALE] = fig(0.045)  # as far off the other way: not closer
+    assert check(figs, JET_SCALE)[0] is False
+    figs["calibrated_tail"][JET_SCALE] = fig(0.039, 0.003)
+    assert check(figs, JET_SCALE)[0] == "inconclusive"
+    assert check({"calibrated": {JET_SCALE: fig(-0.04)}}, JET_SCALE)[0] is None
