@@ -45,7 +45,7 @@ from pfgraph.training.trainer import split_indices  # noqa: E402
 from scripts.benchdoc import machine, update_section  # noqa: E402
 
 PAPER = ("mlp", "cnn", "cnn_attn", "cnn3d", "unet", "unet_attn", "rnn")
-VARIANTS = ("mlp_plus", "cnn_attn_plus", "unet_attn_plus")
+VARIANTS = ("cnn_attn_code", "mlp_plus", "cnn_attn_plus", "unet_attn_plus", "calibrated")
 BATCH = 32
 
 
