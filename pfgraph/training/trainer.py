@@ -48,6 +48,7 @@ from pfgraph.repr.base import Normalisation, Representation, fit_normalisation
 from pfgraph.repr.registry import get_representation
 from pfgraph.training import budget, ddp
 from pfgraph.training.config import RunConfig, TrainConfig
+from pfgraph.training.reweight import TargetWeights
 from pfgraph.training.run_folder import (
     BEST,
     CHECKPOINT_FORMAT,
@@ -97,11 +98,22 @@ class LogMSELoss(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         d = torch.log1p(pred.clamp(min=0.0) / self.eps) - torch.log1p(target.clamp(min=0.0) / self.eps)
         sq = d * d
+        if self.reduction == "none":
+            return sq
         return sq.sum() if self.reduction == "sum" else sq.mean()
 
 
-def make_loss(cfg: TrainConfig, reduction: str = "mean") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The configured loss (``mse`` | ``l1`` | ``huber`` | ``log_mse``) with ``reduction``."""
+def make_loss(cfg: TrainConfig, reduction: str = "mean",
+              weights: TargetWeights | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The configured loss (``mse`` | ``l1`` | ``huber`` | ``log_mse``) with ``reduction``; with
+    ``weights`` (``train.reweight``), each element's loss times its target's weight."""
+    if weights is not None:
+        elementwise = make_loss(cfg, reduction="none")
+
+        def weighted(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            loss = elementwise(pred, target) * weights(target)
+            return loss.sum() if reduction == "sum" else loss.mean()
+        return weighted
     if cfg.loss == "mse":
         return nn.MSELoss(reduction=reduction)
     if cfg.loss == "l1":
@@ -314,6 +326,7 @@ class Trainer:
         self.files = files
         self.info = info or ddp.DistInfo()
         self.resume = resume
+        self.target_weights: TargetWeights | None = None
         self.log = log if self.info.is_main else (lambda _msg: None)
         self.entry = get(cfg.model.arch, cfg.model.repr)
         self.repr: Representation = get_representation(cfg.model.repr, **cfg.data.representation_options())
@@ -358,7 +371,7 @@ class Trainer:
         """Mean loss over ``dataset`` (all ranks' shares together); with a ``residuals`` list, the
         per-pixel residuals r = (pred - truth) / truth over the truth pixels of the grid (every
         rank's) are appended to it."""
-        loss_fn = make_loss(self.cfg.train, reduction="sum")
+        loss_fn = make_loss(self.cfg.train, reduction="sum", weights=self.target_weights)
         sampler = BlockBatchSampler(len(dataset), self.cfg.train.eval_batch_size, shuffle=False,
                                     block_size=getattr(dataset, "block_size", None))
         total, count = 0.0, 0.0
@@ -385,11 +398,27 @@ class Trainer:
             residuals[:] = parts
         return total / max(count, 1.0)
 
+    def _target_weights(self, dataset: Any) -> TargetWeights | None:
+        """``train.reweight``'s weights from the targets of ``dataset`` (the training split; the
+        validation split for a run that trains no more), summed over the processes."""
+        tcfg = self.cfg.train
+        if tcfg.reweight == "none":
+            return None
+        targets = (self.repr.target(b) for b in iter_batches(self.repr, dataset, tcfg.eval_batch_size))
+        weights = TargetWeights.flat_log(
+            targets, tcfg.reweight_bins_per_decade, tcfg.reweight_max,
+            reduce=(lambda c: torch.tensor(ddp.all_sum(self.info, c.tolist(), self.device), dtype=torch.float64))
+            if self.info.enabled else None)
+        d = weights.describe()
+        self.log(f"train.reweight = flat_log: {d['bins']} bins of log10(E/S) in {d['log10_range']}, weights "
+                 f"{d['min_weight']:.3g} to {d['max_weight']:.3g}")
+        return weights
+
     def _train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, scaler: Any, dataset: Any,
                      positions: np.ndarray, epoch: int) -> tuple[float, int, float]:
         """One pass; returns (mean loss, events seen by all ranks, seconds)."""
         cfg = self.cfg.train
-        loss_fn = make_loss(cfg)
+        loss_fn = make_loss(cfg, weights=self.target_weights)
         sampler = BlockBatchSampler(len(dataset), cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
                                     block_size=getattr(dataset, "block_size", None), subset=positions)
         model.train()
@@ -490,6 +519,7 @@ class Trainer:
         train_ds = self.repr.make_dataset(self.files, train_sorted, norm) if will_train else None
         val_ds = self.repr.make_dataset(self.files, val_sorted, norm)
         t_load = time.perf_counter() - t_load
+        self.target_weights = self._target_weights(train_ds if train_ds is not None else val_ds)
 
         opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay) if trainable else None
         sched = make_scheduler(opt, tcfg) if opt is not None else None
