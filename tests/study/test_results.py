@@ -173,14 +173,14 @@ def test_issue_15_targets_are_checked_on_the_value_against_the_analytic_and_the_
 def test_tail_ab_is_decided_on_the_magnitude_of_the_jet_energy_bias() -> None:
     """closer_to_zero compares |median| with intervals: -0.040 +- 0.002 against +0.010 +- 0.002 agrees,
     two biases whose magnitudes overlap (one interval holding zero) are inconclusive."""
-    from pfgraph.study.results import JET_SCALE, TAIL_AB, _magnitude, closer_to_zero
+    from pfgraph.study.results import JET_AB, JET_SCALE, _magnitude, closer_to_zero
 
     def fig(v: float, half: float = 0.002) -> dict:
         return {"value": v, "lo": v - half, "hi": v + half, "std": None, "n": 1}
 
     assert _magnitude(fig(-0.04)) == {**fig(0.04), "lo": pytest.approx(0.038), "hi": pytest.approx(0.042)}
     assert (_magnitude(fig(0.001))["lo"], _magnitude(fig(0.001))["hi"]) == (0.0, pytest.approx(0.003))
-    assert TAIL_AB == {"calibrated_tail": "calibrated", "calibrated_gnn_tail": "calibrated_gnn"}
+    assert JET_AB["calibrated_tail"][0] == "calibrated" and JET_AB["calibrated_gnn_flat"][0] == "calibrated_gnn"
     check = closer_to_zero("calibrated_tail", "calibrated")
     figs = {"calibrated": {JET_SCALE: fig(-0.040)}, "calibrated_tail": {JET_SCALE: fig(0.010)}}
     assert check(figs, JET_SCALE)[0] is True
