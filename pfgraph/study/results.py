@@ -38,7 +38,8 @@ POINT = ("edgeconv", "pfn", "calibrated_gnn")
 JET_AB = {"calibrated_tail": ("calibrated", "training on the hard-tail file"),
           "calibrated_gnn_tail": ("calibrated_gnn", "training on the hard-tail file"),
           "calibrated_flat": ("calibrated", "loss weights flat in log E (train.reweight=flat_log)"),
-          "calibrated_gnn_flat": ("calibrated_gnn", "loss weights flat in log E (train.reweight=flat_log)")}
+          "calibrated_gnn_flat": ("calibrated_gnn", "loss weights flat in log E (train.reweight=flat_log)"),
+          "calibrated_tail_flat": ("calibrated", "flat-log loss weights on the hard-tail file")}
 #: The paper's own figure (Eq. 1: dE_nor = (E_pred - E_true) / S over truth pixels): the paper's claims use it.
 PAPER_METRIC = "abs_norm_half_width_68"
 #: The relative residual r = (E_pred - E_true) / E_true: our headline, shown beside; DESIGN §6 targets use it.
