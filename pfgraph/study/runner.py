@@ -22,6 +22,15 @@ Resume: a data file is kept when it is complete and was generated with the same 
 training resumes from its ``checkpoint_last.pt`` (``pfgraph.train`` does that); an evaluation is
 skipped when its ``manifest.json`` names the run's current best checkpoint (same SHA-256) and the
 study's evaluation settings are unchanged; reports and RESULTS.md are always rewritten (cheap).
+
+Resume on another machine: a study folder is worth keeping in version control without its heavy
+files (the repository's ``.gitignore`` leaves out ``data/``, checkpoints, ``predictions.root`` and
+plots). Restored there, the simulations are redone (seeded: the same events), a finished
+training counts as done while its best checkpoint is present or every evaluation of it is current,
+and an evaluation is current when its manifest names the checkpoint SHA-256 the run's
+``train_summary.json`` recorded (the checkpoint itself may be absent). A training whose
+checkpoints are gone while an evaluation of it is still to do starts again from scratch (its
+ledger keeps the seconds already spent).
 """
 
 from __future__ import annotations
@@ -189,7 +198,7 @@ class Study:
         if step.kind == "simulate":
             return self._data_current(str(step.dataset)) is True
         if step.kind == "train":
-            return ledger_ok and (self.run_dir(str(step.model), int(step.seed or 0)) / "train_summary.json").exists()
+            return ledger_ok and self._trained(step)
         if step.kind == "evaluate":
             return self._evaluation_current(step) and (rec is None or rec.get("key") == self.key(step))
         return ledger_ok  # report, results: done once written (they are rewritten on every full run)
@@ -216,19 +225,42 @@ class Study:
             return f"holds {files.num_events} events, the study asks for {want.get('events')}"
         return True
 
+    def best_sha256(self, model: str, seed: int) -> str | None:
+        """The SHA-256 of the run's best checkpoint: of the file when it is here, otherwise the one
+        its ``train_summary.json`` recorded (a study folder restored without checkpoints)."""
+        from pfgraph.training.run_folder import BEST, file_sha256, read_summary
+
+        run = self.run_dir(model, seed)
+        if (run / BEST).exists():
+            return file_sha256(run / BEST)
+        sha = (read_summary(run) or {}).get("checkpoint_sha256")
+        return sha if isinstance(sha, str) and sha else None
+
+    def _trained(self, step: Step) -> bool:
+        """The training's outputs are in place: its summary, and its best checkpoint or, without
+        it, every evaluation of it current (nothing left that needs the weights)."""
+        from pfgraph.training.run_folder import BEST, SUMMARY
+
+        run = self.run_dir(str(step.model), int(step.seed or 0))
+        if not (run / SUMMARY).exists():
+            return False
+        if (run / BEST).exists():
+            return True
+        evals = [s for s in self.steps() if s.kind == "evaluate" and s.model == step.model and s.seed == step.seed]
+        return all(self._evaluation_current(s) for s in evals)
+
     def _evaluation_current(self, step: Step) -> bool:
         from pfgraph.eval.folder import read_manifest
-        from pfgraph.training.run_folder import BEST, file_sha256
 
         folder = self.eval_dir(str(step.dataset), str(step.model), int(step.seed or 0))
-        best = self.run_dir(str(step.model), int(step.seed or 0)) / BEST
-        if not (folder / "manifest.json").exists() or not best.exists():
+        sha = self.best_sha256(str(step.model), int(step.seed or 0))
+        if not (folder / "manifest.json").exists() or sha is None:
             return False
         try:
             manifest = read_manifest(folder)
         except PfgraphError:
             return False
-        return (manifest.get("model") or {}).get("checkpoint_sha256") == file_sha256(best)
+        return (manifest.get("model") or {}).get("checkpoint_sha256") == sha
 
     # ---------------------------------------------------------------- running
     def write_copy(self) -> None:
@@ -369,12 +401,24 @@ class Study:
 
         cfg = self.cfg
         m: ModelSpec = cfg.model(str(step.model))
+        self._drop_unresumable(self.run_dir(m.label, int(step.seed or 0)))
         result = pfgraph.train(m.model, self.run_dir(m.label, int(step.seed or 0)), self.data_path(cfg.train_set(m)),
                                repr=m.repr, config=cfg.training.config, epochs=cfg.epochs(m),
                                max_events=cfg.training.max_events, batch_size=cfg.training.batch_size,
                                device=cfg.training.device, seed=step.seed, overrides=cfg.overrides(m), dist=dist)
         if dist is None or dist.is_main:
             print(result.summary_line())
+
+    def _drop_unresumable(self, run: Path) -> None:
+        """Remove the outputs of a finished training whose checkpoints are gone (a study folder
+        restored without them): nothing to resume from, and a new run must not inherit its curve."""
+        from pfgraph.training.run_folder import LAST, OUTPUTS, SUMMARY
+
+        if (run / LAST).exists() or not (run / SUMMARY).exists():
+            return
+        print(f"study: {run} has no checkpoint to resume from (restored without it); training it again")
+        for name in OUTPUTS:
+            (run / name).unlink(missing_ok=True)
 
     def _run_evaluate(self, step: Step, dist: Any) -> None:
         import pfgraph
