@@ -197,13 +197,31 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
     return doc
 
 
-def verify_folder(folder: str | os.PathLike[str], content: bool = True) -> dict[str, Any]:
+#: Files of an evaluation a study folder kept in version control leaves out (``.gitignore``): the
+#: per-event predictions and the plots. A report reads such a folder from its metrics alone when asked
+#: to (``local_only_may_miss``).
+LOCAL_ONLY = ("predictions.root", "*.png")
+
+
+def is_local_only(name: str) -> bool:
+    """True for a file name of :data:`LOCAL_ONLY`."""
+    import fnmatch
+
+    return any(fnmatch.fnmatch(name, pattern) for pattern in LOCAL_ONLY)
+
+
+def verify_folder(folder: str | os.PathLike[str], content: bool = True,
+                  local_only_may_miss: bool = False) -> dict[str, Any]:
     """Check that every file of an evaluation folder is the one its manifest lists (size and,
-    with ``content``, SHA-256); returns the manifest. One DataError line otherwise."""
+    with ``content``, SHA-256); returns the manifest. One DataError line otherwise. With
+    ``local_only_may_miss``, files of :data:`LOCAL_ONLY` may be absent (a study folder restored
+    from version control); the files present are still checked."""
     folder = Path(folder)
     doc = read_manifest(folder)
     for name, rec in doc["files"].items():
         p = folder / name
+        if not p.is_file() and local_only_may_miss and is_local_only(name):
+            continue
         if not p.is_file():
             raise DataError(f"{folder}: {name} is missing (listed in {MANIFEST}); re-run 'pfgraph evaluate'")
         if p.stat().st_size != rec.get("bytes") or (content and file_sha256(p) != rec.get("sha256")):
@@ -215,13 +233,14 @@ def verify_folder(folder: str | os.PathLike[str], content: bool = True) -> dict[
     return doc
 
 
-def check_evaluations(folders: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+def check_evaluations(folders: Sequence[str | os.PathLike[str]],
+                      local_only_may_miss: bool = False) -> list[dict[str, Any]]:
     """Verify evaluation folders for a report: complete and unmixed, and all of one dataset.
 
     Returns their manifests. Evaluations of different datasets are refused with one line
-    naming each evaluation's dataset.
+    naming each evaluation's dataset. ``local_only_may_miss``: see :func:`verify_folder`.
     """
-    docs = [verify_folder(f) for f in folders]
+    docs = [verify_folder(f, local_only_may_miss=local_only_may_miss) for f in folders]
     first = docs[0].get("data_identity") or {}
     for doc in docs[1:]:
         ident = doc.get("data_identity") or {}

@@ -52,6 +52,10 @@ class EvalRun:
     truth: np.ndarray
     event_id: np.ndarray
     jets: dict[str, np.ndarray] = field(default_factory=dict)
+    has_predictions: bool = True
+    """False for an evaluation read from its metrics alone (its predictions.root is not on this
+    machine): it is in the tables, residual histograms and learning curves, not in the jet
+    histograms and event displays."""
 
 
 def metric(metrics: dict[str, Any], path: str) -> Any:
@@ -64,13 +68,22 @@ def metric(metrics: dict[str, Any], path: str) -> Any:
     return node
 
 
-def load_eval(folder: str | Path) -> EvalRun:
-    """Load an evaluation folder; one clear error line if anything needed is missing."""
+def load_eval(folder: str | Path, metrics_only_ok: bool = False) -> EvalRun:
+    """Load an evaluation folder; one clear error line if anything needed is missing.
+
+    ``metrics_only_ok``: a folder without its predictions.root (a study folder restored from
+    version control) loads from its metrics alone (``has_predictions`` False)."""
     folder = Path(folder)
     mfile = folder / "metrics.json"
     pfile = folder / "predictions.root"
     if not mfile.exists():
         raise DataError(f"{folder}: no metrics.json (is this a 'pfgraph evaluate' output folder?)")
+    if not pfile.exists() and metrics_only_ok:
+        metrics = read_metrics(mfile)
+        empty = np.zeros((0, geometry.IMSIZE, geometry.IMSIZE), np.float32)
+        return EvalRun(folder, metrics, str(metric(metrics, "model.name") or folder.name),
+                       str(metric(metrics, "model.repr") or "?"), empty, empty, np.zeros(0, np.int64),
+                       has_predictions=False)
     if not pfile.exists():
         raise DataError(f"{folder}: no predictions.root")
     metrics = read_metrics(mfile)
@@ -306,13 +319,18 @@ def _markdown(rows: list[dict[str, Any]], spread: list[dict[str, Any]]) -> str:
     return text
 
 
-def build_report(eval_dirs: Sequence[str | Path], out: str | Path) -> Path:
-    """Write the comparison report into ``out``; returns the path of ``index.html``."""
+def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_ok: bool = False) -> Path:
+    """Write the comparison report into ``out``; returns the path of ``index.html``.
+
+    ``metrics_only_ok``: evaluations whose predictions.root is absent (a study folder restored
+    from version control, :data:`pfgraph.eval.folder.LOCAL_ONLY`) are reported from their
+    metrics; the jet histograms and event displays, which need the per-event predictions, name
+    the evaluations they leave out."""
     if not eval_dirs:
         raise PfgraphError("report: give at least one evaluation folder")
     out = ensure_writable_dir(out)
-    runs = [load_eval(d) for d in eval_dirs]
-    check_evaluations(eval_dirs)  # complete, unmixed folders (manifest.json) of one dataset
+    runs = [load_eval(d, metrics_only_ok) for d in eval_dirs]
+    check_evaluations(eval_dirs, local_only_may_miss=metrics_only_ok)  # complete, unmixed, one dataset
     names = [r.name for r in runs]
     if len(set(names)) != len(names):  # same model evaluated twice: label by folder
         for r in runs:
@@ -353,8 +371,12 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path) -> Path:
                  "Matched-jet energy deviation", "jet_energy_matched.png",
                  "Energy of the matched prediction jet against the truth jet (branch de_match_rel; the table's "
                  "'matched jets' columns).")]
+    absent = [r.name for r in runs if not r.has_predictions]
+    left_out = (f" Not shown (their predictions.root is not on this machine; their figures are in the tables): "
+                f"{', '.join(absent)}.") if absent else ""
     for branch, span, xlabel, title, fname, caption in jet_figs:
         series = {r.name: v for r in runs if (v := jet_branch(r, branch)) is not None and v.size}
+        caption += left_out if any(metric(r.metrics, "jets") for r in runs if not r.has_predictions) else ""
         if series:
             if span is None:  # every model's bulk in view: 0.5-99.5 % of all values, at least [-0.2, 0.2]
                 both = np.concatenate(list(series.values()))
@@ -374,13 +396,16 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path) -> Path:
                            "point marks the best epoch (the evaluated checkpoint). The training-budget table says "
                            "whether each run stopped early, hit its epoch cap or was still improving."))
 
-    figures += _event_displays(runs, out)
+    shown = [r for r in runs if r.has_predictions]
+    displays = _event_displays(shown, out) if shown else []
+    figures += [(f, c + left_out) for f, c in displays]
     rows = summary_rows(runs)
     spread = seed_spread(rows)
     budget = budget_rows(runs)
     summary = {"report_version": REPORT_VERSION, "models": rows, "seed_spread": spread, "training_budget": budget,
                "status_rule": STATUS_RULE,
                "evaluations": [str(r.folder) for r in runs], "figures": [f for f, _ in figures],
+               "metrics_only": [str(r.folder) for r in runs if not r.has_predictions],
                "gaussian_rule": GAUSSIAN_RULE}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
     md = "# pfgraph comparison\n\n" + _markdown(rows, spread) + _budget_markdown(budget)

@@ -13,17 +13,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def report(evals: Sequence[str | Path], out: str | Path) -> Path:
+def report(evals: Sequence[str | Path], out: str | Path, metrics_only_ok: bool = False) -> Path:
     """Compare the evaluation folders ``evals`` into the folder ``out``; returns its ``index.html``.
 
-    Prints one line naming the dataset the evaluations share.
+    Prints one line naming the dataset the evaluations share. ``metrics_only_ok``: evaluations
+    without their predictions.root (a study folder restored from version control) are reported
+    from their metrics (:func:`pfgraph.reporting.compare.build_report`).
     """
     from pfgraph.eval.folder import read_manifest
     from pfgraph.io.identity import describe
     from pfgraph.reporting.compare import build_report
 
     evals = [str(e) for e in ([evals] if isinstance(evals, (str, Path)) else evals)]
-    index = build_report(evals, out)
+    index = build_report(evals, out, metrics_only_ok)
     dataset = describe(read_manifest(evals[0]).get("data_identity"))
     print(f"report: {len(evals)} evaluations of {dataset} -> {index}")
     return index

@@ -436,7 +436,8 @@ class Study:
         by_id = {s.id: s for s in self.steps()}
         folders = [self.eval_dir(str(by_id[n].dataset), str(by_id[n].model), int(by_id[n].seed or 0))
                    for n in step.needs]
-        pfgraph.report([f for f in folders if (f / "manifest.json").exists()], self.report_dir(str(step.dataset)))
+        pfgraph.report([f for f in folders if (f / "manifest.json").exists()], self.report_dir(str(step.dataset)),
+                       metrics_only_ok=True)
 
     def _run_results(self, step: Step, dist: Any) -> None:
         from pfgraph.study.results import write_results

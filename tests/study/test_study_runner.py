@@ -103,6 +103,56 @@ def test_results_md_has_its_sections(tiny: dict) -> None:
     assert "Not done when this page was written" not in text
 
 
+def _as_git_keeps(src: Path, dst: Path) -> None:
+    """Copy ``src`` (a study folder) to ``dst`` with only the files the repository's .gitignore keeps."""
+    import shutil
+    import subprocess
+
+    repo = dst.parent / "repo"
+    (repo / "studies").mkdir(parents=True)
+    shutil.copyfile(Path(__file__).resolve().parents[2] / ".gitignore", repo / ".gitignore")
+    shutil.copytree(src, repo / "studies" / "s")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    kept = subprocess.run([*git, "ls-files", "studies/s"], check=True, capture_output=True, text=True).stdout.split()
+    for name in kept:
+        target = dst / Path(name).relative_to("studies/s")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(repo / name, target)
+
+
+def test_a_study_folder_kept_in_git_resumes_on_another_machine(tiny: dict, tmp_path: Path) -> None:
+    """Without data, checkpoints, predictions and plots (.gitignore), finished trainings and evaluations
+    stay done; an evaluation still to do retrains its model from scratch; the report reads the rest from
+    their metrics."""
+    out = tiny["out"]
+    assert main(["study", TINY, "--out", str(out)]) == 0
+    kept = tmp_path / "kept"
+    _as_git_keeps(out, kept)
+    assert not list(kept.rglob("*.pt")) and not list(kept.rglob("predictions.root")) and not (kept / "data").exists()
+    assert (kept / "runs" / "cnn" / "seed1" / "train_summary.json").exists()
+    assert (kept / "evals" / "test" / "cnn" / "seed1" / "metrics.json").exists()
+    cfg, path = load_study(TINY)
+    study = Study(cfg, kept, path)
+    assert [s.id for s in study.pending()] == ["simulate:train", "simulate:test", "report:test", "results"]
+    # an evaluation lost with the machine (its model's checkpoint too): the training runs again
+    import shutil
+
+    shutil.rmtree(kept / "evals" / "test" / "cnn" / "seed1")
+    assert [s.id for s in study.pending()] == ["simulate:train", "simulate:test", "train:cnn:1",
+                                               "evaluate:cnn:1:test", "report:test", "results"]
+    before = _ledger(kept, "train:cnn:1")
+    assert main(["study", TINY, "--out", str(kept)]) == 0
+    after = _ledger(kept, "train:cnn:1")
+    assert after["status"] == "done" and after["attempts"] == before["attempts"] + 1
+    assert after["seconds"] > before["seconds"]  # the lost attempt's seconds stay in the compute spent
+    assert _ledger(kept, "train:edgeconv:1") == json.loads((out / "steps" / "train:edgeconv:1.json").read_text())
+    summary = json.loads((kept / "reports" / "test" / "summary.json").read_text())
+    assert sorted(Path(f).parent.name for f in summary["metrics_only"]) == ["analytic", "edgeconv"]
+    assert len(summary["models"]) == 3 and (kept / "RESULTS.md").exists()
+
+
 def test_ledger_sums_the_seconds_of_every_attempt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An interrupted attempt records its seconds; the next attempt adds to them."""
     cfg, _ = load_study(TINY)
