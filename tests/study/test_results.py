@@ -180,7 +180,7 @@ def test_tail_ab_is_decided_on_the_magnitude_of_the_jet_energy_bias() -> None:
 
     assert _magnitude(fig(-0.04)) == {**fig(0.04), "lo": pytest.approx(0.038), "hi": pytest.approx(0.042)}
     assert (_magnitude(fig(0.001))["lo"], _magnitude(fig(0.001))["hi"]) == (0.0, pytest.approx(0.003))
-    assert JET_AB["calibrated_tail"][0] == "calibrated" and JET_AB["calibrated_gnn_flat"][0] == "calibrated_gnn"
+    assert JET_AB["calibrated_tail_flat"][0] == "calibrated" and JET_AB["calibrated_gnn_flat"][0] == "calibrated_gnn"
     check = closer_to_zero("calibrated_tail", "calibrated")
     figs = {"calibrated": {JET_SCALE: fig(-0.040)}, "calibrated_tail": {JET_SCALE: fig(0.010)}}
     assert check(figs, JET_SCALE)[0] is True
