@@ -410,15 +410,17 @@ class Study:
             print(result.summary_line())
 
     def _drop_unresumable(self, run: Path) -> None:
-        """Remove the outputs of a finished training whose checkpoints are gone (a study folder
-        restored without them): nothing to resume from, and a new run must not inherit its curve."""
-        from pfgraph.training.run_folder import LAST, OUTPUTS, SUMMARY
+        """Remove the outputs of a training whose checkpoints are gone (a study folder restored
+        without them, the training finished or not): nothing to resume from, and a new run must
+        not inherit its learning curve. Only the run folder's own file names go."""
+        from pfgraph.training.run_folder import LAST, OUTPUTS
 
-        if (run / LAST).exists() or not (run / SUMMARY).exists():
+        left = [name for name in OUTPUTS if (run / name).exists()]
+        if (run / LAST).exists() or not left:
             return
         print(f"study: {run} has no checkpoint to resume from (restored without it); training it again")
-        for name in OUTPUTS:
-            (run / name).unlink(missing_ok=True)
+        for name in left:
+            (run / name).unlink()
 
     def _run_evaluate(self, step: Step, dist: Any) -> None:
         import pfgraph

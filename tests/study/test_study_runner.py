@@ -142,6 +142,11 @@ def test_a_study_folder_kept_in_git_resumes_on_another_machine(tiny: dict, tmp_p
     shutil.rmtree(kept / "evals" / "test" / "cnn" / "seed1")
     assert [s.id for s in study.pending()] == ["simulate:train", "simulate:test", "train:cnn:1",
                                                "evaluate:cnn:1:test", "report:test", "results"]
+    # as a training still running when its files were committed: a config and a partial curve, no summary
+    (kept / "runs" / "cnn" / "seed1" / "train_summary.json").unlink()
+    assert (kept / "runs" / "cnn" / "seed1" / "metrics.csv").exists()
+    assert [s.id for s in study.pending()] == ["simulate:train", "simulate:test", "train:cnn:1",
+                                               "evaluate:cnn:1:test", "report:test", "results"]
     before = _ledger(kept, "train:cnn:1")
     assert main(["study", TINY, "--out", str(kept)]) == 0
     after = _ledger(kept, "train:cnn:1")
