@@ -179,6 +179,7 @@ class StudyData:
     evals: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)  # set -> model -> docs
     runs: dict[str, list[Run]] = field(default_factory=dict)  # model -> runs
     ledgers: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)  # every step of the study, in run order
 
 
 def load_study_folder(root: str | Path) -> StudyData:
@@ -215,6 +216,9 @@ def load_study_folder(root: str | Path) -> StudyData:
                                and isinstance(_get(d, "training.status"), str)), None)
                 run.evaluated_status = run.evaluated_status or status
     data.ledgers = [d for p in sorted((root / "steps").glob("*.json")) if (d := _read_json(p)) is not None]
+    from pfgraph.study.runner import Study
+
+    data.steps = [s.id for s in Study(cfg, root).steps()]
     return data
 
 
@@ -490,8 +494,9 @@ def training_table(data: StudyData) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compute_lines(ledgers: Sequence[dict[str, Any]]) -> list[str]:
-    """The compute actually spent, from the step ledgers: seconds by step kind and in total."""
+def compute_lines(ledgers: Sequence[dict[str, Any]], steps: Sequence[str] = ()) -> list[str]:
+    """The compute actually spent, from the step ledgers: seconds by step kind and in total;
+    ``steps`` (every step of the study) adds the ones not run yet."""
     if not ledgers:
         return ["No step ledgers (steps/*.json): compute not recorded."]
     import os
@@ -499,6 +504,7 @@ def compute_lines(ledgers: Sequence[dict[str, Any]]) -> list[str]:
     # the step writing this page is still running: count it as this attempt, not as a failure
     ledgers = [{**r, "status": "done"} if r.get("status") == "running" and r.get("pid") == os.getpid() else r
                for r in ledgers]
+    running = [str(r.get("step")) for r in ledgers if r.get("status") == "running"]
     kinds: dict[str, list[dict[str, Any]]] = {}
     for rec in ledgers:
         kinds.setdefault(str(rec.get("kind") or str(rec.get("step", "?")).split(":")[0]), []).append(rec)
@@ -512,20 +518,27 @@ def compute_lines(ledgers: Sequence[dict[str, Any]]) -> list[str]:
             continue
         sec = sum(float(r.get("seconds") or 0.0) for r in recs)
         att = sum(int(r.get("attempts") or 0) for r in recs)
-        bad = sum(int(r.get("attempts") or 0) - (1 if r.get("status") == "done" else 0) for r in recs)
+        bad = sum(int(r.get("attempts") or 0) - (1 if r.get("status") in ("done", "running") else 0) for r in recs)
         total += sec
         lines.append(f"| {kind} | {len(recs)} | {att} | {bad} | {sec:.0f} | {sec / 3600:.2f} |")
     lines.append(f"| **total** | {len(ledgers)} | | | **{total:.0f}** | **{total / 3600:.2f}** |")
     machines = sorted({str(r.get("machine")) for r in ledgers if r.get("machine")})
-    pending = [str(r.get("step")) for r in ledgers if r.get("status") != "done"]
+    pending = [str(r.get("step")) for r in ledgers if r.get("status") not in ("done", "running")]
+    seen = {str(r.get("step")) for r in ledgers}
+    never = [s for s in steps if s not in seen and s.split(":")[0] in ("simulate", "train", "evaluate")]
     started = sorted(str(r["started"]) for r in ledgers if r.get("started"))
     finished = sorted(str(r["finished"]) for r in ledgers if r.get("finished"))
     out = [*lines, ""]
     if started and finished:
         out.append(f"Steps ran between {started[0]} and {finished[-1]} (UTC), on: {'; '.join(machines) or '?'}. "
                    "Wall seconds are summed over every attempt of a step, interrupted ones included.")
+    if running:
+        out.append(f"Running when this page was written (its seconds counted up to the last heartbeat; a step whose "
+                   f"machine was lost counts as an interrupted attempt once it runs again): {', '.join(running)}.")
     if pending:
-        out.append(f"Not done when this page was written: {', '.join(pending)}.")
+        out.append(f"Not done when this page was written (interrupted or failed): {', '.join(pending)}.")
+    if never:
+        out.append(f"Not run yet ({len(never)} of {len(steps)} steps; the tables above lack them): {', '.join(never)}.")
     return out
 
 
@@ -627,7 +640,7 @@ def build_results(root: str | Path, evidence: str | None = None) -> str:
             note = jet_extrapolation(root / "data" / f"{study.get('train_on')}.root", root / "data" / f"{name}.root")
             if note:
                 out += [note, ""]
-    out += ["## Training budgets", "", training_table(data), "", "## Compute spent", "", *compute_lines(data.ledgers),
+    out += ["## Training budgets", "", training_table(data), "", "## Compute spent", "", *compute_lines(data.ledgers, data.steps),
             ""]
     return "\n".join(out)
 

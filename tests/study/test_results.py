@@ -92,7 +92,9 @@ def test_seeds_are_combined_and_status_derived(tmp_path: Path) -> None:
     assert "still improving (no train_summary.json)" in row
     compute = text.split("## Compute spent")[1]
     assert "| train | 2 | 3 | 2 | 5400 | 1.50 |" in compute and "**5410**" in compute
-    assert "Not done when this page was written: train:cnn:2" in compute
+    assert "Not done when this page was written (interrupted or failed): train:cnn:2." in compute
+    never = compute.split("Not run yet (")[1]  # steps without a ledger, named so a partial page says what it lacks
+    assert "train:cnn:3" in never and "simulate:train," not in never and "train:cnn:1," not in never
     seeds = text.split("Every seed")[1].split("## Training budgets")[0]
     assert sum(line.startswith("| cnn | ") for line in seeds.splitlines()) == 3 and "| cnn | 2 | 0." in seeds
 
