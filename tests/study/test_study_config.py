@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from pfgraph.config import load_config, resolve_config_path
 from pfgraph.errors import ConfigError
+from pfgraph.sim.detector import SimConfig
 from pfgraph.study.config import load_study, study_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +62,9 @@ def test_cpu_study_is_the_issue_18_study() -> None:
     # issue 15: the best improved image config (flat-log weights on a hard-tail file) beside its
     # A/B on the paper spectrum without weights, same seeds
     tail = next(m for m in cfg.models if m.label == "calibrated_tail_flat")
-    assert tail.train_on == "train_tail" and "particles.hard_tail_fraction=0.005" in cfg.datasets["train_tail"].overrides
+    assert tail.train_on == "train_tail" and cfg.datasets["train_tail"].sim == "gauss_b050_tail"
+    sim = load_config(SimConfig, resolve_config_path("gauss_b050_tail", "sim"), [])
+    assert sim.particles.hard_tail_fraction == 0.005 and sim.events == 10000
     assert "train.reweight=flat_log" in cfg.overrides(tail)
     assert cfg.seeds(tail) == cfg.seeds(next(m for m in cfg.models if m.label == "calibrated"))
     # the point-cloud side: the improved graph config on edgeconv's file and seeds
