@@ -376,7 +376,7 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_
                 f"{', '.join(absent)}.") if absent else ""
     for branch, span, xlabel, title, fname, caption in jet_figs:
         series = {r.name: v for r in runs if (v := jet_branch(r, branch)) is not None and v.size}
-        caption += left_out if any(metric(r.metrics, "jets") for r in runs if not r.has_predictions) else ""
+        caption += left_out if any(metric(r.metrics, "jets.available") for r in runs if not r.has_predictions) else ""
         if series:
             if span is None:  # every model's bulk in view: 0.5-99.5 % of all values, at least [-0.2, 0.2]
                 both = np.concatenate(list(series.values()))
