@@ -428,15 +428,17 @@ def ranking_table(figs: Figures) -> str:
 
 
 # ------------------------------------------------------------------------------ the page
-def _aliases(per_model: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
-    """label -> the model name claims use (the metrics' model name when unique on the set, else the label)."""
+def _aliases(per_model: dict[str, list[dict[str, Any]]], labels: Sequence[str] = ()) -> dict[str, str]:
+    """label -> the model name claims use: the metrics' model name when no other run of the set and no
+    other model of the study (``labels``, evaluated yet or not) goes by it, else the label (so a study
+    under way never lets a variant stand in for a model it has not evaluated yet)."""
     names = {label: str(_get(docs[0], "model.name") or label) for label, docs in per_model.items()}
     counts: dict[str, int] = {}
     for n in names.values():
         counts[n] = counts.get(n, 0) + 1
     out = {}
     for label, n in names.items():
-        unique = counts[n] == 1 and (n == label or n not in per_model)
+        unique = counts[n] == 1 and (n == label or (n not in per_model and n not in labels))
         out[label] = n if unique else label
     return out
 
@@ -625,7 +627,8 @@ def build_results(root: str | Path, evidence: str | None = None) -> str:
     reference = figures(data.evals[reference_name]) if reference_name else None
     for name, per_model in data.evals.items():
         figs_by_label = figures(per_model)
-        alias = _aliases(per_model)
+        alias = _aliases(per_model, [str(m.get("name") or m.get("model")) for m in study.get("models") or []
+                                     if isinstance(m, dict)])
         figs = {alias[label]: f for label, f in figs_by_label.items()}
         is_jet = any(_get(d, "jets.available") for docs in per_model.values() for d in docs)
         out += [f"## Test set `{name}`", "", model_table(data, per_model, figs_by_label), "",

@@ -191,3 +191,22 @@ def test_tail_ab_is_decided_on_the_magnitude_of_the_jet_energy_bias() -> None:
     figs["calibrated_tail"][JET_SCALE] = fig(0.039, 0.003)
     assert check(figs, JET_SCALE)[0] == "inconclusive"
     assert check({"calibrated": {JET_SCALE: fig(-0.04)}}, JET_SCALE)[0] is None
+
+
+def test_a_variant_never_stands_in_for_a_model_not_evaluated_yet(tmp_path: Path) -> None:
+    """A study under way: calibrated_tail_flat (model calibrated) is evaluated, calibrated not yet; the
+    claims about calibrated must say 'not measured', not use the variant's figures."""
+    from pfgraph.eval.metrics import read_metrics
+
+    root = _study_folder(tmp_path, {"cnn": [0.3], "calibrated_tail_flat": [0.05]})
+    mfile = root / "evals" / "test" / "calibrated_tail_flat" / "seed1" / "metrics.json"
+    doc = read_metrics(mfile)
+    doc["model"]["name"] = "calibrated"
+    write_metrics(mfile, doc)
+    study = yaml.safe_load((root / "study.yaml").read_text())
+    study["models"][1].update(model="calibrated", name="calibrated_tail_flat")
+    study["models"].append({"model": "calibrated", "seeds": [1], "epochs": 4})
+    (root / "study.yaml").write_text(yaml.safe_dump(study))
+    claims = _claims(build_results(root))
+    assert "**not measured**" in claims["the improved calibrated beats its paper version cnn"]
+    assert "**agrees**" in claims["the improved calibrated_tail_flat beats its paper version cnn"]
