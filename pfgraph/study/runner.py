@@ -401,7 +401,8 @@ class Study:
 
         cfg = self.cfg
         m: ModelSpec = cfg.model(str(step.model))
-        self._drop_unresumable(self.run_dir(m.label, int(step.seed or 0)))
+        if dist is None or dist.is_main:  # one rank clears; the others find no checkpoint either way
+            self._drop_unresumable(self.run_dir(m.label, int(step.seed or 0)))
         result = pfgraph.train(m.model, self.run_dir(m.label, int(step.seed or 0)), self.data_path(cfg.train_set(m)),
                                repr=m.repr, config=cfg.training.config, epochs=cfg.epochs(m),
                                max_events=cfg.training.max_events, batch_size=cfg.training.batch_size,
@@ -420,7 +421,7 @@ class Study:
             return
         print(f"study: {run} has no checkpoint to resume from (restored without it); training it again")
         for name in left:
-            (run / name).unlink()
+            (run / name).unlink(missing_ok=True)
 
     def _run_evaluate(self, step: Step, dist: Any) -> None:
         import pfgraph
