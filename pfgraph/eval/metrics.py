@@ -337,3 +337,79 @@ def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, 
     )
     check_schema(doc, "evaluate_arrays")
     return doc
+
+
+# ------------------------------------------------------------------------------ one S for a comparison
+#: Figures on the paper's normalised scale dE/S (Eq. 1; S: the largest truth pixel of the file the
+#: model was trained on). Two models trained on different files have different S, so these figures
+#: compare across models only once they are put on one S (:func:`on_norm_scale`).
+NORM_FIGURES = ("abs_norm_median", "abs_norm_half_width_68", "jet_energy_norm_half_width_68")
+#: Where the normalised summaries stand in a metrics document (fits and robust figures, scaled alike).
+NORM_SECTIONS = ("energy.abs_norm.truth_pixels", "energy.abs_norm.all_pixels", "jets.energy_norm")
+#: Keys of a fit / robust summary that are values of the normalised variable (they scale with 1/S).
+_NORM_VALUE_KEYS = {"fit": ("mu", "mu_err", "sigma", "sigma_err", "window", "hist_range"),
+                    "robust": ("mean", "rms", "std", "median", "half_width_68", "q16", "q84", "tail_cut")}
+
+
+def norm_scale(doc: Mapping[str, Any]) -> float | None:
+    """S (GeV): what a metrics document's normalised figures are divided by (None: unknown)."""
+    for path in ("energy.abs_norm.target_scale", "settings.target_scale"):
+        node: Any = doc
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if isinstance(node, (int, float)) and math.isfinite(node) and node > 0:
+            return float(node)
+    return None
+
+
+def common_norm_scale(docs: Any, prefer: Any = ()) -> float | None:
+    """The S a comparison of ``docs`` puts every normalised figure on: the S most of ``prefer``
+    (documents of the models trained on the comparison's own training file) share, else the S most of
+    ``docs`` share (the first seen on a tie); None when no document knows its S."""
+    for group in (list(prefer), list(docs)):
+        counts: dict[float, int] = {}
+        for d in group:
+            if (s := norm_scale(d)) is not None:
+                counts[s] = counts.get(s, 0) + 1
+        if counts:
+            return max(counts, key=lambda s: counts[s])  # dicts keep insertion order: first wins a tie
+    return None
+
+
+def on_norm_scale(doc: Mapping[str, Any], scale: float | None) -> dict[str, Any]:
+    """A copy of metrics document ``doc`` with its normalised figures (:data:`NORM_FIGURES` and the
+    summaries in :data:`NORM_SECTIONS`) divided by ``scale`` instead of the document's own S:
+    dE/S_own * S_own/scale. The copy records ``settings.norm_scale`` and, when it changed,
+    ``settings.norm_rescaled_from`` (the own S). ``scale`` None or equal to S: the document as is."""
+    import copy
+
+    own = norm_scale(doc)
+    if scale is None or own is None or own == scale:
+        return dict(doc)
+    factor = own / float(scale)
+    out = copy.deepcopy(dict(doc))
+
+    def times(v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return v * factor
+        if isinstance(v, list):
+            return [times(x) for x in v]
+        return v
+
+    figs = (out.get("headline") or {}).get("figures") or {}
+    for key in NORM_FIGURES:
+        if isinstance(figs.get(key), dict):
+            figs[key] = {k: times(v) if k in ("value", "lo", "hi") else v for k, v in figs[key].items()}
+    for path in NORM_SECTIONS:
+        node: Any = out
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            continue
+        for part, keys in _NORM_VALUE_KEYS.items():
+            if isinstance(node.get(part), dict):
+                node[part].update({k: times(node[part][k]) for k in keys if k in node[part]})
+    if isinstance((out.get("energy") or {}).get("abs_norm"), dict):
+        out["energy"]["abs_norm"]["target_scale"] = float(scale)
+    out["settings"] = {**(out.get("settings") or {}), "norm_scale": float(scale), "norm_rescaled_from": own}
+    return out

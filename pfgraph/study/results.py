@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pfgraph.eval.bootstrap import verdict
+from pfgraph.eval.metrics import common_norm_scale, on_norm_scale
 from pfgraph.utils.atomic import atomic_write_text
 
 PAPER = ("mlp", "cnn", "cnn_attn", "cnn3d", "unet", "unet_attn", "rnn")
@@ -180,6 +181,7 @@ class StudyData:
     runs: dict[str, list[Run]] = field(default_factory=dict)  # model -> runs
     ledgers: list[dict[str, Any]] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)  # every step of the study, in run order
+    norm_scales: dict[str, float | None] = field(default_factory=dict)  # set -> the one S of its dE/S figures
 
 
 def load_study_folder(root: str | Path) -> StudyData:
@@ -207,8 +209,12 @@ def load_study_folder(root: str | Path) -> StudyData:
                     if (d := _read_json(root / "evals" / ds / m.label / f"seed{s}" / "metrics.json")) is not None]
             if docs:
                 per_model[m.label] = docs
-        if per_model:
-            data.evals[ds] = per_model
+        if per_model:  # the paper's dE/S on one S: that of the models trained on the study's file
+            own = [d for m in cfg.models if m.label in per_model and cfg.train_set(m) == cfg.train_on
+                   for d in per_model[m.label]]
+            scale = common_norm_scale([d for docs in per_model.values() for d in docs], own)
+            data.evals[ds] = {label: [on_norm_scale(d, scale) for d in docs] for label, docs in per_model.items()}
+            data.norm_scales[ds] = scale
     for per_model in data.evals.values():  # metrics.json documents that carry the run's status (schema 4)
         for label, docs in per_model.items():
             for run in data.runs.get(label, []):
@@ -275,6 +281,7 @@ class Claim:
     text: str
     check: Check
     metric: str | None = None
+    needs: tuple[str, ...] = ()  # a study without one of these models leaves the claim out (our own A/B claims)
 
 
 def _fig(figs: Figures, model: str, key: str) -> Fig | None:
@@ -325,8 +332,13 @@ def within(a: str, others: Sequence[str], tolerance: float) -> Check:
         fb = vals[best]
         scaled = {k: (None if fb.get(k) is None else fb[k] * (1 + tolerance)) for k in ("value", "lo", "hi")}
         return (_word(verdict(fa, scaled)),
-                f"{a} {show(fa)} vs best of the others {best} {show(fb)} (x{1 + tolerance:g})")
+                f"{a} {show(fa)} vs best of the others {best} {show(fb)} (ratio {_ratio(fa, fb)}; "
+                f"within {tolerance:.0%} means at most {1 + tolerance:g})")
     return check
+
+
+def _ratio(a: Fig, b: Fig) -> str:
+    return f"{a['value'] / b['value']:.2g}" if b["value"] else "-"
 
 
 def _magnitude(f: Fig) -> Fig:
@@ -377,7 +389,8 @@ CLAIMS = [
           "of unet, cnn_attn, rnn)", within("cnn", ("unet", "cnn_attn", "rnn"), 0.10)),
     Claim("DESIGN §6", "every learned model beats the analytic physics baseline",
           all_better((*PAPER, "cnn_attn_code", *POINT, *IMPROVED, *JET_AB), "analytic"), RANK),
-    *[Claim("DESIGN §6", f"the improved {v} beats its paper version {b}", better(v, b), RANK) for v, b in IMPROVED.items()],
+    *[Claim("DESIGN §6", f"the improved {v} beats its paper version {b}", better(v, b), RANK, (v,))
+      for v, b in IMPROVED.items()],
     Claim("DESIGN §6", "edgeconv is within 10 % of the best image model (residual 68 % half-width)",
           within("edgeconv", IMAGE, 0.10), RANK),
 ]
@@ -385,9 +398,9 @@ JET_CLAIMS = [
     Claim("DESIGN §6", "edgeconv is at least as good as the best image model on the jet set (jet energy 68% half-width)",
           best_of("edgeconv", IMAGE), RANK_JET),
     *[Claim("issue 15", f"the improved {v} has a jet energy scale closer to the truth than its paper version {b}",
-            closer_to_zero(v, b), JET_SCALE) for v, b in IMPROVED.items()],
+            closer_to_zero(v, b), JET_SCALE, (v,)) for v, b in IMPROVED.items()],
     *[Claim("issue 15", f"{what} ({t}) brings {b}'s jet energy scale closer to the truth",
-            closer_to_zero(t, b), JET_SCALE) for t, (b, what) in JET_AB.items()],
+            closer_to_zero(t, b), JET_SCALE, (t,)) for t, (b, what) in JET_AB.items()],
 ]
 
 
@@ -395,14 +408,18 @@ def _verdict_word(ok: bool | str | None) -> str:
     return ok if isinstance(ok, str) else "not measured" if ok is None else ("agrees" if ok else "disagrees")
 
 
-def claims_table(figs: Figures, claims: Sequence[Claim]) -> str:
-    """Each claim: its verdict on the figure it is decided on, and the verdict on r beside it."""
+def claims_table(figs: Figures, claims: Sequence[Claim], models: Sequence[str] | None = None) -> str:
+    """Each claim: its verdict on the figure it is decided on, and, for a claim decided on the paper's
+    metric, the verdict on r beside it. ``models``: the study's models (a claim that ``needs`` a model
+    the study does not have is left out; None: every claim)."""
     lines = ["| source | claim | decided on | verdict | figures | on r (relative) |", "|---|---|---|---|---|---|"]
     for c in claims:
+        if models is not None and not set(c.needs) <= set(models):
+            continue
         key = c.metric or PAPER_METRIC
         ok, text = c.check(figs, key)
         side = "-"
-        if key != RANK:
+        if key == PAPER_METRIC:
             ok_r, text_r = c.check(figs, RANK)
             side = f"{_verdict_word(ok_r)}: {text_r}"
         lines.append(f"| {c.source} | {c.text} | `{key}` | **{_verdict_word(ok)}** | {text} | {side} |")
@@ -441,6 +458,21 @@ def _aliases(per_model: dict[str, list[dict[str, Any]]], labels: Sequence[str] =
         unique = counts[n] == 1 and (n == label or (n not in per_model and n not in labels))
         out[label] = n if unique else label
     return out
+
+
+def norm_lines(per_model: dict[str, list[dict[str, Any]]], scale: float | None, train_on: str) -> list[str]:
+    """The S every dE/S figure of a test set is on, and the models whose figures were rescaled to it."""
+    if scale is None:
+        return []
+    moved = {label: own for label, docs in per_model.items() for d in docs
+             if (own := _get(d, "settings.norm_rescaled_from")) is not None}
+    text = (f"The paper's dE/S figures (Eq. 1) of every model are on one S = {scale:.4g} GeV, the largest truth "
+            f"pixel of the training file of the models trained on `{train_on}`")
+    if moved:
+        text += ("; the figures of models trained on another file were rescaled from their own S (dE/S_own x "
+                 "S_own / S: " + ", ".join(f"{label} {own:.4g} GeV" for label, own in moved.items()) +
+                 "), because a larger S alone would make their figures smaller")
+    return [text + ".", ""]
 
 
 def model_table(data: StudyData, per_model: dict[str, list[dict[str, Any]]], figs: Figures) -> str:
@@ -627,12 +659,14 @@ def build_results(root: str | Path, evidence: str | None = None) -> str:
     reference = figures(data.evals[reference_name]) if reference_name else None
     for name, per_model in data.evals.items():
         figs_by_label = figures(per_model)
-        alias = _aliases(per_model, [str(m.get("name") or m.get("model")) for m in study.get("models") or []
-                                     if isinstance(m, dict)])
+        labels = [str(m.get("name") or m.get("model")) for m in study.get("models") or [] if isinstance(m, dict)]
+        alias = _aliases(per_model, labels)
         figs = {alias[label]: f for label, f in figs_by_label.items()}
         is_jet = any(_get(d, "jets.available") for docs in per_model.values() for d in docs)
         out += [f"## Test set `{name}`", "", model_table(data, per_model, figs_by_label), "",
-                "Claims on this test set:", "", claims_table(figs, CLAIMS + (JET_CLAIMS if is_jet else [])),
+                *norm_lines(per_model, data.norm_scales.get(name), str(study.get("train_on"))),
+                "Claims on this test set:", "", claims_table(figs, CLAIMS + (JET_CLAIMS if is_jet else []),
+                                                          [*labels, *alias.values()]),
                 "Rank by metric (1 = best):", "", ranking_table(figs_by_label),
                 "Every seed (value [68 % bootstrap interval over test events]):", "", seed_table(per_model)]
         if is_jet:

@@ -18,8 +18,10 @@ from pfgraph.eval.metrics import (
     TRAINING_KEYS,
     assemble,
     check_schema,
+    common_norm_scale,
     evaluate_arrays,
     key_paths,
+    on_norm_scale,
     read_metrics,
     template,
     training_section,
@@ -169,3 +171,22 @@ def test_metrics_of_schema_versions_1_and_2_are_read_and_migrated(tmp_path: Path
         read_metrics(tmp_path / "newer.json")
 
 
+
+
+def test_on_norm_scale_gives_the_figures_of_an_evaluation_on_that_s() -> None:
+    """dE/S_own x S_own/S is the evaluation with S: headline figures, robust summaries and core fits."""
+    truth = _images(6, 4)
+    pred = (truth * (1 + 0.1 * np.random.default_rng(5).standard_normal(truth.shape))).astype(np.float32)
+    on_s = evaluate_arrays(pred, truth, target_scale=10.0, bootstrap=10)
+    own = evaluate_arrays(pred, truth, target_scale=200.0, bootstrap=10)
+    moved = on_norm_scale(own, common_norm_scale([own, on_s], prefer=[on_s]))
+    for key in ("abs_norm_median", "abs_norm_half_width_68"):
+        for end in ("value", "lo", "hi"):
+            assert moved["headline"]["figures"][key][end] == pytest.approx(on_s["headline"]["figures"][key][end],
+                                                                            rel=1e-4)
+    got, want = moved["energy"]["abs_norm"]["truth_pixels"], on_s["energy"]["abs_norm"]["truth_pixels"]
+    assert got["robust"]["q84"] == pytest.approx(want["robust"]["q84"], rel=1e-4)
+    assert got["fit"]["sigma"] == pytest.approx(want["fit"]["sigma"], rel=1e-3)
+    assert moved["settings"]["norm_rescaled_from"] == 200.0 and moved["energy"]["abs_norm"]["target_scale"] == 10.0
+    assert own["energy"]["abs_norm"]["target_scale"] == 200.0  # the evaluation itself is left as it was
+    assert on_norm_scale(on_s, 10.0) == on_s and common_norm_scale([own, own, on_s]) == 200.0

@@ -31,18 +31,19 @@ class _Refs(HTMLParser):
 
 
 def fake_eval(folder: Path, data: Path, model: str, repr_name: str, noise: float, seed: int,
-              params: int = 1234, training: dict | None = None) -> Path:
+              params: int = 1234, training: dict | None = None, s_factor: float = 1.0) -> Path:
     """A real 'pfgraph evaluate' folder for predictions = truth * (1 + noise * N(0, 1)).
 
     The predictions file carries the model and training figures in its meta, as evaluate writes
-    them; evaluating it against ``data`` makes metrics.json and predictions.root (with jets)."""
+    them; evaluating it against ``data`` makes metrics.json and predictions.root (with jets).
+    ``s_factor``: S (the training truth maximum) as a multiple of the data's own largest truth pixel."""
     files = EventFiles(data)
     d = files.read(["event_id", "truth"])
     rng = np.random.default_rng(seed)
     pred = (d["truth"] * (1 + noise * rng.standard_normal(d["truth"].shape))).astype(np.float32)
     source = folder.parent / f"{folder.name}_source.root"
     meta = make_meta("predictions", model={"name": model, "repr": repr_name}, model_names=[model],
-                     target_scale=float(d["truth"].max()),
+                     target_scale=float(d["truth"].max()) * s_factor,
                      training={"parameters": params, "train_time_s": 12.5, "epochs": 3, **(training or {})})
     with PredictionWriter(source, meta) as w:
         w.write(d["event_id"], pred, d["truth"])
@@ -217,3 +218,19 @@ def test_report_refuses_other_grid_size(tmp_path: Path, jet_data: Path) -> None:
                                            "truth": np.zeros((2, 28, 28), np.float32)})
     with pytest.raises(Exception, match="another grid size"):
         build_report([folder], tmp_path / "r")
+
+
+def test_report_puts_the_paper_metric_on_one_s(tmp_path: Path, jet_data: Path) -> None:
+    """Two models with the same errors, one trained on a file with a 20x larger S: the report shows the
+    same dE/S for both (on the S most models share) and says which one it rescaled."""
+    same = [fake_eval(tmp_path / "a", jet_data, "cnn", "image", 0.1, 1),
+            fake_eval(tmp_path / "b", jet_data, "cnn3d", "image", 0.1, 2),
+            fake_eval(tmp_path / "c", jet_data, "calibrated", "image", 0.1, 1, s_factor=20.0)]
+    own = read_metrics(same[2] / "metrics.json")["headline"]["figures"]["abs_norm_half_width_68"]["value"]
+    build_report(same, tmp_path / "rep")
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    width = {row["model"]: row["abs_norm_half_width_68"]["value"] for row in summary["models"]}
+    assert own == pytest.approx(width["cnn"] / 20, rel=0.05)  # as evaluated, on its own S
+    assert width["calibrated"] == pytest.approx(width["cnn"], rel=0.05)  # on one S
+    assert summary["norm_rescaled_from"] == {"calibrated": pytest.approx(20 * summary["norm_scale"])}
+    assert "calibrated" in (tmp_path / "rep" / "summary.md").read_text().split("on one S")[1]

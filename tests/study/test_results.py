@@ -13,22 +13,26 @@ from pfgraph.eval.metrics import evaluate_arrays, write_metrics
 from pfgraph.study.results import build_results, combine, derive_status, write_results
 
 
-def _study_folder(tmp_path: Path, widths: dict[str, list[float]], abs_widths: dict[str, float] | None = None) -> Path:
+def _study_folder(tmp_path: Path, widths: dict[str, list[float]], abs_widths: dict[str, float] | None = None,
+                  other_file: dict[str, float] | None = None) -> Path:
     """A study folder with one test set: model -> smearing per seed (relative), optionally an absolute
-    smearing in GeV instead (to make the relative and the absolute figures disagree)."""
+    smearing in GeV instead (to make the relative and the absolute figures disagree); ``other_file``:
+    model -> its S as a multiple of the others' (trained on the study's second file, ``train_tail``)."""
     root = tmp_path / "study"
     rng = np.random.default_rng(3)
     truth = (rng.exponential(2.0, (12, 56, 56)) * (rng.random((12, 56, 56)) < 0.4)).astype(np.float32)
     models = []
     for i, (model, per_seed) in enumerate(widths.items()):
-        models.append({"model": model, "seeds": list(range(1, len(per_seed) + 1)), "epochs": 4})
+        models.append({"model": model, "seeds": list(range(1, len(per_seed) + 1)), "epochs": 4,
+                       **({"train_on": "train_tail"} if other_file and model in other_file else {})})
+        scale = float(truth.max()) * (other_file or {}).get(model, 1.0)
         for seed, noise in enumerate(per_seed, 1):
             rng_i = np.random.default_rng(100 * i + seed)
             if abs_widths and model in abs_widths:
                 pred = truth + (truth > 0) * abs_widths[model] * rng_i.standard_normal(truth.shape)
             else:
                 pred = truth * (1 + noise * rng_i.standard_normal(truth.shape))
-            doc = evaluate_arrays(pred.astype(np.float32), truth, target_scale=float(truth.max()),
+            doc = evaluate_arrays(pred.astype(np.float32), truth, target_scale=scale,
                                   model={"name": model, "repr": "image"}, bootstrap=20,
                                   training={"parameters": 1000 + i, "epochs": 4, "seed": seed})
             folder = root / "evals" / "test" / model / f"seed{seed}"
@@ -40,6 +44,7 @@ def _study_folder(tmp_path: Path, widths: dict[str, list[float]], abs_widths: di
                                              "train_events_per_s\n" + "".join(
                                                  f"{e},80,0.1,{0.1 / e},0.001,1,10.0,8.0\n" for e in range(1, 5)))
     study = {"name": "synthetic", "datasets": {"train": {"sim": "gauss_b050", "events": 100},
+                                               "train_tail": {"sim": "gauss_b050_tail", "events": 100},
                                                "test": {"sim": "gauss_b050", "events": 30, "seed": 9}},
              "train_on": "train", "evaluate_on": ["test"], "models": models}
     (root / "study.yaml").write_text(yaml.safe_dump(study))
@@ -210,3 +215,28 @@ def test_a_variant_never_stands_in_for_a_model_not_evaluated_yet(tmp_path: Path)
     claims = _claims(build_results(root))
     assert "**not measured**" in claims["the improved calibrated beats its paper version cnn"]
     assert "**agrees**" in claims["the improved calibrated_tail_flat beats its paper version cnn"]
+
+
+def test_the_paper_metric_is_compared_on_one_s(tmp_path: Path) -> None:
+    """dE/S divides by the largest truth pixel of the model's own training file: a model trained on a
+    file with a 20x larger S (the hard-tail file) must not rank first on dE/S for that alone. Its
+    figures are put on the S of the models trained on the study's file, and the page says so."""
+    root = _study_folder(tmp_path, {"cnn": [0.1], "cnn3d": [0.1]}, abs_widths={"cnn": 0.05, "cnn3d": 0.05},
+                         other_file={"cnn3d": 20.0})
+    own = json.loads((root / "evals/test/cnn3d/seed1/metrics.json").read_text())
+    ref = json.loads((root / "evals/test/cnn/seed1/metrics.json").read_text())
+    width = "headline.figures.abs_norm_half_width_68.value"
+
+    def get(d: dict, path: str) -> float:
+        for part in path.split("."):
+            d = d[part]
+        return d  # type: ignore[return-value]
+
+    assert get(own, width) < 0.1 * get(ref, width)  # as evaluated: on its own, 20x larger S
+    text = build_results(root)
+    assert f"one S = {float(get(ref, 'settings.target_scale')):.4g} GeV" in text
+    assert "rescaled from their own S" in text and "cnn3d" in text.split("rescaled from their own S")[1][:200]
+    table = text.split("Rank by metric")[1]
+    ranks = next(line for line in table.splitlines() if line.startswith("| cnn3d | "))
+    value = float(ranks.split(" | ")[2].split(" ")[0])  # the dE/S cell of the rank table
+    assert value == pytest.approx(get(ref, width), rel=0.1)  # the same smearing: the same figure on one S
