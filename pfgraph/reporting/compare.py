@@ -412,7 +412,10 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_
         figures.insert(0, ("learning_curves.png", "Learning curves: each model's validation loss (log scale) and "
                            "validation residual 68 % half-width per epoch, as its run recorded them; the large "
                            "point marks the best epoch (the evaluated checkpoint). The training-budget table says "
-                           "whether each run stopped early, hit its epoch cap or was still improving."))
+                           "whether each run stopped early, hit its epoch cap or was still improving. A validation "
+                           "loss is in its run's own units (its loss function, on targets divided by its own S), so "
+                           "compare its shape across models, not its level; the half-width panel is one figure for "
+                           "all."))
 
     shown = [r for r in runs if r.has_predictions]
     displays = _event_displays(shown, out) if shown else []

@@ -677,7 +677,9 @@ def build_results(root: str | Path, evidence: str | None = None) -> str:
             note = jet_extrapolation(root / "data" / f"{study.get('train_on')}.root", root / "data" / f"{name}.root")
             if note:
                 out += [note, ""]
-    out += ["## Training budgets", "", training_table(data), "", "## Compute spent", "", *compute_lines(data.ledgers, data.steps),
+    out += ["## Training budgets", "", "The best validation loss is in its run's own units (its loss function, on "
+            "targets divided by its own S): compare it within a model, not across models; the validation r "
+            "half-width is one figure for all.", "", training_table(data), "", "## Compute spent", "", *compute_lines(data.ledgers, data.steps),
             ""]
     return "\n".join(out)
 
