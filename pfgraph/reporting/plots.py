@@ -230,7 +230,7 @@ def learning_curves(histories: Mapping[str, Mapping[str, Sequence[Any] | None]],
     if positive and ax_loss.lines:
         ax_loss.set_yscale("log")
     ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("validation loss (normalised units)")
+    ax_loss.set_ylabel("validation loss (each run's own units)")
     ax_loss.set_title("Validation loss")
     ax_hw.set_xlabel("epoch")
     ax_hw.set_ylabel(r"validation $r$ 68 % half-width")
