@@ -430,13 +430,17 @@ def ranking_table(figs: Figures) -> str:
     """Each model's rank by test-set MSE, by the paper's abs_norm and by r (1 = best; by the mean over seeds)."""
     keys = (MSE, PAPER_METRIC, RANK)
     ranks: dict[str, dict[str, int]] = {k: {} for k in keys}
+    tied: dict[str, set[str]] = {k: set() for k in keys}
     for k in keys:
         have = sorted((f[k]["value"], m) for m, f in figs.items() if k in f)
         ranks[k] = {m: i + 1 for i, (_, m) in enumerate(have)}
+        for (_, m1), (_, m2) in zip(have, have[1:]):  # neighbours in the order whose intervals overlap
+            if verdict(figs[m1][k], figs[m2][k]) == INCONCLUSIVE:
+                tied[k] |= {m1, m2}
     lines = ["| model | MSE per image (rank) | dE/S 68% half-width, Eq. 1 (rank) | r 68% half-width (rank) | moves |",
              "|---|---:|---:|---:|---|"]
     for m, f in figs.items():
-        cells = [f"{show(f.get(k), '.3g')} ({ranks[k].get(m, '-')})" for k in keys]
+        cells = [f"{show(f.get(k), '.3g')} ({ranks[k].get(m, '-')}{'=' if m in tied[k] else ''})" for k in keys]
         r = [ranks[k].get(m) for k in keys]
         moves = "-" if None in r else ("same rank" if len(set(r)) == 1 else
                                       f"MSE {r[0]} -> abs_norm {r[1]} -> r {r[2]}")
@@ -488,6 +492,8 @@ def model_table(data: StudyData, per_model: dict[str, list[dict[str, Any]]], fig
         params = _get(docs[0], "training.parameters")
         epochs = ", ".join(str(r.epochs) if r.epochs is not None else "-" for r in runs) + (
             f" / cap {runs[0].cap}" if runs else "")
+        if runs and all(r.status == "not trained" for r in runs):
+            epochs = "-"  # nothing to train (the analytic inversion): no cap either
         status = ", ".join(sorted({r.status for r in runs})) or "-"
         cells = [show(figs[label].get(key), how) for _, key, how in cols]
         rows.append(f"| {label} | {_get(docs[0], 'model.repr')} | {len(seeds) or len(docs)} | "
@@ -667,7 +673,8 @@ def build_results(root: str | Path, evidence: str | None = None) -> str:
                 *norm_lines(per_model, data.norm_scales.get(name), str(study.get("train_on"))),
                 "Claims on this test set:", "", claims_table(figs, CLAIMS + (JET_CLAIMS if is_jet else []),
                                                           [*labels, *alias.values()]),
-                "Rank by metric (1 = best):", "", ranking_table(figs_by_label),
+                "Rank by metric (1 = best; '=' marks a model whose interval overlaps its neighbour's in that "
+                "order, so the order of the two is not resolved):", "", ranking_table(figs_by_label),
                 "Every seed (value [68 % bootstrap interval over test events]):", "", seed_table(per_model)]
         if is_jet:
             out += ["Issue 15's targets on this jet set (checked on the value, the mean over seeds; the per-pixel "

@@ -240,3 +240,17 @@ def test_the_paper_metric_is_compared_on_one_s(tmp_path: Path) -> None:
     ranks = next(line for line in table.splitlines() if line.startswith("| cnn3d | "))
     value = float(ranks.split(" | ")[2].split(" ")[0])  # the dE/S cell of the rank table
     assert value == pytest.approx(get(ref, width), rel=0.1)  # the same smearing: the same figure on one S
+
+
+def test_ranks_whose_intervals_overlap_are_marked_tied() -> None:
+    """A rank order two overlapping intervals cannot resolve is marked '=' on both; a resolved one is not."""
+    from pfgraph.study.results import MSE, PAPER_METRIC, RANK, ranking_table
+
+    def fig(v: float, half: float) -> dict:
+        return {"value": v, "lo": v - half, "hi": v + half, "std": None, "n": 1}
+
+    figs = {m: {k: fig(v, h) for k in (MSE, PAPER_METRIC, RANK)}
+            for m, v, h in (("a", 0.070, 0.001), ("b", 0.0705, 0.001), ("c", 0.2, 0.01))}
+    rows = {line.split(" | ")[0][2:]: line for line in ranking_table(figs).splitlines()[2:]}
+    assert rows["a"].count("(1=)") == 3 and rows["b"].count("(2=)") == 3
+    assert rows["c"].count("(3)") == 3 and "=" not in rows["c"]
