@@ -527,6 +527,10 @@ def training_table(data: StudyData) -> str:
             bvl = s.get("best_val_loss")
             hw = s.get("best_val_half_width")
             wall = r.wall_s
+            if r.status == "not trained":  # nothing to train (the analytic inversion): no epochs, no cap
+                lines.append(f"| {label} | {r.seed} | - | - | {f'{bvl:.4g}' if isinstance(bvl, (int, float)) else '-'}"
+                             f" | - | {r.status} | - |")
+                continue
             lines.append(f"| {label} | {r.seed} | {r.epochs if r.epochs is not None else '-'} / {r.cap} | "
                          f"{best if best is not None else '-'} | {f'{bvl:.4g}' if isinstance(bvl, (int, float)) else '-'} | "
                          f"{f'{hw:.3f}' if isinstance(hw, (int, float)) else '-'} | {r.status} | "
