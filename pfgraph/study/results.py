@@ -487,8 +487,8 @@ def model_table(data: StudyData, per_model: dict[str, list[dict[str, Any]]], fig
             + " |\n|---|---|---:|---:|---|---|" + "---:|" * len(cols) + "\n")
     rows = []
     for label, docs in per_model.items():
-        runs = data.runs.get(label, [])
         seeds = sorted({_get(d, "training.seed") for d in docs} - {None})
+        runs = [r for r in data.runs.get(label, []) if not seeds or r.seed in seeds]  # the evaluated seeds' runs
         params = _get(docs[0], "training.parameters")
         epochs = ", ".join(str(r.epochs) if r.epochs is not None else "-" for r in runs) + (
             f" / cap {runs[0].cap}" if runs else "")

@@ -254,3 +254,17 @@ def test_ranks_whose_intervals_overlap_are_marked_tied() -> None:
     rows = {line.split(" | ")[0][2:]: line for line in ranking_table(figs).splitlines()[2:]}
     assert rows["a"].count("(1=)") == 3 and rows["b"].count("(2=)") == 3
     assert rows["c"].count("(3)") == 3 and "=" not in rows["c"]
+
+
+def test_a_model_row_describes_the_seeds_it_shows(tmp_path: Path) -> None:
+    """A study under way: a model evaluated for one seed of two shows that seed's epochs and status only
+    (the other seed's training is listed in the training table)."""
+    import shutil
+
+    root = _study_folder(tmp_path, {"cnn": [0.1, 0.1]})
+    shutil.rmtree(root / "evals/test/cnn/seed2")
+    shutil.rmtree(root / "runs/cnn/seed2")
+    text = build_results(root)
+    row = next(line for line in text.splitlines() if line.startswith("| cnn | image | 1 |"))
+    assert "4 / cap 4" in row and "not run" not in row
+    assert any(line.startswith("| cnn | 2 |") and "not run" in line for line in text.splitlines())
