@@ -331,9 +331,11 @@ def within(a: str, others: Sequence[str], tolerance: float) -> Check:
         best = min(vals, key=lambda m: vals[m]["value"])
         fb = vals[best]
         scaled = {k: (None if fb.get(k) is None else fb[k] * (1 + tolerance)) for k in ("value", "lo", "hi")}
+        missing = [m for m in others if m != a and m not in vals]
         return (_word(verdict(fa, scaled)),
                 f"{a} {show(fa)} vs best of the others {best} {show(fb)} (ratio {_ratio(fa, fb)}; "
-                f"within {tolerance:.0%} means at most {1 + tolerance:g})")
+                f"within {tolerance:.0%} means at most {1 + tolerance:g})"
+                + (f"; not evaluated here: {', '.join(missing)}" if missing else ""))
     return check
 
 
