@@ -413,3 +413,16 @@ def on_norm_scale(doc: Mapping[str, Any], scale: float | None) -> dict[str, Any]
         out["energy"]["abs_norm"]["target_scale"] = float(scale)
     out["settings"] = {**(out.get("settings") or {}), "norm_scale": float(scale), "norm_rescaled_from": own}
     return out
+
+
+def norm_scale_sentence(scale: float | None, rescaled: Mapping[str, float], whose: str) -> str:
+    """The sentence a comparison prints under its dE/S figures: the one S (``whose``: where it comes
+    from) and the models rescaled to it (name -> own S); "" without an S."""
+    if scale is None:
+        return ""
+    text = f"The paper's dE/S figures (Eq. 1) of every model are on one S = {scale:.4g} GeV, {whose}"
+    if rescaled:
+        text += ("; the figures of models trained on a file with another S were rescaled from their own S (dE/S_own x "
+                 "S_own / S: " + ", ".join(f"{n} {own:.4g} GeV" for n, own in rescaled.items())
+                 + "), because a larger S alone would make their figures smaller")
+    return text + "."

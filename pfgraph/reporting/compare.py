@@ -29,7 +29,7 @@ from pfgraph import geometry
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.eval.energy import GAUSSIAN_RULE
 from pfgraph.eval.folder import check_evaluations
-from pfgraph.eval.metrics import common_norm_scale, on_norm_scale, read_metrics
+from pfgraph.eval.metrics import common_norm_scale, norm_scale_sentence, on_norm_scale, read_metrics
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles, open_root, read_meta
 from pfgraph.reporting import plots
@@ -319,20 +319,6 @@ def _markdown(rows: list[dict[str, Any]], spread: list[dict[str, Any]]) -> str:
     return text
 
 
-def norm_note(runs: Sequence[EvalRun], scale: float | None) -> str:
-    """The S every dE/S figure of the report is on, and the evaluations rescaled to it ("" without S)."""
-    if scale is None:
-        return ""
-    moved = {r.name: own for r in runs if (own := metric(r.metrics, "settings.norm_rescaled_from")) is not None}
-    text = (f"The paper's dE/S figures (Eq. 1) of every model are on one S = {scale:.4g} GeV, the largest "
-            "training truth pixel most of the evaluated models share")
-    if moved:
-        text += ("; models trained on a file with another S are rescaled to it (dE/S_own x S_own / S: "
-                 + ", ".join(f"{n} {own:.4g} GeV" for n, own in moved.items())
-                 + "), because a larger S alone would make their figures smaller")
-    return text + "."
-
-
 def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_ok: bool = False) -> Path:
     """Write the comparison report into ``out``; returns the path of ``index.html``.
 
@@ -352,7 +338,8 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_
     scale = common_norm_scale([r.metrics for r in runs])  # the paper's dE/S on one S for every model
     for r in runs:
         r.metrics = on_norm_scale(r.metrics, scale)
-    note = norm_note(runs, scale)
+    rescaled = {r.name: own for r in runs if (own := metric(r.metrics, "settings.norm_rescaled_from")) is not None}
+    note = norm_scale_sentence(scale, rescaled, "the largest training truth pixel most of the evaluated models share")
     figures: list[tuple[str, str]] = []
 
     hists = {r.name: residual_hist(r) for r in runs}
@@ -427,8 +414,7 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_
                "status_rule": STATUS_RULE,
                "evaluations": [str(r.folder) for r in runs], "figures": [f for f, _ in figures],
                "metrics_only": [str(r.folder) for r in runs if not r.has_predictions],
-               "norm_scale": scale, "norm_rescaled_from": {r.name: own for r in runs if (
-                   own := metric(r.metrics, "settings.norm_rescaled_from")) is not None},
+               "norm_scale": scale, "norm_rescaled_from": rescaled,
                "gaussian_rule": GAUSSIAN_RULE}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
     md = "# pfgraph comparison\n\n" + _markdown(rows, spread) + (f"\n{note}\n" if note else "") + _budget_markdown(budget)

@@ -18,6 +18,7 @@ and test-set sampling); one seed keeps its bootstrap interval.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import shutil
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pfgraph.eval.bootstrap import verdict
-from pfgraph.eval.metrics import common_norm_scale, on_norm_scale
+from pfgraph.eval.metrics import common_norm_scale, norm_scale_sentence, on_norm_scale
 from pfgraph.utils.atomic import atomic_write_text
 
 PAPER = ("mlp", "cnn", "cnn_attn", "cnn3d", "unet", "unet_attn", "rnn")
@@ -468,17 +469,11 @@ def _aliases(per_model: dict[str, list[dict[str, Any]]], labels: Sequence[str] =
 
 def norm_lines(per_model: dict[str, list[dict[str, Any]]], scale: float | None, train_on: str) -> list[str]:
     """The S every dE/S figure of a test set is on, and the models whose figures were rescaled to it."""
-    if scale is None:
-        return []
-    moved = {label: own for label, docs in per_model.items() for d in docs
-             if (own := _get(d, "settings.norm_rescaled_from")) is not None}
-    text = (f"The paper's dE/S figures (Eq. 1) of every model are on one S = {scale:.4g} GeV, the largest truth "
-            f"pixel of the training file of the models trained on `{train_on}`")
-    if moved:
-        text += ("; the figures of models trained on another file were rescaled from their own S (dE/S_own x "
-                 "S_own / S: " + ", ".join(f"{label} {own:.4g} GeV" for label, own in moved.items()) +
-                 "), because a larger S alone would make their figures smaller")
-    return [text + ".", ""]
+    rescaled = {label: own for label, docs in per_model.items() for d in docs
+                if (own := _get(d, "settings.norm_rescaled_from")) is not None}
+    text = norm_scale_sentence(scale, rescaled, f"the largest truth pixel of the training file of the models "
+                                                f"trained on `{train_on}`")
+    return [text, ""] if text else []
 
 
 def model_table(data: StudyData, per_model: dict[str, list[dict[str, Any]]], figs: Figures) -> str:
@@ -588,15 +583,25 @@ def compute_lines(ledgers: Sequence[dict[str, Any]], steps: Sequence[str] = ()) 
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _truth_max(path: str, mtime_ns: int, size: int) -> float:
+    """The largest truth pixel of an event file (GeV); cached per file version (every jet set reads it)."""
+    import uproot
+
+    smax = 0.0
+    for chunk in uproot.iterate(f"{path}:events", ["truth"], step_size=1000, library="np"):
+        smax = max(smax, float(chunk["truth"].max(initial=0.0)))
+    return smax
+
+
 def jet_extrapolation(train_file: Path, jet_file: Path) -> str | None:
     """How far a jet set reaches beyond the training set, measured on the study's data files (None without them)."""
     import uproot
 
     if not (train_file.exists() and jet_file.exists()):
         return None
-    smax = 0.0
-    for chunk in uproot.iterate(f"{train_file}:events", ["truth"], step_size=1000, library="np"):
-        smax = max(smax, float(chunk["truth"].max(initial=0.0)))
+    stat = train_file.stat()
+    smax = _truth_max(str(train_file), stat.st_mtime_ns, stat.st_size)
     above = total = 0.0
     events = hot = 0
     try:
@@ -618,7 +623,6 @@ def jet_extrapolation(train_file: Path, jet_file: Path) -> str | None:
         return text + (" There every learned model trained on that file extrapolates beyond its training range: "
                        "read their jet energy deviations against the analytic inversion's with that in mind.")
     return text + " Models trained on that file do not extrapolate on this set."
-
 
 
 def build_results(root: str | Path, evidence: str | None = None) -> str:
@@ -672,9 +676,12 @@ def build_results(root: str | Path, evidence: str | None = None) -> str:
                 if any(_get(d, "jets.available") for docs in per_model.values() for d in docs)}
     reference_name = next((n for n in data.evals if n not in jet_sets), None)
     reference = figures(data.evals[reference_name]) if reference_name else None
+    labels = [str(m.get("name") or m.get("model")) for m in study.get("models") or [] if isinstance(m, dict)]
+    trained_on = [str(study.get("train_on"))] + [str(m["train_on"]) for m in study.get("models") or []
+                                                 if isinstance(m, dict) and m.get("train_on")]
+    trained_on = [t for t in dict.fromkeys(trained_on) if t in ds]  # each training file once, the study's first
     for name, per_model in data.evals.items():
         figs_by_label = figures(per_model)
-        labels = [str(m.get("name") or m.get("model")) for m in study.get("models") or [] if isinstance(m, dict)]
         alias = _aliases(per_model, labels)
         figs = {alias[label]: f for label, f in figs_by_label.items()}
         is_jet = any(_get(d, "jets.available") for docs in per_model.values() for d in docs)
@@ -688,11 +695,9 @@ def build_results(root: str | Path, evidence: str | None = None) -> str:
         if is_jet:
             out += ["Issue 15's targets on this jet set (checked on the value, the mean over seeds; the per-pixel "
                     f"ratio against `{reference_name}`):", "", targets_table(figs_by_label, reference, reference_name)]
-        trained_on = [str(study.get("train_on"))] + [str(m["train_on"]) for m in study.get("models") or []
-                                                     if isinstance(m, dict) and m.get("train_on")]
-        for train in dict.fromkeys(trained_on) if is_jet else ():  # each training file once, the study's first
+        for train in trained_on if is_jet else ():
             note = jet_extrapolation(root / "data" / f"{train}.root", root / "data" / f"{name}.root")
-            if note and train in ds:
+            if note:
                 out += [note, ""]
     out += ["## Training budgets", "", "The best validation loss is in its run's own units (its loss function, on "
             "targets divided by its own S): compare it within a model, not across models; the validation r "
