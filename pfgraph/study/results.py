@@ -52,7 +52,7 @@ INCONCLUSIVE = "inconclusive"
 FIGURE_COLUMNS: list[tuple[str, str, str]] = [
     ("r: 68% half-width", RANK, ".3f"),
     ("r: median", "residual_median", ".3f"),
-    ("dE/S 68% half-width (paper Eq. 1)", PAPER_METRIC, ".2g"),
+    ("dE/S 68% half-width (paper Eq. 1)", PAPER_METRIC, ".3g"),
     ("MSE per image [GeV^2]", MSE, ".3g"),
     ("missed truth pixels", "missed_pixel_fraction", ".3f"),
     ("fake energy", "fake_energy_fraction", ".3f"),
@@ -257,11 +257,26 @@ def figures(per_model: dict[str, list[dict[str, Any]]]) -> Figures:
     return out
 
 
+def _mean_std(mean: float, std: float) -> str:
+    """``mean +- std`` with the spread to two significant digits and the mean to the same decimal
+    place (0.0102 +- 0.00041 reads 0.01020 +- 0.00041, not 0.01 +- 0.00041)."""
+    if not (math.isfinite(mean) and math.isfinite(std)) or std <= 0:
+        return f"{mean:.3g} +- {std:.2g}"
+    decimals = 1 - math.floor(math.log10(std))  # two significant digits of the spread
+    if decimals <= 0:
+        return f"{round(mean, decimals):.0f} +- {round(std, decimals):.0f}"
+    return f"{mean:.{decimals}f} +- {std:.{decimals}f}"
+
+
 def show(fig: Fig | None, how: str = ".3f") -> str:
-    """A figure as text: ``mean +- std (n seeds)`` or ``value [lo, hi]``."""
+    """A figure as text: ``mean +- std (n seeds)`` or ``value [lo, hi]``. Fixed-point formats keep
+    their decimals; significant-digit formats (``g``) give the mean as many decimals as the spread's
+    two significant digits need."""
     if fig is None:
         return "-"
     if fig["n"] > 1:
+        if how.endswith("g"):
+            return _mean_std(float(fig["value"]), float(fig["std"]))
         return f"{format(fig['value'], how)} +- {format(fig['std'], how)}"
     if fig.get("lo") is None:
         return format(fig["value"], how)
@@ -285,6 +300,12 @@ class Claim:
     needs: tuple[str, ...] = ()  # a study without one of these models leaves the claim out (our own A/B claims)
 
 
+def _how(key: str) -> str:
+    """How a headline figure is shown: the small absolute figures (dE/S, MSE) to three significant
+    digits, the others to three decimals."""
+    return ".3g" if key in (PAPER_METRIC, MSE) else ".3f"
+
+
 def _fig(figs: Figures, model: str, key: str) -> Fig | None:
     return figs.get(model, {}).get(key)
 
@@ -299,7 +320,7 @@ def better(a: str, b: str) -> Check:
         fa, fb = _fig(figs, a, key), _fig(figs, b, key)
         if fa is None or fb is None:
             return None, f"{a} or {b} not evaluated"
-        return _word(verdict(fa, fb)), f"{a} {show(fa)} vs {b} {show(fb)}"
+        return _word(verdict(fa, fb)), f"{a} {show(fa, _how(key))} vs {b} {show(fb, _how(key))}"
     return check
 
 
@@ -311,7 +332,7 @@ def all_better(models: Sequence[str], than: str) -> Check:
         if ref is None or not have:
             return None, f"{than} or the others not evaluated"
         verdicts = {m: verdict(f, ref) for m, f in have.items()}
-        text = f"{than} {show(ref)}; " + ", ".join(f"{m} {show(f)}" for m, f in have.items())
+        text = f"{than} {show(ref, _how(key))}; " + ", ".join(f"{m} {show(f, _how(key))}" for m, f in have.items())
         worse = [m for m, v in verdicts.items() if v == "higher"]
         unsure = [m for m, v in verdicts.items() if v == INCONCLUSIVE]
         if worse:
@@ -334,7 +355,7 @@ def within(a: str, others: Sequence[str], tolerance: float) -> Check:
         scaled = {k: (None if fb.get(k) is None else fb[k] * (1 + tolerance)) for k in ("value", "lo", "hi")}
         missing = [m for m in others if m != a and m not in vals]
         return (_word(verdict(fa, scaled)),
-                f"{a} {show(fa)} vs best of the others {best} {show(fb)} (ratio {_ratio(fa, fb)}; "
+                f"{a} {show(fa, _how(key))} vs best of the others {best} {show(fb, _how(key))} (ratio {_ratio(fa, fb)}; "
                 f"within {tolerance:.0%} means at most {1 + tolerance:g})"
                 + (f"; not evaluated here: {', '.join(missing)}" if missing else ""))
     return check
@@ -360,7 +381,7 @@ def closer_to_zero(a: str, b: str) -> Check:
         fa, fb = _fig(figs, a, key), _fig(figs, b, key)
         if fa is None or fb is None:
             return None, f"{a} or {b} not evaluated"
-        return _word(verdict(_magnitude(fa), _magnitude(fb))), f"{a} {show(fa)} vs {b} {show(fb)}"
+        return _word(verdict(_magnitude(fa), _magnitude(fb))), f"{a} {show(fa, _how(key))} vs {b} {show(fb, _how(key))}"
     return check
 
 
@@ -374,7 +395,7 @@ def best_of(a: str, models: Sequence[str]) -> Check:
         best = min(vals, key=lambda m: vals[m]["value"])
         v = verdict(fa, vals[best])
         return (True if v == "lower" else False if v == "higher" else INCONCLUSIVE,
-                f"{a} {show(fa)} vs best image model {best} {show(vals[best])}")
+                f"{a} {show(fa, _how(key))} vs best image model {best} {show(vals[best], _how(key))}")
     return check
 
 
@@ -476,6 +497,18 @@ def norm_lines(per_model: dict[str, list[dict[str, Any]]], scale: float | None, 
     return [text, ""] if text else []
 
 
+def run_statuses(runs: Sequence[Run]) -> str:
+    """The runs' budget statuses: the one status when they share it, else each with its seeds
+    ("still improving (seed 1), stopped early (seeds 2, 3)")."""
+    by: dict[str, list[int]] = {}
+    for r in runs:
+        by.setdefault(r.status, []).append(r.seed)
+    if len(by) <= 1:
+        return next(iter(by), "-")
+    return ", ".join(f"{st} (seed{'s' if len(ss) > 1 else ''} {', '.join(str(x) for x in sorted(ss))})"
+                     for st, ss in sorted(by.items(), key=lambda kv: min(kv[1])))
+
+
 def model_table(data: StudyData, per_model: dict[str, list[dict[str, Any]]], figs: Figures) -> str:
     """The test set's table: one row per model, figures over its seeds."""
     jets = any(_get(d, "jets.available") for docs in per_model.values() for d in docs)
@@ -491,7 +524,7 @@ def model_table(data: StudyData, per_model: dict[str, list[dict[str, Any]]], fig
             f" / cap {runs[0].cap}" if runs else "")
         if runs and all(r.status == "not trained" for r in runs):
             epochs = "-"  # nothing to train (the analytic inversion): no cap either
-        status = ", ".join(sorted({r.status for r in runs})) or "-"
+        status = run_statuses(runs)
         cells = [show(figs[label].get(key), how) for _, key, how in cols]
         rows.append(f"| {label} | {_get(docs[0], 'model.repr')} | {len(seeds) or len(docs)} | "
                     f"{f'{params:,}' if isinstance(params, int) else '-'} | {epochs} | {status} | "
@@ -501,7 +534,7 @@ def model_table(data: StudyData, per_model: dict[str, list[dict[str, Any]]], fig
 
 def seed_table(per_model: dict[str, list[dict[str, Any]]]) -> str:
     """Every (model, seed) evaluation on the test set: the ranking figures with their bootstrap intervals."""
-    keys = ((RANK, ".3f"), (PAPER_METRIC, ".2g"), (MSE, ".3g"))
+    keys = ((RANK, ".3f"), (PAPER_METRIC, ".3g"), (MSE, ".3g"))
     lines = ["| model | seed | " + " | ".join(k for k, _ in keys) + " |", "|---|---:|" + "---:|" * len(keys)]
     for label, docs in per_model.items():
         for d in docs:

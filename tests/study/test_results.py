@@ -268,3 +268,30 @@ def test_a_model_row_describes_the_seeds_it_shows(tmp_path: Path) -> None:
     row = next(line for line in text.splitlines() if line.startswith("| cnn | image | 1 |"))
     assert "4 / cap 4" in row and "not run" not in row
     assert any(line.startswith("| cnn | 2 |") and "not run" in line for line in text.splitlines())
+
+
+def test_mean_and_spread_are_shown_to_the_spread_s_precision() -> None:
+    """A small figure over seeds keeps the digits its spread resolves (0.01 +- 0.00041 hid that
+    0.0102 and 0.0099 differ), and a large one drops the digits its spread does not."""
+    from pfgraph.study.results import show
+
+    def fig(value: float, std: float) -> dict:
+        return {"value": value, "std": std, "lo": value - std, "hi": value + std, "n": 3}
+
+    assert show(fig(0.0102, 0.000414), ".3g") == "0.01020 +- 0.00041"
+    assert show(fig(13.04, 0.366), ".3g") == "13.04 +- 0.37"
+    assert show(fig(1234.0, 56.0), ".3g") == "1234 +- 56"
+    assert show(fig(0.175, 0.0161), ".3f") == "0.175 +- 0.016"  # fixed-point columns keep their format
+
+
+def test_runs_with_different_budget_statuses_name_their_seeds() -> None:
+    """'still improving, stopped early' read as one contradictory status; each status names its seeds."""
+    from pfgraph.study.results import Run, run_statuses
+
+    def run(seed: int, status: str) -> Run:
+        return Run(model="m", seed=seed, cap=4, summary={"status": status, "epochs": 4}, history=[])
+
+    assert run_statuses([run(1, "still improving"), run(2, "stopped early"), run(3, "stopped early")]) == (
+        "still improving (seed 1), stopped early (seeds 2, 3)")
+    assert run_statuses([run(1, "hit its cap"), run(2, "hit its cap")]) == "hit its cap"
+    assert run_statuses([]) == "-"
