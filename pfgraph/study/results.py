@@ -653,8 +653,10 @@ def jet_extrapolation(train_file: Path, jet_file: Path) -> str | None:
             f"`{jet_file.name}` {100 * above / total:.0f} % of the injected jets' true energy lies in pixels above "
             f"it ({hot} of {events} events have such a pixel).")
     if hot:
-        return text + (" There every learned model trained on that file extrapolates beyond its training range: "
-                       "read their jet energy deviations against the analytic inversion's with that in mind.")
+        share = f"{100 * above / total:.0f} %"
+        return text + (f" In those pixels ({share} of the jet energy) every learned model trained on that file "
+                       "extrapolates beyond its training range: read their jet energy deviations against the "
+                       "analytic inversion's with that in mind.")
     return text + " Models trained on that file do not extrapolate on this set."
 
 

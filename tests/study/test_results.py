@@ -295,3 +295,36 @@ def test_runs_with_different_budget_statuses_name_their_seeds() -> None:
         "still improving (seed 1), stopped early (seeds 2, 3)")
     assert run_statuses([run(1, "hit its cap"), run(2, "hit its cap")]) == "hit its cap"
     assert run_statuses([]) == "-"
+
+
+def test_jet_extrapolation_measures_the_jet_energy_above_the_training_range(tmp_path: Path) -> None:
+    """The sentence states the share of jet energy in pixels above the training file's largest truth
+    pixel, and says so when a training file covers the jet set."""
+    import uproot
+
+    from pfgraph.study.results import jet_extrapolation
+
+    def write(path: Path, truth: np.ndarray, jet: np.ndarray | None = None) -> Path:
+        branches = {"truth": truth.astype(np.float32)}
+        if jet is not None:
+            branches["jet"] = jet.astype(np.float32)
+        with uproot.recreate(path) as f:
+            f.mktree("events", {k: (v.dtype, v.shape[1:]) for k, v in branches.items()})
+            f["events"].extend(branches)
+        return path
+
+    truth = np.zeros((4, 56, 56))
+    truth[:, 10, 10] = 10.0  # the training range: up to 10 GeV
+    train = write(tmp_path / "train.root", truth)
+    jets = np.zeros((2, 56, 56))
+    jets[:, 5, 5] = 30.0  # above the range
+    jets[:, 6, 6] = 10.0  # inside it
+    jets[0, 7, 7] = 20.0  # above it, one event
+    jet = write(tmp_path / "jet.root", jets, jets)
+    text = jet_extrapolation(train, jet)
+    above = 100 * (30 + 30 + 20) / (30 + 30 + 20 + 10 + 10)
+    assert f"{above:.0f} % of the injected jets' true energy" in text
+    assert "(2 of 2 events have such a pixel)" in text and "extrapolates beyond its training range" in text
+    wide = write(tmp_path / "wide.root", truth * 4)  # 40 GeV covers every jet pixel
+    assert "do not extrapolate" in jet_extrapolation(wide, jet)
+    assert jet_extrapolation(tmp_path / "missing.root", jet) is None
