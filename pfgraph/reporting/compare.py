@@ -319,6 +319,27 @@ def _markdown(rows: list[dict[str, Any]], spread: list[dict[str, Any]]) -> str:
     return text
 
 
+def unique_labels(names: Sequence[str], folders: Sequence[str | Path]) -> list[str]:
+    """One label per evaluation: its model name, and where several share a name the shortest tail
+    of their folder paths that tells them apart ("cnn (seed1)"; a study's two configurations of one
+    model, "calibrated (calibrated_tail_flat/seed1)" against "calibrated (calibrated/seed1)")."""
+    parts = [Path(f).resolve().parts for f in folders]
+    labels = list(names)
+    for name in set(names):
+        group = [i for i, n in enumerate(names) if n == name]
+        if len(group) < 2:
+            continue
+        for depth in range(1, max(len(parts[i]) for i in group) + 1):
+            tails = ["/".join(parts[i][-depth:]) for i in group]
+            if len(set(tails)) == len(tails):
+                break
+        else:  # the same folder given twice: number them
+            tails = [f"{t} #{k}" for k, t in enumerate(tails, 1)]
+        for i, tail in zip(group, tails):
+            labels[i] = f"{name} ({tail})"
+    return labels
+
+
 def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_ok: bool = False) -> Path:
     """Write the comparison report into ``out``; returns the path of ``index.html``.
 
@@ -331,10 +352,8 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_
     out = ensure_writable_dir(out)
     runs = [load_eval(d, metrics_only_ok) for d in eval_dirs]
     check_evaluations(eval_dirs, local_only_may_miss=metrics_only_ok)  # complete, unmixed, one dataset
-    names = [r.name for r in runs]
-    if len(set(names)) != len(names):  # same model evaluated twice: label by folder
-        for r in runs:
-            r.name = f"{r.name} ({r.folder.name})"
+    for r, label in zip(runs, unique_labels([r.name for r in runs], [r.folder for r in runs])):
+        r.name = label  # every table, plot and fit is keyed by it: two evaluations must never share one
     scale = common_norm_scale([r.metrics for r in runs])  # the paper's dE/S on one S for every model
     for r in runs:
         r.metrics = on_norm_scale(r.metrics, scale)

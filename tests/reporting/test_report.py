@@ -234,3 +234,28 @@ def test_report_puts_the_paper_metric_on_one_s(tmp_path: Path, jet_data: Path) -
     assert width["calibrated"] == pytest.approx(width["cnn"], rel=0.05)  # on one S
     assert summary["norm_rescaled_from"] == {"calibrated": pytest.approx(20 * summary["norm_scale"])}
     assert "calibrated" in (tmp_path / "rep" / "summary.md").read_text().split("on one S")[1]
+
+
+def test_unique_labels_use_the_shortest_telling_folder_tail(tmp_path: Path) -> None:
+    from pfgraph.reporting.compare import unique_labels
+
+    folders = [tmp_path / "evals/jet/calibrated/seed1", tmp_path / "evals/jet/calibrated_tail_flat/seed1",
+               tmp_path / "evals/jet/cnn/seed1", tmp_path / "evals/jet/cnn/seed2", tmp_path / "evals/jet/pfn/seed1"]
+    names = ["calibrated", "calibrated", "cnn", "cnn", "pfn"]
+    assert unique_labels(names, folders) == [
+        "calibrated (calibrated/seed1)", "calibrated (calibrated_tail_flat/seed1)", "cnn (seed1)", "cnn (seed2)", "pfn"]
+    twice = unique_labels(["cnn", "cnn"], [folders[2], folders[2]])
+    assert len(set(twice)) == 2
+
+
+def test_two_configurations_of_one_model_stay_apart_in_the_report(tmp_path: Path, jet_data: Path) -> None:
+    """A study's two configurations of one model (same model name, same seed, different folders) were
+    both labelled 'calibrated (seed1)': one overwrote the other in the plots' series. Each keeps a row."""
+    folders = [fake_eval(tmp_path / "evals" / label / "seed1", jet_data, "calibrated", "image", noise, 1)
+               for label, noise in (("calibrated", 0.05), ("calibrated_tail_flat", 0.2))]
+    build_report(folders, tmp_path / "rep")
+    rows = json.loads((tmp_path / "rep" / "summary.json").read_text())["models"]
+    names = [row["model"] for row in rows]
+    assert names == ["calibrated (calibrated/seed1)", "calibrated (calibrated_tail_flat/seed1)"]
+    widths = [row["residual_half_width_68"]["value"] for row in rows]
+    assert widths[1] > 2 * widths[0]  # each row has its own evaluation's figures
