@@ -1,11 +1,12 @@
 """RESULTS.md from a study folder (``pfgraph study``): a thin wrapper of :mod:`pfgraph.study.results`.
 
-    python scripts/results_table.py STUDY_DIR [--out docs/RESULTS.md] [--keep docs/results]
+    python scripts/results_table.py STUDY_DIR [--out docs/RESULTS.md] [--keep DIR]
 
 The study's own ``results`` step writes ``STUDY_DIR/RESULTS.md``; this script writes the page
 elsewhere (the repository's recorded ``docs/RESULTS.md``) and, with ``--keep``, copies the files
 every figure comes from (study.yaml, metrics.json, train_summary.json, metrics.csv, step ledgers)
-beside it so that each number can be traced back to a file.
+to DIR so that each number can be traced back to a file (for a study folder that is not kept in git;
+the recorded cpu_b050 study is, so its page needs no copy).
 """
 
 from __future__ import annotations

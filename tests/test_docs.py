@@ -36,6 +36,7 @@ CONFIG_COMMENTS = sorted((ROOT / "pfgraph" / "presets").glob("*/*.yaml"))
 PFGRAPH = re.compile(r"^(?:\.venv/bin/)?(?:pfgraph|python -m pfgraph\.cli|torchrun .*-m pfgraph\.cli)\s+(?P<rest>.*)$")
 SECTIONS_SIM = ("output", "detector", "particles", "pileup", "jets")
 SECTIONS_RUN = ("train", "data", "model")
+FILE_NAME = r"[\w.-]+\.(?:root|ya?ml|json|csv|md|png|pt|html|txt|log)"
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,8 @@ def classify(shown: Shown) -> tuple[str, str] | None:
         return "script", text
     if re.match(r"^make\s+\w", text):
         return "make", text
+    if re.fullmatch(FILE_NAME, text):
+        return None  # a file name (`train.root`), not a config key
     if re.fullmatch(rf"(?:{'|'.join(SECTIONS_SIM + SECTIONS_RUN)})(?:\.[a-z_]+)+(?::\s*\S+)?", text):
         return "key", text
     return None
