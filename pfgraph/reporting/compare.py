@@ -52,6 +52,7 @@ class EvalRun:
     truth: np.ndarray
     event_id: np.ndarray
     jets: dict[str, np.ndarray] = field(default_factory=dict)
+    group: str = ""  # the configuration, its seed left out (set by build_report; "" = the name)
     has_predictions: bool = True
     """False for an evaluation read from its metrics alone (its predictions.root is not on this
     machine): it is in the tables, residual histograms and learning curves, not in the jet
@@ -212,7 +213,7 @@ def summary_rows(runs: Sequence[EvalRun]) -> list[dict[str, Any]]:
     for run in runs:
         m = run.metrics
         row: dict[str, Any] = {
-            "model": run.name, "repr": run.repr, "dataset": metric(m, "dataset.name"),
+            "model": run.name, "group": run.group or run.name, "repr": run.repr, "dataset": metric(m, "dataset.name"),
             "seed": metric(m, "training.seed"), "parameters": metric(m, "training.parameters"),
             "epochs": metric(m, "training.epochs"), "train_time_s": metric(m, "training.train_time_s"),
             "inference_events_per_s": metric(m, "timing.inference_events_per_s"),
@@ -245,7 +246,7 @@ def seed_spread(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        base = str(row["model"]).split(" (")[0]
+        base = str(row.get("group") or str(row["model"]).split(" (")[0])
         groups.setdefault((base, str(row["dataset"])), []).append(row)
     out = []
     for (model, dataset), members in groups.items():
@@ -340,6 +341,16 @@ def unique_labels(names: Sequence[str], folders: Sequence[str | Path]) -> list[s
     return labels
 
 
+def seed_group(name: str, label: str) -> str:
+    """The configuration a labelled evaluation belongs to, its seed left out: the label without the
+    last folder of its tail ("cnn (seed1)" -> "cnn"; "calibrated (calibrated_tail_flat/seed1)" ->
+    "calibrated (calibrated_tail_flat)"). Seeds are averaged within a group, never across groups."""
+    if label == name or not label.startswith(f"{name} (") or not label.endswith(")"):
+        return name
+    parts = label[len(name) + 2:-1].split("/")
+    return name if len(parts) == 1 else f"{name} ({'/'.join(parts[:-1])})"
+
+
 def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_ok: bool = False) -> Path:
     """Write the comparison report into ``out``; returns the path of ``index.html``.
 
@@ -353,6 +364,7 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_
     runs = [load_eval(d, metrics_only_ok) for d in eval_dirs]
     check_evaluations(eval_dirs, local_only_may_miss=metrics_only_ok)  # complete, unmixed, one dataset
     for r, label in zip(runs, unique_labels([r.name for r in runs], [r.folder for r in runs])):
+        r.group = seed_group(r.name, label)
         r.name = label  # every table, plot and fit is keyed by it: two evaluations must never share one
     scale = common_norm_scale([r.metrics for r in runs])  # the paper's dE/S on one S for every model
     for r in runs:

@@ -259,3 +259,21 @@ def test_two_configurations_of_one_model_stay_apart_in_the_report(tmp_path: Path
     assert names == ["calibrated (calibrated/seed1)", "calibrated (calibrated_tail_flat/seed1)"]
     widths = [row["residual_half_width_68"]["value"] for row in rows]
     assert widths[1] > 2 * widths[0]  # each row has its own evaluation's figures
+
+
+def test_seeds_are_averaged_within_a_configuration_only(tmp_path: Path, jet_data: Path) -> None:
+    """The seed-spread table averaged every evaluation of a model name: a study's two configurations of
+    calibrated came out as one 'calibrated' mean of both. Each configuration has its own mean now."""
+    from pfgraph.reporting.compare import seed_group
+
+    assert seed_group("cnn", "cnn (seed1)") == "cnn"
+    assert seed_group("calibrated", "calibrated (calibrated_tail_flat/seed2)") == "calibrated (calibrated_tail_flat)"
+    assert seed_group("pfn", "pfn") == "pfn"
+    folders = [fake_eval(tmp_path / "evals" / label / f"seed{seed}", jet_data, "calibrated", "image", noise, seed,
+                         training={"seed": seed})
+               for label, noise in (("calibrated", 0.05), ("calibrated_tail_flat", 0.2)) for seed in (1, 2)]
+    build_report(folders, tmp_path / "rep")
+    spread = json.loads((tmp_path / "rep" / "summary.json").read_text())["seed_spread"]
+    means = {e["model"]: e["figures"]["residual_half_width_68"]["mean"] for e in spread}
+    assert set(means) == {"calibrated (calibrated)", "calibrated (calibrated_tail_flat)"}
+    assert means["calibrated (calibrated_tail_flat)"] > 2 * means["calibrated (calibrated)"]
