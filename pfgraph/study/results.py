@@ -582,7 +582,7 @@ def compute_lines(ledgers: Sequence[dict[str, Any]], steps: Sequence[str] = ()) 
     kinds: dict[str, list[dict[str, Any]]] = {}
     for rec in ledgers:
         kinds.setdefault(str(rec.get("kind") or str(rec.get("step", "?")).split(":")[0]), []).append(rec)
-    lines = ["| step kind | steps | attempts | interrupted or failed attempts | wall [s] | wall [h] |",
+    lines = ["| step kind | steps | attempts | repeated attempts | wall [s] | wall [h] |",
              "|---|---:|---:|---:|---:|---:|"]
     total = 0.0
     for kind in ("simulate", "train", "evaluate", "report", "results", *sorted(set(kinds) - {
@@ -605,7 +605,10 @@ def compute_lines(ledgers: Sequence[dict[str, Any]], steps: Sequence[str] = ()) 
     out = [*lines, ""]
     if started and finished:
         out.append(f"Steps ran between {started[0]} and {finished[-1]} (UTC), on: {'; '.join(machines) or '?'}. "
-                   "Wall seconds are summed over every attempt of a step, interrupted ones included.")
+                   "Wall seconds are summed over every attempt of a step, interrupted ones included. An attempt "
+                   "is repeated after an interruption or a failure, when a fresh machine simulates the data again, "
+                   "and whenever the reports and this page are rewritten (those steps always run); the ledgers do "
+                   "not tell these apart.")
     if running:
         out.append(f"Running when this page was written (its seconds counted up to the last heartbeat; a step whose "
                    f"machine was lost counts as an interrupted attempt once it runs again): {', '.join(running)}.")
@@ -649,11 +652,11 @@ def jet_extrapolation(train_file: Path, jet_file: Path) -> str | None:
         hot += int((truth.reshape(len(truth), -1).max(1) > smax).sum())
     if total <= 0:
         return None
+    share = f"{100 * above / total:.0f} %"
     text = (f"The largest truth pixel of the training file `{train_file.name}` is {smax:.1f} GeV; in "
-            f"`{jet_file.name}` {100 * above / total:.0f} % of the injected jets' true energy lies in pixels above "
+            f"`{jet_file.name}` {share} of the injected jets' true energy lies in pixels above "
             f"it ({hot} of {events} events have such a pixel).")
     if hot:
-        share = f"{100 * above / total:.0f} %"
         return text + (f" In those pixels ({share} of the jet energy) every learned model trained on that file "
                        "extrapolates beyond its training range: read their jet energy deviations against the "
                        "analytic inversion's with that in mind.")
