@@ -246,7 +246,7 @@ def seed_spread(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        base = str(row.get("group") or str(row["model"]).split(" (")[0])
+        base = str(row["group"])  # the configuration (summary_rows), never the model name alone
         groups.setdefault((base, str(row["dataset"])), []).append(row)
     out = []
     for (model, dataset), members in groups.items():
