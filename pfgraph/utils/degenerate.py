@@ -39,7 +39,8 @@ def degenerate_reasons(figures: Mapping[str, Any]) -> list[str]:
 
     ``figures`` maps headline-figure names to a number or to a ``{"value": ...}`` figure
     (``metrics.json`` ``headline.figures``); a figure that is absent is not judged (an old file
-    without it gives no reason from it), a non-finite one is a reason.
+    without it gives no reason from it), a non-finite one is a reason. The reasons hold no ``|``
+    (they go into Markdown tables).
     """
     reasons: list[str] = []
     missed = _value(figures.get("missed_pixel_fraction"))
@@ -53,7 +54,7 @@ def degenerate_reasons(figures: Mapping[str, Any]) -> list[str]:
         if not math.isfinite(median):
             reasons.append("residual_median is not finite")
         elif abs(median) > MEDIAN_ABS_MAX:
-            reasons.append(f"|residual_median| {abs(median):.3g} > {MEDIAN_ABS_MAX:g} (median r far from 0)")
+            reasons.append(f"residual_median {median:.3g} is more than {MEDIAN_ABS_MAX:g} from 0 (median r far from 0)")
     return reasons
 
 

@@ -21,7 +21,8 @@ def test_healthy_model_is_not_degenerate() -> None:
 def test_bootstrap_figures_are_read_by_their_value() -> None:
     figs = {"missed_pixel_fraction": {"value": 0.2, "lo": 0.19, "hi": 0.21},
             "residual_median": {"value": 0.7, "lo": 0.69, "hi": 0.71}}
-    assert degenerate_reasons(figs) == ["|residual_median| 0.7 > 0.5 (median r far from 0)"]
+    assert degenerate_reasons(figs) == ["residual_median 0.7 is more than 0.5 from 0 (median r far from 0)"]
+    assert all("|" not in r for r in degenerate_reasons({"missed_pixel_fraction": 1.0, "residual_median": -1.0}))
 
 
 def test_thresholds_are_strict_and_missing_figures_give_no_reason() -> None:
