@@ -2,6 +2,10 @@
 
     python scripts/results_table.py STUDY_DIR [--out docs/RESULTS.md] [--keep DIR]
 
+Every ``metrics.json`` is read only when its evaluation folder passes the check the study runner
+applies (its ``manifest.json`` lists the file with this size and SHA-256, and names the run's current
+best checkpoint); an evaluation that fails is left out and named on the page.
+
 The study's own ``results`` step writes ``STUDY_DIR/RESULTS.md``; this script writes the page
 elsewhere (the repository's recorded ``docs/RESULTS.md``) and, with ``--keep``, copies the files
 every figure comes from (study.yaml, metrics.json, train_summary.json, metrics.csv, step ledgers)
