@@ -259,7 +259,9 @@ class Run:
         them (already cumulative), with ``val_half_width`` and ``val_loss``."""
         out, wall = [], 0.0
         for row in self.history:
-            step = row.get("wall_s", row.get("epoch_time_s"))
+            step = row.get("wall_s", math.nan)
+            if step is None or not math.isfinite(step):  # an older metrics.csv: the epoch's training time
+                step = row.get("epoch_time_s", math.nan)
             wall += float(step) if step is not None and math.isfinite(step) else math.nan
             out.append({"epoch": row["epoch"], "cum_wall_s": wall, "train_flops": row.get("train_flops", math.nan),
                         "val_half_width": row.get("val_half_width", math.nan),
@@ -1161,6 +1163,8 @@ def compute_table(data: StudyData) -> list[str]:
 
     unit = "FLOP" if axis == "train_flops" else "s"
     b_all = common(list(runs))
+    if b_all is None:
+        return [f"No run recorded its budget on the axis ({AXES[axis]}): no figure at a common budget."]
     arch = [label for label in runs if label in ARCHITECTURES]
     b_arch = common(arch) if arch and set(arch) != set(runs) else None
     budgets = [("B", b_all)] + ([("B_arch", b_arch)] if b_arch is not None else [])

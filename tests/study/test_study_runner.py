@@ -99,7 +99,7 @@ def test_results_md_has_its_sections(tiny: dict) -> None:
         assert heading in text, heading
     assert "| cnn | image | 1 |" in text and "| edgeconv | graph | 1 |" in text
     assert "| cnn | 1 | 1 / 1 | 1 |" in text and "still improving" in text  # a 1-epoch cap counts as improving
-    assert "`abs_norm_half_width_68`" in text and "**total**" in text
+    assert "`abs_norm_reach_68`" in text and "**total**" in text and "### Figures at equal compute" in text
     assert "Not done when this page was written" not in text
 
 
