@@ -964,7 +964,8 @@ def decide(claim: Claim, ctx: Context, budgets: Budgets, key: str) -> tuple[str,
             f"{m} ({degenerate_text(ctx.degenerate[m])})" for m in others), side
     moving = sorted({m for m, seeds in per.items() for _, st, _ in seeds if improving(st)})
     if moving:
-        return NOT_CONVERGED, d.text + f"; still improving at the compared budget: {', '.join(moving)}", side
+        return NOT_CONVERGED, (d.text + f"; still improving at the compared budget: {', '.join(moving)} (the "
+                               f"figures alone would read '{_verdict_word(d.ok)}')"), side
     return _verdict_word(d.ok), d.text, side
 
 
