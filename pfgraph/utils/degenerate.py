@@ -17,6 +17,8 @@ from typing import Any
 MISSED_PIXEL_MAX = 0.5
 #: A bias far from zero: |median r| above which a model is degenerate.
 MEDIAN_ABS_MAX = 0.5
+#: The same thresholds under the names the evaluation branch of issue 31 gave them.
+MAX_MISSED, MAX_ABS_MEDIAN = MISSED_PIXEL_MAX, MEDIAN_ABS_MAX
 #: The headline figures the rule reads (``metrics.json`` ``headline.figures`` names).
 RULE_KEYS = ("missed_pixel_fraction", "residual_median")
 
