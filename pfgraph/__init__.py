@@ -10,6 +10,8 @@ are plain functions (the command line maps its flags onto them)::
     run = pfgraph.train("cnn", "runs/cnn", "data/b050.root", epochs=3)
     ev = pfgraph.evaluate(run.run_dir, "data/b050_jet.root", "evals/cnn")
     pfgraph.report([ev.out], "reports/cnn")
+    pfgraph.predict(run.run_dir, "data/b050_jet.root", "b050_jet_pred.root")   # no truth needed
+    pfgraph.export(run.run_dir, "cnn.onnx")                                      # GeV in, GeV out
 
 They are imported on first use, so ``import pfgraph`` stays light.
 """
@@ -29,6 +31,10 @@ _API = {
     "evaluate": "pfgraph.eval.stage",
     "EvaluateSettings": "pfgraph.eval.stage",
     "Evaluation": "pfgraph.eval.stage",
+    "predict": "pfgraph.eval.predict",
+    "PredictResult": "pfgraph.eval.predict",
+    "export": "pfgraph.eval.export",
+    "ExportResult": "pfgraph.eval.export",
     "report": "pfgraph.reporting.stage",
 }
 __all__ = ["__version__", *_API]

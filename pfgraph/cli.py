@@ -1,4 +1,4 @@
-"""The ``pfgraph`` command: simulate, inspect, schema, models, train, evaluate, report, demo, study.
+"""The ``pfgraph`` command: simulate, inspect, schema, models, train, evaluate, predict, export, report, demo, study.
 
 Each sub-command lives in its package's ``cmd`` module, which exposes ``register(subparsers)``.
 Errors of the user's making (:class:`~pfgraph.errors.PfgraphError`) print one line and exit 2;
@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "pfgraph.models.cmd",
     "pfgraph.training.cmd",
     "pfgraph.eval.cmd",
+    "pfgraph.eval.deploy_cmd",
     "pfgraph.reporting.cmd",
     "pfgraph.study.cmd",
 )

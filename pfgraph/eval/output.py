@@ -78,14 +78,16 @@ class PredictionWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any], graph: bool = False, jets: bool = False,
-                 compression: str | None = "zstd:1", format: str = "ttree") -> None:
-        self.graph, self.jets = graph, jets
+                 compression: str | None = "zstd:1", format: str = "ttree", truth: bool = True) -> None:
+        self.graph, self.jets, self.truth = graph, jets, truth
         self._writer = RootWriter(path, meta, compression, format)
 
     def __enter__(self) -> PredictionWriter:
         self._writer.__enter__()
         try:
-            types: dict[str, Any] = {"event_id": np.int64, "model": np.int32, "pred": _IMG, "truth": _IMG}
+            types: dict[str, Any] = {"event_id": np.int64, "model": np.int32, "pred": _IMG}
+            if self.truth:  # pfgraph predict's files (truth=False) have no truth branch
+                types["truth"] = _IMG
             if self.graph:
                 types["pix"] = _record_type({"ieta": "int16", "iphi": "int16", "pred": "float32"})
             self._writer.tree(schema.PREDICTIONS_TREE, types)
@@ -99,13 +101,17 @@ class PredictionWriter:
             raise
         return self
 
-    def write(self, event_id: np.ndarray, pred: np.ndarray, truth: np.ndarray, model_id: int = 0,
+    def write(self, event_id: np.ndarray, pred: np.ndarray, truth: np.ndarray | None, model_id: int = 0,
               pix: tuple[Sequence[np.ndarray], Sequence[np.ndarray], Sequence[np.ndarray]] | None = None) -> None:
-        """Append a batch to ``predictions``; ``pix`` = per-event (ieta, iphi, pred) lists for graph models."""
+        """Append a batch to ``predictions``; ``pix`` = per-event (ieta, iphi, pred) lists for graph models
+        (``truth`` None for a writer without truth)."""
         ev = np.asarray(event_id, dtype=np.int64)
         data: dict[str, Any] = {"event_id": ev, "model": np.full(len(ev), model_id, np.int32),
-                                "pred": np.ascontiguousarray(pred, dtype=np.float32),
-                                "truth": np.ascontiguousarray(truth, dtype=np.float32)}
+                                "pred": np.ascontiguousarray(pred, dtype=np.float32)}
+        if self.truth:
+            if truth is None:
+                raise DataError("this predictions file has a truth branch: give the truth images")
+            data["truth"] = np.ascontiguousarray(truth, dtype=np.float32)
         if self.graph:
             if pix is None:
                 raise DataError("graph-model predictions need per-point values (pix_pred)")
@@ -144,6 +150,10 @@ def read_predictions(path: str | os.PathLike[str], max_events: int | None = None
     if schema.PREDICTIONS_TREE not in tree_names(f):
         raise DataError(f"{p}: tree '{schema.PREDICTIONS_TREE}' missing")
     tree = f[schema.PREDICTIONS_TREE]
+    if "truth" not in tree:
+        who = "written by pfgraph predict, " if meta.get("created_by") == "pfgraph predict" else ""
+        raise DataError(f"{p}: {who}no 'truth' branch to evaluate against; evaluate the run folder on a "
+                        "file with truth instead")
     try:
         check_tree(tree, p, schema.PREDICTION_BRANCHES, migration_for(int(meta["schema_version"]), p))
     except DataError as exc:

@@ -249,13 +249,14 @@ class ImageDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, files: EventFiles, indices: np.ndarray, input_scale: Sequence[float], target_scale: float,
-                 target: str = "truth", block_events: int | None = None) -> None:
+                 target: str | None = "truth", block_events: int | None = None) -> None:
         self.files = files
         self.indices = np.unique(np.asarray(indices, dtype=np.int64))
         if len(self.indices) and (self.indices[0] < 0 or self.indices[-1] >= files.num_events):
             raise DataError(f"event index {int(self.indices[-1])} out of range: the data has {files.num_events} events")
-        self.branches = [*schema.INPUT_CHANNELS, target]
-        self.scales = [*map(float, input_scale), float(target_scale)]
+        # target None: inputs only (files without truth, ``pfgraph predict``); the target reads as zeros
+        self.branches = [*schema.INPUT_CHANNELS, *([target] if target is not None else [])]
+        self.scales = [*map(float, input_scale), *([float(target_scale)] if target is not None else [])]
         self.event_ids = read_event_ids(files, self.indices)
         n = len(self.indices)
         self.block_size = n if not block_events or block_events >= n else int(block_events)
@@ -318,7 +319,8 @@ class ImageDataset(torch.utils.data.Dataset):
                 out[mask] = self._block(int(b)).numpy()[pos_np[mask] - b * self.block_size]
             data = torch.from_numpy(out)
         index = torch.from_numpy(self.indices[pos_np])
-        return [ImageItem(data[:, :4], data[:, 4:5], index, torch.from_numpy(self.event_ids[pos_np]))]
+        y = data[:, 4:5] if data.shape[1] > 4 else torch.zeros(()).expand(len(pos_np), 1, *data.shape[2:])
+        return [ImageItem(data[:, :4], y, index, torch.from_numpy(self.event_ids[pos_np]))]
 
 
 class BlockBatchSampler(torch.utils.data.Sampler[list[int]]):

@@ -90,3 +90,21 @@ def same_dataset(identities: Sequence[Mapping[str, Any] | None]) -> bool:
         return False
     first = identities[0]
     return all(identity_mismatch(first, i) is None for i in identities[1:])  # type: ignore[arg-type]
+
+
+def detector_config(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The detector section of an events file's generation config (``pfgraph_meta`` ``config.detector``);
+    None when the file records none (made by another simulation)."""
+    config = (meta or {}).get("config")
+    detector = config.get("detector") if isinstance(config, Mapping) else None
+    return dict(detector) if isinstance(detector, Mapping) else None
+
+
+def detector_differences(trained: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``key: trained -> new`` for every detector setting that differs (keys either side lacks included)."""
+    out = []
+    for key in sorted(set(trained) | set(new)):
+        a, b = trained.get(key, "absent"), new.get(key, "absent")
+        if a != b:
+            out.append(f"{key}: {a} -> {b}")
+    return out

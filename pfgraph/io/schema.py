@@ -138,7 +138,8 @@ PREDICTION_BRANCHES: tuple[Branch, ...] = (
     Branch("event_id", "int64", "scalar", "", "event_id of the evaluated events file"),
     Branch("pred", "float32", "image", "GeV", "predicted energy per truth-grid pixel (after to_grid, de-normalised)",
            (IMSIZE, IMSIZE)),
-    Branch("truth", "float32", "image", "GeV", "true energy per pixel (the evaluated target image)", (IMSIZE, IMSIZE)),
+    Branch("truth", "float32", "image", "GeV", "true energy per pixel (the evaluated target image; "
+           "absent from pfgraph predict's files)", (IMSIZE, IMSIZE), optional=True),
     Branch(POINT_COUNTER, "int32", "counter", "", "graph models: number of points (as in the events file)",
            optional=True),
     Branch("pix_pred", "float32", "jagged", "GeV", "graph models: predicted energy per point, aligned with the "

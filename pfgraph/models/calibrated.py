@@ -136,6 +136,11 @@ class CalibratedGNN(nn.Module):
         """The analytic part takes its scales and detector constants from the training data."""
         self.analytic.configure_from_data(meta, norm)
 
+    def export_refusal(self) -> str | None:
+        """Why this model cannot be exported to ONNX (``pfgraph export``)."""
+        return ("its analytic estimate fills a dense grid per event, whose number of events would become a "
+                "constant of the ONNX graph")
+
     def estimate(self, x: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Analytic estimate (normalised) at every point: scatter to the grid, invert, gather."""
         from pfgraph.repr.features import FEATURES

@@ -165,8 +165,12 @@ def gather_max(c: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
     """``out[i] = max_j c[nbr[i, j]]`` for ``c`` (N, C) and a full neighbour table ``nbr`` (N, k).
 
     The gradient goes to one maximal neighbour per node and channel (as torch-geometric's max
-    aggregation). Memory kept for the backward pass: (N, C) indices.
+    aggregation). Memory kept for the backward pass: (N, C) indices. While exported to ONNX it is
+    the plain gather and max (the same forward, without the custom backward).
     """
+    if torch.onnx.is_in_onnx_export():
+        n, k = nbr.shape
+        return c.index_select(0, nbr.reshape(-1)).view(n, k, c.size(1)).amax(dim=1)
     return _GatherMax.apply(c, nbr)
 
 
@@ -275,6 +279,16 @@ class EdgeConvNet(nn.Module):
         if nbr is None or nbr.size(1) < first + k:
             nbr = grid_knn(pos, first + k, batch, loop=True, phi_wrap=STATIC_PHI_WRAP)
         return full_table(nbr[:, first:first + k].long())
+
+    def export_refusal(self) -> str | None:
+        """Why this configuration cannot be exported to ONNX (``pfgraph export``), or None."""
+        if self.cfg.impl == "pyg":
+            return ("impl 'pyg' builds its graph with a KD-tree at run time (no ONNX operator); "
+                    "export a gather_max or split configuration")
+        if "features" in self.cfg.graphs():
+            return (f"blocks from {self.cfg.dynamic_from} on use a dynamic kNN graph in feature space, and ONNX "
+                    "has no kNN operator; only static (eta, phi) graphs (dynamic_from: null) export")
+        return None
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor,
                 nbr: torch.Tensor | None = None) -> torch.Tensor:

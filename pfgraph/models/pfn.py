@@ -103,7 +103,13 @@ class PFN(nn.Module):
                                      _OUTPUTS[cfg.output]())
 
     def pooled(self, h: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-        """(N, L) latent vectors -> (E, L * len(pool)) per-event context."""
+        """(N, L) latent vectors -> (E, L * len(pool)) per-event context.
+
+        While exported to ONNX (``pfgraph export``) the number of events is not a constant of the
+        graph: the poolings are scatters into N rows (N >= E; rows past the last event stay unused),
+        the same values as the segment reductions (tests/eval/test_export.py)."""
+        if torch.onnx.is_in_onnx_export():
+            return self._scatter_pooled(h, batch)
         ptr = event_pointer(batch)
         parts = []
         for kind in self.cfg.pool:
@@ -113,12 +119,27 @@ class PFN(nn.Module):
                 parts.append(segment(h, ptr, reduce=kind))
         return torch.cat(parts, dim=1)
 
+    def _scatter_pooled(self, h: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        """:meth:`pooled` as scatters over ``batch`` into (N, L * len(pool)) rows (export form)."""
+        index = batch[:, None].expand_as(h)
+        total = torch.zeros_like(h).scatter_add(0, index, h)
+        parts = []
+        for kind in self.cfg.pool:
+            if kind == "sum":
+                parts.append(total / self.cfg.sum_scale)
+            elif kind == "mean":
+                count = torch.zeros_like(h[:, :1]).scatter_add(0, batch[:, None], torch.ones_like(h[:, :1]))
+                parts.append(total / count.clamp(min=1.0))
+            else:
+                parts.append(torch.full_like(h, float("-inf")).scatter_reduce(0, index, h, reduce="amax"))
+        return torch.cat(parts, dim=1)
+
     def forward(self, x: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor,
                 nbr: torch.Tensor | None = None) -> torch.Tensor:
         """(N, F) features, (N, 2) positions (unused), (N,) sorted event index -> (N,) per-point output."""
         if x.dim() != 2 or x.size(1) != self.cfg.in_features:
             raise ValueError(f"pfn expects (N, {self.cfg.in_features}) point features, got {tuple(x.shape)}")
-        if x.size(0) == 0:
+        if x.size(0) == 0 and not torch.onnx.is_in_onnx_export():
             return x.new_zeros(0)
         batch = batch.long()
         h = self.encoder(x)

@@ -110,8 +110,11 @@ class Representation(ABC):
         """ROOT branches needed to build datasets of this representation (inputs + ``target``)."""
 
     @abstractmethod
-    def make_dataset(self, files: EventFiles, indices: np.ndarray, norm: Normalisation) -> Any:
+    def make_dataset(self, files: EventFiles, indices: np.ndarray, norm: Normalisation, with_target: bool = True) -> Any:
         """A ``torch.utils.data.Dataset`` over the events ``indices``.
+
+        ``with_target=False`` reads the inputs only (files without truth: ``pfgraph predict``);
+        the target then reads as zeros.
 
         The trainer and :func:`pfgraph.training.predict.predict` pass sorted global entry numbers
         and expect item ``i`` to be event ``indices[i]``. A dataset may define

@@ -94,12 +94,12 @@ def point_positions(pix: torch.Tensor) -> torch.Tensor:
     return torch.stack([eta_t[ieta], phi_t[iphi]], dim=1) + jitter[p]
 
 
-def graph_branches(target: str = "truth") -> list[str]:
-    """Branches the graph representation reads for ``target``."""
+def graph_branches(target: str = "truth", with_target: bool = True) -> list[str]:
+    """Branches the graph representation reads for ``target`` (``with_target=False``: the inputs only)."""
     if target not in schema.TARGET_CHANNELS:
         raise DataError(f"target '{target}' is not one of {', '.join(schema.TARGET_CHANNELS)}")
     return ["event_id", schema.POINT_COUNTER, "pix_ieta", "pix_iphi", *(f"pix_{c}" for c in schema.INPUT_CHANNELS),
-            f"pix_{target}", target]
+            *([f"pix_{target}", target] if with_target else [])]
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -271,15 +271,17 @@ def static_neighbours(pix: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return out
 
 
-def chunk_points(chunk: dict[str, Any], rows: np.ndarray, norm: Normalisation, entry_start: int = 0) -> PointStore:
-    """Point clouds of the events ``rows`` (chunk-local) of one chunk read with :func:`graph_branches`."""
+def chunk_points(chunk: dict[str, Any], rows: np.ndarray, norm: Normalisation, entry_start: int = 0,
+                 with_target: bool = True) -> PointStore:
+    """Point clouds of the events ``rows`` (chunk-local) of one chunk read with :func:`graph_branches`
+    (``with_target=False``: a chunk without the target; it reads as zeros, with no missed pixels)."""
     path = str(chunk.get("_file", "?"))
     target = norm.target
     rows = np.asarray(rows, dtype=np.int64)
     offsets, ieta = _flat(chunk["pix_ieta"], path, "pix_ieta")
     n_chunk = len(offsets) - 1
     flat = {"pix_ieta": ieta}
-    for name in ["pix_iphi", *(f"pix_{c}" for c in schema.INPUT_CHANNELS), f"pix_{target}"]:
+    for name in ["pix_iphi", *(f"pix_{c}" for c in schema.INPUT_CHANNELS), *([f"pix_{target}"] if with_target else [])]:
         off, values = _flat(chunk[name], path, name)
         if len(off) != len(offsets) or not np.array_equal(off, offsets):
             raise DataError(f"{path}: entries from {entry_start}: branch '{name}' has other point counts than 'pix_ieta'")
@@ -301,17 +303,21 @@ def chunk_points(chunk: dict[str, Any], rows: np.ndarray, norm: Normalisation, e
     for k, c in enumerate(schema.INPUT_CHANNELS):
         np.multiply(flat[f"pix_{c}"][pidx], inv_in[k], out=energy[k])
     inv_t = np.float32(1.0 / norm.target_scale)
-    y = flat[f"pix_{target}"][pidx] * inv_t
-    # target pixels without a point: non-zero target pixels minus every point pixel
-    dense = np.asarray(chunk[target]).reshape(n_chunk, NPIX)
-    if not contiguous:
-        dense = dense[rows]
-    rest = dense != 0  # then clear every point pixel
     base = np.repeat(np.arange(0, len(rows) * NPIX, NPIX, dtype=np.int32), counts)
     base += pix
-    rest.reshape(-1)[base] = False
-    mev, mpix = np.divmod(np.flatnonzero(rest), NPIX)
-    miss_val = dense[mev, mpix] * inv_t
+    if with_target:
+        y = flat[f"pix_{target}"][pidx] * inv_t
+        # target pixels without a point: non-zero target pixels minus every point pixel
+        dense = np.asarray(chunk[target]).reshape(n_chunk, NPIX)
+        if not contiguous:
+            dense = dense[rows]
+        rest = dense != 0  # then clear every point pixel
+        rest.reshape(-1)[base] = False
+        mev, mpix = np.divmod(np.flatnonzero(rest), NPIX)
+        miss_val = dense[mev, mpix] * inv_t
+    else:
+        y = np.zeros(len(pix), np.float32)
+        mev, mpix, miss_val = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
     try:
         nbr = static_neighbours(pix, _offsets(counts))
     except ValueError as err:  # the static graph needs one point per pixel and event
@@ -336,7 +342,7 @@ def _chunk_start(files: EventFiles, chunk: dict[str, Any]) -> int:
 
 
 def iter_point_chunks(files: EventFiles, norm: Normalisation, indices: Sequence[int] | np.ndarray | None = None,
-                      step: int = 2000) -> Iterator[PointStore]:
+                      step: int = 2000, with_target: bool = True) -> Iterator[PointStore]:
     """Stream :class:`PointStore` chunks of the (sorted, unique) global entries ``indices`` (all if None)."""
     if indices is None:
         lo, hi, wanted = 0, files.num_events, None
@@ -347,7 +353,7 @@ def iter_point_chunks(files: EventFiles, norm: Normalisation, indices: Sequence[
         if wanted[0] < 0 or wanted[-1] >= files.num_events:
             raise DataError(f"event index {int(wanted[-1] if wanted[-1] >= 0 else wanted[0])} outside 0..{files.num_events - 1}")
         lo, hi = int(wanted[0]), int(wanted[-1]) + 1
-    for chunk in files.iterate(graph_branches(norm.target), step=step, start=lo, stop=hi):
+    for chunk in files.iterate(graph_branches(norm.target, with_target), step=step, start=lo, stop=hi):
         start = _chunk_start(files, chunk)
         n = len(chunk[schema.POINT_COUNTER])
         if wanted is None:
@@ -356,16 +362,16 @@ def iter_point_chunks(files: EventFiles, norm: Normalisation, indices: Sequence[
             a, b = np.searchsorted(wanted, [start, start + n])
             rows = wanted[a:b] - start
         if len(rows):
-            yield chunk_points(chunk, rows, norm, entry_start=start)
+            yield chunk_points(chunk, rows, norm, entry_start=start, with_target=with_target)
 
 
 def load_points(files: EventFiles, indices: Sequence[int] | np.ndarray | None, norm: Normalisation,
-                step: int = 2000) -> PointStore:
+                step: int = 2000, with_target: bool = True) -> PointStore:
     """Read the events ``indices`` (global entry numbers; all if None) into one :class:`PointStore`.
 
     Events are stored in increasing entry order, each once.
     """
-    return PointStore.concat(list(iter_point_chunks(files, norm, indices, step)))
+    return PointStore.concat(list(iter_point_chunks(files, norm, indices, step, with_target)))
 
 
 def stream_batches(files: EventFiles, norm: Normalisation, batch_size: int,
@@ -429,9 +435,10 @@ class GraphDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, files: EventFiles, indices: Sequence[int] | np.ndarray, norm: Normalisation,
-                 block_events: int | None = None, step: int = 2000) -> None:
+                 block_events: int | None = None, step: int = 2000, with_target: bool = True) -> None:
         self.files = files
         self.norm = norm
+        self.with_target = with_target
         self.step = step
         self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = len(self.indices)
@@ -462,7 +469,7 @@ class GraphDataset(torch.utils.data.Dataset):
                 self._cache.move_to_end(b)
                 return self._cache[b]
             sel = self.indices[b * self.block_size:(b + 1) * self.block_size]
-            store = load_points(self.files, sel, self.norm, self.step)
+            store = load_points(self.files, sel, self.norm, self.step, self.with_target)
             self._cache[b] = (store, np.searchsorted(store.entries, sel))
             while len(self._cache) > 2:
                 self._cache.popitem(last=False)
@@ -546,10 +553,12 @@ class GraphRepresentation(Representation):
         """Branches read from the event files."""
         return graph_branches(target)
 
-    def make_dataset(self, files: EventFiles, indices: np.ndarray, norm: Normalisation) -> GraphDataset:
-        """Map-style dataset of the events ``indices``; streamed in blocks beyond the memory budget."""
+    def make_dataset(self, files: EventFiles, indices: np.ndarray, norm: Normalisation,
+                     with_target: bool = True) -> GraphDataset:
+        """Map-style dataset of the events ``indices``; streamed in blocks beyond the memory budget
+        (``with_target=False``: inputs only, the target reads as zeros)."""
         block = max(256, int(self.memory_budget_gb * 2**30 / 2 / GRAPH_EVENT_BYTES))  # two blocks cached
-        return GraphDataset(files, indices, norm, block_events=block)
+        return GraphDataset(files, indices, norm, block_events=block, with_target=with_target)
 
     def collate(self, items: list[Any]) -> Batch:
         """Dataset items -> :class:`Batch` (``.to(device)``, ``.num_events``)."""

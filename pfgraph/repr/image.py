@@ -61,10 +61,13 @@ class ImageRepresentation(Representation):
             raise DataError(f"target '{target}' is not one of {', '.join(schema.TARGET_CHANNELS)}")
         return [*schema.INPUT_CHANNELS, target]
 
-    def make_dataset(self, files: EventFiles, indices: np.ndarray, norm: Normalisation) -> ImageDataset:
-        """Normalised tensors of events ``indices``; streamed in blocks beyond the memory budget."""
+    def make_dataset(self, files: EventFiles, indices: np.ndarray, norm: Normalisation,
+                     with_target: bool = True) -> ImageDataset:
+        """Normalised tensors of events ``indices``; streamed in blocks beyond the memory budget
+        (``with_target=False``: inputs only, the target reads as zeros)."""
         block = max(256, int(self.memory_budget_gb * 2**30 / 2 / IMAGE_EVENT_BYTES))  # two blocks cached
-        return ImageDataset(files, indices, norm.input_scale, norm.target_scale, norm.target, block_events=block)
+        return ImageDataset(files, indices, norm.input_scale, norm.target_scale, norm.target if with_target else None,
+                            block_events=block)
 
     def collate(self, items: list[ImageItem]) -> ImageBatch:
         """Items (groups of events) -> one :class:`ImageBatch`."""

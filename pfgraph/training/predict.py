@@ -11,7 +11,7 @@ and predictions are de-normalised with its target scale. Events come in file ord
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from torch import nn
 
 from pfgraph.config import from_dict
 from pfgraph.errors import DataError, PfgraphError
+from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
 from pfgraph.models.registry import ModelEntry, get
 from pfgraph.repr.base import Normalisation, Representation
@@ -50,6 +51,9 @@ class LoadedRun:
     epoch: int
     device: torch.device
     split: dict[str, np.ndarray] = field(default_factory=dict)
+    #: the training data as the checkpoint records it: ``identity`` (:func:`pfgraph.io.identity.dataset_identity`)
+    #: and ``detector`` (its detector config; read from the training files for older checkpoints while they exist)
+    training_data: dict[str, Any] = field(default_factory=dict)
 
     @property
     def target(self) -> str:
@@ -108,19 +112,67 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", which: str
     split = {k: np.asarray(v.numpy(), dtype=np.int64) for k, v in (ckpt.get("split") or {}).items()}
     return LoadedRun(run_dir=run_dir, checkpoint=path, checkpoint_sha256=file_sha256(path), model_name=name, model=model,
                      entry=entry, repr=representation, norm=norm, config=config,
-                     epoch=int(ckpt.get("epoch", 0)), device=dev, split=split)
+                     epoch=int(ckpt.get("epoch", 0)), device=dev, split=split,
+                     training_data=_training_data(ckpt.get("data")))
+
+
+def _training_data(recorded: Any) -> dict[str, Any]:
+    """The checkpoint's record of its training data; an older checkpoint's detector config is read
+    from the training files when they are still there (None when unknown)."""
+    data = dict(recorded) if isinstance(recorded, dict) else {}
+    out: dict[str, Any] = {"identity": data.get("identity"), "files": data.get("files"),
+                           "fingerprint": data.get("fingerprint")}
+    if "detector" in data:
+        out["detector"] = data["detector"]
+        return out
+    out["detector"] = None
+    try:
+        from pfgraph.io.identity import detector_config
+        from pfgraph.io.root import open_root, read_meta
+
+        paths = [Path(p) for p in data.get("files") or []]
+        if paths and paths[0].is_file():
+            out["detector"] = detector_config(read_meta(open_root(paths[0]), paths[0]))
+    except PfgraphError:
+        pass
+    return out
+
+
+def has_target(files: EventFiles, target: str, rep: Representation) -> bool:
+    """True when every file holds the target branches ``rep`` reads for ``target``."""
+    from pfgraph.io.root import open_root
+
+    needed = [b for b in rep.branches(target) if b in (target, f"pix_{target}")]
+    for i, path in enumerate(files.paths):
+        tree = open_root(path)[schema.EVENTS_TREE]
+        if any(files.migrations[i].file_name(b) not in tree for b in needed):
+            return False
+    return True
+
+
+def input_branches(rep: Representation, target: str) -> list[str]:
+    """The branches ``rep`` reads without the target: what a file must hold to be predicted."""
+    return [b for b in rep.branches(target) if b not in (target, f"pix_{target}")]
+
+
+#: ``engine(batch) -> output``: a model run outside torch (``pfgraph predict --backend onnxruntime``);
+#: it sees batches in GeV (unit input scales) and returns the representation's native output in GeV.
+Engine = Callable[[Any], torch.Tensor]
 
 
 def predict(run: LoadedRun, files: EventFiles, batch_size: int = 64, max_events: int | None = None,
-            indices: np.ndarray | None = None) -> Iterator[dict[str, Any]]:
+            indices: np.ndarray | None = None, with_truth: bool | None = None,
+            engine: Engine | None = None) -> Iterator[dict[str, Any]]:
     """Predictions of ``run`` over ``files`` in file order, one dict per batch: one pass over the data
     gives everything the evaluation needs.
 
     Each dict: ``event_id`` int64 (B,), ``pred`` float32 (B, 56, 56) GeV, ``truth`` float32
-    (B, 56, 56) GeV (the run's target as the file holds it), ``mask`` bool (B, 56, 56) (pixels with
-    any input), and for representations with per-point outputs ``pix_pred`` (per-event float32
-    arrays, GeV) with ``pix`` (per-event (ieta, iphi) of those points). ``max_events`` takes the
-    first N events; ``indices`` (sorted global entries, e.g. ``run.split["test"]``) a subset.
+    (B, 56, 56) GeV (the run's target as the file holds it; None with ``with_truth=False``),
+    ``mask`` bool (B, 56, 56) (pixels with any input), and for representations with per-point
+    outputs ``pix_pred`` (per-event float32 arrays, GeV) with ``pix`` (per-event (ieta, iphi) of
+    those points). ``max_events`` takes the first N events; ``indices`` (sorted global entries,
+    e.g. ``run.split["test"]``) a subset. ``with_truth`` None: read the truth when the files hold
+    it. ``engine``: run the model through it instead of ``run.model`` (see :data:`Engine`).
     """
     if batch_size <= 0:
         raise PfgraphError(f"batch_size {batch_size}: expected a positive number")
@@ -128,19 +180,28 @@ def predict(run: LoadedRun, files: EventFiles, batch_size: int = 64, max_events:
     idx = np.arange(n, dtype=np.int64) if indices is None else np.unique(np.asarray(indices, dtype=np.int64))
     if len(idx) and (idx[0] < 0 or idx[-1] >= n):
         raise DataError(f"event index {int(idx[-1])} out of range: the data has {n} events")
-    check_branches(files, [*run.repr.branches(run.target), "event_id"], f"model '{run.model_name}'")
-    scale = np.float32(run.norm.target_scale)
-    norm = run.norm.target_in_gev()  # the model sees the checkpoint's input scales; the target stays in GeV
     rep = run.repr
+    if with_truth is None:
+        with_truth = has_target(files, run.target, rep)
+    needed = rep.branches(run.target) if with_truth else input_branches(rep, run.target)
+    check_branches(files, [*needed, "event_id"], f"model '{run.model_name}'")
+    if engine is None:
+        scale = np.float32(run.norm.target_scale)
+        norm = run.norm.target_in_gev()  # the model sees the checkpoint's input scales; the target stays in GeV
+    else:  # the engine takes GeV and gives GeV
+        scale = np.float32(1.0)
+        norm = Normalisation(input_scale=[1.0] * len(run.norm.input_scale), target_scale=1.0, target=run.target)
     for lo in range(0, len(idx), PREDICT_BLOCK):
-        dataset = rep.make_dataset(files, idx[lo:lo + PREDICT_BLOCK], norm)
+        block = idx[lo:lo + PREDICT_BLOCK]
+        dataset = rep.make_dataset(files, block, norm) if with_truth else \
+            rep.make_dataset(files, block, norm, with_target=False)
         with torch.no_grad():
             for batch in iter_batches(rep, dataset, batch_size):
                 batch = batch.to(run.device)
-                out = rep.forward(run.model, batch)
+                out = rep.forward(run.model, batch) if engine is None else engine(batch)
                 grid = rep.to_grid(out, batch).float().cpu().numpy() * scale
                 item: dict[str, Any] = {"event_id": rep.event_ids(batch), "pred": grid.astype(np.float32, copy=False),
-                                        "truth": rep.truth_grid(batch).float().cpu().numpy(),
+                                        "truth": rep.truth_grid(batch).float().cpu().numpy() if with_truth else None,
                                         "mask": rep.input_mask(batch).cpu().numpy()}
                 if rep.point_outputs:
                     item["pix_pred"] = [(np.asarray(p) * scale).astype(np.float32) for p in rep.per_point(out, batch)]

@@ -547,6 +547,10 @@ class Trainer:
             train_model = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda"
                                                   else None)
 
+        from pfgraph.io.identity import dataset_identity, detector_config
+
+        data_identity, detector = dataset_identity(self.files), detector_config(self.files.meta)
+
         def checkpoint(epoch: int) -> dict[str, Any]:
             return {
                 "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
@@ -561,7 +565,8 @@ class Trainer:
                 "split": {k: torch.tensor(np.asarray(v), dtype=torch.int64) for k, v in split.items()},  # own storage
                 "rng": {"torch": torch.get_rng_state()},
                 "data": {"num_events": int(n), "files": [str(p.resolve()) for p in self.files.paths],
-                         "fingerprint": data_fingerprint(self.files)},
+                         "fingerprint": data_fingerprint(self.files), "identity": data_identity,
+                         "detector": detector},  # what pfgraph predict checks new data against
             }
 
         new_epochs = 0
