@@ -70,13 +70,15 @@ def run(args: argparse.Namespace) -> int:
         raise PfgraphError(f"{args.file}: matches {len(paths)} files; inspect one file at a time")
     path = paths[0]
     f = open_root(path)
-    meta, checked = _check(f, path)
+    meta, checked, feeds = _check(f, path)
     trees = tree_names(f)
     size = path.stat().st_size
     fmt = ", ".join(sorted({"RNTuple" if c == "ROOT::RNTuple" else "TTree" for c in trees.values()})) or "no trees"
     print(f"file: {path} ({_size(size)}, {fmt}, compression {_compression(f)})")
     print("meta: " + _meta_line(meta))
     print(f"schema check: OK ({checked})")
+    if feeds:
+        print(f"feeds: {feeds}")
     from pfgraph.io.plausible import bounds_from_meta
 
     bounds = bounds_from_meta(meta) if schema.EVENTS_TREE in trees else None
@@ -111,8 +113,37 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(f: Any, path: Path) -> tuple[dict[str, Any], str]:
-    """Validate the file against the contract; returns (meta, one-line description)."""
+def _input_layouts(tree: Any, path: Path, mig: Any) -> list[str]:
+    """The representations whose input-only layout (:data:`pfgraph.io.schema.INPUT_LAYOUTS`) ``tree`` holds."""
+    from pfgraph.errors import DataError
+    from pfgraph.io import schema
+    from pfgraph.io.root import check_tree
+
+    found = []
+    for repr_name, names in schema.INPUT_LAYOUTS.items():
+        try:
+            check_tree(tree, path, [schema.EVENT_BRANCH_MAP[n] for n in names], mig, require=names)
+        except DataError:
+            continue
+        found.append(repr_name)
+    return found
+
+
+def _feeds(layouts: list[str], truth: bool) -> str:
+    """Which commands an events file with these input layouts can feed (one line)."""
+    models = " and ".join(f"{r} models" for r in layouts)
+    if truth:
+        return f"simulate output: train, evaluate, predict ({models})"
+    missing = [r for r in ("image", "graph") if r not in layouts]
+    note = f"; not {' or '.join(missing)} models (no {'dense channels' if missing == ['image'] else 'point cloud' if missing == ['graph'] else 'inputs'})" if missing else ""
+    return f"input-only file: predict ({models}){note}; not train or evaluate (no truth branches)"
+
+
+def _check(f: Any, path: Path) -> tuple[dict[str, Any], str, str]:
+    """Validate the file against the contract; returns (meta, one-line description, the commands it feeds).
+
+    An events tree is a full ``pfgraph simulate`` file or an input-only file (the minimal layout
+    of :data:`pfgraph.io.schema.INPUT_LAYOUTS`: ``pfgraph predict`` reads it without truth)."""
     from pfgraph.errors import DataError
     from pfgraph.io import schema
     from pfgraph.io.root import EventFiles, check_tree, corrupt, migration_for, read_meta, reason, tree_names
@@ -125,9 +156,20 @@ def _check(f: Any, path: Path) -> tuple[dict[str, Any], str]:
         raise DataError(f"{path}: no pfgraph tree (expected one of {', '.join(schema.TREE_MAP)}), found "
                         f"{', '.join(trees) or 'none'}")
     parts = []
+    feeds = ""
     for name in known:
         if name == schema.EVENTS_TREE:
-            files = EventFiles(path)
+            try:
+                files = EventFiles(path)
+            except DataError as exc:
+                layouts = _input_layouts(f[name], path, mig) if "missing" in str(exc) else []
+                if not layouts:
+                    raise
+                files = EventFiles(path, require=sorted({b for r in layouts for b in schema.INPUT_LAYOUTS[r]}))
+                parts.append(f"{name}: input-only layout ({', '.join(layouts)} inputs, no truth)")
+                feeds = _feeds(layouts, truth=False)
+                continue
+            feeds = _feeds(_input_layouts(f[name], path, mig), truth=True)
             optional = [b.name for b in schema.EVENT_BRANCHES if b.optional and b.name in f[name]]
         else:
             try:
@@ -142,7 +184,7 @@ def _check(f: Any, path: Path) -> tuple[dict[str, Any], str]:
         parts.append(f"{name}: {required} required branches{extra}")
         if files is not None and files.migrations[0].steps:
             parts[-1] += f", migrated from schema version {files.migrations[0].version}"
-    return meta, "; ".join(parts)
+    return meta, "; ".join(parts), feeds
 
 
 def _size(nbytes: int) -> str:

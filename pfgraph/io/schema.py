@@ -119,6 +119,19 @@ POINT_BRANCHES = ("pix_ieta", "pix_iphi", "pix_eta", "pix_phi", *POINT_CHANNEL_B
 EVENT_BRANCH_MAP = {b.name: b for b in EVENT_BRANCHES}
 REQUIRED_EVENT_BRANCHES = tuple(b.name for b in EVENT_BRANCHES if not b.optional)
 
+# ------------------------------------------------------------------ input-only files
+
+#: The minimal input layout: an ``events`` tree that ``pfgraph predict`` can read without truth
+#: (events from another simulation, or real data). ``event_id`` plus the four detector channels,
+#: dense (what image models read) and/or as the point cloud (what graph models read), with the
+#: dtypes and shapes of :data:`EVENT_BRANCHES`; ``pfgraph_meta`` needs ``schema_version`` and
+#: ``kind: "events"``, and should carry the detector config as ``config.detector`` (the keys of
+#: ``pfgraph simulate``'s ``detector`` section), which predict compares with the training data's.
+INPUT_DENSE_BRANCHES = ("event_id", *INPUT_CHANNELS)
+INPUT_POINT_BRANCHES = ("event_id", POINT_COUNTER, "pix_ieta", "pix_iphi", *(f"pix_{c}" for c in INPUT_CHANNELS))
+#: The layouts by the representation that reads them.
+INPUT_LAYOUTS = {"image": INPUT_DENSE_BRANCHES, "graph": INPUT_POINT_BRANCHES}
+
 
 # ------------------------------------------------------------------ evaluation outputs
 
