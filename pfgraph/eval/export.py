@@ -201,7 +201,7 @@ def export_bytes(run: Any) -> tuple[bytes, dict[str, str]]:
     names_out = [m["name"] for m in meta_out]
     axes = {"image": {0: "B"}, "energy": {0: "N"}, "ieta": {0: "N"}, "iphi": {0: "N"}, "npix": {0: "B"},
             "nbr": {0: "N"}, "pred": {0: "B"}, "pred_points": {0: "N"}}
-    example = sample_inputs(run.repr.name, 3, seed=1)
+    example = sample_inputs(run.repr.name, 3, seed=1, points=(2, 40))  # events with fewer points than neighbours
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the exporter's notices (TracerWarning on shape checks, deprecation)
         warnings.simplefilter("ignore")
@@ -223,8 +223,8 @@ def export_bytes(run: Any) -> tuple[bytes, dict[str, str]]:
     proto.producer_version = __version__
     data = proto.SerializeToString()
     session = ort.InferenceSession(data, session_options(ort), providers=["CPUExecutionProvider"])
-    for seed, events in ((2, 2), (3, 5)):  # other batch sizes and point counts than the traced one
-        inputs = sample_inputs(run.repr.name, events, seed=seed)
+    for seed, events, points in ((2, 2, (1, 5)), (3, 5, (20, 80))):  # other batch sizes and point counts
+        inputs = sample_inputs(run.repr.name, events, seed=seed, points=points)
         want = torch_outputs(module, inputs)
         got = session.run(names_out, {k: v for k, v in inputs.items() if k in used})
         worst = parity_error(want, got, float(run.norm.target_scale))

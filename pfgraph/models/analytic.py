@@ -103,10 +103,14 @@ class AnalyticInversion(nn.Module):
                     amount = exp_e if which == 0 else exp_h
                     inside = (amount > 0) & (col >= 0) & (col < W)
                     flat = events * H * W + rows * W + col.clamp(0, W - 1).long()
-                    want.view(-1).index_add_(0, flat[inside], amount[inside])
+                    want = want.reshape(-1).scatter_add(0, flat[inside], amount[inside]).view_as(left)
                     targets.append((flat, inside))
                 taken = torch.minimum(want, left.clamp(min=0))
-                left -= taken
+                left = left - taken
+                if which == 0:
+                    ecal_left = left
+                else:
+                    hcal_left = left
                 frac = torch.where(want > 0, taken / want.clamp(min=1e-30), torch.zeros_like(want)).view(-1)
                 for j, (flat, inside) in enumerate(targets):
                     exp_e, exp_h = pending[j]

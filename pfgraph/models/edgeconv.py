@@ -177,8 +177,8 @@ def gather_max(c: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
 def full_table(table: torch.Tensor) -> torch.Tensor:
     """Neighbour table with ``-1`` gaps -> every entry a real point (gaps repeat the row's first
     neighbour, or the point itself when it has none; a repeated neighbour does not change a max)."""
-    if table.numel() == 0 or bool((table >= 0).all()):
-        return table
+    if not torch.onnx.is_in_onnx_export() and (table.numel() == 0 or bool((table >= 0).all())):
+        return table  # (an exported graph always fills: whether gaps exist is a property of the data)
     first = table[:, :1]
     first = torch.where(first >= 0, first, torch.arange(table.size(0), device=table.device)[:, None])
     return torch.where(table >= 0, table, first)

@@ -12,6 +12,8 @@ _INSTALL_HINTS = {
     "fastjet": "pip install 'fastjet>=3.5.2'",
     "pythia8mc": "pip install pythia8mc==8.317.2",
     "ROOT": "pip install '.[root]' (CERN ROOT from PyPI)",
+    "onnx": "pip install 'pfgraph[onnx]' (or: pip install '.[onnx]' in a checkout)",
+    "onnxruntime": "pip install 'pfgraph[onnx]' (or: pip install '.[onnx]' in a checkout)",
 }
 
 
