@@ -64,10 +64,10 @@ def check_output(out: Path, data: list[Path]) -> None:
     """Refuse an output that is one of the inputs, a folder, or an existing file pfgraph predict did not write."""
     from pfgraph.io.root import open_root, read_meta
 
-    if out.suffix != ".root":
-        raise PfgraphError(f"{out}: the output is a ROOT file; give a name ending in .root")
     if out.is_dir():
         raise PfgraphError(f"{out}: is a folder; --out expects a file name")
+    if out.suffix != ".root":
+        raise PfgraphError(f"{out}: the output is a ROOT file; give a name ending in .root")
     for p in data:
         if out.resolve() == p.resolve() or (out.exists() and out.samefile(p)):
             raise PfgraphError(f"{out}: is the input file; write the predictions to another file")
