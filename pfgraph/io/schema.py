@@ -207,8 +207,9 @@ TREES: tuple[TreeSpec, ...] = (
     TreeSpec(EVENTS_TREE, "pfgraph simulate output (data/*.root)",
              "one entry per event: dense 56x56 images, the sparse point cloud and bookkeeping scalars",
              EVENT_BRANCHES),
-    TreeSpec(PREDICTIONS_TREE, "pfgraph evaluate output (evals/*/predictions.root)",
-             "one entry per evaluated event: the model's prediction and the truth on the 56x56 grid",
+    TreeSpec(PREDICTIONS_TREE, "pfgraph evaluate output (evals/*/predictions.root) and pfgraph predict output",
+             "one entry per evaluated event: the model's prediction and the truth on the 56x56 grid (pfgraph "
+             "predict: no truth, one entry per input event in the input's order, a friend of its events tree)",
              PREDICTION_BRANCHES),
     TreeSpec(JETS_TREE, "pfgraph evaluate output on jet samples (evals/*/predictions.root)",
              "one entry per evaluated event: anti-kt jets of the truth and of the prediction",
@@ -228,6 +229,10 @@ META_FIELDS: tuple[tuple[str, str], ...] = (
     ("events, first_event, shard, shards", "events files: this shard's event range"),
     ("with_jet", "events files: true for jet samples (the jet branches exist)"),
     ("model, dataset, ...", "predictions files: the evaluated model and data (see pfgraph evaluate)"),
+    ("created_by, backend, normalisation, training_data", "pfgraph predict files: 'pfgraph predict', torch or "
+     "onnxruntime, the checkpoint's normalisation, the training data's identity and detector config"),
+    ("detector_check, detector_differences, allow_config_mismatch", "pfgraph predict files: 'same', 'mismatch "
+     "allowed' (with the differing keys), 'no detector config' or 'training config unknown'"),
 )
 
 #: Oldest schema version a reader of this pfgraph accepts (with :data:`MIGRATIONS` applied).

@@ -144,6 +144,27 @@ def _grid_values() -> dict[str, float]:
     return {"eta": geometry.MAX_ETA, "deta": geometry.ETA_PIXEL, "dphi": geometry.PHI_PIXEL}
 
 
+def _input_only_md() -> list[str]:
+    dense = ", ".join(f"`{b}`" for b in schema.INPUT_DENSE_BRANCHES)
+    points = ", ".join(f"`{b}`" for b in schema.INPUT_POINT_BRANCHES)
+    return [
+        "## Input-only files", "",
+        "Events from another simulation (Geant4, Delphes) or real data need no truth to be predicted "
+        "(`pfgraph predict`). The minimal layout is an `events` tree with the branches below, types and "
+        "shapes as in the `events` table, and the `pfgraph_meta` string:", "",
+        f"* image models read {dense} (dense images);",
+        f"* graph models read {points} (the point cloud: every pixel with any non-zero input channel);",
+        "* `pfgraph_meta`: `schema_version` (1) and `kind` (`\"events\"`), and the detector config as "
+        "`config.detector` (the keys of `pfgraph simulate`'s `detector` section). `pfgraph predict` "
+        "refuses a file whose detector config differs from the training data's unless "
+        "`--allow-config-mismatch`; a file without one is predicted with a warning. Both are recorded "
+        "in the output's meta.", "",
+        "`pfgraph inspect FILE` validates such a file and says which commands it can feed (predict: yes; "
+        "train and evaluate need the truth branches). `scripts/examples/write_input_only.py` writes one "
+        "from numpy arrays with plain uproot.", "",
+    ]
+
+
 def render_markdown(trees: Sequence[schema.TreeSpec] = schema.TREES) -> str:
     """The full schema reference as Markdown (the content of ``docs/SCHEMA.md``)."""
     lines = [
@@ -161,6 +182,7 @@ def render_markdown(trees: Sequence[schema.TreeSpec] = schema.TREES) -> str:
     ]
     for spec in trees:
         lines += _tree_table_md(spec)
+    lines += _input_only_md()
     lines += ["## Metadata (`pfgraph_meta`)", "",
               f"A `TObjString` named `{schema.META_KEY}` holds one JSON object:", "",
               "| key | meaning |", "|---|---|"]
