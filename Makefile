@@ -37,6 +37,7 @@ bench: install  ## benchmarks -> docs/BENCHMARKS.md (each script updates its own
 	$(BIN)/python scripts/bench_train.py
 	$(BIN)/python scripts/bench_graph.py
 	$(BIN)/python scripts/bench_antikt.py
+	$(BIN)/python scripts/bench_predict.py
 
 lint: install
 	$(BIN)/ruff check pfgraph tests scripts
