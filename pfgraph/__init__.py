@@ -33,8 +33,8 @@ _API = {
     "Evaluation": "pfgraph.eval.stage",
     "predict": "pfgraph.eval.predict",
     "PredictResult": "pfgraph.eval.predict",
-    "export": "pfgraph.eval.export",
-    "ExportResult": "pfgraph.eval.export",
+    "export": "pfgraph.training.export",
+    "ExportResult": "pfgraph.training.export",
     "report": "pfgraph.reporting.stage",
 }
 __all__ = ["__version__", *_API]

@@ -6,7 +6,7 @@
 
 For each model (cnn, unet_attn, edgeconv, pfn, and residual_cnn / residual_gnn when registered) a run
 is made with ``--epochs 0`` (the preset's architecture, untrained: inference time does not depend on
-the weights) and exported with :func:`pfgraph.eval.export.export_bytes`. The events are loaded into
+the weights) and exported with :func:`pfgraph.training.export.export_bytes`. The events are loaded into
 batches once; then the model alone is timed over all batches in torch (``torch.no_grad``, eval mode)
 and in onnxruntime (CPU execution provider, the exported file: normalisation inside), with the same
 number of intra-op threads, after one warm-up batch each. The outputs are compared (max |diff| /
@@ -56,9 +56,9 @@ def bench_model(name: str, data: Path, work: Path, args: argparse.Namespace) -> 
     import onnxruntime as ort
 
     from pfgraph.cli import main
-    from pfgraph.eval.export import OnnxModel, export_bytes
     from pfgraph.io.root import EventFiles
     from pfgraph.repr.base import Normalisation
+    from pfgraph.training.export import OnnxModel, export_bytes
     from pfgraph.training.predict import load_run
     from pfgraph.training.trainer import iter_batches
 

@@ -4,7 +4,7 @@
     pfgraph export runs/cnn --format onnx --out cnn.onnx
     pfgraph predict cnn.onnx --data new_events.root --out new_events_pred.root
 
-See :mod:`pfgraph.eval.predict` and :mod:`pfgraph.eval.export` for what they write.
+See :mod:`pfgraph.eval.predict` and :mod:`pfgraph.training.export` for what they write.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Run ``pfgraph export``."""
-    from pfgraph.eval.export import export
+    from pfgraph.training.export import export
 
     result = export(args.run, args.out, args.format, args.which)
     print(f"export: {result.model} ({result.repr}) -> {result.out} (ONNX opset {result.opset}, checked against torch)")

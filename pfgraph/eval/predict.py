@@ -107,9 +107,9 @@ def _detector_check(trained: dict[str, Any] | None, files: Any, allow: bool) -> 
 
 def _onnx_run(path: Path) -> tuple[Any, Any]:
     """(a LoadedRun-like record, the engine) of an exported ONNX file."""
-    from pfgraph.eval.export import OnnxModel
     from pfgraph.repr.base import Normalisation
     from pfgraph.repr.registry import get_representation
+    from pfgraph.training.export import OnnxModel
     from pfgraph.training.predict import LoadedRun
     from pfgraph.utils.atomic import file_sha256
 
@@ -153,7 +153,7 @@ def predict(run: str | Path, data: str | Path | list[str | Path], out: str | Pat
     elif source.is_dir():
         loaded = load_run(source, "cpu" if backend == "onnxruntime" else device, which)
         if backend == "onnxruntime":
-            from pfgraph.eval.export import OnnxModel, export_bytes
+            from pfgraph.training.export import OnnxModel, export_bytes
 
             engine = OnnxModel(export_bytes(loaded)[0])
     else:

@@ -107,7 +107,7 @@ class PFN(nn.Module):
 
         While exported to ONNX (``pfgraph export``) the number of events is not a constant of the
         graph: the poolings are scatters into N rows (N >= E; rows past the last event stay unused),
-        the same values as the segment reductions (tests/eval/test_export.py)."""
+        the same values as the segment reductions (tests/training/test_export.py)."""
         if torch.onnx.is_in_onnx_export():
             return self._scatter_pooled(h, batch)
         ptr = event_pointer(batch)

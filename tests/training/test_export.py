@@ -27,7 +27,7 @@ from pfgraph.training.predict import LoadedRun
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from pfgraph.eval import export as ex  # noqa: E402
+from pfgraph.training import export as ex  # noqa: E402
 
 #: Small configurations per model (any registered model missing here runs with its defaults).
 SMALL: dict[str, dict[str, Any]] = {
