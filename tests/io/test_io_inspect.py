@@ -110,7 +110,7 @@ def test_inspect_predictions_file(tmp_path: Path, capsys: pytest.CaptureFixture[
     png = tmp_path / "p.png"
     out = inspect(capsys, str(path), "--event", "1", "--display", str(png))
     assert "meta: kind predictions" in out and "model synthetic" in out
-    assert ("schema check: OK (predictions: 3 required branches + optional npix, pix_pred; "
+    assert ("schema check: OK (predictions: 2 required branches + optional truth, npix, pix_pred; "
             "jets: 11 required branches + optional truth_jet_ceta, truth_jet_cphi, truth_jet_nconst, "
             "pred_jet_ceta, pred_jet_cphi, pred_jet_nconst)") in out
     assert "tree 'predictions': 5 entries" in out and "tree 'jets': 5 entries" in out
