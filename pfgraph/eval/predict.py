@@ -146,9 +146,7 @@ def predict(run: str | Path, data: str | Path | list[str | Path], out: str | Pat
     check_output(out, paths)
     engine = None
     if source.is_file() and source.suffix == ".onnx":
-        if backend == "torch" and device != "auto":
-            raise PfgraphError(f"{source}: an ONNX file runs with --backend onnxruntime")
-        backend = "onnxruntime"
+        backend = "onnxruntime"  # an exported file runs in onnxruntime on the CPU
         loaded, engine = _onnx_run(source)
     elif source.is_dir():
         loaded = load_run(source, "cpu" if backend == "onnxruntime" else device, which)

@@ -299,7 +299,7 @@ class OnnxModel:
     def __call__(self, batch: Any) -> torch.Tensor:
         """The native output of a batch in GeV: (B, 56, 56) for image models, (N,) per point for graph models."""
         if self.inputs == ["image"]:
-            (pred,) = self.session.run(["pred"], {"image": batch.x.cpu().numpy()})
+            (pred,) = self.session.run(["pred"], {"image": np.ascontiguousarray(batch.x.cpu().numpy())})
             return torch.from_numpy(pred)
         from pfgraph.repr.grid import split_pixel
 
