@@ -401,9 +401,9 @@ def _display(tree_name: str, data: dict[str, Any], event: int, path: Path, out: 
 
     titles = {"emcal": "ECAL", "hcal": "HCAL", "trk_neg": "tracker, negative", "trk_pos": "tracker, positive",
               "truth": "truth (all particles)", "truth_neutral": "truth (neutral)", "jet": "Pythia jet particles",
-              "pred": "prediction"}
+              "oracle": "oracle (each particle's own measurements)", "pred": "prediction"}
     if tree_name == schema.EVENTS_TREE:
-        panels = [c for c in (*schema.IMAGE_CHANNELS, schema.JET_IMAGE) if c in data]
+        panels = [c for c in (*schema.IMAGE_CHANNELS, schema.JET_IMAGE, schema.ORACLE_IMAGE) if c in data]
     else:
         panels = [c for c in ("pred", "truth") if c in data]
     images = {c: np.asarray(data[c], dtype=np.float64) for c in panels}

@@ -238,12 +238,12 @@ def jagged_record(counts: np.ndarray, fields: Mapping[str, np.ndarray]) -> ak.Ar
     return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), record))
 
 
-def point_cloud(images: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def point_cloud(images: Mapping[str, np.ndarray], with_oracle: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Every pixel where any input channel is non-zero, per event.
 
     Returns ``(npix, fields)`` with ``fields`` the flat point arrays (``ieta``, ``iphi``,
-    ``eta``, ``phi`` and one per image channel), events concatenated in order and points
-    within an event in row-major (eta, phi) order.
+    ``eta``, ``phi`` and one per image channel, then ``oracle`` ``with_oracle``), events
+    concatenated in order and points within an event in row-major (eta, phi) order.
     """
     mask = images[schema.INPUT_CHANNELS[0]] != 0
     for ch in schema.INPUT_CHANNELS[1:]:
@@ -252,7 +252,7 @@ def point_cloud(images: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str,
     flat = np.flatnonzero(mask)
     pixel = flat % (geometry.IMSIZE * geometry.IMSIZE)
     fields: dict[str, np.ndarray] = {name: table.take(pixel) for name, table in _PIXEL_TABLES.items()}
-    for ch in schema.IMAGE_CHANNELS:
+    for ch in schema.IMAGE_CHANNELS + ((schema.ORACLE_IMAGE,) if with_oracle else ()):
         fields[ch] = np.ascontiguousarray(images[ch]).reshape(-1).take(flat)
     return npix, fields
 
@@ -266,18 +266,21 @@ _PIXEL_TABLES = {
 }
 
 
-def event_branch_types(with_jet: bool) -> dict[str, Any]:
-    """``mktree`` types of the events tree."""
+def event_branch_types(with_jet: bool, with_oracle: bool = False) -> dict[str, Any]:
+    """``mktree`` types of the events tree (``with_oracle``: the optional oracle image and point field)."""
     img = np.dtype((np.float32, (geometry.IMSIZE, geometry.IMSIZE)))
     types: dict[str, Any] = {"event_id": np.int64}
     for ch in schema.IMAGE_CHANNELS:
         types[ch] = img
     if with_jet:
         types[schema.JET_IMAGE] = img
+    oracle = (schema.ORACLE_IMAGE,) if with_oracle else ()
+    for ch in oracle:
+        types[ch] = img
     fields = ", ".join(
         f"{name}: {dt}" for name, dt in
         [("ieta", "int16"), ("iphi", "int16"), ("eta", "float32"), ("phi", "float32")]
-        + [(ch, "float32") for ch in schema.IMAGE_CHANNELS]
+        + [(ch, "float32") for ch in schema.IMAGE_CHANNELS + oracle]
     )
     types[schema.POINT_PREFIX] = ak.types.from_datashape(f"var * {{{fields}}}", highlevel=False)
     for b in schema.EVENT_BRANCHES:
@@ -437,9 +440,10 @@ class EventWriter(RootWriter):
 
     def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any], with_jet: bool = False,
                  compression: str | None = DEFAULT_COMPRESSION, format: str = DEFAULT_FORMAT,
-                 background: bool = False, threads: int = 0) -> None:
+                 background: bool = False, threads: int = 0, with_oracle: bool = False) -> None:
         super().__init__(path, meta, compression, format)
         self.with_jet = with_jet
+        self.with_oracle = with_oracle
         self.background = background
         self.threads = threads
         self.n_written = 0
@@ -450,7 +454,7 @@ class EventWriter(RootWriter):
     def __enter__(self) -> EventWriter:
         super().__enter__()
         try:
-            self.tree(schema.EVENTS_TREE, event_branch_types(self.with_jet))
+            self.tree(schema.EVENTS_TREE, event_branch_types(self.with_jet, self.with_oracle))
         except BaseException as exc:
             super().__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -490,14 +494,15 @@ class EventWriter(RootWriter):
                 _hand(ahead, (payload, done))
 
         data: dict[str, Any] = {"event_id": self._array(batch["event_id"], np.int64)}
-        for ch in (*schema.IMAGE_CHANNELS, *((schema.JET_IMAGE,) if self.with_jet else ())):
+        for ch in (*schema.IMAGE_CHANNELS, *((schema.JET_IMAGE,) if self.with_jet else ()),
+                   *((schema.ORACLE_IMAGE,) if self.with_oracle else ())):
             done = compressed.get(ch) if compressed and ahead is not None else None
             if done is not None or threads:
                 data[ch], payload = _big_endian(batch[ch], np.float32)
                 hand(payload, done)
             else:
                 data[ch] = self._array(batch[ch], np.float32)
-        npix, fields = point_cloud(batch)
+        npix, fields = point_cloud(batch, self.with_oracle)
         if threads:
             for payload in _point_payloads(npix, fields):
                 hand(payload, None)
@@ -801,6 +806,8 @@ class EventFiles:
         self.formats: list[str] = []
         self.bounds: list[Bounds] = []
         self.has_jet = True
+        #: Every file carries the ``oracle`` image (simulated with ``output.oracle``).
+        self.has_oracle = True
         for path in self.paths:
             f = open_root(path)
             meta = read_meta(f, path)
@@ -819,6 +826,7 @@ class EventFiles:
             except Exception as exc:
                 raise corrupt(path, f"tree '{schema.EVENTS_TREE}': {reason(exc)}") from None
             self.has_jet &= mig.file_name(schema.JET_IMAGE) in tree
+            self.has_oracle &= mig.file_name(schema.ORACLE_IMAGE) in tree
             self.metas.append(meta)
             self.bounds.append(bounds_from_meta(meta))
             self.entries.append(n)

@@ -14,7 +14,7 @@ import numpy as np
 from pfgraph.geometry import IMSIZE, INPUT_CHANNELS
 
 #: Version of the file layout. Readers refuse files from a newer version.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Tree names.
 EVENTS_TREE = "events"
@@ -29,6 +29,9 @@ TARGET_CHANNELS = ("truth", "truth_neutral")
 #: All dense images of an event file (``jet`` only in jet-sample files).
 IMAGE_CHANNELS = INPUT_CHANNELS + TARGET_CHANNELS
 JET_IMAGE = "jet"
+#: The measured floor (optional, ``output.oracle``): every truth particle's energy estimated from its own
+#: measurements alone, at its production pixel (docs/METRICS.md).
+ORACLE_IMAGE = "oracle"
 
 #: Jagged point-cloud branches share the counter ``npix`` (uproot's ``n<name>`` convention).
 POINT_PREFIX = "pix"
@@ -90,6 +93,9 @@ _IMAGE_DOCS = {
     "truth": "true energy of every particle at its production position (training target)",
     "truth_neutral": "true energy of neutral particles only",
     "jet": "jet-sample files only: true energy of the injected Pythia jet constituents",
+    "oracle": "files simulated with output.oracle only: every truth particle's energy estimated from its own "
+              "track, ECAL and HCAL measurements (inverse-variance combination, docs/METRICS.md) at its "
+              "production position",
 }
 
 EVENT_BRANCHES: tuple[Branch, ...] = (
@@ -102,6 +108,9 @@ EVENT_BRANCHES: tuple[Branch, ...] = (
     Branch("pix_eta", "float32", "jagged", "", "eta of the pixel centre"),
     Branch("pix_phi", "float32", "jagged", "rad", "phi of the pixel centre"),
     *(Branch(f"pix_{c}", "float32", "jagged", "GeV", f"{c} at the point") for c in IMAGE_CHANNELS),
+    Branch(ORACLE_IMAGE, "float32", "image", "GeV", _IMAGE_DOCS[ORACLE_IMAGE], (IMSIZE, IMSIZE), optional=True),
+    Branch(f"{POINT_PREFIX}_{ORACLE_IMAGE}", "float32", "jagged", "GeV", "oracle at the point (files with the "
+           "oracle image)", optional=True),
     Branch("n_particles", "int32", "scalar", "", "number of generated particles (background + jet)"),
     Branch("n_charged", "int32", "scalar", "", "number of charged particles"),
     Branch("e_total", "float32", "scalar", "GeV", "sum of the truth image"),
@@ -242,6 +251,8 @@ MIN_SCHEMA_VERSION = 1
 #: must know about, add a line here and, where old files can still be read, a :class:`Migration`.
 SCHEMA_HISTORY: dict[int, str] = {
     1: "first version: events, predictions and jets trees as described here",
+    2: "optional oracle image and pix_oracle point branch (files simulated with output.oracle); "
+       "version 1 files are read as they are (they have no oracle)",
 }
 
 
@@ -259,5 +270,7 @@ class Migration:
     added: tuple[tuple[str, float], ...] = ()
 
 
-#: The migrations the reader applies, one per version step; empty while v1 is the only version.
-MIGRATIONS: tuple[Migration, ...] = ()
+#: The migrations the reader applies, one per version step.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(2, "optional oracle branches added; nothing renamed, no constant needed"),
+)

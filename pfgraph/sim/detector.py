@@ -150,6 +150,10 @@ class OutputConfig:
     compression: str = "lz4:1"
     chunk: int = 500
     format: Literal["ttree", "rntuple"] = "ttree"
+    #: Also write the ``oracle`` image (and ``pix_oracle``): every truth particle's energy estimated
+    #: from its own track and calorimeter measurements alone, at its production pixel (the measured
+    #: floor of a reconstruction, docs/METRICS.md). Off: files without it, as before.
+    oracle: bool = False
 
     def validate(self) -> None:
         """Reject impossible values."""

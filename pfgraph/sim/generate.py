@@ -79,12 +79,15 @@ WORKER_COMPRESSED: tuple[str, ...] = ("truth", "emcal")
 SUB_BATCH = 32
 
 
-def batch_layout(n: int, with_jet: bool) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+def batch_layout(n: int, with_jet: bool, with_oracle: bool = False) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
     """Name -> (dtype, shape) of every array :func:`simulate_batch` fills for ``n`` events:
     the image and scalar branches of the events tree, with the data contract's dtypes."""
     layout: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
     for b in schema.EVENT_BRANCHES:
-        if b.kind == "image" and (with_jet or not b.optional):
+        if b.name == schema.ORACLE_IMAGE:
+            if with_oracle:
+                layout[b.name] = (b.np_dtype, (n, IMSIZE, IMSIZE))
+        elif b.kind == "image" and (with_jet or not b.optional):
             layout[b.name] = (b.np_dtype, (n, IMSIZE, IMSIZE))
         elif b.kind == "scalar" and (with_jet or not b.optional):
             layout[b.name] = (b.np_dtype, (n,))
@@ -121,9 +124,10 @@ def simulate_batch(cfg: SimConfig, event_ids: Sequence[int], jets: Sequence[Any]
     event_ids = [int(e) for e in event_ids]
     n = len(event_ids)
     with_jet = jets is not None
-    channels = IMAGE_OUT + (("jet",) if with_jet else ())
+    with_oracle = cfg.output.oracle
+    channels = IMAGE_OUT + (("jet",) if with_jet else ()) + ((schema.ORACLE_IMAGE,) if with_oracle else ())
     if out is None:
-        batch = {k: np.empty(shape, dtype) for k, (dtype, shape) in batch_layout(n, with_jet).items()}
+        batch = {k: np.empty(shape, dtype) for k, (dtype, shape) in batch_layout(n, with_jet, with_oracle).items()}
     else:
         batch = dict(out)
     batch["event_id"][:] = event_ids
@@ -135,7 +139,7 @@ def simulate_batch(cfg: SimConfig, event_ids: Sequence[int], jets: Sequence[Any]
             from pfgraph.sim.jets import jet_particles
 
             p = Particles.concatenate([p, *(jet_particles(jets[lo + b], b, rng) for b, rng in enumerate(rngs))])
-        res = showers.respond(p, len(ids), det)
+        res = showers.respond(p, len(ids), det, oracle=with_oracle)
         for ch, sigma in (("emcal", det.shower_sigma_emcal), ("hcal", det.shower_sigma_hcal)):
             res[ch] = showers.spread_showers(res[ch], sigma, det.phi_wrap)
         if det.noise_emcal > 0 or det.noise_hcal > 0:
@@ -333,7 +337,7 @@ def generate(cfg: SimConfig, out: str | os.PathLike[str], shards: int = 1, worke
     shared = workers > 0 and ctx.get_start_method() == "fork"
     if shared:  # slots first, so the forked workers share them
         _WORKER_LAYOUT.clear()
-        _WORKER_LAYOUT.update(batch_layout(chunk, cfg.jets.enabled))
+        _WORKER_LAYOUT.update(batch_layout(chunk, cfg.jets.enabled, cfg.output.oracle))
         _WORKER_PACKED.clear()
         _WORKER_PACKED.update(_packed_layout(layout_bytes(_WORKER_LAYOUT), cfg))
         _WORKER_SLOTS[:] = [mmap.mmap(-1, layout_bytes(_WORKER_LAYOUT) + _packed_bytes()) for _ in range(workers + 2)]
@@ -355,7 +359,8 @@ def generate(cfg: SimConfig, out: str | os.PathLike[str], shards: int = 1, worke
                 _init_worker(cfg, jets)
                 batches = ((_work(r), None) for r in ranges)
             with EventWriter(plan.path, meta, with_jet=cfg.jets.enabled, compression=cfg.output.compression,
-                             format=cfg.output.format, background=BACKGROUND_WRITE, threads=compress_threads(workers)) as w:
+                             format=cfg.output.format, background=BACKGROUND_WRITE, threads=compress_threads(workers),
+                             with_oracle=cfg.output.oracle) as w:
                 for batch, packed in batches:
                     w.write(batch, compressed=packed)
                     if progress is not None:
@@ -376,7 +381,7 @@ def _write_shard(cfg: SimConfig, plan: ShardPlan, k: int, n_shards: int, jets: S
     meta = make_meta("events", to_dict(cfg), seed=cfg.seed, events=plan.stop - plan.start,
                      first_event=plan.start, shard=k, shards=n_shards, with_jet=cfg.jets.enabled)
     with EventWriter(plan.path, meta, with_jet=cfg.jets.enabled, compression=cfg.output.compression,
-                     format=cfg.output.format) as w:
+                     format=cfg.output.format, with_oracle=cfg.output.oracle) as w:
         for lo, hi in _chunks(plan.start, plan.stop, cfg.output.chunk):
             w.write(simulate_batch(cfg, range(lo, hi), jets[lo:hi] if jets is not None else None))
             if progress is not None:

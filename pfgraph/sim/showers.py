@@ -93,12 +93,13 @@ def wrap_phi(phi: np.ndarray) -> np.ndarray:
     return np.mod(phi + np.pi, 2 * np.pi) - np.pi
 
 
-def respond(p: Particles, n_events: int, det: DetectorConfig) -> dict[str, np.ndarray]:
+def respond(p: Particles, n_events: int, det: DetectorConfig, oracle: bool = False) -> dict[str, np.ndarray]:
     """Images (float64) and per-event bookkeeping for particles ``p`` (DESIGN §2, steps 4-8).
 
     Returns ``truth``, ``truth_neutral``, ``trk_neg``, ``trk_pos``, ``emcal``, ``hcal``,
     ``jet`` (true energy of injected jet constituents) and scalars ``n_particles``,
-    ``n_charged``, ``e_lost``. Each image is one ``np.bincount`` over all particles (flat
+    ``n_charged``, ``e_lost``; with ``oracle``, also the ``oracle`` image (:func:`oracle_energy`
+    of every truth particle at its production pixel). Each image is one ``np.bincount`` over all particles (flat
     (event, eta-bin, phi-bin) cells, an overflow cell for those off the grid), weighted by
     the particle's deposit or +0.0 where it deposits nothing: whole-array arithmetic, no
     per-image selection, and the same float64 sums as the per-particle oracle.
@@ -168,6 +169,10 @@ def respond(p: Particles, n_events: int, det: DetectorConfig) -> dict[str, np.nd
     with np.errstate(invalid="ignore"):
         w_hcal = det.hcal_fraction * (kept - det.nonlin * np.sqrt(kept)) * (1.0 + det.hcal_res * det.res_scale * p.n_hcal)
     out["hcal"] = _deposit(cell1, np.where(deposit, w_hcal, 0.0), span).reshape(shape)
+    if oracle:
+        est = oracle_energy(det, species, w_trk, np.where(above & at1, w_ecal, 0.0),
+                            np.where(deposit & at1, w_hcal, 0.0), above)
+        out["oracle"] = _deposit(cell0, np.where(p.in_truth, est, 0.0), span).reshape(shape)
 
     # Bookkeeping.
     counts = np.bincount(2 * p.event + charged, minlength=2 * n_events).reshape(n_events, 2)
@@ -179,6 +184,48 @@ def respond(p: Particles, n_events: int, det: DetectorConfig) -> dict[str, np.nd
         gone = np.flatnonzero(lost)
         out["e_lost"] = np.bincount(p.event[gone], weights=E[gone], minlength=n_events)
     return out
+
+
+def invert_nonlinear(deposit: np.ndarray, fraction: float, nonlin: float) -> np.ndarray:
+    """Solve ``fraction * (x - nonlin * sqrt(x)) = deposit`` for x (the larger root; float64).
+
+    The simulator's response without its smearing factor, inverted: the numpy twin of
+    :func:`pfgraph.models.analytic.invert_response` for one particle's own deposit (no threshold:
+    the oracle knows which particles deposited)."""
+    d = deposit / fraction
+    root = 0.5 * (nonlin + np.sqrt(np.maximum(nonlin * nonlin + 4.0 * d, 0.0)))
+    return root * root
+
+
+def oracle_energy(det: DetectorConfig, species: np.ndarray, trk: np.ndarray, ecal: np.ndarray, hcal: np.ndarray,
+                  above_ecal: np.ndarray) -> np.ndarray:
+    """Each particle's energy estimated from its own measurements alone (docs/METRICS.md, "oracle").
+
+    ``trk``, ``ecal``, ``hcal``: the particle's own smeared track energy and calorimeter deposits
+    (0 where it left none; calorimeter deposits off the grid count as none), ``above_ecal``:
+    whether it was above the ECAL threshold (then the HCAL saw the kept share of its energy).
+    Every measurement is inverted on its own (the track as is; the ECAL deposit through the EM
+    non-linearity for EM species, divided by the hadron fraction for hadrons; the HCAL deposit
+    through the non-linearity, divided by the share of E the HCAL received), and the estimates
+    are combined by inverse variance with the nominal relative resolutions as weights,
+    w = 1 / (res * res_scale)^2 (trk_res, emc_res, hcal_res): every measurement's spread is
+    proportional to E, so the weights do not depend on the energy (no bias towards low
+    measurements). A particle with no measurement gets 0.
+    """
+    k = det.nonlin
+    em = (species == EM_NEUTRAL) | (species == ELECTRON)
+    hadron = (species == NEUTRAL_HADRON) | (species == CHARGED_HADRON)
+    ecal_frac = np.where(em, det.em_ecal_fraction, np.where(hadron, det.had_ecal_fraction, 0.0))
+    keep = np.where(above_ecal, 1.0 - ecal_frac, 1.0)
+    has_t, has_e, has_h = trk > 0, (ecal > 0) & (ecal_frac > 0), (hcal > 0) & (keep > 0) & (det.hcal_fraction > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        est_e = np.where(em, invert_nonlinear(ecal, det.em_ecal_fraction, k), ecal / ecal_frac)
+        est_h = invert_nonlinear(hcal, det.hcal_fraction, k) / keep
+    w_t, w_e, w_h = (1.0 / max((res * det.res_scale) ** 2, 1e-12) for res in (det.trk_res, det.emc_res, det.hcal_res))
+    num = np.where(has_t, w_t * trk, 0.0) + np.where(has_e, w_e * est_e, 0.0) + np.where(has_h, w_h * est_h, 0.0)
+    den = np.where(has_t, w_t, 0.0) + np.where(has_e, w_e, 0.0) + np.where(has_h, w_h, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / den, 0.0)
 
 
 def _cells(base: np.ndarray, iphi: np.ndarray, on_grid: np.ndarray, span: int) -> np.ndarray:

@@ -52,7 +52,8 @@ def write_events(path: Path, batch: Mapping[str, np.ndarray], fmt: str = "ttree"
     with_jet = schema.JET_IMAGE in batch
     m = make_meta("events", {"name": "synthetic"}, seed=0) if meta is None else dict(meta)
     n = len(batch["event_id"])
-    with EventWriter(path, m, with_jet=with_jet, format=fmt, compression=compression) as w:
+    with EventWriter(path, m, with_jet=with_jet, format=fmt, compression=compression,
+                     with_oracle=schema.ORACLE_IMAGE in batch) as w:
         for a in range(0, n, chunk):
             w.write({k: v[a:a + chunk] for k, v in batch.items()})
     return path

@@ -18,7 +18,8 @@ from pfgraph.io.root import EventFiles, RootWriter, check_format, make_meta, poi
 from tests.io._files import rebuild_images, synthetic_batch, write_events
 
 ALL_EVENT = [b.name for b in schema.EVENT_BRANCHES if not b.optional]
-JET_EVENT = [b.name for b in schema.EVENT_BRANCHES]
+ORACLE_EVENT = [schema.ORACLE_IMAGE, f"{schema.POINT_PREFIX}_{schema.ORACLE_IMAGE}"]
+JET_EVENT = [b.name for b in schema.EVENT_BRANCHES if b.name not in ORACLE_EVENT]
 FORMATS = ("ttree", "rntuple")
 
 
@@ -73,6 +74,22 @@ def test_jet_branches_roundtrip(tmp_path: Path, fmt: str) -> None:
     files = EventFiles(write_events(tmp_path / "jet.root", batch, fmt=fmt))
     assert files.has_jet
     _assert_same(files.read(JET_EVENT), batch, JET_EVENT)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_oracle_branches_roundtrip(tmp_path: Path, fmt: str) -> None:
+    batch = synthetic_batch(6, seed=5, empty=(2,))
+    batch[schema.ORACLE_IMAGE] = batch["truth"] * np.float32(1.03)
+    files = EventFiles(write_events(tmp_path / "oracle.root", batch, fmt=fmt))
+    assert files.has_oracle and not files.has_jet
+    read = files.read([*ALL_EVENT, *ORACLE_EVENT])
+    _assert_same(read, batch, ALL_EVENT)
+    np.testing.assert_array_equal(read[schema.ORACLE_IMAGE], batch[schema.ORACLE_IMAGE])
+    _, fields = point_cloud(batch, with_oracle=True)
+    np.testing.assert_array_equal(ak.to_numpy(ak.flatten(read["pix_oracle"])), fields[schema.ORACLE_IMAGE])
+    plain = EventFiles(write_events(tmp_path / "plain.root", {k: v for k, v in batch.items()
+                                                              if k != schema.ORACLE_IMAGE}, fmt=fmt))
+    assert not plain.has_oracle  # written only when asked: the file without it has no oracle branch
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
