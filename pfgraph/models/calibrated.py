@@ -90,6 +90,23 @@ def build_calibrated(config: Mapping[str, Any]) -> CalibratedAnalytic:
                               negative_slope=float(config.get("negative_slope", 0.01)))
 
 
+def analytic_at_points(analytic: AnalyticInversion, x: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+    """The analytic estimate (normalised) at every point: the points' four input energies scattered
+    onto their events' grids, inverted there (a fixed physics function, no gradient), gathered back."""
+    from pfgraph.repr.features import FEATURES
+
+    n_side = geometry.IMSIZE
+    ieta = torch.round(x[:, FEATURES.index("ieta")] * n_side).long()
+    iphi = torch.round(x[:, FEATURES.index("iphi")] * n_side).long()
+    pix = ieta * n_side + iphi
+    n_events = int(batch.max()) + 1 if batch.numel() else 0
+    dense = x.new_zeros(n_events, 4, n_side * n_side)
+    dense[batch.long(), :, pix] = x[:, :4]
+    with torch.no_grad():
+        est = analytic(dense.view(n_events, 4, n_side, n_side))
+    return est.view(n_events, -1)[batch.long(), pix]
+
+
 class _NodeBlock(nn.Module):
     """h_i + act(norm(A h_i + max_{j in N(i)} C h_j)): one message-passing step on a fixed neighbour table."""
 
@@ -142,19 +159,8 @@ class CalibratedGNN(nn.Module):
                 "constant of the ONNX graph")
 
     def estimate(self, x: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-        """Analytic estimate (normalised) at every point: scatter to the grid, invert, gather."""
-        from pfgraph.repr.features import FEATURES
-
-        n_side = geometry.IMSIZE
-        ieta = torch.round(x[:, FEATURES.index("ieta")] * n_side).long()
-        iphi = torch.round(x[:, FEATURES.index("iphi")] * n_side).long()
-        pix = ieta * n_side + iphi
-        n_events = int(batch.max()) + 1 if batch.numel() else 0
-        dense = x.new_zeros(n_events, 4, n_side * n_side)
-        dense[batch.long(), :, pix] = x[:, :4]
-        with torch.no_grad():
-            est = self.analytic(dense.view(n_events, 4, n_side, n_side))
-        return est.view(n_events, -1)[batch.long(), pix]
+        """Analytic estimate (normalised) at every point (:func:`analytic_at_points`)."""
+        return analytic_at_points(self.analytic, x, batch)
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor,
                 nbr: torch.Tensor | None = None) -> torch.Tensor:

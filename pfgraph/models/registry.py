@@ -26,6 +26,7 @@ MODEL_MODULES = (
     "pfgraph.models.pfn",
     "pfgraph.models.analytic",
     "pfgraph.models.calibrated",
+    "pfgraph.models.residual",
 )
 
 
@@ -121,8 +122,34 @@ def resolve(model: str, repr: str | None = None) -> ModelChoice:
     data = dict(data)
     arch = str(data.pop("name", label))
     data.pop("description", None)
+    data.pop(TRAIN_KEY, None)
     entry = get(arch, repr)
     return ModelChoice(name=label, arch=arch, repr=entry.repr, params=data)
+
+
+#: Reserved key of a model preset (or file): the ``train`` settings the model trains with by default
+#: (e.g. its loss), applied over the train preset and under flags and overrides.
+TRAIN_KEY = "train"
+
+
+def preset_train_section(model: str) -> dict[str, Any]:
+    """The ``train`` section of the model preset or file ``model`` names ({} for a registered name
+    or a preset without one); one clear error line if it is not a mapping."""
+    from pfgraph import presets
+    from pfgraph.config import looks_like_path, read_yaml
+    from pfgraph.errors import ConfigError
+
+    model_presets = presets.paths("model")
+    if looks_like_path(model) and Path(model).is_file():
+        data, where = read_yaml(Path(model)), model
+    elif model in model_presets:
+        data, where = read_yaml(model_presets[model]), str(model_presets[model])
+    else:
+        return {}
+    section = data.get(TRAIN_KEY) or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{where}: '{TRAIN_KEY}' must be a mapping of train settings (e.g. loss: rel_huber)")
+    return dict(section)
 
 
 def get(name: str, repr: str | None = None) -> ModelEntry:

@@ -79,8 +79,14 @@ class TrainConfig:
     eval_batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
-    loss: Literal["mse", "l1", "huber", "log_mse"] = "mse"
+    loss: Literal["mse", "l1", "huber", "log_mse", "rel_huber"] = "mse"
     huber_delta: float = 0.01
+    #: ``rel_huber`` (:mod:`pfgraph.training.losses`): Huber (``rel_delta``) on
+    #: log((E_pred + eps) / (E_true + eps)) with eps = ``rel_eps_gev`` GeV, computed in GeV (scale-aware);
+    #: empty target pixels weigh ``empty_weight`` (their term, log(1 + E_pred / eps), is the fake-energy penalty).
+    rel_eps_gev: float = 0.02
+    rel_delta: float = 0.1
+    empty_weight: float = 1.0
     #: ``log_mse``: squared difference of log(1 + E / log_eps), E the normalised energy (0.005 ~ 0.1 GeV
     #: for S ~ 20 GeV): every energy scale weighs alike, as in the relative residual r.
     log_eps: float = 0.005
@@ -117,6 +123,9 @@ class TrainConfig:
             raise ConfigError(f"train.lr = {self.lr}: expected a positive learning rate")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.huber_delta <= 0 or self.log_eps <= 0:
             raise ConfigError("train: weight_decay and grad_clip must be >= 0, huber_delta and log_eps > 0")
+        if not (self.rel_eps_gev > 0 and self.rel_delta > 0 and self.empty_weight >= 0):
+            raise ConfigError(f"train: rel_eps_gev = {self.rel_eps_gev} and rel_delta = {self.rel_delta} must be > 0, "
+                              f"empty_weight = {self.empty_weight} >= 0")
         if self.num_workers < 0:
             raise ConfigError(f"train.num_workers = {self.num_workers}: expected 0 or more")
         if self.reweight_bins_per_decade <= 0 or not self.reweight_max >= 1.0:
@@ -280,8 +289,9 @@ def resolve_run_config(model: str, *, repr_name: str | None = None, train_config
                        flags: Mapping[str, Any] | None = None, overrides: Iterable[str] = (),
                        resume: Mapping[str, Any] | None = None, where: str | Path = "",
                        checkpoint: str | Path = "") -> RunConfig:
-    """THE resolver of a run's config: model preset, train preset, flags and overrides, in that
-    order; for a resumed run, the checkpoint's saved config takes the preset's place.
+    """THE resolver of a run's config: model preset, train preset, the model preset's own ``train``
+    section (e.g. the residual models' loss), flags and overrides, in that order; for a resumed run,
+    the checkpoint's saved config takes the presets' place.
 
     ``model`` is a preset name, a YAML file or a registered model; ``train_config`` a train preset
     or file (``default`` for a new run, nothing for a resumed one); ``flags`` the sections of
@@ -289,12 +299,15 @@ def resolve_run_config(model: str, *, repr_name: str | None = None, train_config
     change only :data:`RESUMABLE_KEYS`; anything else, another model, or a checkpoint without a
     config -> one ConfigError line naming ``where``.
     """
+    from pfgraph.models.registry import preset_train_section
+
     section = load_model_section(model, repr_name)
     flags = flags or {}
     overrides = list(overrides)
     if resume is None:
         base = _apply_sections({"model": to_dict(section), "train": {}, "data": {}},
                                train_preset_data(train_config or "default"))
+        _apply_sections(base, {"train": preset_train_section(model)})  # the model's own train defaults
         _apply_sections(base, flags)
         apply_overrides(base, normalise_overrides(overrides))
         return from_dict(RunConfig, base)

@@ -103,12 +103,13 @@ class LogMSELoss(nn.Module):
         return sq.sum() if self.reduction == "sum" else sq.mean()
 
 
-def make_loss(cfg: TrainConfig, reduction: str = "mean",
-              weights: TargetWeights | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The configured loss (``mse`` | ``l1`` | ``huber`` | ``log_mse``) with ``reduction``; with
-    ``weights`` (``train.reweight``), each element's loss times its target's weight."""
+def make_loss(cfg: TrainConfig, reduction: str = "mean", weights: TargetWeights | None = None,
+              target_scale: float | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The configured loss (``mse`` | ``l1`` | ``huber`` | ``log_mse`` | ``rel_huber``) with ``reduction``;
+    with ``weights`` (``train.reweight``), each element's loss times its target's weight.
+    ``target_scale``: S in GeV, which ``rel_huber`` (computed in GeV) needs."""
     if weights is not None:
-        elementwise = make_loss(cfg, reduction="none")
+        elementwise = make_loss(cfg, reduction="none", target_scale=target_scale)
 
         def weighted(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             loss = elementwise(pred, target) * weights(target)
@@ -120,6 +121,12 @@ def make_loss(cfg: TrainConfig, reduction: str = "mean",
         return nn.L1Loss(reduction=reduction)
     if cfg.loss == "log_mse":
         return LogMSELoss(cfg.log_eps, reduction)
+    if cfg.loss == "rel_huber":
+        from pfgraph.training.losses import RelativeHuberLoss
+
+        if target_scale is None:
+            raise PfgraphError("train.loss=rel_huber needs the target scale S (the loss is computed in GeV)")
+        return RelativeHuberLoss(cfg.rel_eps_gev, cfg.rel_delta, cfg.empty_weight, target_scale, reduction)
     return nn.HuberLoss(reduction=reduction, delta=cfg.huber_delta)
 
 
@@ -327,6 +334,7 @@ class Trainer:
         self.info = info or ddp.DistInfo()
         self.resume = resume
         self.target_weights: TargetWeights | None = None
+        self.target_scale: float | None = None  # S in GeV, set once the normalisation is fitted
         self.log = log if self.info.is_main else (lambda _msg: None)
         self.entry = get(cfg.model.arch, cfg.model.repr)
         self.repr: Representation = get_representation(cfg.model.repr, **cfg.data.representation_options())
@@ -371,7 +379,7 @@ class Trainer:
         """Mean loss over ``dataset`` (all ranks' shares together); with a ``residuals`` list, the
         per-pixel residuals r = (pred - truth) / truth over the truth pixels of the grid (every
         rank's) are appended to it."""
-        loss_fn = make_loss(self.cfg.train, reduction="sum", weights=self.target_weights)
+        loss_fn = make_loss(self.cfg.train, reduction="sum", weights=self.target_weights, target_scale=self.target_scale)
         sampler = BlockBatchSampler(len(dataset), self.cfg.train.eval_batch_size, shuffle=False,
                                     block_size=getattr(dataset, "block_size", None))
         total, count = 0.0, 0.0
@@ -418,7 +426,7 @@ class Trainer:
                      positions: np.ndarray, epoch: int) -> tuple[float, int, float]:
         """One pass; returns (mean loss, events seen by all ranks, seconds)."""
         cfg = self.cfg.train
-        loss_fn = make_loss(cfg, weights=self.target_weights)
+        loss_fn = make_loss(cfg, weights=self.target_weights, target_scale=self.target_scale)
         sampler = BlockBatchSampler(len(dataset), cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
                                     block_size=getattr(dataset, "block_size", None), subset=positions)
         model.train()
@@ -519,6 +527,7 @@ class Trainer:
         train_ds = self.repr.make_dataset(self.files, train_sorted, norm) if will_train else None
         val_ds = self.repr.make_dataset(self.files, val_sorted, norm)
         t_load = time.perf_counter() - t_load
+        self.target_scale = float(norm.target_scale)  # S in GeV, for losses computed in GeV
         self.target_weights = self._target_weights(train_ds if train_ds is not None else val_ds)
 
         opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay) if trainable else None

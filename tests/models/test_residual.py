@@ -1,0 +1,177 @@
+"""The residual models: analytic inversion + an unbounded learned correction, in both representations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from pfgraph.models.analytic import build_analytic
+from pfgraph.models.registry import get
+from pfgraph.models.residual import build_residual_cnn, build_residual_gnn
+from pfgraph.repr.base import Normalisation
+
+NORM = Normalisation([12.0, 14.0, 14.0, 15.0], 20.0)  # S = 20 GeV
+META = {"config": {"detector": {"b_field": 0.5}}}
+#: Small widths for speed: the same code paths as the presets.
+SMALL_CNN = {"channels": 8, "dilations": [1, 2]}
+SMALL_GNN = {"width": 8, "blocks": 2}
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _configured(model: torch.nn.Module) -> torch.nn.Module:
+    model.configure_from_data(META, NORM)
+    return model
+
+
+def _inputs(seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(3, 4, 56, 56, generator=g) * (torch.rand(3, 4, 56, 56, generator=g) < 0.3)
+
+
+def _graph_batch(events_file: Path):  # noqa: ANN202
+    from pfgraph.io.root import EventFiles
+    from pfgraph.repr.graph import load_points
+
+    return load_points(EventFiles(events_file), [0, 1, 2], NORM).batch([0, 1, 2])
+
+
+def _run_gnn(model: torch.nn.Module, batch) -> torch.Tensor:  # noqa: ANN001
+    from pfgraph.repr.graph import point_features, point_positions
+
+    return model(point_features(batch.x, batch.pix), point_positions(batch.pix), batch.batch, nbr=batch.nbr)
+
+
+def _analytic_at_points(batch) -> torch.Tensor:  # noqa: ANN001
+    from pfgraph.repr.graph import split_pixel
+
+    ana = _configured(build_analytic({}))
+    dense = torch.zeros(3, 4, 56, 56)
+    ieta, iphi = split_pixel(batch.pix.long())
+    dense[batch.batch.long(), :, ieta, iphi] = batch.x
+    return ana(dense)[batch.batch.long(), 0, ieta, iphi]
+
+
+def test_untrained_image_model_is_the_analytic_inversion_bit_for_bit() -> None:
+    torch.manual_seed(0)
+    res = _configured(build_residual_cnn({}))
+    x = _inputs(1)
+    assert torch.equal(res(x), _configured(build_analytic({}))(x))  # exact: relu(A * exp(0) + 0) = A
+    assert get("residual_cnn").description.endswith("(improved)") and get("residual_cnn").repr == "image"
+
+
+def test_untrained_graph_model_is_the_analytic_inversion_bit_for_bit(events_file: Path) -> None:
+    batch = _graph_batch(events_file)
+    torch.manual_seed(0)
+    res = _configured(build_residual_gnn({}))
+    out = _run_gnn(res, batch)
+    assert out.shape == (batch.x.size(0),) and torch.equal(out, _analytic_at_points(batch))
+    assert get("residual_gnn").description.endswith("(improved)") and get("residual_gnn").repr == "graph"
+    with pytest.raises(ValueError, match="neighbour table"):
+        from pfgraph.repr.graph import point_features, point_positions
+
+        res(point_features(batch.x, batch.pix), point_positions(batch.pix), batch.batch)
+
+
+def _set_head(model: torch.nn.Module, a: float, b: float) -> None:
+    with torch.no_grad():
+        model.head.out.weight.zero_()
+        model.head.out.bias.copy_(torch.tensor([a, b]))
+
+
+def test_a_pixel_can_go_to_zero_and_exceed_s() -> None:
+    """The head is unbounded: a = log 30 takes every estimated pixel to 30 x A (far above S for the
+    larger ones); b = -100 (x 1 GeV) takes every pixel to exactly zero."""
+    torch.manual_seed(0)
+    res = _configured(build_residual_cnn(SMALL_CNN))
+    x = _inputs(2) * 2.0
+    est = res.analytic(x)
+    _set_head(res, float(torch.log(torch.tensor(30.0))), 0.0)
+    up = res(x)
+    assert torch.allclose(up, 30.0 * est, rtol=1e-5)
+    assert up.max() > 1.0  # normalised by S: above the training range, no sigmoid x S cap
+    _set_head(res, 0.0, -100.0)
+    assert torch.count_nonzero(res(x)) == 0 and torch.count_nonzero(est) > 0
+
+
+def test_energy_where_the_formula_leaves_none() -> None:
+    """b > 0 puts b x add_scale GeV into pixels whose analytic estimate is empty (they were missed)."""
+    res = _configured(build_residual_cnn({**SMALL_CNN, "add_scale": 0.5}))
+    x = _inputs(3)
+    est = res.analytic(x)
+    _set_head(res, 0.0, 2.0)
+    out = res(x)
+    empty = est == 0
+    assert empty.any() and torch.allclose(out[empty], torch.full_like(out[empty], 2.0 * 0.5 / 20.0))
+
+
+def test_graph_head_is_the_same_head(events_file: Path) -> None:
+    batch = _graph_batch(events_file)
+    res = _configured(build_residual_gnn(SMALL_GNN))
+    _set_head(res, float(torch.log(torch.tensor(30.0))), 0.0)
+    est = _analytic_at_points(batch)
+    assert torch.allclose(_run_gnn(res, batch), 30.0 * est, rtol=1e-5)
+    _set_head(res, 0.0, -100.0)
+    assert torch.count_nonzero(_run_gnn(res, batch)) == 0
+    cnn = build_residual_cnn(SMALL_CNN)
+    assert type(res.head) is type(cnn.head)  # one head class for both representations
+
+
+def test_zeroed_pixels_get_upward_gradients_only() -> None:
+    """Below zero the relu passes ``leak`` x the upward part of the gradient: a loss that wants the
+    pixel back raises its pre-activation, one that wants it lower does nothing."""
+    res = _configured(build_residual_cnn({**SMALL_CNN, "leak": 0.1}))
+    x = _inputs(4)
+    _set_head(res, 0.0, -100.0)
+    (-res(x).sum()).backward()  # wants every pixel higher
+    assert res.head.out.bias.grad[1] < 0  # gradient descent raises b
+    res.zero_grad()
+    res(x).sum().backward()  # wants every pixel lower: nothing flows below zero
+    assert float(res.head.out.bias.grad.abs().sum()) == 0.0
+
+
+def test_only_the_network_learns_and_bad_configs_are_refused() -> None:
+    res = _configured(build_residual_cnn(SMALL_CNN))
+    res(_inputs(5)).sum().backward()
+    assert res.head.out.weight.grad is not None and res.head.out.weight.grad.abs().sum() > 0
+    assert not list(res.analytic.parameters())
+    with pytest.raises(ValueError, match="add_scale > 0"):
+        build_residual_cnn({"add_scale": 0.0})
+    with pytest.raises(ValueError, match="blocks >= 1"):
+        build_residual_gnn({"blocks": 0})
+
+
+@pytest.mark.parametrize("model", ["residual_cnn", "residual_gnn"])
+def test_trains_and_evaluates_through_the_cli_and_the_api(model: str, events_file: Path, tmp_path: Path) -> None:
+    import yaml
+
+    import pfgraph
+    from pfgraph.cli import main
+    from pfgraph.eval.metrics import read_metrics
+
+    small = [f"model.{k}={v}".replace(" ", "") for k, v in (SMALL_CNN if model == "residual_cnn" else SMALL_GNN).items()]
+    common = ["train.threads=1", "train.batch_size=16", "data.max_events=60", *small]
+    run = tmp_path / "cli_run"
+    assert main(["train", "--model", model, "--data", str(events_file), "--out", str(run), "--epochs", "1",
+                 *common]) == 0
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["train"]["loss"] == "rel_huber"  # the model preset's own train default
+    assert main(["evaluate", str(run), "--data", str(events_file), "--out", str(tmp_path / "cli_eval"),
+                 "--max-events", "20", "--bootstrap", "0", "--no-plots"]) == 0
+    assert read_metrics(tmp_path / "cli_eval" / "metrics.json")["model"]["name"] == model
+
+    api = pfgraph.train(model, tmp_path / "api_run", events_file, epochs=1, overrides=[*common, "train.loss=mse"])
+    assert api.best_epoch >= 0
+    assert yaml.safe_load((tmp_path / "api_run" / "config.yaml").read_text())["train"]["loss"] == "mse"  # override wins
+    ev = pfgraph.evaluate(tmp_path / "api_run", events_file, tmp_path / "api_eval", max_events=20, bootstrap=0,
+                          plots=False)
+    assert ev.metrics["headline"]["figures"]["residual_half_width_68"]["value"] is not None
