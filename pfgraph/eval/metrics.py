@@ -17,13 +17,17 @@ Document layout (``schema == "pfgraph.metrics"``, ``schema_version == METRICS_VE
                data file has no ``jet`` image)
     headline:  the ranking figures with 68 % bootstrap intervals over events
                (pfgraph.eval.bootstrap.headline): figures.<key> = {value, lo, hi}
+    baselines: oracle: null, or (data files with the ``oracle`` image) the oracle evaluated with the
+               same code on the same events: {energy, jets, headline}, keys as the model's sections
+               (pfgraph.eval.baselines)
 
 Every document has exactly the keys of :func:`template` (values may be null); a model that
 needs a representation-specific figure adds it under ``extra`` and never changes the rest.
 Older documents are read and migrated: version 1 (no ``training`` section) gets it null;
 version 2 (no missed pixels, Gaussian-core flags, matched-jet energy, headline) gets those
 keys null and its headline values copied from its robust figures, without intervals;
-version 3 (no course of training) gets the training keys of version 4 null.
+version 3 (no course of training) gets the training keys of version 4 null; version 4 (no
+baselines) gets ``baselines.oracle`` null.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from pfgraph.training.budget import HISTORY_FIELDS
 from pfgraph.utils.atomic import atomic_write_text
 
 METRICS_SCHEMA = "pfgraph.metrics"
-METRICS_VERSION = 4
+METRICS_VERSION = 5
 #: The ``training`` section: its key -> the key of the run's ``train_summary.json`` it is copied from.
 TRAINING_KEYS = {"parameters": "params", "epochs": "epochs", "best_epoch": "best_epoch",
                  "best_val_loss": "best_val_loss", "train_time_s": "train_time_s",
@@ -88,9 +92,12 @@ def template(version: int = METRICS_VERSION) -> dict[str, Any]:
         "energy": energy,
         "jets": empty_jet_metrics(None, None, None, None),
         "headline": _nullify(empty_headline()),
+        "baselines": {"oracle": None},
         "extra": {},
     }
     doc["settings"].update(missed_threshold_gev=None, bootstrap_resamples=None, bootstrap_seed=None)
+    if version < 5:
+        del doc["baselines"]
     if version < 4:
         for k in TRAINING_KEYS_V4:
             del doc["training"][k]
@@ -205,13 +212,25 @@ def check_schema(doc: Mapping[str, Any], where: str = "metrics") -> None:
         raise DataError(f"{where}: metrics schema version {version!r} is not a positive integer")
     if version > METRICS_VERSION:
         raise DataError(f"{where}: metrics schema version {version!r} is newer than this pfgraph reads ({METRICS_VERSION})")
-    want = {k for k in key_paths(template(version)) if not k.startswith("extra.")}
-    have = {k for k in key_paths(doc) if not k.startswith("extra.")}
+    want = {k for k in key_paths(template(version)) if not k.startswith(_FREE)}
+    have = {k for k in key_paths(doc) if not k.startswith(_FREE)}
+    oracle = (doc.get("baselines") or {}).get("oracle") if isinstance(doc.get("baselines"), Mapping) else None
+    if oracle is not None:  # null, or the model's own energy / jets / headline sections
+        if not isinstance(oracle, Mapping):
+            raise DataError(f"{where}: 'baselines.oracle' is neither null nor a section")
+        ref = template(version)
+        prefix = "baselines.oracle."
+        want |= {prefix + k for k in key_paths({s: ref[s] for s in ("energy", "jets", "headline")})}
+        have |= {prefix + k for k in key_paths(oracle)}
     missing, unexpected = sorted(want - have), sorted(have - want)
     if missing:
         raise DataError(f"{where}: key '{missing[0]}' missing from the metrics document")
     if unexpected:
         raise DataError(f"{where}: unexpected key '{unexpected[0]}' (not in metrics schema {METRICS_VERSION})")
+
+
+#: Key paths the schema check leaves free (``extra``) or checks on its own (``baselines.oracle``).
+_FREE = ("extra.", "baselines.oracle.")
 
 
 def _clean(obj: Any) -> Any:
@@ -264,6 +283,8 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         _flag_old_fits(doc)
         doc["headline"] = headline_from_values(doc, f"metrics schema {version} document: no bootstrap intervals")
     if version < 4:  # 3 -> 4: the course of training (history, budget status, wall time)
+        _fill_missing(doc, template(METRICS_VERSION))
+    if version < 5:  # 4 -> 5: the baselines evaluated beside the model (the oracle image)
         _fill_missing(doc, template(METRICS_VERSION))
     doc["schema_version"] = METRICS_VERSION
     return doc

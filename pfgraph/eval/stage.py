@@ -8,7 +8,8 @@
 ``predictions.root`` written earlier (re-evaluated against ``data``, which must be the data it
 was made from: its ``data_identity`` meta is compared). A run folder is predicted and evaluated
 in one pass over the data: every batch carries its event ids, target and input mask. Outputs in
-``out``: ``metrics.json`` (schema :mod:`pfgraph.eval.metrics`), ``predictions.root``
+``out``: ``metrics.json`` (schema :mod:`pfgraph.eval.metrics`; on a file with the ``oracle`` image
+also the oracle's figures beside the model's, :mod:`pfgraph.eval.baselines`), ``predictions.root``
 (:mod:`pfgraph.eval.output`), ``residual.png``, ``residual_vs_etrue.png``, ``jets.png`` (jet
 samples), ``config.yaml`` (the resolved evaluation settings and the run's config) and
 ``manifest.json`` (every file's hash, the model and the data identity). The folder changes as
@@ -227,6 +228,13 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
     energy = EnergyAccumulator(scale, opts.missed_threshold)  # training range: S, the training truth maximum
     jets = JetAccumulator(opts.radius, opts.jet_threshold, opts.jet_backend, str(device), scale) if has_jet else None
     backend = jets.backend if jets is not None else None
+    oracle = None
+    if files.has_oracle:  # the measured floor, evaluated beside the model with the same code
+        from pfgraph.eval.baselines import OracleBaseline
+
+        oracle = OracleBaseline(_BlockReader(files, list(OracleBaseline.BRANCHES)), scale, opts.missed_threshold,
+                                JetAccumulator(opts.radius, opts.jet_threshold, opts.jet_backend, str(device), scale)
+                                if has_jet else None)
     settings = {"target_scale": scale, "target_scale_source": scale_source, "batch_size": opts.batch_size,
                 "device": str(device), "max_events": opts.max_events, "missed_threshold_gev": opts.missed_threshold,
                 "bootstrap_resamples": opts.bootstrap, "bootstrap_seed": opts.bootstrap_seed}
@@ -258,6 +266,8 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
                 pred = np.asarray(chunk["pred"], dtype=np.float32)
                 truth = np.asarray(chunk["truth"], dtype=np.float32)
                 energy.update(pred, truth, chunk["mask"])
+                if oracle is not None:
+                    oracle.update(n_done, ids, truth, chunk["mask"])
                 pix = None
                 if point_outputs:
                     if chunk.get("pix_pred") is None:
@@ -279,10 +289,11 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
                                         f"{files.paths[0]}: no '{schema.JET_IMAGE}' image (not a jet sample)")
         head = headline(energy.event_data(), jets.matches() if jets is not None else None, opts.bootstrap,
                         opts.bootstrap_seed)
+        baselines = {"oracle": oracle.result(opts.bootstrap, opts.bootstrap_seed, jet_doc) if oracle else None}
         dataset["n_events"] = n_done
         total = time.perf_counter() - t_start
         doc = assemble(energy_doc, jet_doc, created_by="pfgraph evaluate", model=model, training=training,
-                       headline=head,
+                       headline=head, baselines=baselines,
                        dataset=dataset, settings=settings,
                        timing={"inference_s": inference_s if source.is_dir() else None,
                                "inference_events_per_s": n_done / inference_s if source.is_dir() and inference_s > 0 else None,
@@ -346,6 +357,10 @@ def summary_line(doc: dict[str, Any], n_events: int, seconds: float) -> str:
         line += (f", jets: efficiency {doc['jets']['efficiency']:.3f}, D median "
                  f"{_with_interval(fig['jet_position_median'], 2)} px, dE/E median "
                  f"{_with_interval(fig['jet_energy_rel_median'], 3)}")
+    oracle = (doc.get("baselines") or {}).get("oracle")
+    if oracle:
+        line += (f"; oracle (each particle's own measurements): 68% half-width "
+                 f"{_with_interval(oracle['headline']['figures']['residual_half_width_68'])}")
     return line
 
 

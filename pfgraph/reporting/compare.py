@@ -4,7 +4,8 @@ Reads each folder's ``metrics.json`` and ``predictions.root`` and writes a self-
 ``index.html`` (relative links only; opens without network), PNG figures, ``summary.json``
 and ``summary.md``. The report **renders the evaluation's numbers; it never recomputes a
 figure**: table cells are metrics.json values (headline figures with their 68 % bootstrap
-intervals), residual histograms and fit curves are metrics.json's histogram and fit, the
+intervals; on a data file with the ``oracle`` image, an oracle row from ``baselines.oracle``,
+the measured floor), residual histograms and fit curves are metrics.json's histogram and fit, the
 resolution-vs-energy figure is its per-E_true robust widths, and jet distributions are the
 per-event branches of the ``jets`` tree that the evaluation itself summarised. Fits whose core
 is not Gaussian are marked and drawn dotted; missed truth pixels are shown as their own figure.
@@ -231,6 +232,30 @@ def summary_rows(runs: Sequence[EvalRun]) -> list[dict[str, Any]]:
     return rows
 
 
+#: The name of the oracle's row (the data file's ``oracle`` image, metrics.json ``baselines.oracle``).
+ORACLE_ROW = "oracle (each particle from its own measurements)"
+
+
+def oracle_rows(runs: Sequence[EvalRun], scale: float | None) -> list[dict[str, Any]]:
+    """The oracle's row: the first evaluation that carries ``baselines.oracle`` (every evaluation of a
+    report is of one data set, so they all carry the same), its figures on the report's one S; [] without."""
+    for run in runs:
+        oracle = metric(run.metrics, "baselines.oracle")
+        if not isinstance(oracle, dict):
+            continue
+        m = on_norm_scale({**oracle, "settings": {"target_scale": metric(run.metrics, "settings.target_scale")}}, scale)
+        row: dict[str, Any] = {k: None for k, _, kind in ALL_COLUMNS if kind != "fig"}
+        row.update({"model": ORACLE_ROW, "group": ORACLE_ROW, "repr": "-", "dataset": metric(run.metrics, "dataset.name"),
+                    "residual_fit": metric(m, "energy.residual.fit"),
+                    "out_of_reach_fraction": metric(m, "energy.out_of_reach.pixel_fraction"),
+                    "events": metric(m, "energy.n_events")})
+        for key, _, kind in ALL_COLUMNS:
+            if kind == "fig":
+                row[key] = figure(m, key)
+        return [row]
+    return []
+
+
 def _cell(row: dict[str, Any], key: str, kind: str) -> str:
     if kind == "fig":
         return fmt_interval(row[key])
@@ -440,6 +465,7 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_
     figures += [(f, c + left_out) for f, c in displays]
     rows = summary_rows(runs)
     spread = seed_spread(rows)
+    rows += oracle_rows(runs, scale)  # the measured floor beside the models (not a model: no seeds)
     budget = budget_rows(runs)
     summary = {"report_version": REPORT_VERSION, "models": rows, "seed_spread": spread, "training_budget": budget,
                "status_rule": STATUS_RULE,
@@ -558,7 +584,10 @@ its core is Gaussian ({html.escape(GAUSSIAN_RULE)}); fits that fail it are marke
 never used to rank. Fake energy = predicted energy in pixels without truth. Point-cloud models cannot reach truth
 pixels without any input (the out-of-reach share). Jet energy has two definitions, both from the evaluation:
 the sum over the truth jet's pixels of (E<sub>pred</sub> - E<sub>true</sub>) / E<sub>truth jet</sub> and the
-matched jets' own energies (E<sub>pred jet</sub> - E<sub>truth jet</sub>) / E<sub>truth jet</sub>.</p>
+matched jets' own energies (E<sub>pred jet</sub> - E<sub>truth jet</sub>) / E<sub>truth jet</sub>.
+Where the data file carries the oracle image, the row "{html.escape(ORACLE_ROW)}" is the measured floor: every
+particle's energy estimated from its own track and calorimeter measurements alone, evaluated with the same code
+(docs/METRICS.md); the analytic model is the physics baseline.</p>
 {f"<p>{html.escape(note)}</p>" if note else ""}
 {tables}
 {budget_html}

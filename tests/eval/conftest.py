@@ -30,18 +30,18 @@ def synthetic_jets(n: int, seed: int) -> list:
     return jets
 
 
-def make_jet_file(path: Path, events: int, seed: int = 5) -> Path:
-    """A jet-sample events file (``jet`` image and jet scalars) with synthetic jets."""
+def make_jet_file(path: Path, events: int, seed: int = 5, *overrides: str) -> Path:
+    """A jet-sample events file (``jet`` image and jet scalars) with synthetic jets (``overrides``: sim settings)."""
     from pfgraph.config import load_config, resolve_config_path, to_dict
     from pfgraph.io.root import EventWriter, make_meta
     from pfgraph.sim.detector import SimConfig
     from pfgraph.sim.generate import simulate_batch
 
-    cfg = load_config(SimConfig, resolve_config_path("gauss_b050_jet", "sim"), [f"events={events}", f"seed={seed}"])
+    cfg = load_config(SimConfig, resolve_config_path("gauss_b050_jet", "sim"), [f"events={events}", f"seed={seed}", *overrides])
     batch = simulate_batch(cfg, list(range(events)), synthetic_jets(events, seed))
     meta = make_meta("events", to_dict(cfg), seed=cfg.seed, events=events, first_event=0, shard=0, shards=1,
                      with_jet=True)
-    with EventWriter(path, meta, with_jet=True) as w:
+    with EventWriter(path, meta, with_jet=True, with_oracle=cfg.output.oracle) as w:
         w.write(batch)
     return path
 

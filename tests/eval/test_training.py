@@ -48,11 +48,12 @@ def test_a_schema_3_document_is_migrated(tmp_path: Path, evaluated: Path) -> Non
     doc = json.loads((evaluated / "metrics.json").read_text())
     for k in ("epoch_cap", "status", "status_rule", "wall_time_s", "best_val_half_width", "scheduler", "history"):
         del doc["training"][k]
+    del doc["baselines"]  # (schema 5)
     doc["schema_version"] = 3
     assert key_paths(doc) == key_paths(template(3))
     (tmp_path / "v3.json").write_text(json.dumps(doc))
     new = read_metrics(tmp_path / "v3.json")
-    assert new["schema_version"] == METRICS_VERSION == 4 and key_paths(new) == key_paths(template())
+    assert new["schema_version"] == METRICS_VERSION == 5 and key_paths(new) == key_paths(template())
     assert new["training"]["status"] is None and set(new["training"]["history"].values()) == {None}
     assert new["training"]["epochs"] == doc["training"]["epochs"]  # the rest kept
     # A schema-4 document without the course of training is refused, not guessed at.

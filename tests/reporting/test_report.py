@@ -277,3 +277,23 @@ def test_seeds_are_averaged_within_a_configuration_only(tmp_path: Path, jet_data
     means = {e["model"]: e["figures"]["residual_half_width_68"]["mean"] for e in spread}
     assert set(means) == {"calibrated (calibrated)", "calibrated (calibrated_tail_flat)"}
     assert means["calibrated (calibrated_tail_flat)"] > 2 * means["calibrated (calibrated)"]
+
+
+def test_oracle_row_beside_the_models(tmp_path: Path) -> None:
+    """On a data file with the oracle image, the report shows the oracle's figures (metrics.json's
+    baselines.oracle, the same for every evaluation of the file) as one more row."""
+    from pfgraph.reporting.compare import ORACLE_ROW
+
+    data = make_jet_file(tmp_path / "oracle_jets.root", 10, 5, "output.oracle=true")
+    folders = [fake_eval(tmp_path / name, data, name, "image", noise, seed)
+               for name, noise, seed in (("a", 0.05, 1), ("b", 0.2, 2))]
+    oracle = read_metrics(folders[0] / "metrics.json")["baselines"]["oracle"]
+    other = read_metrics(folders[1] / "metrics.json")["baselines"]["oracle"]
+    assert oracle["headline"]["figures"] == other["headline"]["figures"] and oracle["energy"] == other["energy"]
+    build_report(folders, tmp_path / "report")
+    rows = {r["model"]: r for r in json.loads((tmp_path / "report" / "summary.json").read_text())["models"]}
+    assert set(rows) == {"a", "b", ORACLE_ROW}
+    want = oracle["headline"]["figures"]["residual_half_width_68"]
+    assert rows[ORACLE_ROW]["residual_half_width_68"] == want and rows[ORACLE_ROW]["jet_efficiency"]["value"] is not None
+    assert ORACLE_ROW in (tmp_path / "report" / "summary.md").read_text()
+    assert ORACLE_ROW in (tmp_path / "report" / "index.html").read_text()
