@@ -5,7 +5,7 @@ charged energy there; its expected calorimeter response (a charged hadron: 0.1 E
 0.9 (0.9 E - k sqrt(0.9 E)) in the HCAL) is subtracted at the pixel the B field bends it to
 (phi + q B / E, split between the two pixels it can reach); what remains in the calorimeters is inverted as neutral
 energy (HCAL as a neutral hadron, the ECAL remainder as EM). Every learned model has this
-physics floor to beat in the report.
+physics baseline to beat in the report (the measured floor is the simulator's ``oracle`` image, docs/METRICS.md).
 
 The model works on normalised inputs like every other image model and carries the scales and
 detector constants as buffers; :meth:`AnalyticInversion.configure_from_data` sets them from the

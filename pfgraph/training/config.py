@@ -81,12 +81,12 @@ class TrainConfig:
     weight_decay: float = 0.0
     loss: Literal["mse", "l1", "huber", "log_mse", "rel_huber"] = "mse"
     huber_delta: float = 0.01
-    #: ``rel_huber`` (:mod:`pfgraph.training.losses`): Huber (``rel_delta``) on
-    #: log((E_pred + eps) / (E_true + eps)) with eps = ``rel_eps_gev`` GeV, computed in GeV (scale-aware);
-    #: empty target pixels weigh ``empty_weight`` (their term, log(1 + E_pred / eps), is the fake-energy penalty).
+    #: ``rel_huber`` (:mod:`pfgraph.training.losses`): Huber (``rel_delta``) on log((E_pred + eps) / (E_true + eps))
+    #: with eps = ``rel_eps_gev`` GeV, computed in GeV (the same loss for every S); on empty target pixels
+    #: (the fake-energy penalty, log(1 + E_pred / eps)) weighted by ``empty_weight``.
     rel_eps_gev: float = 0.02
     rel_delta: float = 0.1
-    empty_weight: float = 1.0
+    empty_weight: float = 0.05
     #: ``log_mse``: squared difference of log(1 + E / log_eps), E the normalised energy (0.005 ~ 0.1 GeV
     #: for S ~ 20 GeV): every energy scale weighs alike, as in the relative residual r.
     log_eps: float = 0.005

@@ -30,7 +30,7 @@ def test_value_on_truth_and_empty_pixels() -> None:
 
 def test_scale_aware_relative_and_mean_sum() -> None:
     """The same energies in GeV give the same loss for every S; a 10 % error costs alike at 1 and 100 GeV."""
-    pred_gev, truth_gev = torch.tensor([1.1, 110.0, 0.0]), torch.tensor([1.0, 100.0, 0.0])
+    pred_gev, truth_gev = torch.tensor([1.1, 110.0, 0.5]), torch.tensor([1.0, 100.0, 0.0])
     a = RelativeHuberLoss(1e-6, 0.5, 1.0, 20.0, "none")(pred_gev / 20.0, truth_gev / 20.0)
     b = RelativeHuberLoss(1e-6, 0.5, 1.0, 400.0, "none")(pred_gev / 400.0, truth_gev / 400.0)
     assert torch.allclose(a, b, rtol=1e-4) and float(a[0]) == pytest.approx(float(a[1]), rel=1e-4)
