@@ -56,3 +56,21 @@ def test_the_models_table_lists_every_preset_and_model_once() -> None:
     assert row["arch"] == "unet_attn" and row["repr"] == "image" and row["params"] > 0
     assert row["description"] == presets.description("model", "unet_attn_plus")
     assert next(r for r in rows if r["name"] == "analytic")["trainable"] is False
+
+
+def test_a_model_presets_train_section_is_the_models_train_default(tmp_path: Path) -> None:
+    """``train:`` in a model preset or file sets that model's train defaults (over the train preset, under
+    flags and overrides) and is no hyper-parameter of the builder."""
+    from pfgraph.models.registry import preset_train_section
+    from pfgraph.training.config import resolve_run_config
+
+    assert preset_train_section("residual_cnn") == {"loss": "rel_huber"} and preset_train_section("cnn") == {}
+    assert "train" not in resolve("residual_gnn").params
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: cnn\nchannels: 8\ntrain:\n  loss: log_mse\n  lr: 0.0005\n")
+    cfg = resolve_run_config(str(path), overrides=["train.lr=0.002"])
+    assert cfg.train.loss == "log_mse" and cfg.train.lr == 0.002 and "train" not in cfg.model.params
+    assert resolve_run_config("cnn").train.loss == "mse"  # the paper configs keep MSE
+    path.write_text("name: cnn\ntrain: 3\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        resolve_run_config(str(path))
