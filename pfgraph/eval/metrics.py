@@ -6,9 +6,9 @@ Document layout (``schema == "pfgraph.metrics"``, ``schema_version == METRICS_VE
     model:     name, repr (image|graph), run_dir, checkpoint, checkpoint_sha256
     training:  parameters, epochs, best_epoch, best_val_loss, train_time_s, train_events_per_s,
                n_train, device, seed, epoch_cap, status, status_rule, wall_time_s,
-               best_val_half_width, scheduler, history (per-epoch epoch, train_loss, val_loss,
-               val_half_width, lr, wall_s) (from the run folder, :mod:`pfgraph.eval.training`;
-               null when not known)
+               best_val_half_width, scheduler, train_flops, precision, history (per-epoch epoch,
+               train_loss, val_loss, val_half_width, lr, wall_s, train_flops) (from the run folder,
+               :mod:`pfgraph.eval.training`; null when not known)
     dataset:   path (list of files), name (from the file meta), n_events, has_jet_image
     settings:  target_scale, target_scale_source, batch_size, device, max_events
     timing:    inference_s, inference_events_per_s, jets_s, jets_events_per_s, total_s
@@ -27,7 +27,8 @@ Older documents are read and migrated: version 1 (no ``training`` section) gets 
 version 2 (no missed pixels, Gaussian-core flags, matched-jet energy, headline) gets those
 keys null and its headline values copied from its robust figures, without intervals;
 version 3 (no course of training) gets the training keys of version 4 null; version 4 (no
-baselines) gets ``baselines.oracle`` null.
+baselines) gets ``baselines.oracle`` null; version 5 (no compute record) gets
+``training.train_flops``, ``training.precision`` and the history's ``train_flops`` null.
 """
 
 from __future__ import annotations
@@ -58,19 +59,24 @@ from pfgraph.training.budget import HISTORY_FIELDS
 from pfgraph.utils.atomic import atomic_write_text
 
 METRICS_SCHEMA = "pfgraph.metrics"
-METRICS_VERSION = 5
+METRICS_VERSION = 6
 #: The ``training`` section: its key -> the key of the run's ``train_summary.json`` it is copied from.
 TRAINING_KEYS = {"parameters": "params", "epochs": "epochs", "best_epoch": "best_epoch",
                  "best_val_loss": "best_val_loss", "train_time_s": "train_time_s",
                  "train_events_per_s": "events_per_s", "n_train": "n_train", "device": "device",
                  "seed": "seed", "epoch_cap": "target_epochs", "status": "status", "status_rule": "status_rule",
                  "wall_time_s": "wall_time_s", "best_val_half_width": "best_val_half_width",
-                 "scheduler": "scheduler", "history": "history"}
+                 "scheduler": "scheduler", "train_flops": "train_flops", "precision": "precision",
+                 "history": "history"}
 #: Training keys added in version 3.
 TRAINING_KEYS_V3 = ("seed",)
 #: Training keys added in version 4 (the course of training: learning curves and budget status).
 TRAINING_KEYS_V4 = ("epoch_cap", "status", "status_rule", "wall_time_s", "best_val_half_width", "scheduler",
                     "history")
+#: Training keys added in version 6 (the compute a run spent, and its precision).
+TRAINING_KEYS_V6 = ("train_flops", "precision")
+#: ``training.history`` series added in version 6.
+HISTORY_FIELDS_V6 = ("train_flops",)
 
 
 def template(version: int = METRICS_VERSION) -> dict[str, Any]:
@@ -96,6 +102,11 @@ def template(version: int = METRICS_VERSION) -> dict[str, Any]:
         "extra": {},
     }
     doc["settings"].update(missed_threshold_gev=None, bootstrap_resamples=None, bootstrap_seed=None)
+    if version < 6:
+        for k in TRAINING_KEYS_V6:
+            del doc["training"][k]
+        for k in HISTORY_FIELDS_V6:
+            del doc["training"]["history"][k]
     if version < 5:
         del doc["baselines"]
     if version < 4:
@@ -285,6 +296,8 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
     if version < 4:  # 3 -> 4: the course of training (history, budget status, wall time)
         _fill_missing(doc, template(METRICS_VERSION))
     if version < 5:  # 4 -> 5: the baselines evaluated beside the model (the oracle image)
+        _fill_missing(doc, template(METRICS_VERSION))
+    if version < 6:  # 5 -> 6: training FLOPs (total and per epoch) and the training precision
         _fill_missing(doc, template(METRICS_VERSION))
     doc["schema_version"] = METRICS_VERSION
     return doc

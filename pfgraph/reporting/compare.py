@@ -288,7 +288,7 @@ def seed_spread(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 #: Figures drawn across the page (two panels side by side).
-WIDE_FIGURES = ("learning_curves.png",)
+WIDE_FIGURES = ("learning_curves.png", "accuracy_vs_compute.png")
 WIDE = ' class="wide"'
 #: The training-budget table: (key, header) of :func:`budget_rows`.
 BUDGET_COLUMNS: list[tuple[str, str]] = [
@@ -459,6 +459,18 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_
                            "loss is in its run's own units (its loss function, on targets divided by its own S), so "
                            "compare its shape across models, not its level; the half-width panel is one figure for "
                            "all."))
+        _, no_flops = plots.accuracy_vs_compute(histories, out / "accuracy_vs_compute.png",
+                                                {name: metric(r.metrics, "training.best_epoch") for r in runs
+                                                 if (name := r.name) in histories})
+        figures.insert(1, ("accuracy_vs_compute.png",
+                           "Accuracy against compute: each model's validation residual 68 % half-width after every "
+                           "epoch against the training FLOPs spent so far (forward + backward, counted by the "
+                           "trainer, docs/METRICS.md) and against the epochs' wall seconds so far (training, "
+                           "validation and checkpoints; data loading left out; this machine's, so comparable only "
+                           "between runs on one machine), log x; the large point marks the best epoch. Compare "
+                           "models at equal compute: a curve still falling at its right end was still improving."
+                           + (f" Not in the FLOPs panel (trained before the trainer counted FLOPs): "
+                              f"{', '.join(no_flops)}." if no_flops else "")))
 
     shown = [r for r in runs if r.has_predictions]
     displays = _event_displays(shown, out) if shown else []

@@ -241,3 +241,56 @@ def learning_curves(histories: Mapping[str, Mapping[str, Sequence[Any] | None]],
     legend(ax_hw, fontsize=8)
     fig.tight_layout()
     return save(fig, path)
+
+
+def _series(h: Mapping[str, Sequence[Any] | None], key: str) -> np.ndarray:
+    return np.asarray([np.nan if v is None else v for v in (h.get(key) or [])], dtype=np.float64)
+
+
+def compute_axes(h: Mapping[str, Sequence[Any] | None]) -> dict[str, np.ndarray]:
+    """A recorded history's compute axes, one value per epoch: ``flops`` (the cumulative training
+    FLOPs the run recorded, ``train_flops``) and ``wall_s`` (the running sum of the epochs' wall
+    seconds: training, validation and checkpoints, data loading left out); NaN where the run
+    recorded none."""
+    wall = _series(h, "wall_s")
+    return {"flops": _series(h, "train_flops"), "wall_s": np.cumsum(wall) if wall.size else wall}
+
+
+def accuracy_vs_compute(histories: Mapping[str, Mapping[str, Sequence[Any] | None]], path: str | Path,
+                        best_epochs: Mapping[str, int | None] | None = None) -> tuple[Path, list[str]]:
+    """Each model's validation residual 68 % half-width against its cumulative training FLOPs
+    (left) and its cumulative epoch wall seconds (right), all models on one log x axis each, from
+    the runs' recorded histories (``training.history`` of metrics.json; :func:`compute_axes`).
+
+    The best epoch (``best_epochs``) gets a filled point. Returns the path and the models left
+    out of the FLOPs panel (histories recorded before ``train_flops`` existed).
+    """
+    style()
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.2))
+    best_epochs = best_epochs or {}
+    no_flops: list[str] = []
+    for i, (name, h) in enumerate(histories.items()):
+        epochs = _series(h, "epoch")
+        hw = _series(h, "val_half_width")
+        st = line_style(i)
+        best = best_epochs.get(name)
+        for ax, (key, x) in zip(axes, compute_axes(h).items()):
+            ok = np.isfinite(x) & np.isfinite(hw) & (x > 0) if x.size == hw.size == epochs.size else np.zeros(0, bool)
+            if not ok.any():
+                if key == "flops":
+                    no_flops.append(name)
+                continue
+            ax.plot(x[ok], hw[ok], marker="o", ms=3, label=name, **st)
+            if best is not None and best in epochs[ok]:
+                j = int(np.flatnonzero(epochs == best)[0])
+                ax.plot([x[j]], [hw[j]], "o", ms=7, color=st["color"], mfc=st["color"], mec="k", mew=0.6)
+    for ax, xlabel, title in ((axes[0], "cumulative training FLOPs (forward + backward)", "Accuracy against compute"),
+                              (axes[1], "cumulative epoch wall time [s]", "Accuracy against wall time")):
+        if ax.lines:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(r"validation $r$ 68 % half-width")
+        ax.set_title(title)
+        legend(ax, fontsize=8)
+    fig.tight_layout()
+    return save(fig, path), no_flops

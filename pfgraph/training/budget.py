@@ -33,7 +33,7 @@ NOT_TRAINED = "not trained"
 STATUSES = (STOPPED_EARLY, STILL_IMPROVING, HIT_CAP, NOT_FINISHED, NOT_TRAINED)
 #: The per-epoch series a run records (``train_summary.json`` and ``metrics.json`` ``training.history``),
 #: columns of its metrics.csv.
-HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_half_width", "lr", "wall_s")
+HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_half_width", "lr", "wall_s", "train_flops")
 #: The rule in one line (recorded with every status).
 RULE = (f"'{STOPPED_EARLY}': early stopping fired; at the epoch cap, '{STILL_IMPROVING}' if the best validation "
         f"loss of the last {WINDOW} epochs is more than {100 * MIN_IMPROVEMENT:g} % below the best before them "

@@ -103,6 +103,14 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"
+    #: Training precision (:mod:`pfgraph.training.precision`): ``fp32``, ``bf16`` (autocast forward,
+    #: fp32 weights, loss and optimiser state) or ``auto`` (bf16 where the CPU or GPU computes it
+    #: natively, except recurrent models; else fp32).
+    precision: Literal["fp32", "bf16", "auto"] = "auto"
+    #: Precision of the per-epoch validation: ``fp32`` or ``train`` (the run's training precision).
+    eval_precision: Literal["fp32", "train"] = "fp32"
+    #: Channels-last memory layout for models whose convolutions are all 2-D (image models).
+    channels_last: bool = True
     num_workers: int = 0
     #: torch intra-op CPU threads (0 = torch's default, one per core).
     threads: int = 0
@@ -341,6 +349,7 @@ def resolve_run_config(model: str, *, repr_name: str | None = None, train_config
 
 #: Keys that may change when a run is resumed (everything else must match the checkpoint).
 RESUMABLE_KEYS = ("train.epochs", "train.device", "train.num_workers", "train.threads", "train.amp", "train.amp_dtype",
+                  "train.precision", "train.eval_precision", "train.channels_last",
                   "train.eval_batch_size", "train.early_stop.patience", "train.early_stop.min_delta",
                   "data.paths", "data.default", "data.simulate", "data.memory_budget_gb")
 

@@ -46,7 +46,7 @@ from pfgraph.io.root import EventFiles
 from pfgraph.models.registry import ModelEntry, get
 from pfgraph.repr.base import Normalisation, Representation, fit_normalisation
 from pfgraph.repr.registry import get_representation
-from pfgraph.training import budget, ddp
+from pfgraph.training import budget, ddp, flops, precision
 from pfgraph.training.config import RunConfig, TrainConfig
 from pfgraph.training.reweight import TargetWeights
 from pfgraph.training.run_folder import (
@@ -68,9 +68,9 @@ from pfgraph.utils.progress import progress
 #: A validation loss this many times the best one so far stops the run as exploded.
 EXPLODE_FACTOR = 1.0e4
 METRIC_FIELDS = ("epoch", "stage_events", "train_loss", "val_loss", "lr", "best", "epoch_time_s",
-                 "train_events_per_s", "val_half_width", "wall_s")
+                 "train_events_per_s", "val_half_width", "wall_s", "train_flops")
 #: Columns a metrics.csv written before they existed lacks (read as NaN).
-OPTIONAL_METRIC_FIELDS = ("val_half_width", "wall_s")
+OPTIONAL_METRIC_FIELDS = ("val_half_width", "wall_s", "train_flops")
 
 
 # ------------------------------------------------------------------------------ small pieces
@@ -341,10 +341,24 @@ class Trainer:
         self.device = resolve_device(cfg.train.device, self.info)
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
-        self.amp_dtype = torch.bfloat16 if cfg.train.amp_dtype == "bfloat16" else torch.float16
-        self.use_amp = cfg.train.amp and self.device.type == "cuda"
+        # train.precision before the model exists; run() resolves it again for the model
+        self.precision = precision.resolve(cfg.train.precision, self.device, amp=cfg.train.amp,
+                                           amp_dtype=cfg.train.amp_dtype)
+        self.eval_precision = self.precision if cfg.train.eval_precision == "train" else precision.FP32
+        self.flop_meter = flops.FlopMeter()
+        self.channels_last = False
 
     # -- data ------------------------------------------------------------------------------
+
+    def _set_precision(self, model: nn.Module) -> None:
+        """Resolve ``train.precision`` for ``model`` (:func:`pfgraph.training.precision.resolve`) and
+        put a model with only 2-D convolutions in the channels-last layout (``train.channels_last``)."""
+        tcfg = self.cfg.train
+        self.precision = precision.resolve(tcfg.precision, self.device, model, amp=tcfg.amp, amp_dtype=tcfg.amp_dtype)
+        self.eval_precision = self.precision if tcfg.eval_precision == "train" else precision.FP32
+        self.channels_last = bool(tcfg.channels_last) and precision.use_channels_last(model)
+        self.log(f"precision: {self.precision.name} ({self.precision.reason}), validation "
+                 f"{self.eval_precision.name}{', channels-last layout' if self.channels_last else ''}")
 
     def _check_branches(self) -> None:
         check_branches(self.files, self.repr.branches(self.cfg.data.target), f"the {self.cfg.model.repr} representation")
@@ -370,10 +384,9 @@ class Trainer:
 
     # -- loops -----------------------------------------------------------------------------
 
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.use_amp:
-            return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
-        return contextlib.nullcontext()
+    def _autocast(self, training: bool = True) -> contextlib.AbstractContextManager[Any]:
+        """Autocast for a forward pass in the training (or validation) precision."""
+        return (self.precision if training else self.eval_precision).autocast(self.device)
 
     def evaluate(self, model: nn.Module, dataset: Any, residuals: list[np.ndarray] | None = None) -> float:
         """Mean loss over ``dataset`` (all ranks' shares together); with a ``residuals`` list, the
@@ -387,7 +400,7 @@ class Trainer:
         with torch.no_grad():
             for batch in self._loader(dataset, sampler) if len(dataset) else []:
                 batch = batch.to(self.device)
-                with self._autocast():
+                with self._autocast(training=False):
                     out = self.repr.forward(model, batch)
                 target = self.repr.target(batch)
                 total += float(loss_fn(out.float(), target.float()))
@@ -435,9 +448,10 @@ class Trainer:
         t0 = time.perf_counter()
         n_all = len(positions) * self.info.world
         bar_cm = progress(n_all, f"epoch {epoch + 1}/{cfg.epochs}") if self.info.is_main else _NoBar()
-        with bar_cm as bar:
+        with bar_cm as bar, self.flop_meter.epoch() as meter:
             for step, batch in enumerate(self._loader(dataset, sampler)):
                 batch = batch.to(self.device, non_blocking=True)
+                meter.start(*flops.step_key(num_events(batch), self.repr.target(batch)))
                 with self._autocast():
                     out = self.repr.forward(model, batch)
                 loss = loss_fn(out.float(), self.repr.target(batch).float())
@@ -457,6 +471,7 @@ class Trainer:
                     if cfg.grad_clip > 0:
                         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                     opt.step()
+                meter.stop()
                 n = num_events(batch)
                 total += loss.item() * n
                 seen += n
@@ -489,7 +504,12 @@ class Trainer:
     # -- the run ---------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
-        """Train (or resume) to ``cfg.train.epochs`` epochs; returns what was done."""
+        """Train (or resume) to ``cfg.train.epochs`` epochs; returns what was done. Denormals are
+        flushed to zero meanwhile (:func:`pfgraph.training.precision.flush_denormal`)."""
+        with precision.flush_denormal():
+            return self._run()
+
+    def _run(self) -> TrainResult:
         cfg, info = self.cfg, self.info
         tcfg = cfg.train
         self._check_branches()
@@ -514,6 +534,7 @@ class Trainer:
                                    f"config ({str(exc).splitlines()[0][:160]})") from None
         model.to(self.device)
         n_params = count_parameters(model)
+        self._set_precision(model)
         trainable = self.entry.trainable and n_params > 0
 
         start_epoch = int(resume["epoch"]) if resume is not None else 0
@@ -532,8 +553,7 @@ class Trainer:
 
         opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay) if trainable else None
         sched = make_scheduler(opt, tcfg) if opt is not None else None
-        scaler = (torch.amp.GradScaler("cuda") if self.use_amp and self.amp_dtype == torch.float16 and trainable
-                  else None)
+        scaler = torch.amp.GradScaler("cuda") if self.precision.needs_scaler and trainable else None
         best_val, best_epoch, bad_epochs = float("inf"), 0, 0
         if resume is not None:
             best_val, best_epoch = float(resume["best_val"]), int(resume["best_epoch"])
@@ -598,6 +618,7 @@ class Trainer:
             positions = np.searchsorted(train_sorted, mine)
             t_epoch = time.perf_counter()
             train_loss, seen, dt = self._train_epoch(train_model, opt, scaler, train_ds, positions, epoch)
+            epoch_flops = ddp.all_sum(info, [self.flop_meter.epoch_flops], self.device)[0]
             residuals: list[np.ndarray] = []
             val_loss = self.evaluate(model, val_ds, residuals)
             half_width = validation_half_width(residuals)
@@ -619,6 +640,7 @@ class Trainer:
                        "lr": float(opt.param_groups[0]["lr"]), "best": int(improved), "epoch_time_s": dt,
                        "train_events_per_s": seen / dt if dt > 0 else 0.0, "val_half_width": half_width,
                        "wall_s": 0.0}
+                flops.add_epoch(rows, row, epoch_flops, seen)
                 rows.append(row)
                 ck = checkpoint(epoch)
                 if improved:
@@ -669,6 +691,8 @@ class Trainer:
         summary.update(training_record(rows, r.epochs, r.target_epochs, r.stopped_early,
                                        self.entry.trainable and r.params > 0, t_load))
         summary["scheduler"] = self.cfg.train.scheduler.kind
+        summary.update(precision=self.precision.name, precision_reason=self.precision.reason,
+                       eval_precision=self.eval_precision.name, channels_last=self.channels_last)
         atomic_write_text(self.run_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
 
 
@@ -690,7 +714,7 @@ def training_record(rows: list[dict[str, Any]], epochs: int, cap: int, stopped_e
     best_hw = plain(best[-1]["val_half_width"]) if best else None
     status = budget.budget_status([r["val_loss"] for r in rows], epochs, cap, stopped_early, trained)
     return {"status": status, "status_rule": budget.RULE, "wall_time_s": round(wall, 3),
-            "best_val_half_width": best_hw, "history": history}
+            "best_val_half_width": best_hw, "train_flops": flops.total(rows), "history": history}
 
 
 def check_branches(files: EventFiles, branches: list[str], who: str) -> None:

@@ -37,10 +37,12 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_template_versions_differ_by_the_documented_keys() -> None:
-    v4, v3, v2, v1 = template(), template(3), template(2), template(1)
-    assert v4["schema"] == METRICS_SCHEMA and v4["schema_version"] == METRICS_VERSION == 5
+    v6, v5, v4, v3, v2, v1 = template(), template(5), template(4), template(3), template(2), template(1)
+    assert v6["schema"] == METRICS_SCHEMA and v6["schema_version"] == METRICS_VERSION == 6
+    assert {"training.train_flops", "training.precision", "training.history.train_flops"} <= key_paths(v6)
+    assert not {"training.train_flops", "training.precision", "training.history.train_flops"} & key_paths(v5)
     assert "training.history" in key_paths(v4) and "training.status" in key_paths(v4)
-    assert "baselines.oracle" in key_paths(v4) and "baselines" not in template(4)
+    assert "baselines.oracle" in key_paths(v5) and "baselines" not in v4
     assert "training.history" not in key_paths(v3) and "training.status" not in key_paths(v3)
     assert "headline" in v3 and "headline" not in v2 and "training" in v2 and "training" not in v1
     assert "energy.missed" in key_paths(v3) and "energy.missed" not in key_paths(v2)

@@ -33,8 +33,11 @@ def test_metrics_json_carries_the_training_record(evaluated: Path, tiny_run: Pat
     with (tiny_run / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert t["history"]["epoch"] == [int(r["epoch"]) for r in rows]
-    for key in ("train_loss", "val_loss", "val_half_width", "lr", "wall_s"):
+    for key in ("train_loss", "val_loss", "val_half_width", "lr", "wall_s", "train_flops"):
         assert t["history"][key] == pytest.approx([float(r[key]) for r in rows]), key
+    assert t["train_flops"] == summary["train_flops"] > 0
+    assert t["train_flops"] == pytest.approx(float(rows[-1]["train_flops"]))
+    assert t["precision"] == summary["precision"] in ("fp32", "bf16")
     assert t["status"] == summary["status"] in budget.STATUSES and t["status_rule"] == budget.RULE
     assert t["epoch_cap"] == summary["target_epochs"] and t["wall_time_s"] == summary["wall_time_s"] > 0
     assert t["best_val_half_width"] == pytest.approx(float(rows[0]["val_half_width"]))
@@ -46,14 +49,15 @@ def test_metrics_json_carries_the_training_record(evaluated: Path, tiny_run: Pat
 
 def test_a_schema_3_document_is_migrated(tmp_path: Path, evaluated: Path) -> None:
     doc = json.loads((evaluated / "metrics.json").read_text())
-    for k in ("epoch_cap", "status", "status_rule", "wall_time_s", "best_val_half_width", "scheduler", "history"):
+    for k in ("epoch_cap", "status", "status_rule", "wall_time_s", "best_val_half_width", "scheduler", "history",
+              "train_flops", "precision"):
         del doc["training"][k]
     del doc["baselines"]  # (schema 5)
     doc["schema_version"] = 3
     assert key_paths(doc) == key_paths(template(3))
     (tmp_path / "v3.json").write_text(json.dumps(doc))
     new = read_metrics(tmp_path / "v3.json")
-    assert new["schema_version"] == METRICS_VERSION == 5 and key_paths(new) == key_paths(template())
+    assert new["schema_version"] == METRICS_VERSION == 6 and key_paths(new) == key_paths(template())
     assert new["training"]["status"] is None and set(new["training"]["history"].values()) == {None}
     assert new["training"]["epochs"] == doc["training"]["epochs"]  # the rest kept
     # A schema-4 document without the course of training is refused, not guessed at.
@@ -61,6 +65,19 @@ def test_a_schema_3_document_is_migrated(tmp_path: Path, evaluated: Path) -> Non
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     with pytest.raises(DataError, match="key .training.best_val_half_width. missing"):
         read_metrics(tmp_path / "bad.json")
+
+
+def test_a_schema_5_document_gets_null_compute_keys(tmp_path: Path, evaluated: Path) -> None:
+    doc = json.loads((evaluated / "metrics.json").read_text())
+    del doc["training"]["train_flops"], doc["training"]["precision"], doc["training"]["history"]["train_flops"]
+    doc["schema_version"] = 5
+    assert key_paths(doc) == key_paths(template(5))
+    (tmp_path / "v5.json").write_text(json.dumps(doc))
+    new = read_metrics(tmp_path / "v5.json")
+    assert new["schema_version"] == METRICS_VERSION and key_paths(new) == key_paths(template())
+    t = new["training"]
+    assert t["train_flops"] is None and t["precision"] is None and t["history"]["train_flops"] is None
+    assert t["history"]["val_loss"] == doc["training"]["history"]["val_loss"]  # the rest kept
 
 
 def test_an_older_run_folder_gets_its_history_from_metrics_csv(tmp_path: Path, tiny_run: Path) -> None:
@@ -84,6 +101,7 @@ def test_an_older_run_folder_gets_its_history_from_metrics_csv(tmp_path: Path, t
     t = training_record(run)
     assert t["history"]["val_loss"] == pytest.approx([float(r["val_loss"]) for r in rows])
     assert t["history"]["val_half_width"] == [None] * len(rows)
+    assert t["history"]["train_flops"] == [None] * len(rows)
     assert t["status"] == budget.budget_status([float(r["val_loss"]) for r in rows], summary["epochs"],
                                                summary["target_epochs"], summary["stopped_early"])
     assert t["wall_time_s"] is None and t["scheduler"] is None

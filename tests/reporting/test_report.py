@@ -96,19 +96,24 @@ def test_report_html_references_existing_files(tmp_path: Path, evals: list[Path]
     assert "Missed truth pixels" in html and "missed truth pixels" in html and "matched jets" in html
 
 
-def _course(val_loss: list[float], half_width: list[float], status: str, cap: int) -> dict:
-    """A run's recorded course of training, as metrics.json's ``training`` section holds it."""
+def _course(val_loss: list[float], half_width: list[float], status: str, cap: int,
+            flops: list[float] | None = None) -> dict:
+    """A run's recorded course of training, as metrics.json's ``training`` section holds it (a run
+    recorded before the trainer counted FLOPs without ``flops``)."""
     n = len(val_loss)
-    return {"epochs": n, "epoch_cap": cap, "status": status, "status_rule": "rule", "wall_time_s": 60.0 * n,
+    return {"train_flops": flops[-1] if flops else None, "precision": "bf16" if flops else None,
+            **{"epochs": n, "epoch_cap": cap, "status": status, "status_rule": "rule", "wall_time_s": 60.0 * n,
             "best_epoch": int(np.argmin(val_loss)) + 1, "best_val_loss": min(val_loss), "scheduler": "plateau",
             "best_val_half_width": half_width[int(np.argmin(val_loss))],
             "history": {"epoch": list(range(1, n + 1)), "train_loss": [2 * v for v in val_loss],
-                        "val_loss": val_loss, "val_half_width": half_width, "lr": [1e-3] * n, "wall_s": [60.0] * n}}
+                        "val_loss": val_loss, "val_half_width": half_width, "lr": [1e-3] * n, "wall_s": [60.0] * n,
+                        "train_flops": flops}}}
 
 
 def test_report_draws_learning_curves_and_the_training_budget(tmp_path: Path, jet_data: Path) -> None:
     evals = [fake_eval(tmp_path / "e_cnn", jet_data, "cnn", "image", 0.1, 1,
-                       training=_course([1e-3, 5e-4, 4e-4, 3e-4], [0.5, 0.3, 0.25, 0.2], "still improving", 4)),
+                       training=_course([1e-3, 5e-4, 4e-4, 3e-4], [0.5, 0.3, 0.25, 0.2], "still improving", 4,
+                                        [1e12, 2e12, 3e12, 4e12])),
              fake_eval(tmp_path / "e_pfn", jet_data, "pfn", "graph", 0.05, 2,
                        training=_course([2e-3, 1e-3, 1e-3, 1.1e-3, 1.2e-3], [0.6, 0.4, 0.41, 0.42, 0.45],
                                         "stopped early", 20))]
@@ -118,7 +123,11 @@ def test_report_draws_learning_curves_and_the_training_budget(tmp_path: Path, je
     png = tmp_path / "rep" / "learning_curves.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
-    assert summary["figures"][0] == "learning_curves.png"
+    assert summary["figures"][:2] == ["learning_curves.png", "accuracy_vs_compute.png"]
+    png = tmp_path / "rep" / "accuracy_vs_compute.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert 'src="accuracy_vs_compute.png"' in html
+    assert "Not in the FLOPs panel (trained before the trainer counted FLOPs): pfn." in html
     budget = {r["model"]: r for r in summary["training_budget"]}
     assert budget["cnn"]["status"] == "still improving" and budget["cnn"]["epochs"] == 4
     assert budget["pfn"]["status"] == "stopped early" and budget["pfn"]["epoch_cap"] == 20
@@ -154,6 +163,41 @@ def test_curves_are_the_recorded_histories(tmp_path: Path) -> None:
     assert drawn["loss"][0] == (3.0, 2.0, 2.5) and drawn["loss"][1] == (2.0,)  # the curve, then the best epoch
     assert drawn["hw"][0][:2] == (0.3, 0.2) and np.isnan(drawn["hw"][0][2])
     assert drawn["scale"] == "log"
+
+
+def test_accuracy_vs_compute_draws_the_recorded_points(tmp_path: Path) -> None:
+    """Half-width against the recorded cumulative FLOPs and the running sum of epoch wall seconds,
+    log x; a history without FLOPs is left out of that panel only."""
+    import matplotlib.pyplot as plt
+
+    from pfgraph.reporting import plots
+
+    drawn = {}
+    real_save = plots.save
+
+    def keep(fig: object, path: Path) -> Path:
+        ax_f, ax_w = fig.axes  # type: ignore[attr-defined]
+        drawn["flops"] = [(tuple(ln.get_xdata()), tuple(ln.get_ydata()), ln.get_label()) for ln in ax_f.lines]
+        drawn["wall"] = [(tuple(ln.get_xdata()), tuple(ln.get_ydata()), ln.get_label()) for ln in ax_w.lines]
+        drawn["scales"] = (ax_f.get_xscale(), ax_w.get_xscale())
+        return real_save(fig, path)
+
+    plots.save = keep
+    try:
+        _, missing = plots.accuracy_vs_compute(
+            {"a": {"epoch": [1, 2, 3], "val_half_width": [0.3, 0.2, 0.25], "wall_s": [10.0, 20.0, 30.0],
+                   "train_flops": [1e9, 2e9, 3e9]},
+             "old": {"epoch": [1, 2], "val_half_width": [0.5, 0.4], "wall_s": [5.0, 5.0], "train_flops": None}},
+            tmp_path / "c.png", {"a": 2})
+    finally:
+        plots.save = real_save
+        plt.close("all")
+    assert missing == ["old"]
+    assert drawn["flops"][0] == ((1e9, 2e9, 3e9), (0.3, 0.2, 0.25), "a") and drawn["flops"][1][:2] == ((2e9,), (0.2,))
+    assert len(drawn["flops"]) == 2  # 'old' has no FLOPs
+    assert drawn["wall"][0][:2] == ((10.0, 30.0, 60.0), (0.3, 0.2, 0.25))  # cumulative seconds
+    assert drawn["wall"][2][:2] == ((5.0, 10.0), (0.5, 0.4)) and drawn["wall"][2][2] == "old"
+    assert drawn["scales"] == ("log", "log")
 
 
 def test_report_jet_columns_are_the_evaluations_figures(tmp_path: Path, evals: list[Path]) -> None:
