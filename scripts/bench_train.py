@@ -1,16 +1,22 @@
 """Training throughput per image model and the ROOT -> batched-tensor loading rate.
 
     python scripts/bench_train.py [--events 2000] [--train-events 256] [--cli-events 600] [--no-doc]
+    python scripts/bench_train.py --only-precision [--precision-models cnn,unet_attn] [--precision-threads 2]
 
-Writes its figures to docs/BENCHMARKS.md (section "Training"). Measures, on the CPU (and on
-CUDA with AMP when a GPU is present):
+Writes its figures to docs/BENCHMARKS.md (sections "Training" and "bf16 training"). Measures, on
+the CPU (and on CUDA with AMP when a GPU is present):
 * loading: events/s from the ROOT file to normalised, batched tensors (dataset build + batch
   iteration), against the time of one training step of a batch (target >= 20 000 events/s,
   DESIGN §6, so that loading never stalls a GPU);
 * training: events/s of each model's optimisation steps (paper configs and the improved
   variants, batch 32), and the projected time of one 8000-event epoch;
 * end to end: ``pfgraph train --epochs 1 --max-events N`` for every paper model (the issue's
-  acceptance run), wall time and exit status.
+  acceptance run), wall time and exit status;
+* fp32 against bf16 (``train.precision``, :mod:`pfgraph.training.precision`), in the same run:
+  training events/s per model at ``--precision-threads`` threads (fp32, bf16, and bf16 without
+  the channels-last layout, taking turns round by round), and the validation figures of
+  ``pfgraph train`` runs with equal seeds after the same number of epochs in each precision
+  (the paired difference against the fp32 seed spread).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from pfgraph.repr.base import fit_normalisation  # noqa: E402
 from pfgraph.repr.registry import get_representation  # noqa: E402
 from pfgraph.sim.detector import SimConfig  # noqa: E402
 from pfgraph.sim.generate import generate  # noqa: E402
+from pfgraph.training import precision as prec  # noqa: E402
 from pfgraph.training.config import DataConfig, load_model_section  # noqa: E402
 from pfgraph.training.trainer import split_indices  # noqa: E402
 from scripts.benchdoc import machine, update_section  # noqa: E402
@@ -120,6 +127,141 @@ def train_rate(name: str, files: EventFiles, n: int, device: torch.device) -> tu
     return params, len(timed) * BATCH / dt, dt / len(timed)
 
 
+def precision_rate(name: str, files: EventFiles, n: int, precision: str, channels_last: bool,
+                   rounds: int = 2) -> list[float]:
+    """Training events/s of preset ``name`` (its own representation) on the CPU in ``precision``
+    (``fp32`` | ``bf16``), with the trainer's channels-last rule or without; one rate per round
+    (batch 32, ``n`` events timed after a warm-up step; the loss in fp32 as the trainer does)."""
+    from pfgraph.training.trainer import iter_batches
+
+    section = load_model_section(name)
+    torch.manual_seed(0)
+    model = get(section.arch, section.repr).builder(dict(section.params))
+    rep = get_representation(section.repr)
+    norm = fit_normalisation(files, np.arange(min(n, files.num_events)))
+    if hasattr(model, "configure_from_data"):
+        model.configure_from_data(files.meta, norm)
+    if channels_last:
+        prec.use_channels_last(model)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ds = rep.make_dataset(files, np.arange(min(n + BATCH, files.num_events)), norm)
+    batches = list(iter_batches(rep, ds, BATCH))
+    autocast = prec.Precision(precision)
+
+    def step(b: object) -> None:
+        with autocast.autocast(torch.device("cpu")):
+            out = rep.forward(model, b)
+        loss = torch.nn.functional.mse_loss(out.float(), rep.target(b).float())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    rates = []
+    with prec.flush_denormal():
+        step(batches[0])  # warm-up
+        timed = batches[1:] or batches
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            seen = 0
+            for b in timed:
+                step(b)
+                seen += b.num_events if hasattr(b, "num_events") else int(b.num_graphs)
+            rates.append(seen / (time.perf_counter() - t0))
+    return rates
+
+
+def precision_run(name: str, data: Path, out: Path, precision: str, seed: int, epochs: int, events: int,
+                  threads: int) -> dict[str, float | str]:
+    """``pfgraph train`` of ``name`` in ``precision``: the last epoch's validation figures, the run's
+    training events/s and its resolved precision."""
+    import csv
+    import json
+
+    run = out / f"{name}_{precision}_s{seed}"
+    cmd = [sys.executable, "-m", "pfgraph.cli", "train", "--model", name, "--data", str(data), "--out", str(run),
+           "--epochs", str(epochs), "--max-events", str(events), "--seed", str(seed), "--device", "cpu",
+           f"train.threads={threads}", f"train.precision={precision}", "train.early_stop.patience=0"]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"bench_train: {' '.join(cmd)} failed: {(res.stderr.strip().splitlines() or [''])[-1]}")
+    with (run / "metrics.csv").open() as f:
+        last = list(csv.DictReader(f))[-1]
+    summary = json.loads((run / "train_summary.json").read_text())
+    return {"val_half_width": float(last["val_half_width"]), "val_loss": float(last["val_loss"]),
+            "events_per_s": float(summary["events_per_s"]), "precision": str(summary.get("precision"))}
+
+
+def precision_section(args: argparse.Namespace, files: EventFiles, data: Path, tmp: Path, command: str) -> str:
+    """The fp32-against-bf16 comparison (events/s and validation figures), as a BENCHMARKS section."""
+    torch.set_num_threads(args.precision_threads)
+    models = [m for m in args.precision_models.split(",") if m]
+    seeds = [int(x) for x in args.precision_seeds.split(",") if x]
+    rate_rows = []
+    for name in models:
+        rates: dict[str, list[float]] = {"fp32": [], "bf16": [], "bf16_contig": []}
+        for _ in range(args.precision_rounds):  # taking turns: the machine's drift hits all three alike
+            rates["fp32"] += precision_rate(name, files, args.train_events, "fp32", True, rounds=1)
+            rates["bf16"] += precision_rate(name, files, args.train_events, "bf16", True, rounds=1)
+            rates["bf16_contig"] += precision_rate(name, files, args.train_events, "bf16", False, rounds=1)
+        best = {k: max(v) for k, v in rates.items()}
+        section = load_model_section(name)
+        torch.manual_seed(0)
+        model = get(section.arch, section.repr).builder(dict(section.params))
+        auto = prec.resolve("auto", torch.device("cpu"), model).name
+        cl = prec.use_channels_last(model)
+        rate_rows.append((name, best["fp32"], best["bf16"], best["bf16_contig"], auto, cl))
+        print(f"{name:15s} fp32 {best['fp32']:7.1f}  bf16 {best['bf16']:7.1f} ({best['bf16'] / best['fp32']:.2f}x)  "
+              f"bf16 contiguous {best['bf16_contig']:7.1f} events/s; auto -> {auto}", flush=True)
+    val_rows = []
+    if args.precision_epochs > 0:
+        for name in models:
+            figs: dict[str, list[dict[str, float | str]]] = {"fp32": [], "bf16": []}
+            for seed in seeds:
+                for p in ("fp32", "bf16"):
+                    figs[p].append(precision_run(name, data, tmp / "precision", p, seed, args.precision_epochs,
+                                                 args.precision_events, args.precision_threads))
+            hw32 = np.array([f["val_half_width"] for f in figs["fp32"]], dtype=float)
+            hw16 = np.array([f["val_half_width"] for f in figs["bf16"]], dtype=float)
+            diff = hw16 - hw32
+            spread = float(hw32.std(ddof=1)) if hw32.size >= 2 else float("nan")
+            verdict = ("1 seed: no spread" if not np.isfinite(spread) else
+                       "within the seed spread" if abs(diff.mean()) <= spread else "beyond the seed spread")
+            val_rows.append((name, len(seeds), hw32.mean(), hw16.mean(), diff.mean(), spread, verdict,
+                             float(np.mean([f["events_per_s"] for f in figs["fp32"]])),
+                             float(np.mean([f["events_per_s"] for f in figs["bf16"]]))))
+            print(f"{name:15s} val r half-width fp32 {hw32.mean():.4f} bf16 {hw16.mean():.4f} (paired diff "
+                  f"{diff.mean():+.4f}, fp32 seed spread {spread:.4f}): {verdict}", flush=True)
+    lines = [
+        f"Command: `{command}` (machine: {machine()}; {args.precision_threads} torch threads; native bf16 on this "
+        f"CPU: {'yes' if prec.cpu_has_native_bf16() else 'no'}; load average {os.getloadavg()[0]:.1f} at the end).",
+        "",
+        f"**Training events/s** (optimisation steps, batch {BATCH}, {args.train_events} events timed after a "
+        f"warm-up step, best of {args.precision_rounds} rounds taking turns; bf16 = autocast forward, fp32 weights, "
+        "loss and Adam state; channels-last as the trainer applies it (models with only 2-D convolutions), the "
+        "last column without it):",
+        "",
+        "| model | fp32 | bf16 | bf16 / fp32 | bf16, contiguous | channels-last | `auto` picks |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for name, r32, r16, r16c, auto, cl in rate_rows:
+        lines.append(f"| {name} | {r32:,.1f} | {r16:,.1f} | {r16 / r32:.2f}x | {r16c:,.1f} | {'yes' if cl else 'no'} "
+                     f"| {auto} |")
+    if val_rows:
+        lines += ["", f"**Validation figures after {args.precision_epochs} epoch{'s' if args.precision_epochs != 1 else ''}** (`pfgraph train --epochs "
+                  f"{args.precision_epochs} --max-events {args.precision_events} --seed S train.precision=P "
+                  f"train.early_stop.patience=0`, seeds {', '.join(map(str, seeds))}, equal in both precisions; "
+                  "validation r 68 % half-width of the last epoch, validation in fp32; paired difference bf16 - "
+                  "fp32 over the seeds against the fp32 runs' seed standard deviation):", "",
+                  "| model | seeds | fp32 half-width | bf16 half-width | bf16 - fp32 (paired mean) | fp32 seed s.d. "
+                  "| verdict | fp32 events/s | bf16 events/s |", "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+        for name, n, a, b, d, s_, v, e32, e16 in val_rows:
+            lines.append(f"| {name} | {n} | {a:.4f} | {b:.4f} | {d:+.4f} | {s_:.4f} | {v} | {e32:,.1f} | {e16:,.1f} |")
+    lines += ["", "A precision that moves the validation figures beyond the seed spread is not the default: "
+              f"`train.precision: auto` resolves by the rule {prec.AUTO_RULE!r}."]
+    return "\n".join(lines)
+
+
 def cli_run(name: str, data: Path, out: Path, events: int, threads: int) -> tuple[int, float, str]:
     """The acceptance command for one model: (exit status, wall seconds, summary line)."""
     cmd = [sys.executable, "-m", "pfgraph.cli", "train", "--repr", "image", "--model", name, "--data", str(data),
@@ -142,6 +284,16 @@ def main() -> None:
     ap.add_argument("--threads", default="0", help="comma-separated torch CPU thread counts to time the models "
                     "with (0: torch's default); the first one is used for loading and the CLI runs")
     ap.add_argument("--no-doc", action="store_true", help="print only, do not update docs/BENCHMARKS.md")
+    ap.add_argument("--only-precision", action="store_true", help="run only the fp32-against-bf16 comparison")
+    ap.add_argument("--no-precision", action="store_true", help="skip the fp32-against-bf16 comparison")
+    ap.add_argument("--precision-models", default="cnn,unet_attn,cnn_attn,cnn3d,unet,mlp,rnn,calibrated,edgeconv,pfn",
+                    help="comma-separated presets of the fp32-against-bf16 comparison")
+    ap.add_argument("--precision-threads", type=int, default=2, help="torch CPU threads of the comparison")
+    ap.add_argument("--precision-rounds", type=int, default=2, help="rounds of the events/s comparison")
+    ap.add_argument("--precision-epochs", type=int, default=3,
+                    help="epochs of the comparison's training runs (0: events/s only)")
+    ap.add_argument("--precision-events", type=int, default=1000, help="--max-events of the comparison's runs")
+    ap.add_argument("--precision-seeds", default="1,2,3", help="comma-separated seeds of the comparison's runs")
     args = ap.parse_args()
     default_threads = torch.get_num_threads()
     thread_settings = [int(t) or default_threads for t in args.threads.split(",")]
@@ -153,6 +305,12 @@ def main() -> None:
     cfg = load_config(SimConfig, resolve_config_path("gauss_b050", "sim"), [f"events={args.events}"])
     generate(cfg, data, workers=1)
     files = EventFiles(data)
+    if args.only_precision:
+        body = precision_section(args, files, data, tmp, command)
+        print(body)
+        if not args.no_doc:
+            update_section("bf16 training", body)
+        return
 
     # pfgraph's reader (uproot's memory-mapped source) against the baseline of uproot's default
     # (fsspec) source, taking turns, 3 rounds of 5 repeats each: on this shared machine the rate
@@ -218,7 +376,8 @@ def main() -> None:
         f"loading is {step_ref * 1e3 / load_batch_ms:.0f}x faster than training.",
         "",
         f"**Training** (optimisation steps only, batch {BATCH}, {args.train_events} events timed after a warm-up "
-        "batch; model presets (pfgraph/presets/model); CUDA rows use bfloat16 autocast):",
+        "batch; model presets (pfgraph/presets/model); CPU rows in fp32, CUDA rows with bfloat16 autocast; "
+        "fp32 against bf16 on the CPU: section \"bf16 training\"):",
         "",
         "| model | device (CPU threads) | parameters | events/s | ms/step | 8000-event epoch |",
         "|---|---|---:|---:|---:|---:|",
@@ -247,6 +406,11 @@ def main() -> None:
     print(body)
     if not args.no_doc:
         update_section("Training", body)
+    if not args.no_precision:
+        body = precision_section(args, files, data, tmp, command)
+        print(body)
+        if not args.no_doc:
+            update_section("bf16 training", body)
 
 
 if __name__ == "__main__":

@@ -295,7 +295,7 @@ BUDGET_COLUMNS: list[tuple[str, str]] = [
     ("model", "model"), ("seed", "seed"), ("epochs", "epochs"), ("epoch_cap", "epoch cap"),
     ("wall_time_s", "wall time [s]"), ("status", "status"), ("best_epoch", "best epoch"),
     ("best_val_loss", "best val loss"), ("best_val_half_width", "val r 68% half-width at best"),
-    ("scheduler", "lr schedule"),
+    ("scheduler", "lr schedule"), ("train_flops", "training FLOPs"), ("precision", "precision"),
 ]
 
 

@@ -135,6 +135,8 @@ def test_report_draws_learning_curves_and_the_training_budget(tmp_path: Path, je
     assert '<td class="flag">still improving</td>' in html and "<td>stopped early</td>" in html
     md = (tmp_path / "rep" / "summary.md").read_text()
     assert "## Training budget" in md and "| pfn | - | 5 | 20 | 300 | stopped early | 2 |" in md
+    assert budget["cnn"]["train_flops"] == 4e12 and budget["cnn"]["precision"] == "bf16"
+    assert "| plateau | 4e+12 | bf16 |" in md and "| plateau | - | - |" in md
 
 
 def test_curves_are_the_recorded_histories(tmp_path: Path) -> None:
