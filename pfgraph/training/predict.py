@@ -28,6 +28,7 @@ from pfgraph.models.registry import ModelEntry, get
 from pfgraph.repr.base import Normalisation, Representation
 from pfgraph.repr.registry import get_representation
 from pfgraph.training.config import DataConfig
+from pfgraph.training.precision import flush_denormal
 from pfgraph.training.run_folder import BEST, LAST, check_run_folder, file_sha256, read_checkpoint, resolve_device
 from pfgraph.training.trainer import check_branches, iter_batches
 
@@ -198,7 +199,8 @@ def predict(run: LoadedRun, files: EventFiles, batch_size: int = 64, max_events:
         with torch.no_grad():
             for batch in iter_batches(rep, dataset, batch_size):
                 batch = batch.to(run.device)
-                out = rep.forward(run.model, batch) if engine is None else engine(batch)
+                with flush_denormal():  # fp32 (evaluation is never autocast), denormals flushed to zero
+                    out = rep.forward(run.model, batch) if engine is None else engine(batch)
                 grid = rep.to_grid(out, batch).float().cpu().numpy() * scale
                 item: dict[str, Any] = {"event_id": rep.event_ids(batch), "pred": grid.astype(np.float32, copy=False),
                                         "truth": rep.truth_grid(batch).float().cpu().numpy() if with_truth else None,

@@ -5,15 +5,16 @@ forward, target), so image and point-cloud models train through the same loop:
 configurable loss (MSE by default), Adam, ReduceLROnPlateau on the *validation* loss (or a
 cosine schedule over the epoch cap, ``train.scheduler.kind``), the best-on-validation
 checkpoint, early stopping, a fixed split seed, the paper's progressive
-training-set schedule, bfloat16/float16 autocast on CUDA, and DDP when started by torchrun.
+training-set schedule, ``train.precision`` (bf16 autocast on CPUs and GPUs with native bf16,
+:mod:`pfgraph.training.precision`), and DDP when started by torchrun.
 
 Run folder: ``checkpoint_last.pt`` (after every epoch), ``checkpoint_best.pt`` (best
 validation loss), ``config.yaml`` (fully resolved), ``metrics.csv``, ``loss.png`` and
 ``train_summary.json``. Each epoch's ``metrics.csv`` row also holds a physics figure of the
 validation set, ``val_half_width``: the 68 % half-width of the per-pixel residual
 r = (E_pred - E_true) / E_true over the truth pixels of the grid (the evaluation's
-:func:`pfgraph.eval.energy.robust_stats` on the evaluation's truth grid), and the epoch's wall
-time. ``train_summary.json`` records the per-epoch history and the run's budget status
+:func:`pfgraph.eval.energy.robust_stats` on the evaluation's truth grid), the epoch's wall
+time and the run's cumulative training FLOPs (``train_flops``, :mod:`pfgraph.training.flops`). ``train_summary.json`` records the per-epoch history and the run's budget status
 (:mod:`pfgraph.training.budget`). Every file is written atomically and ``checkpoint_last.pt`` is written
 last, so a run killed at any moment resumes from its last complete epoch. Checkpoints hold only
 tensors and plain data (``torch.load(weights_only=True)``) and, for the same seed on the same
