@@ -288,6 +288,10 @@ def accuracy_vs_compute(histories: Mapping[str, Mapping[str, Sequence[Any] | Non
                               (axes[1], "cumulative epoch wall time [s]", "Accuracy against wall time")):
         if ax.lines:
             ax.set_xscale("log")
+            if ax is axes[1]:  # seconds as plain numbers (3, 10, 300), minor ones only over a short span
+                ax.xaxis.set_major_formatter(matplotlib.ticker.LogFormatter())
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False,
+                                                                            minor_thresholds=(1.2, 0.6)))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(r"validation $r$ 68 % half-width")
         ax.set_title(title)
