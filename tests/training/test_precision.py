@@ -127,8 +127,9 @@ def test_bf16_training_resumes_in_fp32_with_fp32_checkpoints(tmp_path: Path, eve
     assert read_checkpoint(run / LAST)["epoch"] == 2
 
 
-IMAGE_MODELS = ("mlp", "cnn", "cnn_attn", "cnn_attn_code", "cnn3d", "unet", "unet_attn", "rnn", "calibrated")
-GRAPH_MODELS = ("edgeconv", "pfn", "calibrated_gnn")
+IMAGE_MODELS = ("mlp", "cnn", "cnn_attn", "cnn_attn_code", "cnn3d", "unet", "unet_attn", "rnn", "calibrated",
+                "residual_cnn")
+GRAPH_MODELS = ("edgeconv", "edgeconv_dgcnn", "pfn", "calibrated_gnn", "residual_gnn")
 
 
 def _one_step(name: str, repr_name: str, events_file: Path, prec: str, channels_last: bool) -> tuple[float, nn.Module]:
