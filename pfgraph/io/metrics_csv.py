@@ -23,9 +23,9 @@ INT_FIELDS = ("epoch", "stage_events", "best")
 
 
 def read_metrics_csv(path: str | Path, upto_epoch: int | None = None) -> list[dict[str, Any]]:
-    """Rows of ``metrics.csv`` (every column of :data:`METRIC_FIELDS`, integers where integral),
-    those with epoch <= ``upto_epoch`` when given (later rows belong to a lost epoch). A missing
-    file gives no rows; a malformed row is left out."""
+    """Rows of ``metrics.csv`` (every column of :data:`METRIC_FIELDS`, integers where integral, and
+    any further numeric column as a float), those with epoch <= ``upto_epoch`` when given (later
+    rows belong to a lost epoch). A missing file gives no rows; a malformed row is left out."""
     path = Path(path)
     rows: list[dict[str, Any]] = []
     try:
@@ -42,6 +42,12 @@ def read_metrics_csv(path: str | Path, upto_epoch: int | None = None) -> list[di
                     parsed[k] = int(parsed[k])
             except (KeyError, TypeError, ValueError):
                 continue
+            for k, v in row.items():  # columns beyond METRIC_FIELDS (a newer writer's): numbers where they are
+                if k not in parsed and k is not None:
+                    try:
+                        parsed[k] = float(v)
+                    except (TypeError, ValueError):
+                        pass
             if upto_epoch is None or parsed["epoch"] <= upto_epoch:
                 rows.append(parsed)
     return rows

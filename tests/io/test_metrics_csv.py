@@ -23,6 +23,13 @@ def test_round_trip_and_upto_epoch(tmp_path: Path) -> None:
     assert [r["epoch"] for r in read_metrics_csv(path, upto_epoch=2)] == [1, 2]  # later rows: a lost epoch
 
 
+def test_further_numeric_columns_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    path.write_text(",".join(METRIC_FIELDS) + ",train_flops,note\n1,96,0.1,0.2,0.001,1,1.5,64,0.3,2.0,1.5e12,x\n")
+    (row,) = read_metrics_csv(path)
+    assert row["train_flops"] == 1.5e12 and "note" not in row
+
+
 def test_missing_file_and_malformed_rows(tmp_path: Path) -> None:
     assert read_metrics_csv(tmp_path / "none.csv") == []
     path = tmp_path / "metrics.csv"
