@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 	# Linux default is the multi-GB CUDA build). TORCH_INDEX=https://download.pytorch.org/whl/cpu for a CPU
 	# build elsewhere, or a CUDA index for a GPU build (README, Quickstart).
 	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	# pfgraph, its test tools, CERN ROOT (the tests read every output file with ROOT itself) and ONNX
-	$(BIN)/pip install -q -e '.[dev,root,onnx]'
+	# pfgraph, its test tools, CERN ROOT (the tests read every output file with ROOT itself), ONNX and Snakemake
+	$(BIN)/pip install -q -e '.[dev,root,onnx,study]'
 	# torch-cluster is a source package: compiled once against torch (~13 min on 2 cores; pip caches the wheel)
 	$(BIN)/pip install -q --no-build-isolation torch-cluster
 	touch $(STAMP)

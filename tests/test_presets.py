@@ -23,10 +23,10 @@ def test_presets_live_inside_the_package() -> None:
 
 
 def test_study_presets_ship_and_an_unknown_kind_or_name_is_refused() -> None:
-    assert "study" in presets.KINDS and presets.names("study") == ["cpu_b050", "cpu_paper", "paper"]
+    assert "study" in presets.KINDS and presets.names("study") == ["cpu_b050", "cpu_paper", "demo", "demo_quick", "paper"]
     with pytest.raises(ConfigError, match="unknown preset kind 'simm'; kinds: sim, model, train, study"):
         presets.names("simm")
-    with pytest.raises(ConfigError, match="gauss: no such study preset; presets: cpu_b050, cpu_paper, paper"):
+    with pytest.raises(ConfigError, match="gauss: no such study preset; presets: cpu_b050, cpu_paper, demo, demo_quick, paper"):
         resolve_config_path("gauss", "study")
 
 

@@ -55,8 +55,8 @@ from pfgraph.eval.energy import (
     stack_inputs,
 )
 from pfgraph.eval.jets import DEFAULT_RADIUS, DEFAULT_THRESHOLD, JetAccumulator, empty_jet_metrics
-from pfgraph.training.budget import HISTORY_FIELDS
 from pfgraph.utils.atomic import atomic_write_text
+from pfgraph.utils.budget import HISTORY_FIELDS
 
 METRICS_SCHEMA = "pfgraph.metrics"
 METRICS_VERSION = 6

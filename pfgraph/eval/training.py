@@ -2,7 +2,7 @@
 
 :func:`training_record` copies what the run folder recorded: ``train_summary.json``'s figures,
 the per-epoch history (training and validation loss, validation residual half-width, learning
-rate, epoch wall time) and the budget status with its rule (:mod:`pfgraph.training.budget`). For a
+rate, epoch wall time) and the budget status with its rule (:mod:`pfgraph.utils.budget`). For a
 run written before the trainer recorded its history, the history is read from its
 ``metrics.csv`` and the status follows from it by the same rule; nothing is taken from
 anywhere else, so a report draws the learning curves from ``metrics.json`` alone.
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pfgraph.eval.metrics import training_section
-from pfgraph.training import budget
+from pfgraph.io.metrics_csv import read_metrics_csv
+from pfgraph.utils import budget
 
 
 def _summary(run_dir: Path) -> dict[str, Any] | None:
@@ -31,9 +32,9 @@ def _summary(run_dir: Path) -> dict[str, Any] | None:
 
 def _history_from_csv(run_dir: Path) -> dict[str, list[Any]] | None:
     """The per-epoch history from the run's metrics.csv (None when it has none)."""
-    from pfgraph.training.trainer import METRICS, read_metrics
+    from pfgraph.training.run_folder import METRICS
 
-    rows = read_metrics(run_dir / METRICS, 2**31)
+    rows = read_metrics_csv(run_dir / METRICS)
     if not rows:
         return None
 

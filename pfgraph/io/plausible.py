@@ -201,7 +201,7 @@ def raise_implausible(path: Path | str, event: int, name: str, value: float, lo:
                       source: str) -> None:
     """The one DataError line for a value outside its bounds (NaN/Inf keep their own wording)."""
     if not math.isfinite(value):
-        raise DataError(f"{path}: event {event}, branch '{name}': NaN or Inf value, expected finite numbers")
+        raise DataError("NaN or Inf value, expected finite numbers", path=path, entry=event, field=name)
     side = f"below the lowest possible {_g(lo)} GeV" if value < lo else f"above the highest possible {_g(hi)} GeV"
     channel = name[4:] if name.startswith("pix_") else name
     if value < lo and channel in (*TRUTH_CHANNELS, "e_total"):
@@ -210,8 +210,8 @@ def raise_implausible(path: Path | str, event: int, name: str, value: float, lo:
         what = f"no noise in {source.replace('bounds from ', '')} can make an input negative"
     else:
         what = source
-    raise DataError(f"{path}: event {event}, branch '{name}': implausible value {value:.6g} GeV, {side} "
-                    f"({what}): corrupt file?")
+    raise DataError(f"implausible value {value:.6g} GeV, {side} ({what}): corrupt file?", path=path, entry=event,
+                    field=name)
 
 
 def check_plausible(values: Any, path: Path | str, name: str, entry_start: int, bounds: Bounds | None) -> None:

@@ -1,1 +1,1 @@
-"""Comparison reports across models and representations, the demo, plots."""
+"""Comparison reports across models and representations, and their plots (from evaluation outputs only)."""

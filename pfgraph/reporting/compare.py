@@ -11,8 +11,8 @@ per-event branches of the ``jets`` tree that the evaluation itself summarised. F
 is not Gaussian are marked and drawn dotted; missed truth pixels are shown as their own figure.
 Where one model was trained with several seeds, a table gives the mean and spread over seeds.
 Each model's learning curves (validation loss and validation residual half-width per epoch) and
-a table of its training budget (epochs against the cap, wall time, budget status by the rule of
-:mod:`pfgraph.training.budget`) come from metrics.json's ``training`` section, the run's own record.
+a table of its training budget (epochs against the cap, wall time, budget status and the rule it
+was decided by) come from metrics.json's ``training`` section, the run's own record.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from pfgraph.eval.metrics import common_norm_scale, norm_scale_sentence, on_norm
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles, open_root, read_meta
 from pfgraph.reporting import plots
-from pfgraph.training.budget import RULE as STATUS_RULE
 from pfgraph.utils.atomic import atomic_write_text, ensure_writable_dir
+from pfgraph.utils.budget import STILL_IMPROVING
 
 REPORT_VERSION = 3
 N_DISPLAYS = 3
@@ -310,13 +310,25 @@ def budget_rows(runs: Sequence[EvalRun]) -> list[dict[str, Any]]:
     return rows
 
 
-def _budget_markdown(rows: list[dict[str, Any]]) -> str:
+def status_rule(runs: Sequence[EvalRun]) -> str | None:
+    """The budget-status rule the evaluations' metrics.json record (``training.status_rule``): one
+    text, or the distinct ones joined when runs were judged by different rules; None when none does."""
+    rules = list(dict.fromkeys(r for run in runs if isinstance(r := metric(run.metrics, "training.status_rule"), str)
+                               and r))
+    return " | ".join(rules) if rules else None
+
+
+def _rule_sentence(rule: str | None) -> str:
+    return f"Status rule: {rule}." if rule else "Status rule: not recorded by these evaluations."
+
+
+def _budget_markdown(rows: list[dict[str, Any]], rule: str | None) -> str:
     if not rows:
         return ""
     text = "\n## Training budget\n\n| " + " | ".join(h for _, h in BUDGET_COLUMNS) + " |\n|"
     text += "---|" * len(BUDGET_COLUMNS) + "\n"
     text += "".join("| " + " | ".join(_fmt(r[k]) for k, _ in BUDGET_COLUMNS) + " |\n" for r in rows)
-    return text + f"\nStatus rule: {STATUS_RULE}.\n"
+    return text + f"\n{_rule_sentence(rule)}\n"
 
 
 def _jet_columns(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
@@ -479,17 +491,18 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_
     spread = seed_spread(rows)
     rows += oracle_rows(runs, scale)  # the measured floor beside the models (not a model: no seeds)
     budget = budget_rows(runs)
+    rule = status_rule(runs)
     summary = {"report_version": REPORT_VERSION, "models": rows, "seed_spread": spread, "training_budget": budget,
-               "status_rule": STATUS_RULE,
+               "status_rule": rule,
                "evaluations": [str(r.folder) for r in runs], "figures": [f for f, _ in figures],
                "metrics_only": [str(r.folder) for r in runs if not r.has_predictions],
                "norm_scale": scale, "norm_rescaled_from": rescaled,
                "gaussian_rule": GAUSSIAN_RULE}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
-    md = "# pfgraph comparison\n\n" + _markdown(rows, spread) + (f"\n{note}\n" if note else "") + _budget_markdown(budget)
+    md = "# pfgraph comparison\n\n" + _markdown(rows, spread) + (f"\n{note}\n" if note else "") + _budget_markdown(budget, rule)
     atomic_write_text(out / "summary.md", md)
     index = out / "index.html"
-    atomic_write_text(index, _html(rows, spread, figures, budget, note))
+    atomic_write_text(index, _html(rows, spread, figures, budget, note, rule))
     return index
 
 
@@ -540,7 +553,7 @@ def _jet_axes(runs: Sequence[EvalRun], eid: int) -> dict[str, list[tuple[float, 
 
 
 def _html(rows: list[dict[str, Any]], spread: list[dict[str, Any]], figures: list[tuple[str, str]],
-          budget: list[dict[str, Any]] | None = None, note: str = "") -> str:
+          budget: list[dict[str, Any]] | None = None, note: str = "", rule: str | None = None) -> str:
     tables = ""
     for title, cols in (("Per-pixel energy", COLUMNS), ("Jets", _jet_columns(rows))):
         if not cols:
@@ -564,12 +577,12 @@ def _html(rows: list[dict[str, Any]], spread: list[dict[str, Any]], figures: lis
     if budget:
         bhead = "".join(f"<th>{html.escape(h)}</th>" for _, h in BUDGET_COLUMNS)
         bbody = "".join("<tr>" + "".join(
-            ('<td class="flag">' if k == "status" and r[k] == "still improving" else "<td>") + f"{_fmt(r[k])}</td>"
+            ('<td class="flag">' if k == "status" and r[k] == STILL_IMPROVING else "<td>") + f"{_fmt(r[k])}</td>"
             for k, _ in BUDGET_COLUMNS) + "</tr>\n" for r in budget)
         budget_html = (f"<h2>Training budget</h2><p>Epochs run against each run's cap, wall time (data loading, "
                        f"training, validation and checkpoints) and where the run stood when it ended; runs still "
                        f"improving at their cap are shaded: their figures describe the budget as much as the "
-                       f"architecture. Rule: {html.escape(STATUS_RULE)}.</p>"
+                       f"architecture. {html.escape(_rule_sentence(rule))}</p>"
                        f"<table><thead><tr>{bhead}</tr></thead><tbody>{bbody}</tbody></table>")
     figs = "".join(f'<figure{WIDE if f in WIDE_FIGURES else ""}><img src="{html.escape(f)}" alt="{html.escape(cap)}"><figcaption>{html.escape(cap)}'
                    f"</figcaption></figure>\n" for f, cap in figures)

@@ -1,10 +1,12 @@
-"""``pfgraph study``: run a study file end to end, resumably, or list its steps for a batch system.
+"""``pfgraph study``: run a study file end to end, resumably, or list its steps for a batch system;
+``pfgraph demo``: the demo study.
 
     pfgraph study cpu_b050 [--out DIR]          # every step not yet done
     pfgraph study cpu_b050 --list [--format text|json]             # steps, dependencies, commands
     pfgraph study cpu_b050 --out DIR --only train:cnn:1            # one step (its dependencies done)
     torchrun --standalone --nproc_per_node 2 -m pfgraph.cli study cpu_b050 --out DIR --only train:cnn:1
     pfgraph study cpu_b050 --dry-run                               # what would run
+    pfgraph study cpu_b050 --out DIR --snakefile Snakefile         # the study as a Snakemake workflow
 """
 
 from __future__ import annotations
@@ -29,7 +31,43 @@ def register(sub: Any) -> None:
     p.add_argument("--only", nargs="+", metavar="STEP", help="run only these steps (refused when a dependency "
                    "is not done)")
     p.add_argument("--dry-run", action="store_true", help="print the steps that would run; run nothing")
+    p.add_argument("--snakefile", metavar="PATH", help="write the study as a Snakemake workflow (one rule per step, "
+                   "each running 'pfgraph study ... --only STEP'); run nothing. Then: snakemake -s PATH --cores N, "
+                   "or --executor slurm on a cluster")
     p.set_defaults(func=run)
+    d = sub.add_parser("demo", help="small end-to-end run on CPU: simulate, train, evaluate, report (the demo study)",
+                       description="The demo study (pfgraph/presets/study/demo.yaml): simulates small B=0.5 training "
+                       "and Pythia jet sets, trains baselines, unet_attn and edgeconv briefly, evaluates them and writes "
+                       "the comparison report into OUT/report/index.html. Runs through the study runner: re-running "
+                       "resumes, and redoes an evaluation whose checkpoint changed.")
+    d.add_argument("--out", default="demo", help="output folder (default demo/)")
+    d.add_argument("--quick", action="store_true", help="smaller, faster variant (the demo_quick study; used in CI)")
+    d.add_argument("--seed", type=int, default=1, help="training seed (the data sets use it and the next one; "
+                   "default 1)")
+    d.set_defaults(func=run_demo)
+
+
+def _write_snakefile(args: argparse.Namespace, study: Any, path: Path) -> int:
+    """``--snakefile``: write the workflow; its rules name the preset, or the study file's absolute path."""
+    from pfgraph.config import looks_like_path
+    from pfgraph.errors import PfgraphError
+    from pfgraph.study.snakefile import write_snakefile
+
+    if args.list or args.only or args.dry_run:
+        raise PfgraphError("--snakefile writes the whole workflow; it takes none of --list, --only, --dry-run")
+    source = str(path.resolve()) if looks_like_path(args.study) else args.study
+    written = write_snakefile(study, source, args.snakefile)
+    print(f"study {study.cfg.name}: {len(study.steps())} steps -> {written}; run it with: snakemake -s {written} "
+          "--cores N (or --executor slurm --jobs N on a cluster)")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run ``pfgraph demo``: :func:`pfgraph.study.demo.run_demo`."""
+    from pfgraph.study.demo import run_demo as demo
+
+    demo(args.out, quick=args.quick, seed=args.seed)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,11 +77,13 @@ def run(args: argparse.Namespace) -> int:
     from pfgraph.study.runner import Study, step_table
     from pfgraph.training import ddp
 
-    cfg, _ = load_study(args.study)
+    cfg, path = load_study(args.study)
     out = Path(args.out) if args.out else Path("studies") / cfg.name
     study = Study(cfg, out, source=args.study)  # as given: a preset name stays portable to other machines
     if args.format != "text" and not args.list:
         raise PfgraphError("--format applies to --list")
+    if args.snakefile:
+        return _write_snakefile(args, study, path)
     if args.list:
         rows = step_table(study)
         if args.format == "json":

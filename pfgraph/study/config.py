@@ -11,6 +11,9 @@
       - analytic                      # a bare name: every default
       - {model: cnn, epochs: 12, overrides: [model.channels=32]}
     evaluation: {bootstrap: 200}
+    report_dirs: {test: report}       # optional: a test set's report folder (default reports/<set>)
+    resources:                        # optional: what a Snakemake job of each step kind asks for
+      train: {threads: 4, mem_mb: 16000, gpus: 1, runtime: 240}
 
 Read with :func:`pfgraph.config.from_dict` (unknown keys are refused with a did-you-mean);
 :func:`load_study` returns the typed :class:`StudyConfig`.
@@ -124,6 +127,33 @@ class EvaluationSpec:
             raise ConfigError(f"evaluation.bootstrap = {self.bootstrap}: expected 0 or more replicas")
 
 
+#: The step kinds (:mod:`pfgraph.study.plan`), the keys of a study's ``resources``.
+STEP_KINDS = ("simulate", "train", "evaluate", "report", "results")
+
+
+@dataclass
+class StepResources:
+    """What one job of a step kind asks a batch system for (the rules of ``pfgraph study --snakefile``)."""
+
+    threads: int = 1
+    mem_mb: int = 4000
+    gpus: int = 0  # train: more than 1 runs the step under torchrun (DDP, one process per GPU)
+    runtime: int | None = None  # minutes (Slurm's time limit); None: the cluster's default
+
+    def validate(self) -> None:
+        """Positive threads and memory, no negative GPU count or runtime."""
+        if self.threads < 1 or self.mem_mb < 1:
+            raise ConfigError(f"threads = {self.threads}, mem_mb = {self.mem_mb}: expected positive numbers")
+        if self.gpus < 0 or (self.runtime is not None and self.runtime < 1):
+            raise ConfigError(f"gpus = {self.gpus}, runtime = {self.runtime}: expected gpus >= 0, runtime >= 1 minute")
+
+
+#: A step kind's resources when the study names none for it.
+DEFAULT_RESOURCES = {"simulate": StepResources(1, 2000), "train": StepResources(2, 8000),
+                     "evaluate": StepResources(1, 4000), "report": StepResources(1, 2000),
+                     "results": StepResources(1, 2000)}
+
+
 @dataclass
 class StudyConfig:
     """The whole study (see the module docstring)."""
@@ -136,6 +166,10 @@ class StudyConfig:
     training: TrainingDefaults = field(default_factory=TrainingDefaults)
     evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
     description: str = ""
+    #: Report folder of a test set, relative to the study folder (default ``reports/<dataset>``).
+    report_dirs: dict[str, str] = field(default_factory=dict)
+    #: Per step kind, what a Snakemake job asks for (default :data:`DEFAULT_RESOURCES`).
+    resources: dict[str, StepResources] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Every name used is defined, and no two models share a name."""
@@ -157,6 +191,25 @@ class StudyConfig:
                 if ds not in self.datasets:
                     raise ConfigError(f"{where}{key}: no dataset '{ds}'"
                                       f"{_did_you_mean(ds, self.datasets)}; datasets: {', '.join(self.datasets)}")
+        for kind, res in self.resources.items():
+            if kind not in STEP_KINDS:
+                raise ConfigError(f"resources: no step kind '{kind}'{_did_you_mean(kind, STEP_KINDS)}; "
+                                  f"kinds: {', '.join(STEP_KINDS)}")
+            if res.gpus and kind not in ("train", "evaluate"):
+                raise ConfigError(f"resources: {kind}: gpus = {res.gpus}: only train and evaluate steps use a GPU")
+        evaluated = {ds for m in self.models for ds in self.eval_sets(m)}
+        for ds, folder in self.report_dirs.items():
+            if ds not in evaluated:
+                raise ConfigError(f"report_dirs: no evaluated dataset '{ds}'{_did_you_mean(ds, evaluated)}; "
+                                  f"evaluated: {', '.join(sorted(evaluated))}")
+            rel = Path(folder)
+            if not folder or rel.is_absolute() or ".." in rel.parts or rel.parts[0] in ("data", "runs", "evals", "steps"):
+                raise ConfigError(f"report_dirs: {ds}: '{folder}' must be a new folder inside the study folder "
+                                  "(relative, no '..', not data/, runs/, evals/ or steps/)")
+
+    def step_resources(self, kind: str) -> StepResources:
+        """What a job of step kind ``kind`` asks for."""
+        return self.resources.get(kind, DEFAULT_RESOURCES[kind])
 
     def train_set(self, m: ModelSpec) -> str:
         """The dataset ``m`` trains on."""

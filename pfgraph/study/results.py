@@ -27,7 +27,6 @@ reached), never "agrees" or "disagrees".
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import math
@@ -40,6 +39,9 @@ from typing import Any
 
 from pfgraph.eval.bootstrap import verdict
 from pfgraph.eval.metrics import common_norm_scale, norm_scale_sentence, on_norm_scale
+from pfgraph.io.metrics_csv import read_metrics_csv
+from pfgraph.study.plan import plan_steps
+from pfgraph.utils import budget as budget_rule  # ('budget' names a training budget here)
 from pfgraph.utils.atomic import atomic_write_text
 from pfgraph.utils.degenerate import DEGENERATE_RULE, degenerate_reasons
 from pfgraph.utils.stats import (
@@ -140,25 +142,6 @@ def _get(doc: Any, path: str) -> Any:
     return doc
 
 
-def read_history(run_dir: Path) -> list[dict[str, float]]:
-    """The run's per-epoch rows from ``metrics.csv`` (numbers; unreadable cells left out)."""
-    rows = []
-    try:
-        with (run_dir / "metrics.csv").open() as f:
-            for row in csv.DictReader(f):
-                parsed = {}
-                for k, v in row.items():
-                    try:
-                        parsed[k] = float(v)
-                    except (TypeError, ValueError):
-                        continue
-                if "epoch" in parsed:
-                    rows.append(parsed)
-    except OSError:
-        return []
-    return rows
-
-
 def evaluation_problem(folder: Path, run_dir: Path) -> str | None:
     """Why the evaluation in ``folder`` may not be read (None: it may): the study runner's check.
 
@@ -185,31 +168,6 @@ def evaluation_problem(folder: Path, run_dir: Path) -> str | None:
     return None
 
 
-#: The budget rule used when a run folder records no status of its own (the trainer's rule).
-WINDOW, MIN_IMPROVEMENT = 3, 0.01
-STATUS_RULE = (f"'stopped early': early stopping fired; at the epoch cap, 'still improving' if the best validation "
-               f"loss of the last {WINDOW} epochs is more than {100 * MIN_IMPROVEMENT:g} % below the best before "
-               f"them (runs of <= {WINDOW} epochs: below the first epoch's; a 1-epoch cap counts as improving), "
-               "else 'hit its cap'; 'not finished' below the cap without an early stop; 'not trained' without "
-               "training")
-
-
-def derive_status(val_losses: Sequence[float], epochs: int, cap: int, stopped_early: bool, trained: bool) -> str:
-    """A run's budget status by :data:`STATUS_RULE`, for run folders that record none."""
-    if not trained or epochs <= 0:
-        return "not trained"
-    if stopped_early:
-        return "stopped early"
-    if epochs < cap:
-        return "not finished"
-    v = [x for x in val_losses if math.isfinite(x)]
-    if len(v) <= 1:
-        return "still improving"
-    before = min(v[:-WINDOW]) if len(v) > WINDOW else v[0]
-    recent = min(v[-WINDOW:]) if len(v) > WINDOW else min(v[1:])
-    return "still improving" if recent < before * (1.0 - MIN_IMPROVEMENT) else "hit its cap"
-
-
 @dataclass
 class Run:
     """One (model, seed) training as its run folder records it."""
@@ -218,7 +176,7 @@ class Run:
     seed: int
     cap: int
     summary: dict[str, Any] | None
-    history: list[dict[str, float]]
+    history: list[dict[str, Any]]
     evaluated_status: str | None = None  # the status an evaluation's metrics.json copied from the run, if any
 
     @property
@@ -239,8 +197,8 @@ class Run:
             return "not run"
         trained = bool(self.history) or bool(self.summary and self.summary.get("target_epochs"))
         stopped = bool(self.summary and self.summary.get("stopped_early"))
-        return derive_status([r.get("val_loss", math.nan) for r in self.history], self.epochs or 0,
-                             self.cap, stopped, trained) + ("" if self.summary else " (no train_summary.json)")
+        return budget_rule.budget_status([r.get("val_loss", math.nan) for r in self.history], self.epochs or 0,
+                                    self.cap, stopped, trained) + ("" if self.summary else " (no train_summary.json)")
 
     @property
     def wall_s(self) -> float | None:
@@ -249,7 +207,8 @@ class Run:
             if self.summary and isinstance(self.summary.get(key), (int, float)):
                 return float(self.summary[key])
         if self.history:
-            return sum(r.get("wall_s", r.get("epoch_time_s", 0.0)) for r in self.history)
+            return sum(w if math.isfinite(w := r.get("wall_s", math.nan)) else r.get("epoch_time_s", 0.0)
+                       for r in self.history)
         return None
 
 
@@ -273,7 +232,7 @@ class Run:
 #: where every compared run records them, else cumulative wall seconds.
 AXES = {"train_flops": "training FLOPs (cumulative, metrics.csv train_flops)",
         "cum_wall_s": "training wall seconds (cumulative, metrics.csv wall_s; the machine's load moves them)"}
-IMPROVING = ("still improving", "not finished", "no epoch within the budget")
+IMPROVING = (budget_rule.STILL_IMPROVING, budget_rule.NOT_FINISHED, "no epoch within the budget")
 
 
 def compute_axis(runs: Sequence[Run]) -> str:
@@ -308,15 +267,16 @@ def value_at(run: Run, axis: str, budget: float) -> float | None:
 
 def status_at(run: Run, axis: str, budget: float | None) -> str:
     """The run's budget status at ``budget``: its own status where it ended within it, else
-    :data:`STATUS_RULE` on its epochs within the budget ('still improving' or 'levelled off')."""
+    the budget rule (:data:`pfgraph.utils.budget.RULE`) on its epochs within the budget ('still
+    improving' or 'levelled off')."""
     total = run_total(run, axis)
     if budget is None or total is None or total <= budget * (1 + 1e-9):
         return run.status
     rows = _within(run.curve(), axis, budget)
     if not rows:
         return "no epoch within the budget"
-    st = derive_status([p["val_loss"] for p in rows], len(rows), len(rows), False, True)
-    return "levelled off" if st == "hit its cap" else st
+    st = budget_rule.budget_status([p["val_loss"] for p in rows], len(rows), len(rows), False, True)
+    return "levelled off" if st == budget_rule.HIT_CAP else st
 
 
 def improving(status: str) -> bool:
@@ -353,7 +313,8 @@ def load_study_folder(root: str | Path) -> StudyData:
     for m in cfg.models:
         data.runs[m.label] = [Run(m.label, s, cfg.epochs(m), _read_json(root / "runs" / m.label / f"seed{s}" /
                                                                        "train_summary.json"),
-                                  read_history(root / "runs" / m.label / f"seed{s}")) for s in cfg.seeds(m)]
+                                  read_metrics_csv(root / "runs" / m.label / f"seed{s}" / "metrics.csv"))
+                              for s in cfg.seeds(m)]
     sets = [ds for ds in cfg.datasets if any(ds in cfg.eval_sets(m) for m in cfg.models)]
     for ds in sets:
         data.eval_labels[ds] = [m.label for m in cfg.models if ds in cfg.eval_sets(m)]
@@ -387,9 +348,7 @@ def load_study_folder(root: str | Path) -> StudyData:
                                and isinstance(_get(d, "training.status"), str)), None)
                 run.evaluated_status = run.evaluated_status or status
     data.ledgers = [d for p in sorted((root / "steps").glob("*.json")) if (d := _read_json(p)) is not None]
-    from pfgraph.study.runner import Study
-
-    data.steps = [s.id for s in Study(cfg, root).steps()]
+    data.steps = [s.id for s in plan_steps(cfg)]
     return data
 
 
@@ -1107,7 +1066,7 @@ def model_table(data: StudyData, per_model: dict[str, list[dict[str, Any]]], fig
         params = _get(docs[0], "training.parameters")
         epochs = ", ".join(str(r.epochs) if r.epochs is not None else "-" for r in runs) + (
             f" / cap {runs[0].cap}" if runs else "")
-        if runs and all(r.status == "not trained" for r in runs):
+        if runs and all(r.status == budget_rule.NOT_TRAINED for r in runs):
             epochs = "-"  # nothing to train (the analytic inversion): no cap either
         status = run_statuses(runs)
         flag = f"**yes**: {degenerate_text(degenerate[label])}" if degenerate.get(label) else "no"
@@ -1218,7 +1177,7 @@ def training_table(data: StudyData) -> str:
             bvl = s.get("best_val_loss")
             hw = s.get("best_val_half_width")
             wall = r.wall_s
-            if r.status == "not trained":  # nothing to train (the analytic inversion): no epochs, no cap
+            if r.status == budget_rule.NOT_TRAINED:  # nothing to train (the analytic inversion): no epochs, no cap
                 lines.append(f"| {label} | {r.seed} | - | - | {f'{bvl:.4g}' if isinstance(bvl, (int, float)) else '-'}"
                              f" | - | {r.status} | - |")
                 continue
@@ -1433,7 +1392,7 @@ def how_to_read() -> list[str]:
         "**Targets** (issue 15, on the jet sets) are met only when every seed meets them; each seed's value is "
         "listed with 'ok' or 'x'.",
         "",
-        f"Budget status of a run: {STATUS_RULE}. (Taken from the run's `train_summary.json` when it records "
+        f"Budget status of a run: {budget_rule.RULE}. (Taken from the run's `train_summary.json` when it records "
         "one, else derived from its `metrics.csv` by this rule.)",
         "",
     ]
@@ -1472,7 +1431,7 @@ def build_results(root: str | Path, evidence: str | None = None) -> str:
         out += ["Trained on another file than the study's: " + ", ".join(own) + ".", ""]
     jet_sets = {name for name, per_model in data.evals.items()
                 if any(_get(d, "jets.available") for docs in per_model.values() for d in docs)}
-    untrained = [label for label, runs in data.runs.items() if runs and all(r.status == "not trained" for r in runs)]
+    untrained = [label for label, runs in data.runs.items() if runs and all(r.status == budget_rule.NOT_TRAINED for r in runs)]
     all_figs = {name: figures(per_model, untrained) for name, per_model in data.evals.items()}
     reference_name = next((n for n in data.evals if n not in jet_sets and field_of(data.evals[n]) != 0.0), None)
     reference = all_figs[reference_name] if reference_name else None

@@ -6,7 +6,8 @@ A study (:mod:`pfgraph.study.config`) becomes a list of steps, each with the ste
 * ``train:<model>:<seed>`` (needs the simulation of its training set) -> ``runs/<model>/seed<k>/``
 * ``evaluate:<model>:<seed>:<dataset>`` (needs that training and that simulation) ->
   ``evals/<dataset>/<model>/seed<k>/``
-* ``report:<dataset>`` (needs every evaluation on it) -> ``reports/<dataset>/``
+* ``report:<dataset>`` (needs every evaluation on it) -> ``reports/<dataset>/`` (or the study's
+  ``report_dirs`` entry for it: the demo's ``report/``)
 * ``results`` (needs every report) -> ``RESULTS.md``
 
 Every step calls the public stage functions (:func:`pfgraph.simulate`, :func:`pfgraph.train`,
@@ -43,7 +44,6 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,27 +52,15 @@ import yaml
 
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.study.config import ModelSpec, StudyConfig, study_to_dict
+from pfgraph.study.plan import Step, plan_steps
 from pfgraph.utils.atomic import atomic_write_text
 
-KINDS = ("simulate", "train", "evaluate", "report", "results")
 LEDGER_DIR = "steps"
 STUDY_COPY = "study.yaml"
 RESULTS = "RESULTS.md"
 HEARTBEAT_S = 30.0
 """How often a running step's ledger records the seconds spent so far, so that an attempt killed
 without a signal it can handle (SIGKILL at a session's end) still counts up to its last beat."""
-
-
-@dataclass
-class Step:
-    """One unit of work: its id, kind, the steps it needs and what it is about."""
-
-    id: str
-    kind: str
-    needs: list[str] = field(default_factory=list)
-    dataset: str | None = None
-    model: str | None = None
-    seed: int | None = None
 
 
 def ledger_name(step_id: str) -> str:
@@ -103,7 +91,7 @@ class Study:
 
     def report_dir(self, ds: str) -> Path:
         """The comparison report of dataset ``ds``."""
-        return self.out / "reports" / ds
+        return self.out / self.cfg.report_dirs.get(ds, f"reports/{ds}")
 
     def ledger_path(self, step_id: str) -> Path:
         """The ledger file of a step."""
@@ -112,22 +100,7 @@ class Study:
     # ---------------------------------------------------------------- steps
     def steps(self) -> list[Step]:
         """Every step in an order that respects the dependencies (each training followed by its evaluations)."""
-        cfg = self.cfg
-        used = {cfg.train_set(m) for m in cfg.models} | {d for m in cfg.models for d in cfg.eval_sets(m)}
-        steps = [Step(f"simulate:{ds}", "simulate", dataset=ds) for ds in cfg.datasets if ds in used]
-        evals: dict[str, list[str]] = {ds: [] for ds in cfg.datasets}
-        for m in cfg.models:
-            train_ds = cfg.train_set(m)
-            for seed in cfg.seeds(m):
-                train_id = f"train:{m.label}:{seed}"
-                steps.append(Step(train_id, "train", [f"simulate:{train_ds}"], train_ds, m.label, seed))
-                for ds in cfg.eval_sets(m):
-                    eid = f"evaluate:{m.label}:{seed}:{ds}"
-                    needs = [train_id] + ([f"simulate:{ds}"] if ds != train_ds else [])
-                    steps.append(Step(eid, "evaluate", needs, ds, m.label, seed))
-                    evals[ds].append(eid)
-        reports = [Step(f"report:{ds}", "report", ids, ds) for ds, ids in evals.items() if ids]
-        return steps + reports + [Step("results", "results", [r.id for r in reports])]
+        return plan_steps(self.cfg)
 
     def step(self, step_id: str) -> Step:
         """The step ``step_id`` (one clear line when the study has none)."""
@@ -317,6 +290,7 @@ class Study:
                 continue
             if main:
                 log(f"study {self.cfg.name}: step {i}/{len(steps)} {s.id}")
+                log(f"$ {self.command(s.id)}")  # the step alone, as a user (or a batch job) reruns it
             self.run_step(s, dist=dist)
             ran.append(s)
         return ran
@@ -390,8 +364,8 @@ class Study:
             print(f"study: {self.data_path(ds)} is complete and current; kept")
             return
         if isinstance(state, str):
-            raise DataError(f"{self.data_path(ds)}: {state}; remove it (and the runs trained on it) or choose "
-                            "another --out")
+            raise DataError(f"{state}; remove it (and the runs trained on it) or choose another --out",
+                            path=self.data_path(ds))
         spec = self.cfg.datasets[ds]
         pfgraph.simulate(spec.sim, self.data_path(ds), events=spec.events, seed=spec.seed,
                          overrides=spec.overrides)

@@ -24,8 +24,8 @@ def register(sub: Any) -> None:
         "resume from the last checkpoint, DDP under torchrun.")
     p.add_argument("--model", required=True, help="model name or preset (see 'pfgraph models'), or a model YAML file")
     p.add_argument("--repr", help="representation: image | graph (default: the model's own; 'pfgraph models' lists them)")
-    p.add_argument("--data", nargs="+", help="event file(s), glob(s) or list (default: the train config's dataset, "
-                   "simulated if missing)")
+    p.add_argument("--data", nargs="+", help="event file(s), glob(s) or list (default: the train config's "
+                   "data.default, data/b050.root; make it first with pfgraph simulate)")
     p.add_argument("--out", required=True, help="run folder (checkpoints, config.yaml, metrics.csv, loss.png)")
     p.add_argument("--config", help="train config file or preset (pfgraph/presets/train; default: default)")
     p.add_argument("--epochs", type=int, help="total number of epochs (a resumed run continues up to it)")

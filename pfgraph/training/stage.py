@@ -25,8 +25,8 @@ def train(model: str, out: str | Path, data: str | Path | Sequence[str | Path] |
     """Train (or resume) ``model`` on ``data`` into the run folder ``out``.
 
     ``model``: a model preset, a model YAML file or a registered name (``pfgraph models``);
-    ``data``: event file(s), glob(s) or a list file (None: the train config's default dataset,
-    simulated when missing); ``repr``: the representation (default: the model's own);
+    ``data``: event file(s), glob(s) or a list file (None: the train config's ``data.default``;
+    a missing one is an error naming the ``pfgraph simulate`` command that makes it); ``repr``: the representation (default: the model's own);
     ``config``: the train preset or file (``default``); ``overrides``: dotted ``key=value``
     settings (``train.lr=5e-4``, ``model.<param>=v``); ``dist``: the
     :class:`~pfgraph.training.ddp.DistInfo` of a torchrun process group (None: one process).
@@ -65,9 +65,8 @@ def train(model: str, out: str | Path, data: str | Path | Sequence[str | Path] |
     get(cfg.model.arch, cfg.model.repr).builder(dict(cfg.model.params))
     paths = list(cfg.data.paths)
     if not paths:
-        default = Path(cfg.data.default)
-        _ensure_default_dataset(default, cfg.data.simulate, info)
-        paths = [str(default)]
+        _require_default_dataset(Path(cfg.data.default), cfg.data.simulate)
+        paths = [cfg.data.default]
     representation = get_representation(cfg.model.repr, **cfg.data.representation_options())
     needed = [b for b in representation.branches(cfg.data.target) if b in EVENT_BRANCH_MAP]
     files = EventFiles(paths, require=needed)
@@ -93,17 +92,10 @@ def train(model: str, out: str | Path, data: str | Path | Sequence[str | Path] |
         raise
 
 
-def _ensure_default_dataset(path: Path, sim_preset: str, info: Any) -> None:
-    """Simulate the config's default dataset when it is missing (rank 0; the others wait)."""
-    from pfgraph.training import ddp
+def _require_default_dataset(path: Path, sim_preset: str) -> None:
+    """One clear line when the train config's default dataset is missing: training never simulates."""
+    from pfgraph.errors import DataError
 
-    if not path.exists() and info.is_main:
-        from pfgraph.config import load_config, resolve_config_path
-        from pfgraph.sim.detector import SimConfig
-        from pfgraph.sim.stage import simulate
-
-        sim_path = resolve_config_path(sim_preset, "sim")
-        events = load_config(SimConfig, sim_path).events
-        print(f"{path}: default dataset missing; simulating {events} events with {sim_path}", flush=True)
-        simulate(sim_path, path, workers=1)
-    ddp.barrier(info)
+    if not path.exists():
+        raise DataError(f"no such file (the train config's default dataset; pass --data, or make it with "
+                        f"'pfgraph simulate --config {sim_preset} --out {path}')", path=path)

@@ -15,7 +15,7 @@ validation set, ``val_half_width``: the 68 % half-width of the per-pixel residua
 r = (E_pred - E_true) / E_true over the truth pixels of the grid (the evaluation's
 :func:`pfgraph.eval.energy.robust_stats` on the evaluation's truth grid), the epoch's wall
 time and the run's cumulative training FLOPs (``train_flops``, :mod:`pfgraph.training.flops`). ``train_summary.json`` records the per-epoch history and the run's budget status
-(:mod:`pfgraph.training.budget`). Every file is written atomically and ``checkpoint_last.pt`` is written
+(:mod:`pfgraph.utils.budget`). Every file is written atomically and ``checkpoint_last.pt`` is written
 last, so a run killed at any moment resumes from its last complete epoch. Checkpoints hold only
 tensors and plain data (``torch.load(weights_only=True)``) and, for the same seed on the same
 machine, are byte-identical between runs (timings live in ``metrics.csv``, not in checkpoints).
@@ -24,8 +24,6 @@ machine, are byte-identical between runs (timings live in ``metrics.csv``, not i
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import random
 import time
@@ -43,11 +41,12 @@ from pfgraph.config import to_dict
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.io.datasets import BlockBatchSampler
 from pfgraph.io.identity import config_hash
+from pfgraph.io.metrics_csv import read_metrics_csv, write_metrics_csv
 from pfgraph.io.root import EventFiles
 from pfgraph.models.registry import ModelEntry, get
 from pfgraph.repr.base import Normalisation, Representation, fit_normalisation
 from pfgraph.repr.registry import get_representation
-from pfgraph.training import budget, ddp, flops, precision
+from pfgraph.training import ddp, flops, precision
 from pfgraph.training.config import RunConfig, TrainConfig
 from pfgraph.training.reweight import TargetWeights
 from pfgraph.training.run_folder import (
@@ -63,15 +62,12 @@ from pfgraph.training.run_folder import (
     resolve_device,
     save_checkpoint,
 )
+from pfgraph.utils import budget
 from pfgraph.utils.atomic import atomic_path, atomic_write_text
 from pfgraph.utils.progress import progress
 
 #: A validation loss this many times the best one so far stops the run as exploded.
 EXPLODE_FACTOR = 1.0e4
-METRIC_FIELDS = ("epoch", "stage_events", "train_loss", "val_loss", "lr", "best", "epoch_time_s",
-                 "train_events_per_s", "val_half_width", "wall_s", "train_flops")
-#: Columns a metrics.csv written before they existed lacks (read as NaN).
-OPTIONAL_METRIC_FIELDS = ("val_half_width", "wall_s", "train_flops")
 
 
 # ------------------------------------------------------------------------------ small pieces
@@ -174,36 +170,6 @@ def num_events(batch: Any) -> int:
     if n is None:
         raise PfgraphError(f"batch of type {type(batch).__name__} has no num_events")
     return int(n)
-
-
-def read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
-    """Rows of ``metrics.csv`` with epoch <= ``upto_epoch`` (later rows belong to a lost epoch)."""
-    if not path.exists():
-        return []
-    rows = []
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                parsed = {k: float(row[k]) if row.get(k) not in (None, "") or k not in OPTIONAL_METRIC_FIELDS
-                          else float("nan") for k in METRIC_FIELDS}
-            except (KeyError, TypeError, ValueError):
-                continue
-            parsed["epoch"] = int(parsed["epoch"])
-            parsed["stage_events"] = int(parsed["stage_events"])
-            parsed["best"] = int(parsed["best"])
-            if parsed["epoch"] <= upto_epoch:
-                rows.append(parsed)
-    return rows
-
-
-def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write ``metrics.csv`` atomically."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{r[k]:.8g}" if isinstance(r[k], float) else r[k]) for k in METRIC_FIELDS})
-    atomic_write_text(path, buf.getvalue())
 
 
 def plot_loss(path: Path, rows: list[dict[str, Any]], title: str) -> None:
@@ -309,7 +275,7 @@ class TrainResult:
     resumed_from: int | None
     new_epochs: int
     stopped_early: bool
-    #: The budget status (:mod:`pfgraph.training.budget`).
+    #: The budget status (:mod:`pfgraph.utils.budget`).
     status: str = ""
 
     def summary_line(self) -> str:
@@ -566,7 +532,7 @@ class Trainer:
                 scaler.load_state_dict(resume["scaler_state"])
             if resume.get("rng") is not None:
                 torch.set_rng_state(resume["rng"]["torch"])
-        rows = read_metrics(self.run_dir / METRICS, start_epoch) if info.is_main else []
+        rows = read_metrics_csv(self.run_dir / METRICS, start_epoch) if info.is_main else []
         if info.is_main:
             atomic_write_text(self.run_dir / CONFIG, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
@@ -648,7 +614,7 @@ class Trainer:
                     save_checkpoint(ck, self.run_dir / BEST)
                 plot_loss(self.run_dir / LOSS_PNG, rows, f"{cfg.model.name} ({cfg.model.repr})")
                 row["wall_s"] = time.perf_counter() - t_epoch  # training, validation, checkpoints, plot
-                write_metrics(self.run_dir / METRICS, rows)
+                write_metrics_csv(self.run_dir / METRICS, rows)
                 save_checkpoint(ck, self.run_dir / LAST)  # the commit point of this epoch
                 self.log(f"epoch {epoch}/{tcfg.epochs}: train {train_loss:.4g}, val {val_loss:.4g}"
                          f"{' (best)' if improved else ''}, val r half-width {half_width:.4g}, {seen / dt:.0f} "
@@ -700,7 +666,7 @@ class Trainer:
 def training_record(rows: list[dict[str, Any]], epochs: int, cap: int, stopped_early: bool, trained: bool,
                     data_load_s: float = 0.0) -> dict[str, Any]:
     """What ``train_summary.json`` records about the course of a run: its per-epoch ``history``,
-    its budget ``status`` with the ``status_rule`` (:mod:`pfgraph.training.budget`), the validation
+    its budget ``status`` with the ``status_rule`` (:mod:`pfgraph.utils.budget`), the validation
     residual half-width at the best epoch, and its ``wall_time_s`` (data loading plus every
     epoch's training, validation and writing; epochs of a metrics.csv without ``wall_s`` count
     their training time)."""

@@ -12,7 +12,7 @@ import pytest
 from pfgraph.errors import DataError
 from pfgraph.eval.metrics import METRICS_VERSION, key_paths, read_metrics, template, write_metrics
 from pfgraph.eval.training import training_record
-from pfgraph.training import budget
+from pfgraph.utils import budget
 
 
 @pytest.fixture(scope="module")

@@ -96,13 +96,17 @@ def test_report_html_references_existing_files(tmp_path: Path, evals: list[Path]
     assert "Missed truth pixels" in html and "missed truth pixels" in html and "matched jets" in html
 
 
+#: A rule text as an evaluation's metrics.json records it (the report shows this text, never its own).
+RULE = "the rule recorded by the run"
+
+
 def _course(val_loss: list[float], half_width: list[float], status: str, cap: int,
             flops: list[float] | None = None) -> dict:
     """A run's recorded course of training, as metrics.json's ``training`` section holds it (a run
     recorded before the trainer counted FLOPs without ``flops``)."""
     n = len(val_loss)
     return {"train_flops": flops[-1] if flops else None, "precision": "bf16" if flops else None,
-            **{"epochs": n, "epoch_cap": cap, "status": status, "status_rule": "rule", "wall_time_s": 60.0 * n,
+            **{"epochs": n, "epoch_cap": cap, "status": status, "status_rule": RULE, "wall_time_s": 60.0 * n,
             "best_epoch": int(np.argmin(val_loss)) + 1, "best_val_loss": min(val_loss), "scheduler": "plateau",
             "best_val_half_width": half_width[int(np.argmin(val_loss))],
             "history": {"epoch": list(range(1, n + 1)), "train_loss": [2 * v for v in val_loss],
@@ -137,6 +141,8 @@ def test_report_draws_learning_curves_and_the_training_budget(tmp_path: Path, je
     assert "## Training budget" in md and "| pfn | - | 5 | 20 | 300 | stopped early | 2 |" in md
     assert budget["cnn"]["train_flops"] == 4e12 and budget["cnn"]["precision"] == "bf16"
     assert "| plateau | 4e+12 | bf16 |" in md and "| plateau | - | - |" in md
+    # the status rule is the one metrics.json records (reporting knows no rule of its own)
+    assert summary["status_rule"] == RULE and f"Status rule: {RULE}." in md and f"Status rule: {RULE}." in html
 
 
 def test_curves_are_the_recorded_histories(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pfgraph.eval.metrics import evaluate_arrays, write_metrics
-from pfgraph.study.results import build_results, combine, derive_status, show, write_results
+from pfgraph.study.results import build_results, combine, show, write_results
 
 #: A learning curve that has levelled off by its 4th epoch ('hit its cap' by the budget rule).
 LEVELLED = [0.05, 0.0499, 0.0498, 0.0497]
@@ -148,17 +148,6 @@ def test_combine_one_and_several_seeds() -> None:
     assert three["hi"] - three["value"] == pytest.approx(0.7572, abs=1e-4)  # t(0.84, 2) / sqrt(3)
     assert three["seeds"] == {4: 1.0, 5: 2.0, 6: 3.0} and three["spread"] == "t68"
     assert show(three) == "2.000 [1.243, 2.757] t68; s = 1.000"
-
-
-@pytest.mark.parametrize(("losses", "epochs", "cap", "stopped", "want"), [
-    ([1.0, 0.9, 0.8, 0.7, 0.6], 5, 5, False, "still improving"),
-    ([1.0, 0.5, 0.5, 0.5, 0.5], 5, 5, False, "hit its cap"),
-    ([1.0, 0.9], 2, 5, False, "not finished"),
-    ([1.0, 1.1, 1.2], 3, 5, True, "stopped early"),
-    ([], 0, 5, False, "not trained"),
-])
-def test_status_rule(losses: list[float], epochs: int, cap: int, stopped: bool, want: str) -> None:
-    assert derive_status(losses, epochs, cap, stopped, trained=bool(losses)) == want
 
 
 def test_recorded_status_wins_and_evidence_is_kept(tmp_path: Path) -> None:

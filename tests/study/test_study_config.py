@@ -38,6 +38,9 @@ def test_defaults_and_bare_model_names() -> None:
     ({"models": [{"model": "cnn", "overrides": ["train.threads"]}]}, "is not of the form key=value"),
     ({"name": "a b"}, "name: 'a b' is not a usable name"),
     ({"training": {"seeds": []}}, "training.seeds: expected at least one seed"),
+    ({"report_dirs": {"train": "report"}}, "report_dirs: no evaluated dataset 'train'"),
+    ({"report_dirs": {"test": "../elsewhere"}}, "report_dirs: test: '../elsewhere' must be a new folder inside"),
+    ({"report_dirs": {"test": "runs"}}, "report_dirs: test: 'runs' must be a new folder inside"),
 ])
 def test_bad_study_is_one_clear_line(changes: dict, message: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -45,7 +48,7 @@ def test_bad_study_is_one_clear_line(changes: dict, message: str) -> None:
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["cpu_b050", "paper", str(ROOT / "tests" / "study" / "tiny.yaml")])
+@pytest.mark.parametrize("name", ["cpu_b050", "paper", "demo", "demo_quick", str(ROOT / "tests" / "study" / "tiny.yaml")])
 def test_shipped_studies_load(name: str) -> None:
     cfg, path = load_study(name)
     assert path.exists() and cfg.models
@@ -74,3 +77,12 @@ def test_cpu_study_is_the_issue_18_study() -> None:
     for m in cfg.models:
         if m.label not in ("analytic", "cnn_attn", "cnn_attn_code"):
             assert len(cfg.seeds(m)) == 3, m.label
+
+
+def test_a_report_folder_of_the_studys_choosing() -> None:
+    """``report_dirs`` moves a test set's report (the demo's ``report/``); the others stay in reports/<set>."""
+    from pfgraph.study.runner import Study
+
+    study = Study(study_from_dict(_study(report_dirs={"test": "report"})), "/s")
+    assert study.report_dir("test") == Path("/s/report")
+    assert Study(study_from_dict(_study()), "/s").report_dir("test") == Path("/s/reports/test")

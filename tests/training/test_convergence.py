@@ -1,5 +1,5 @@
 """Training to convergence, visibly: the per-epoch validation half-width, the cosine schedule and
-the budget status rule (:mod:`pfgraph.training.budget`)."""
+the budget status of real runs (the rule itself: tests/utils/test_budget.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from pfgraph.errors import ConfigError
-from pfgraph.training import budget
+from pfgraph.io.metrics_csv import METRIC_FIELDS
 from pfgraph.training.config import TrainConfig
-from pfgraph.training.trainer import METRIC_FIELDS, make_scheduler, read_metrics
+from pfgraph.training.trainer import make_scheduler
+from pfgraph.utils import budget
 from tests.training._helpers import cli, train_args
 
 
@@ -106,24 +106,6 @@ def test_scheduler_settings_are_checked() -> None:
     assert build_run_config(load_model_section("cnn"), {}, []).train.scheduler.kind == "plateau"
 
 
-@pytest.mark.parametrize(("losses", "epochs", "cap", "stopped", "trained", "status"), [
-    ([1.0, 0.9, 0.8, 0.8, 0.8, 0.8], 6, 10, True, True, budget.STOPPED_EARLY),
-    ([1.0, 0.9, 0.8], 3, 3, False, True, budget.STILL_IMPROVING),  # fell from the first epoch by > 1 %
-    ([1.0, 0.995, 0.999], 3, 3, False, True, budget.HIT_CAP),  # within 1 % of the first epoch
-    ([1.0, 0.5, 0.4, 0.4, 0.399, 0.398], 6, 6, False, True, budget.HIT_CAP),  # last 3: 0.25 % below the best before
-    ([1.0, 0.5, 0.4, 0.4, 0.39, 0.5], 6, 6, False, True, budget.STILL_IMPROVING),  # 2.5 % below, in the last 3
-    ([1.0, 0.5, 0.4, 0.35, 0.6, 0.6], 6, 6, False, True, budget.STILL_IMPROVING),  # best 3 epochs before the end
-    ([1.0, 0.5, 0.35, 0.4, 0.6, 0.6], 6, 6, False, True, budget.HIT_CAP),  # best 4 epochs before the end
-    ([0.7], 1, 1, False, True, budget.STILL_IMPROVING),  # one epoch says nothing about convergence
-    ([1.0, 0.9], 2, 5, False, True, budget.NOT_FINISHED),
-    ([], 0, 0, False, False, budget.NOT_TRAINED),
-    ([float("nan"), 1.0, 0.5], 3, 3, False, True, budget.STILL_IMPROVING),  # non-finite losses are skipped
-])
-def test_budget_status_rule(losses: list[float], epochs: int, cap: int, stopped: bool, trained: bool,
-                            status: str) -> None:
-    assert budget.budget_status(losses, epochs, cap, stopped, trained) == status
-
-
 def test_status_of_real_runs(tmp_path: Path, events_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "early"
     rc, _, err = cli(capsys, *train_args(events_file, run, "--epochs", "5", "train.early_stop.patience=1",
@@ -141,12 +123,3 @@ def test_status_of_real_runs(tmp_path: Path, events_file: Path, capsys: pytest.C
     assert rc == 0, err
     summary = json.loads((analytic / "train_summary.json").read_text())
     assert summary["status"] == budget.NOT_TRAINED and summary["history"]["epoch"] == []
-
-
-def test_an_older_metrics_csv_without_the_new_columns_is_read(tmp_path: Path) -> None:
-    path = tmp_path / "metrics.csv"
-    path.write_text("epoch,stage_events,train_loss,val_loss,lr,best,epoch_time_s,train_events_per_s\n"
-                    "1,96,0.1,0.2,0.001,1,1.5,64\n2,96,0.05,0.1,0.001,1,1.5,64\n")
-    rows = read_metrics(path, 2)
-    assert [r["epoch"] for r in rows] == [1, 2] and np.isnan(rows[0]["val_half_width"])
-    assert np.isnan(rows[1]["wall_s"]) and rows[1]["val_loss"] == 0.1

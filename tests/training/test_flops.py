@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
+from pfgraph.io.metrics_csv import read_metrics_csv as read_metrics
 from pfgraph.training import flops
-from pfgraph.training.trainer import read_metrics
 from tests.training._helpers import cli, train_args
 
 

@@ -229,18 +229,24 @@ def test_untrainable_analytic_baseline_is_saved_without_training(tmp_path: Path,
     assert rc == 0 and "resuming" in out
 
 
-def test_without_data_the_default_dataset_is_simulated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    sim = tmp_path / "tiny_sim.yaml"
-    sim.write_text((ROOT / "pfgraph/presets/sim/gauss_b050.yaml").read_text().replace("events: 10000", "events: 40"))
+def test_without_data_a_missing_default_dataset_is_one_line_naming_the_command(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], events_file: Path) -> None:
+    """Training never simulates (no stage runs another): a missing default dataset is an error that
+    names the file and the ``pfgraph simulate`` command that makes it; an existing one is used."""
     default = tmp_path / "data" / "b050.root"
     args = ["train", "--model", "cnn", "--out", str(tmp_path / "run"), "--epochs", "1",
-            f"data.default={default}", f"data.simulate={sim}", "model.encoder=[4]", "model.decoder=[]",
+            f"data.default={default}", "data.simulate=gauss_b050", "model.encoder=[4]", "model.decoder=[]",
             "train.threads=1"]
     rc, out, err = cli(capsys, *args)
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"pfgraph: error: {default}: no such file")
+    assert f"pfgraph simulate --config gauss_b050 --out {default}" in err
+    assert not default.exists() and not (tmp_path / "run").exists()
+    default.parent.mkdir()
+    default.write_bytes(events_file.read_bytes())
+    rc, out, err = cli(capsys, *args)
     assert rc == 0, err
-    assert "default dataset missing; simulating 40 events" in out and default.is_file()
-    assert EventFiles(default).num_events == 40
-    assert read_checkpoint(tmp_path / "run" / LAST)["data"]["num_events"] == 40
+    assert read_checkpoint(tmp_path / "run" / LAST)["data"]["files"] == [str(default.resolve())]
 
 
 # ------------------------------------------------------------------------------ bad input
