@@ -56,7 +56,7 @@ NEVER: dict[str, frozenset[str]] = {
     "repr": frozenset({"sim"}),
     "models": frozenset({"io", "sim", "training"}),
     "training": frozenset({"sim"}),
-    "eval": frozenset({"sim"}),
+    "eval": frozenset({"sim", "repr", "models"}),  # eval sees the grid only: to_grid runs in training
     "reporting": frozenset({"sim", "repr", "models", "training"}),
 }
 #: What ``import pfgraph`` (the bare package, used as ``pfgraph.train(...)``) stands for: the API layer.

@@ -25,7 +25,6 @@ atomically; an existing file is replaced only when pfgraph predict wrote it, and
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -105,27 +104,6 @@ def _detector_check(trained: dict[str, Any] | None, files: Any, allow: bool) -> 
     return "same", []
 
 
-def _onnx_run(path: Path) -> tuple[Any, Any]:
-    """(a LoadedRun-like record, the engine) of an exported ONNX file."""
-    from pfgraph.repr.base import Normalisation
-    from pfgraph.repr.registry import get_representation
-    from pfgraph.training.export import OnnxModel
-    from pfgraph.training.predict import LoadedRun
-    from pfgraph.utils.atomic import file_sha256
-
-    engine = OnnxModel(path)
-    meta = engine.metadata
-    missing = [k for k in ("model", "repr", "normalisation") if k not in meta]
-    if missing:
-        raise DataError(f"{path}: no '{missing[0]}' in its metadata: not exported by pfgraph export")
-    norm = Normalisation.from_dict(json.loads(meta["normalisation"]))
-    run = LoadedRun(run_dir=path.parent, checkpoint=path, checkpoint_sha256=file_sha256(path), model_name=meta["model"],
-                    model=None, entry=None, repr=get_representation(meta["repr"]), norm=norm,  # type: ignore[arg-type]
-                    config={}, epoch=int(meta.get("epoch", 0)), device=__import__("torch").device("cpu"),
-                    training_data=json.loads(meta.get("training_data") or "{}"))
-    return run, engine
-
-
 def predict(run: str | Path, data: str | Path | list[str | Path], out: str | Path, backend: str = "torch",
             allow_config_mismatch: bool = False, batch_size: int = 64, max_events: int | None = None,
             device: str = "auto", which: str = "best") -> PredictResult:
@@ -147,7 +125,9 @@ def predict(run: str | Path, data: str | Path | list[str | Path], out: str | Pat
     engine = None
     if source.is_file() and source.suffix == ".onnx":
         backend = "onnxruntime"  # an exported file runs in onnxruntime on the CPU
-        loaded, engine = _onnx_run(source)
+        from pfgraph.training.export import load_onnx_run
+
+        loaded, engine = load_onnx_run(source)
     elif source.is_dir():
         loaded = load_run(source, "cpu" if backend == "onnxruntime" else device, which)
         if backend == "onnxruntime":

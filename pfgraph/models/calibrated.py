@@ -92,19 +92,28 @@ def build_calibrated(config: Mapping[str, Any]) -> CalibratedAnalytic:
 
 def analytic_at_points(analytic: AnalyticInversion, x: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
     """The analytic estimate (normalised) at every point: the points' four input energies scattered
-    onto their events' grids, inverted there (a fixed physics function, no gradient), gathered back."""
+    onto their events' grids, inverted there (a fixed physics function, no gradient), gathered back.
+
+    ``batch`` is sorted (events in order, as graph batches are). The number of events is taken from
+    ``batch`` as a tensor (its last entry + 1) and the grids are one flat buffer written with flat
+    indices, so an ONNX export keeps the number of events and points dynamic (no Python int of a
+    tensor, no multi-dimensional index_put)."""
     from pfgraph.repr.features import FEATURES
 
     n_side = geometry.IMSIZE
+    npix = n_side * n_side
     ieta = torch.round(x[:, FEATURES.index("ieta")] * n_side).long()
     iphi = torch.round(x[:, FEATURES.index("iphi")] * n_side).long()
     pix = ieta * n_side + iphi
-    n_events = int(batch.max()) + 1 if batch.numel() else 0
-    dense = x.new_zeros(n_events, 4, n_side * n_side)
-    dense[batch.long(), :, pix] = x[:, :4]
+    b = batch.long()
+    n_flat = (b[-1] + 1) * (4 * npix)  # a 0-d tensor: traced, not frozen
+    flat = torch.zeros_like(torch.arange(n_flat, device=x.device), dtype=x.dtype)
+    channel = torch.arange(4, device=x.device)
+    index = ((b.unsqueeze(1) * 4 + channel) * npix + pix.unsqueeze(1)).reshape(-1)
+    flat = flat.scatter(0, index, x[:, :4].reshape(-1))
     with torch.no_grad():
-        est = analytic(dense.view(n_events, 4, n_side, n_side))
-    return est.view(n_events, -1)[batch.long(), pix]
+        est = analytic(flat.view(-1, 4, n_side, n_side))
+    return est.reshape(-1)[b * npix + pix]
 
 
 class _NodeBlock(nn.Module):
@@ -152,11 +161,6 @@ class CalibratedGNN(nn.Module):
     def configure_from_data(self, meta: Mapping[str, Any], norm: Any) -> None:
         """The analytic part takes its scales and detector constants from the training data."""
         self.analytic.configure_from_data(meta, norm)
-
-    def export_refusal(self) -> str | None:
-        """Why this model cannot be exported to ONNX (``pfgraph export``)."""
-        return ("its analytic estimate fills a dense grid per event, whose number of events would become a "
-                "constant of the ONNX graph")
 
     def estimate(self, x: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Analytic estimate (normalised) at every point (:func:`analytic_at_points`)."""

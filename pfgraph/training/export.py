@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from pfgraph import __version__, geometry
-from pfgraph.errors import PfgraphError
+from pfgraph.errors import DataError, PfgraphError
 from pfgraph.utils.optional import optional_import
 
 #: The ONNX opset of exported files.
@@ -309,3 +309,23 @@ class OnnxModel:
                  "nbr": batch.nbr.cpu().numpy().astype(np.int64)}
         (points,) = self.session.run(["pred_points"], {k: v for k, v in feeds.items() if k in self.inputs})
         return torch.from_numpy(points)
+
+
+def load_onnx_run(path: Path) -> tuple[Any, Any]:
+    """(a LoadedRun-like record, the engine) of an exported ONNX file (what ``pfgraph predict`` runs)."""
+    from pfgraph.repr.base import Normalisation
+    from pfgraph.repr.registry import get_representation
+    from pfgraph.training.predict import LoadedRun
+    from pfgraph.utils.atomic import file_sha256
+
+    engine = OnnxModel(path)
+    meta = engine.metadata
+    missing = [k for k in ("model", "repr", "normalisation") if k not in meta]
+    if missing:
+        raise DataError(f"{path}: no '{missing[0]}' in its metadata: not exported by pfgraph export")
+    norm = Normalisation.from_dict(json.loads(meta["normalisation"]))
+    run = LoadedRun(run_dir=path.parent, checkpoint=path, checkpoint_sha256=file_sha256(path), model_name=meta["model"],
+                    model=None, entry=None, repr=get_representation(meta["repr"]), norm=norm,  # type: ignore[arg-type]
+                    config={}, epoch=int(meta.get("epoch", 0)), device=__import__("torch").device("cpu"),
+                    training_data=json.loads(meta.get("training_data") or "{}"))
+    return run, engine

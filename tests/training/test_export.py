@@ -3,8 +3,9 @@ outputs (max |diff| <= 1e-5 x the output scale) on the same events, graph models
 counts; configurations that cannot be exported are refused with one line.
 
 Refused configurations (documented here and in the README): edgeconv with ``dynamic_from`` set
-(feature-space kNN: no ONNX kNN operator) or ``impl: pyg`` (KD-tree edges), and calibrated_gnn
-(its analytic estimate builds a dense grid whose number of events would be a constant of the graph).
+(feature-space kNN: no ONNX kNN operator) or ``impl: pyg`` (KD-tree edges). The point-cloud models
+that build the analytic estimate on their events' grids (calibrated_gnn, residual_gnn) export with
+the number of events dynamic.
 """
 
 from __future__ import annotations
@@ -47,8 +48,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "residual_cnn": {}, "residual_gnn": {},
 }
 #: Configurations pfgraph export refuses, and a word of the reason each refusal names.
-REFUSED = {"calibrated_gnn": ({}, "dense grid"),
-           "edgeconv_dynamic": ({"widths": [8, 8], "head": [8], "dynamic_from": 1}, "kNN"),
+REFUSED = {"edgeconv_dynamic": ({"widths": [8, 8], "head": [8], "dynamic_from": 1}, "kNN"),
            "edgeconv_pyg": ({"widths": [8, 8], "head": [8], "impl": "pyg"}, "KD-tree")}
 #: Graph models are compared at these (min, max) points per event: fewer points than neighbours,
 #: typical, and large events (an empty event is added to each batch).
