@@ -162,7 +162,10 @@ def _check(f: Any, path: Path) -> tuple[dict[str, Any], str, str]:
             try:
                 files = EventFiles(path)
             except DataError as exc:
-                layouts = _input_layouts(f[name], path, mig) if "missing" in str(exc) else []
+                # a tree with the truth image claims to be a full simulate file: its missing branch is
+                # an error, not an input-only layout
+                claims_full = "truth" in set(f[name].keys())
+                layouts = _input_layouts(f[name], path, mig) if "missing" in str(exc) and not claims_full else []
                 if not layouts:
                     raise
                 files = EventFiles(path, require=sorted({b for r in layouts for b in schema.INPUT_LAYOUTS[r]}))
