@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pfgraph import __version__
-from pfgraph.errors import PfgraphError
+from pfgraph.errors import PfgraphError, cap_line
 
 #: Modules providing sub-commands, in help order.
 COMMAND_MODULES = (
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.func(args)
     except PfgraphError as exc:
-        print(f"pfgraph: error: {exc}", file=sys.stderr)
+        print(f"pfgraph: error: {cap_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", None)
@@ -106,9 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_stdout()
         return 141
     except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
         if exc.errno == errno.ENOSPC:
-            where = f"{exc.filename}: " if exc.filename else ""
             print(f"pfgraph: error: {where}no space left on device ({exc.strerror or exc})", file=sys.stderr)
+            return 2
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):  # a read-only or foreign folder: the user's to fix
+            print(f"pfgraph: error: {where}{exc.strerror or exc}", file=sys.stderr)
             return 2
         return _internal_error(exc)
     except Exception as exc:  # last line of defence: one line, traceback on request
@@ -122,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _internal_error(exc: BaseException) -> int:
     if os.environ.get("PFGRAPH_DEBUG"):
         traceback.print_exception(exc)
-    msg = str(exc).splitlines()[0] if str(exc) else ""
+    msg = cap_line(str(exc).splitlines()[0], 500) if str(exc) else ""
     print(f"pfgraph: internal error: {type(exc).__name__}: {msg} (set PFGRAPH_DEBUG=1 for a traceback)", file=sys.stderr)
     return 1
 

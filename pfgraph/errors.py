@@ -57,3 +57,32 @@ def require(condition: bool, message: str, exc: type[PfgraphError] = PfgraphErro
     """Raise ``exc(message)`` unless ``condition`` holds."""
     if not condition:
         raise exc(message)
+
+
+#: The most characters of a user's value an error message quotes (a value can be megabytes long).
+QUOTE_LIMIT = 200
+#: The most characters of one error line the command line prints.
+LINE_LIMIT = 2000
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters (``... (N characters)``).
+
+    A container is cut while it is being written, so quoting a value that YAML aliases blew up
+    to gigabytes costs no more than ``limit`` characters."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = limit
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = 20
+    short.maxlevel = 4
+    text = short.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def cap_line(text: str, limit: int = LINE_LIMIT) -> str:
+    """One line of at most ``limit`` characters (the rest replaced by ``... (N more characters)``)."""
+    text = " ".join(str(text).split("\n"))
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"

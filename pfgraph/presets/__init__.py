@@ -57,13 +57,13 @@ def find(kind: str, name: str) -> Path | None:
 
 def description(kind: str, name: str) -> str:
     """A preset's ``description`` key, else its first comment line; '' when neither (or no such preset)."""
-    import yaml
+    from pfgraph.config import load_yaml
 
     path = find(kind, name)
     if path is None:
         return ""
     text = path.read_text()
-    data = yaml.safe_load(text)
+    data = load_yaml(text, path)
     if isinstance(data, dict) and data.get("description"):
         return str(data["description"])
     for line in text.splitlines():

@@ -12,7 +12,7 @@ import glob
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pfgraph.errors import PfgraphError
@@ -100,17 +100,52 @@ def _claim(tmp_dir: Path) -> int | None:
     return fd
 
 
-def stale_temporaries(final: str | os.PathLike[str]) -> list[Path]:
-    """Temporary folders of ``final`` left by writers that no longer run (killed, crashed, power loss).
+#: Longest file name most file systems take (bytes).
+NAME_MAX = 255
 
-    Only folders holding an :data:`OWNER` file whose lock no live process holds count; a folder
-    being written right now (by this or any other process) never does.
+
+def temp_prefix(name: str) -> str:
+    """The hidden prefix of ``name``'s temporaries (``.NAME.``). A long name is cut and a hash of
+    it added, so that prefix plus a random part and ``.tmp`` stay within :data:`NAME_MAX` bytes
+    (a legal 245-byte output name must work)."""
+    if len(name.encode()) <= NAME_MAX - 60:
+        return f".{name}."
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    cut = name.encode()[:NAME_MAX - 90].decode("utf-8", "ignore")
+    return f".{cut}~{digest}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def stale_temporaries(final: str | os.PathLike[str]) -> list[Path]:
+    """Temporaries of ``final`` left by writers that no longer run (killed, crashed, power loss).
+
+    A temporary folder counts only when it holds an :data:`OWNER` file whose lock no live process
+    holds; a temporary file only when its name carries the pid of a process that has ended
+    (``.NAME.<pid>-<random>.tmp``). A temporary being written right now (by this or any other
+    process) never counts, nor one whose writer cannot be told.
     """
     final = Path(final)
     parent = final.parent if str(final.parent) else Path(".")
+    prefix = temp_prefix(final.name)
     stale = []
-    for p in sorted(parent.glob(f".{glob.escape(final.name)}.*.tmp")):
-        if str(p.resolve()) in _LIVE or not p.is_dir():
+    for p in sorted(parent.glob(f"{glob.escape(prefix)}*.tmp")):
+        if str(p.resolve()) in _LIVE:
+            continue
+        if not p.is_dir():
+            head = p.name[len(prefix):].split("-", 1)[0]
+            if head.isdigit() and int(head) != os.getpid() and not _pid_alive(int(head)):
+                stale.append(p)
             continue
         try:
             fd = os.open(p / OWNER, os.O_RDWR | os.O_CLOEXEC)
@@ -137,7 +172,11 @@ def clean_stale_temporaries(final: str | os.PathLike[str]) -> tuple[int, int]:
     for p in stale_temporaries(final):
         with contextlib.suppress(OSError):
             size += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-        shutil.rmtree(p, ignore_errors=True)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                p.unlink()
         n += 0 if p.exists() else 1
     return n, size
 
@@ -182,7 +221,7 @@ def atomic_path(final: str | os.PathLike[str], same_name: bool = False) -> Itera
     owner_fd: int | None = None
     if same_name:
         clean_stale_temporaries(final)
-        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+        tmp_dir = Path(tempfile.mkdtemp(prefix=temp_prefix(final.name), suffix=".tmp", dir=final.parent))
         _LIVE.add(str(tmp_dir.resolve()))
         try:
             owner_fd = _claim(tmp_dir)
@@ -193,7 +232,7 @@ def atomic_path(final: str | os.PathLike[str], same_name: bool = False) -> Itera
         tmp_path = tmp_dir / final.name
         tmp_path.touch()
     else:
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f"{temp_prefix(final.name)}{os.getpid()}-", suffix=".tmp", dir=final.parent)
         os.close(fd)
         tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -248,3 +287,104 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+_RENAME_EXCHANGE = 2
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd = -100
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Flush a folder's entries to disk (best effort)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def folder_temporaries(out: Path, tag: str) -> str:
+    """The glob of the private temporary folders :func:`atomic_folder` makes for ``out``."""
+    return f"{glob.escape(temp_prefix(out.name))}{tag}-*.tmp"
+
+
+def clean_stale_folders(out: Path, tag: str) -> int:
+    """Remove temporary folders of earlier ``tag`` writers into ``out`` whose process has ended."""
+    n = 0
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        return 0
+    head = f"{temp_prefix(out.name)}{tag}-"
+    for tmp in parent.glob(folder_temporaries(out, tag)):
+        try:
+            pid = int(tmp.name[len(head):].split("-")[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+            n += 1
+    return n
+
+
+@contextlib.contextmanager
+def atomic_folder(out: str | os.PathLike[str], tag: str,
+                  check: Callable[[Path], None] | None = None) -> Iterator[Path]:
+    """Yield a private temporary folder beside ``out`` (``.NAME.<tag>-<pid>-<random>.tmp``); when the
+    block ends without an exception put it in place of ``out`` as one step: a rename when ``out`` is
+    new, an atomic exchange (Linux ``renameat2``) with the previous folder otherwise, which is then
+    removed. ``check(out)`` runs before (and again just before the swap: nothing foreign appeared
+    meanwhile); it raises to refuse ``out``. On any exception (or interrupt) ``out`` is left
+    untouched and the temporary folder removed; the temporaries of dead earlier writers go first.
+    """
+    out = Path(out)
+    if out.is_symlink():  # replace the folder the link points to, keep the link
+        out = out.resolve()
+    if check is not None:
+        check(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PfgraphError(f"{out}: cannot create output folder ({exc.strerror})") from None
+    clean_stale_folders(out, tag)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f"{temp_prefix(out.name)}{tag}-{os.getpid()}-", suffix=".tmp",
+                                    dir=parent))
+    except OSError as exc:
+        raise write_failure(exc, out) or PfgraphError(f"{out}: cannot write beside it ({exc.strerror})") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        yield tmp
+        fsync_dir(tmp)
+        if check is not None:
+            check(out)
+        if not out.exists():
+            os.rename(tmp, out)
+        elif exchange_paths(tmp, out):
+            shutil.rmtree(tmp, ignore_errors=True)  # now the previous folder
+        else:  # no atomic exchange here: move the old folder aside first (a short window)
+            old = Path(tempfile.mkdtemp(prefix=f"{temp_prefix(out.name)}{tag}-{os.getpid()}-old-", suffix=".tmp",
+                                        dir=parent))
+            os.rename(out, old / "previous")
+            os.rename(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        fsync_dir(parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
