@@ -41,6 +41,8 @@ def register(sub: Any) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--format", choices=("ttree", "rntuple"), default="ttree",
                    help="layout of predictions.root: ttree (default) or rntuple (ROOT 6.34+)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an --out folder holding files evaluate did not write (they are deleted)")
     p.set_defaults(func=run)
 
 
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     settings = EvaluateSettings(
         jet_backend=args.jet_backend, jet_threshold=args.jet_threshold, radius=args.radius, max_events=args.max_events,
         device=args.device, batch_size=args.batch_size, which=args.which, missed_threshold=args.missed_threshold,
-        bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed, plots=not args.no_plots, format=args.format)
+        bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed, plots=not args.no_plots, format=args.format,
+        force=args.force)
     result = evaluate(args.run, args.data, args.out, settings)
     print(f"{result.summary} -> {result.out}")
     return 0

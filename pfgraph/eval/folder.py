@@ -1,7 +1,7 @@
 """An evaluation folder changes as one unit, and says what it holds (``manifest.json``).
 
 ``pfgraph evaluate`` writes every output into a private temporary folder beside ``--out``
-(``.<name>.evaluate-<pid>-<random>.tmp``), writes ``manifest.json`` last (every file with its
+(``.<name>.evaluate-<pid>-<random>.tmp``, :func:`pfgraph.utils.atomic.atomic_folder`), writes ``manifest.json`` last (every file with its
 size and SHA-256, the model and the identity of the data, :mod:`pfgraph.io.identity`), and
 only then puts the folder in place: a rename when ``--out`` is new, an atomic exchange
 (Linux ``renameat2(RENAME_EXCHANGE)``) with the previous evaluation otherwise. A killed
@@ -16,12 +16,8 @@ entry (a predictions file copied in from another evaluation) is refused with one
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +25,8 @@ from typing import Any
 from pfgraph import __version__
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.io.identity import describe, identity_mismatch
-from pfgraph.utils.atomic import check_creatable_dir, file_sha256, fsync_path, write_failure
+from pfgraph.utils.atomic import atomic_folder, check_creatable_dir, file_sha256, fsync_path, write_failure
+from pfgraph.utils.ownership import foreign_entries, refuse_foreign, written_by_pfgraph
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "pfgraph.evaluation"
@@ -39,72 +36,33 @@ MANIFEST_VERSION = 1
 OUTPUT_PATTERNS = ("metrics.json", "predictions.root", "config.yaml", MANIFEST, "*.png")
 
 
-def _is_output(name: str) -> bool:
-    return any(Path(name).match(p) for p in OUTPUT_PATTERNS)
-
-
-def _pid_alive(pid: int) -> bool:
+def _listed(out: Path) -> set[str] | None:
+    """The file names ``out``'s own manifest lists (with the manifest itself); None without a readable one."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        doc = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT or not isinstance(doc.get("files"), dict):
+        return None
+    return {*doc["files"], MANIFEST}
 
 
-def clean_stale_temporaries(out: Path) -> int:
-    """Remove temporary folders of earlier evaluations into ``out`` whose process has ended."""
-    n = 0
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        return 0
-    for tmp in parent.glob(f".{out.name}.evaluate-*.tmp"):
-        try:
-            pid = int(tmp.name[len(f".{out.name}.evaluate-"):].split("-")[0])
-        except ValueError:
-            continue
-        if pid != os.getpid() and not _pid_alive(pid):
-            shutil.rmtree(tmp, ignore_errors=True)
-            n += 1
-    return n
+def foreign_files(out: Path) -> list[str]:
+    """Entries of an existing ``out`` that no evaluation wrote: those its manifest does not list, or
+    (a folder without a manifest) those without pfgraph's marker (:mod:`pfgraph.utils.ownership`)."""
+    listed = _listed(out)
+    if listed is not None:
+        return foreign_entries(out, lambda p: p.name in listed and p.is_file())
+    return foreign_entries(out, lambda p: any(p.match(pat) for pat in OUTPUT_PATTERNS) and written_by_pfgraph(p))
 
 
-def check_target(out: Path) -> None:
-    """Refuse an ``--out`` that is not a folder, or a folder holding files evaluate does not write."""
+def check_target(out: Path, force: bool = False) -> None:
+    """Refuse an ``--out`` that is not a folder, or a folder holding files evaluate did not write
+    (replacing the folder would lose them), unless ``force``."""
     check_creatable_dir(out)
     if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if not _is_output(p.name))
-        if foreign:
-            raise PfgraphError(f"{out}: holds files that are not evaluation outputs ({', '.join(foreign[:3])}"
-                               f"{', ...' if len(foreign) > 3 else ''}); evaluate replaces the whole folder: "
-                               "choose a new --out or an earlier evaluation folder")
-
-
-_RENAME_EXCHANGE = 2
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_fdcwd = -100
-    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    return False
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        refuse_foreign(out, foreign_files(out), "evaluate", force,
+                       "evaluate replaces the whole folder and would delete them")
 
 
 def write_manifest(folder: Path, extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,44 +82,18 @@ def write_manifest(folder: Path, extra: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def evaluation_folder(out: str | os.PathLike[str], manifest: dict[str, Any]) -> Iterator[Path]:
+def evaluation_folder(out: str | os.PathLike[str], manifest: dict[str, Any], force: bool = False) -> Iterator[Path]:
     """Yield a private temporary folder to write an evaluation into; on success write its
     manifest (with the entries of ``manifest`` as they are when the block ends) and put it in
-    place of ``out`` as one step. On any exception (or interrupt) ``out`` is left untouched and
-    the temporary folder removed."""
-    out = Path(out)
-    if out.is_symlink():  # replace the folder the link points to, keep the link
-        out = out.resolve()
-    check_target(out)
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PfgraphError(f"{out}: cannot create output folder ({exc.strerror})") from None
-    clean_stale_temporaries(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.evaluate-{os.getpid()}-", suffix=".tmp", dir=parent))
-    try:
-        os.chmod(tmp, 0o777 & ~_umask())
+    place of ``out`` as one step (:func:`pfgraph.utils.atomic.atomic_folder`). On any exception
+    (or interrupt) ``out`` is left untouched and the temporary folder removed. ``force``: replace
+    an ``out`` holding files evaluate did not write."""
+    with atomic_folder(out, "evaluate", lambda o: check_target(o, force)) as tmp:
         try:
             yield tmp
         except (PfgraphError, OSError) as exc:  # name the user's folder, not the private temporary one
-            raise _renamed(exc, tmp, out) from None
+            raise _renamed(exc, tmp, Path(out)) from None
         write_manifest(tmp, manifest)
-        _fsync_dir(tmp)
-        check_target(out)  # nothing foreign appeared meanwhile
-        if not out.exists():
-            os.rename(tmp, out)
-        elif _exchange(tmp, out):
-            shutil.rmtree(tmp, ignore_errors=True)  # now the previous evaluation
-        else:  # no atomic exchange here: move the old folder aside first (a short window)
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.evaluate-{os.getpid()}-old-", suffix=".tmp", dir=parent))
-            os.rename(out, old / "previous")
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        _fsync_dir(parent)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _renamed(exc: BaseException, tmp: Path, out: Path) -> BaseException:
@@ -171,12 +103,6 @@ def _renamed(exc: BaseException, tmp: Path, out: Path) -> BaseException:
         return failure if failure is not None else exc
     text = str(exc)
     return type(exc)(text.replace(str(tmp), str(out))) if str(tmp) in text else exc
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:

@@ -20,6 +20,10 @@ Document layout (``schema == "pfgraph.metrics"``, ``schema_version == METRICS_VE
     baselines: oracle: null, or (data files with the ``oracle`` image) the oracle evaluated with the
                same code on the same events: {energy, jets, headline}, keys as the model's sections
                (pfgraph.eval.baselines)
+    degenerate:    flag, reasons, rule: the model is degenerate by the one rule of
+                   pfgraph.utils.degenerate (set from the headline figures; never ranked)
+    data_mismatch: flag, reasons: the evaluation data differs from the run's training data in its
+                   detector/generation config, or is the training data itself (null: not known)
 
 Every document has exactly the keys of :func:`template` (values may be null); a model that
 needs a representation-specific figure adds it under ``extra`` and never changes the rest.
@@ -28,7 +32,8 @@ version 2 (no missed pixels, Gaussian-core flags, matched-jet energy, headline) 
 keys null and its headline values copied from its robust figures, without intervals;
 version 3 (no course of training) gets the training keys of version 4 null; version 4 (no
 baselines) gets ``baselines.oracle`` null; version 5 (no compute record) gets
-``training.train_flops``, ``training.precision`` and the history's ``train_flops`` null.
+``training.train_flops``, ``training.precision`` and the history's ``train_flops`` null;
+version 6 gets ``degenerate`` computed from its headline figures and ``data_mismatch`` null.
 """
 
 from __future__ import annotations
@@ -57,9 +62,10 @@ from pfgraph.eval.energy import (
 from pfgraph.eval.jets import DEFAULT_RADIUS, DEFAULT_THRESHOLD, JetAccumulator, empty_jet_metrics
 from pfgraph.utils.atomic import atomic_write_text
 from pfgraph.utils.budget import HISTORY_FIELDS
+from pfgraph.utils.degenerate import degenerate_record
 
 METRICS_SCHEMA = "pfgraph.metrics"
-METRICS_VERSION = 6
+METRICS_VERSION = 7
 #: The ``training`` section: its key -> the key of the run's ``train_summary.json`` it is copied from.
 TRAINING_KEYS = {"parameters": "params", "epochs": "epochs", "best_epoch": "best_epoch",
                  "best_val_loss": "best_val_loss", "train_time_s": "train_time_s",
@@ -99,9 +105,13 @@ def template(version: int = METRICS_VERSION) -> dict[str, Any]:
         "jets": empty_jet_metrics(None, None, None, None),
         "headline": _nullify(empty_headline()),
         "baselines": {"oracle": None},
+        "degenerate": {"flag": None, "reasons": None, "rule": None},
+        "data_mismatch": {"flag": None, "reasons": None},
         "extra": {},
     }
     doc["settings"].update(missed_threshold_gev=None, bootstrap_resamples=None, bootstrap_seed=None)
+    if version < 7:
+        del doc["degenerate"], doc["data_mismatch"]
     if version < 6:
         for k in TRAINING_KEYS_V6:
             del doc["training"][k]
@@ -299,6 +309,9 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         _fill_missing(doc, template(METRICS_VERSION))
     if version < 6:  # 5 -> 6: training FLOPs (total and per epoch) and the training precision
         _fill_missing(doc, template(METRICS_VERSION))
+    if version < 7:  # 6 -> 7: the degenerate flag (from the headline, by the one rule), data mismatch unknown
+        _fill_missing(doc, template(METRICS_VERSION))
+        doc["degenerate"] = degenerate_section(doc)
     doc["schema_version"] = METRICS_VERSION
     return doc
 
@@ -315,7 +328,15 @@ def assemble(energy: Mapping[str, Any], jets: Mapping[str, Any], **sections: Map
             doc[name] = {**doc[name], **value} if isinstance(doc[name], dict) and name != "extra" else dict(value)
         else:
             doc[name] = value
+    doc["degenerate"] = degenerate_section(doc)
     return _clean(doc)
+
+
+def degenerate_section(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``degenerate`` section of a metrics document from its headline figures
+    (:func:`pfgraph.utils.degenerate.degenerate_record`, the one rule)."""
+    figures = ((doc.get("headline") or {}).get("figures") or {}) if isinstance(doc, Mapping) else {}
+    return degenerate_record(figures)
 
 
 def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, target_scale: float | None = None,

@@ -45,7 +45,7 @@ from pfgraph import geometry
 from pfgraph.errors import DataError
 from pfgraph.eval.jets import MATCH_FIELDS, JetTable
 from pfgraph.io import schema
-from pfgraph.io.root import RootWriter, check_tree, migration_for, open_root, read_meta, tree_names
+from pfgraph.io.root import RootWriter, check_tree, corrupt, migration_for, open_root, read_meta, reason, tree_names
 
 PREDICTIONS_KIND = "predictions"
 _IMG = np.dtype((np.float32, (geometry.IMSIZE, geometry.IMSIZE)))
@@ -161,7 +161,7 @@ def read_predictions(path: str | os.PathLike[str], max_events: int | None = None
     try:
         arrays = tree.arrays(["event_id", "pred", "truth"], entry_stop=max_events, library="ak")
     except Exception as exc:
-        raise DataError(f"{p}: tree '{schema.PREDICTIONS_TREE}' unreadable ({type(exc).__name__})") from None
+        raise corrupt(p, f"tree '{schema.PREDICTIONS_TREE}': {reason(exc)}") from None
     out: dict[str, Any] = {"meta": meta, "event_id": ak.to_numpy(arrays["event_id"]).astype(np.int64)}
     for name in ("pred", "truth"):
         a = np.asarray(ak.to_numpy(arrays[name]), dtype=np.float32)

@@ -14,6 +14,7 @@ import numpy as np
 
 from pfgraph.eval.energy import E_TRUE_EDGES, RESIDUAL_BINS, RESIDUAL_RANGE
 from pfgraph.utils.atomic import atomic_path
+from pfgraph.utils.ownership import PNG_METADATA
 
 
 def _pyplot() -> Any:
@@ -28,7 +29,7 @@ def _pyplot() -> Any:
 def _save(fig: Any, path: Path) -> Path:
     plt = _pyplot()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata=PNG_METADATA)
     plt.close(fig)
     return path
 

@@ -49,9 +49,14 @@ class EvaluateSettings:
     bootstrap_seed: int = 12345
     plots: bool = True
     format: str = "ttree"
+    force: bool = False  # replace an --out holding files evaluate did not write
 
     def validate(self) -> None:
-        """One PfgraphError line for an impossible setting (named as its command-line flag)."""
+        """One PfgraphError line for a setting of the wrong type or an impossible one (named as its
+        command-line flag)."""
+        from pfgraph.utils.args import check_fields
+
+        check_fields(self, "evaluate")
         if self.jet_backend not in JET_BACKENDS:
             raise PfgraphError(f"--jet-backend {self.jet_backend}: expected one of {', '.join(JET_BACKENDS)}")
         if self.which not in ("best", "last"):
@@ -155,12 +160,14 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
     from pfgraph.eval.folder import check_target, evaluation_folder
     from pfgraph.eval.jets import JetAccumulator, empty_jet_metrics
     from pfgraph.eval.metrics import TRAINING_KEYS, assemble, training_section, write_metrics
+    from pfgraph.eval.mismatch import data_mismatch
     from pfgraph.eval.output import PredictionWriter, read_predictions
     from pfgraph.eval.training import training_record
     from pfgraph.io import identity as data_id
     from pfgraph.io import schema
     from pfgraph.io.root import EventFiles, make_meta
     from pfgraph.utils.atomic import atomic_write_text
+    from pfgraph.utils.ownership import text_marker
     from pfgraph.utils.progress import progress
 
     if settings is None:
@@ -172,14 +179,23 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
     elif options:
         raise PfgraphError("evaluate: give either settings or keyword settings, not both")
     opts = settings
+    if not isinstance(opts, EvaluateSettings):
+        raise PfgraphError(f"evaluate: argument 'settings' expects EvaluateSettings, got {type(opts).__name__}")
+    from pfgraph.utils.args import check_path, check_paths
+    from pfgraph.utils.ownership import check_not_inside
+
+    check_path("evaluate", "run", run)
+    check_paths("evaluate", "data", data)
+    check_path("evaluate", "out", out)
     opts.validate()
     t_start = time.perf_counter()
     source = Path(run)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PfgraphError(f"{out}: exists and is not a folder; --out expects an output folder")
-    check_target(out)
     files = EventFiles(data)
+    check_not_inside(out, [source, *files.paths], "an input of this evaluation")
+    check_target(out, opts.force)
     identity = data_id.dataset_identity(files)
     n_data = files.num_events if opts.max_events is None else min(opts.max_events, files.num_events)
     if n_data == 0:
@@ -248,7 +264,8 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
                      model_names=[model["name"]], target_scale=scale, dataset=dataset, jets=jet_settings,
                      training=training, **{data_id.META_KEY: identity})
     manifest: dict[str, Any] = {"created_by": "pfgraph evaluate", "model": model, "data_identity": identity}
-    with evaluation_folder(out, manifest) as work:  # the folder changes as one unit
+    mismatch = data_mismatch(source if source.is_dir() else None, files)
+    with evaluation_folder(out, manifest, opts.force) as work:  # the folder changes as one unit
         inference_s = 0.0
         n_done = 0
         with PredictionWriter(work / "predictions.root", meta, graph=point_outputs, jets=has_jet,
@@ -293,7 +310,7 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
         dataset["n_events"] = n_done
         total = time.perf_counter() - t_start
         doc = assemble(energy_doc, jet_doc, created_by="pfgraph evaluate", model=model, training=training,
-                       headline=head, baselines=baselines,
+                       headline=head, baselines=baselines, data_mismatch=mismatch,
                        dataset=dataset, settings=settings,
                        timing={"inference_s": inference_s if source.is_dir() else None,
                                "inference_events_per_s": n_done / inference_s if source.is_dir() and inference_s > 0 else None,
@@ -303,7 +320,8 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
                                  **settings, "jets": jet_settings, "plots": opts.plots,
                                  "format": opts.format},
                     "run": run_config}
-        atomic_write_text(work / "config.yaml", yaml.safe_dump(_plain(resolved), sort_keys=False))
+        atomic_write_text(work / "config.yaml", text_marker("evaluate") + ": the resolved evaluation settings\n"
+                          + yaml.safe_dump(_plain(resolved), sort_keys=False))
         if opts.plots:
             from pfgraph.eval.plots import write_plots
 
@@ -361,6 +379,12 @@ def summary_line(doc: dict[str, Any], n_events: int, seconds: float) -> str:
     if oracle:
         line += (f"; oracle (each particle's own measurements): 68% half-width "
                  f"{_with_interval(oracle['headline']['figures']['residual_half_width_68'])}")
+    degenerate = doc.get("degenerate") or {}
+    if degenerate.get("flag"):
+        line += f"; DEGENERATE ({'; '.join(degenerate.get('reasons') or [])}): never ranked"
+    mismatch = doc.get("data_mismatch") or {}
+    if mismatch.get("flag"):
+        line += f"; DATA MISMATCH: {'; '.join(mismatch.get('reasons') or [])}"
     return line
 
 

@@ -34,8 +34,10 @@ from pfgraph.eval.metrics import common_norm_scale, norm_scale_sentence, on_norm
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles, open_root, read_meta
 from pfgraph.reporting import plots
-from pfgraph.utils.atomic import atomic_write_text, ensure_writable_dir
+from pfgraph.utils.atomic import atomic_folder, atomic_write_text
 from pfgraph.utils.budget import STILL_IMPROVING
+from pfgraph.utils.degenerate import DEGENERATE_RULE
+from pfgraph.utils.ownership import check_not_inside, foreign_entries, refuse_foreign, text_marker, written_by_pfgraph
 
 REPORT_VERSION = 3
 N_DISPLAYS = 3
@@ -113,6 +115,41 @@ def load_eval(folder: str | Path, metrics_only_ok: bool = False) -> EvalRun:
     return EvalRun(folder, metrics, name, repr_name, arrays["pred"], arrays["truth"], arrays["event_id"], jets)
 
 
+def is_degenerate(metrics: dict[str, Any]) -> bool:
+    """The evaluation's own ``degenerate`` flag (metrics.json; older documents get it on reading)."""
+    return bool(metric(metrics, "degenerate.flag"))
+
+
+def report_files(out: Path) -> set[str] | None:
+    """The files the report in ``out`` wrote (its summary.json lists them); None when ``out`` holds no report."""
+    path = out / "summary.json"
+    if not written_by_pfgraph(path):
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if "report_version" not in doc:
+        return None
+    if isinstance(doc.get("files"), list):
+        return {*(str(f) for f in doc["files"]), "summary.json"}
+    # a report of an older pfgraph lists no files: its figures, pages and any PNG (stale figures included)
+    return {*(str(f) for f in doc.get("figures") or []), *(p.name for p in out.glob("*.png")), "index.html",
+            "summary.md", "summary.json"}
+
+
+def check_report_target(out: Path, force: bool = False) -> None:
+    """Refuse an ``--out`` that is not a folder, or an existing folder holding files no report wrote
+    (the report folder is replaced as a whole), unless ``force``."""
+    if out.exists() and not out.is_dir():
+        raise PfgraphError(f"{out}: exists and is not a folder; --out expects a report folder")
+    if not out.is_dir():
+        return
+    listed = report_files(out) or set()
+    refuse_foreign(out, foreign_entries(out, lambda p: p.name in listed and p.is_file()), "report", force,
+                   "the report folder is replaced as a whole and would delete them")
+
+
 def figure(metrics: dict[str, Any], key: str) -> dict[str, Any]:
     """Headline figure ``key`` of a metrics document: ``{"value", "lo", "hi"}`` (nulls if absent)."""
     node = metric(metrics, f"headline.figures.{key}")
@@ -178,7 +215,7 @@ def fmt_fit(fit: dict[str, Any] | None) -> str:
 #: Table columns: (key, header, kind); kind "fig" = headline figure with interval, "fit" = a core
 #: fit (sigma and chi2/ndf, flagged), "val" = a plain metrics value.
 COLUMNS: list[tuple[str, str, str]] = [
-    ("model", "model", "val"), ("repr", "representation", "val"), ("dataset", "data set", "val"),
+    ("model", "model", "model"), ("repr", "representation", "val"), ("dataset", "data set", "val"),
     ("seed", "seed", "val"), ("parameters", "parameters", "val"), ("epochs", "epochs", "val"),
     ("train_time_s", "train time [s]", "val"), ("inference_events_per_s", "inference [events/s]", "val"),
     ("residual_median", "r median", "fig"), ("residual_half_width_68", "r 68% half-width", "fig"),
@@ -224,6 +261,8 @@ def summary_rows(runs: Sequence[EvalRun]) -> list[dict[str, Any]]:
             "energy_fraction_above": metric(m, "energy.extrapolation.energy_fraction_above"),
             "half_width_above": metric(m, "energy.extrapolation.above.robust.half_width_68"),
             "events": metric(m, "dataset.n_events"),
+            "degenerate": metric(m, "degenerate.reasons") or [] if is_degenerate(m) else [],
+            "ranked": not is_degenerate(m),
         }
         for key, _, kind in ALL_COLUMNS:
             if kind == "fig":
@@ -257,6 +296,8 @@ def oracle_rows(runs: Sequence[EvalRun], scale: float | None) -> list[dict[str, 
 
 
 def _cell(row: dict[str, Any], key: str, kind: str) -> str:
+    if kind == "model":
+        return _fmt(row[key]) + (" DEGENERATE (never ranked)" if row.get("degenerate") else "")
     if kind == "fig":
         return fmt_interval(row[key])
     if kind == "fit":
@@ -347,7 +388,8 @@ def _markdown(rows: list[dict[str, Any]], spread: list[dict[str, Any]]) -> str:
         body = "".join("| " + " | ".join(_cell(row, k, kind) for k, _, kind in cols) + " |\n" for row in rows)
         text += head + body + "\n"
     text = (text + "Figures: value [68 % bootstrap interval over events]. Fit columns: sigma (chi2/ndf); "
-            "'non-Gaussian' marks a core fit that fails the stated rule and is never used to rank.\n")
+            "'non-Gaussian' marks a core fit that fails the stated rule and is never used to rank. "
+            f"DEGENERATE marks a model never ranked ({DEGENERATE_RULE}).\n")
     if spread:
         text += "\n## Spread over training seeds (mean +- standard deviation)\n\n| model | data set | seeds | "
         text += " | ".join(SEED_FIGURES) + " |\n|" + "---|" * (3 + len(SEED_FIGURES)) + "\n"
@@ -388,21 +430,38 @@ def seed_group(name: str, label: str) -> str:
     return name if len(parts) == 1 else f"{name} ({'/'.join(parts[:-1])})"
 
 
-def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_ok: bool = False) -> Path:
+def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_ok: bool = False,
+                 force: bool = False) -> Path:
     """Write the comparison report into ``out``; returns the path of ``index.html``.
 
     ``metrics_only_ok``: evaluations whose predictions.root is absent (a study folder restored
     from version control, :data:`pfgraph.eval.folder.LOCAL_ONLY`) are reported from their
     metrics; the jet histograms and event displays, which need the per-event predictions, name
-    the evaluations they leave out."""
+    the evaluations they leave out. The same folder given twice is reported once. The report
+    folder changes as one unit (:func:`pfgraph.utils.atomic.atomic_folder`): an interrupted
+    report leaves the previous one as it was, and no figure of an earlier report stays beside a
+    new one. An existing ``out`` must be a report folder (or empty); ``force`` replaces any
+    folder (its files are deleted). Degenerate models (:mod:`pfgraph.utils.degenerate`) are
+    flagged and listed after the others, never ranked."""
     if not eval_dirs:
         raise PfgraphError("report: give at least one evaluation folder")
-    out = ensure_writable_dir(out)
+    eval_dirs = list(dict.fromkeys(str(Path(d).resolve()) for d in eval_dirs))  # one row per folder
+    out = Path(out)
+    check_not_inside(out, [*eval_dirs, Path.cwd()], "an input of this report or the current folder")
+    check_report_target(out, force)
     runs = [load_eval(d, metrics_only_ok) for d in eval_dirs]
     check_evaluations(eval_dirs, local_only_may_miss=metrics_only_ok)  # complete, unmixed, one dataset
+    runs.sort(key=lambda r: bool(is_degenerate(r.metrics)))  # degenerate models last (stable otherwise)
     for r, label in zip(runs, unique_labels([r.name for r in runs], [r.folder for r in runs])):
         r.group = seed_group(r.name, label)
         r.name = label  # every table, plot and fit is keyed by it: two evaluations must never share one
+    with atomic_folder(out, "report", lambda o: check_report_target(o, force)) as work:
+        _write_report(runs, work)
+    return out / "index.html"
+
+
+def _write_report(runs: list[EvalRun], out: Path) -> None:
+    """Write every file of the report of ``runs`` into the (private, new) folder ``out``."""
     scale = common_norm_scale([r.metrics for r in runs])  # the paper's dE/S on one S for every model
     for r in runs:
         r.metrics = on_norm_scale(r.metrics, scale)
@@ -498,12 +557,14 @@ def build_report(eval_dirs: Sequence[str | Path], out: str | Path, metrics_only_
                "metrics_only": [str(r.folder) for r in runs if not r.has_predictions],
                "norm_scale": scale, "norm_rescaled_from": rescaled,
                "gaussian_rule": GAUSSIAN_RULE}
+    summary["created_by"] = "pfgraph report"
+    summary["degenerate_rule"] = DEGENERATE_RULE
+    summary["files"] = sorted({*(f for f, _ in figures), "index.html", "summary.json", "summary.md"})
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
-    md = "# pfgraph comparison\n\n" + _markdown(rows, spread) + (f"\n{note}\n" if note else "") + _budget_markdown(budget, rule)
+    md = (text_marker("report", "<!--") + "\n# pfgraph comparison\n\n" + _markdown(rows, spread)
+          + (f"\n{note}\n" if note else "") + _budget_markdown(budget, rule))
     atomic_write_text(out / "summary.md", md)
-    index = out / "index.html"
-    atomic_write_text(index, _html(rows, spread, figures, budget, note, rule))
-    return index
+    atomic_write_text(out / "index.html", _html(rows, spread, figures, budget, note, rule))
 
 
 def _event_displays(runs: Sequence[EvalRun], out: Path) -> list[tuple[str, str]]:
@@ -559,7 +620,7 @@ def _html(rows: list[dict[str, Any]], spread: list[dict[str, Any]], figures: lis
         if not cols:
             continue
         head = "".join(f"<th>{html.escape(c[1])}</th>" for c in cols)
-        body = "".join("<tr>" + "".join(
+        body = "".join(('<tr class="degenerate">' if row.get("degenerate") else "<tr>") + "".join(
             f'<td class="{"flag" if kind == "fit" and "non-Gaussian" in _cell(row, k, kind) else ""}">'
             f"{_cell(row, k, kind)}</td>" for k, _, kind in cols) + "</tr>\n" for row in rows)
         tables += f"<h2>{title}</h2>\n<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n"
@@ -593,7 +654,7 @@ body {{ font-family: sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; font-size: 0.8em; display: block; overflow-x: auto; max-width: 100%; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 6px; text-align: right; }}
 th {{ background: #f0f0f0; }} td:first-child, td:nth-child(2), td:nth-child(3) {{ text-align: left; }}
-td.flag {{ background: #fff0e0; }}
+td.flag {{ background: #fff0e0; }} tr.degenerate td {{ background: #f4d6d6; }}
 figure {{ display: inline-block; margin: 1em; max-width: 46%; vertical-align: top; }}
 figure.wide {{ display: block; max-width: 95%; }}
 img {{ max-width: 100%; }} figcaption {{ font-size: 0.85em; color: #555; }}
@@ -606,7 +667,9 @@ r = (E<sub>pred</sub> - E<sub>true</sub>)/E<sub>true</sub> over pixels with E<su
 events]; two models differ on a figure only where their intervals do not overlap. <b>Missed truth pixels</b> (predicted
 empty, r = -1) are counted on their own and left out of the Gaussian core fit. A core fit is a resolution only if
 its core is Gaussian ({html.escape(GAUSSIAN_RULE)}); fits that fail it are marked non-Gaussian (shaded) and are
-never used to rank. Fake energy = predicted energy in pixels without truth. Point-cloud models cannot reach truth
+never used to rank. A model whose figures bias alone could win is flagged <b>DEGENERATE</b> (red rows, listed
+last) and never ranked ({html.escape(DEGENERATE_RULE)}): a model that predicts nothing misses every truth pixel, and
+its half-width is then 0. Fake energy = predicted energy in pixels without truth. Point-cloud models cannot reach truth
 pixels without any input (the out-of-reach share). Jet energy has two definitions, both from the evaluation:
 the sum over the truth jet's pixels of (E<sub>pred</sub> - E<sub>true</sub>) / E<sub>truth jet</sub> and the
 matched jets' own energies (E<sub>pred jet</sub> - E<sub>truth jet</sub>) / E<sub>truth jet</sub>.

@@ -15,6 +15,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 
 from pfgraph import geometry  # noqa: E402
 from pfgraph.utils.atomic import atomic_path  # noqa: E402
+from pfgraph.utils.ownership import PNG_METADATA  # noqa: E402
 
 #: Okabe-Ito colour-blind-safe palette.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -47,7 +48,7 @@ def save(fig: Any, path: str | Path) -> Path:
     """Save a figure atomically as PNG and close it."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
+        fig.savefig(tmp, format="png", bbox_inches="tight", metadata=PNG_METADATA)
     plt.close(fig)
     return path
 

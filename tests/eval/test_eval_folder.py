@@ -135,18 +135,41 @@ def test_evaluate_replaces_an_earlier_evaluation_and_refuses_foreign_folders(
         eval_a: Path, tiny_run: Path, other_jet_file: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     folder = _copy(eval_a, tmp_path / "ev")
-    (folder / "residual.png").write_bytes(b"an old figure")
+    old_metrics = file_sha256(folder / "metrics.json")
     rc, _, _ = _cli(capsys, "evaluate", str(tiny_run), "--data", str(other_jet_file), "--out", str(folder),
                     "--no-plots", "--device", "cpu")
-    assert rc == 0 and not (folder / "residual.png").exists()  # nothing of the old evaluation survives
+    assert rc == 0 and file_sha256(folder / "metrics.json") != old_metrics
     assert verify_folder(folder)["data_identity"]["seed"] == 6
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     rc, _, err = _cli(capsys, "evaluate", str(tiny_run), "--data", str(other_jet_file), "--out", str(mine),
                       "--no-plots", "--device", "cpu")
-    assert rc == 2 and f"{mine}: holds files that are not evaluation outputs (notes.txt)" in err
+    assert rc == 2 and f"{mine}: holds files pfgraph evaluate did not write (notes.txt)" in err
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_evaluate_never_deletes_a_users_figures(eval_a: Path, tiny_run: Path, other_jet_file: Path,
+                                                tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 31: ``evaluate --out figures/`` deleted every PNG of a folder of the user's figures.
+    A PNG the evaluation's manifest does not list (or, without a manifest, one pfgraph did not draw)
+    is the user's: refused with one line; ``--force`` replaces the folder as asked."""
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "plot.png").write_bytes(b"\x89PNG\r\n\x1a\n a figure of the user's")
+    argv = ["evaluate", str(tiny_run), "--data", str(other_jet_file), "--out", str(figures), "--no-plots",
+            "--device", "cpu"]
+    rc, _, err = _cli(capsys, *argv)
+    assert rc == 2 and err.count("\n") == 1 and "plot.png" in err and "--force" in err
+    assert (figures / "plot.png").exists()
+    folder = _copy(eval_a, tmp_path / "ev")  # an evaluation folder with a figure added by hand
+    (folder / "residual.png").write_bytes(b"an old figure")
+    rc, _, err = _cli(capsys, "evaluate", str(tiny_run), "--data", str(other_jet_file), "--out", str(folder),
+                      "--no-plots", "--device", "cpu")
+    assert rc == 2 and "residual.png" in err and (folder / "residual.png").exists()
+    rc, _, _ = _cli(capsys, *argv, "--force")
+    assert rc == 0 and not (figures / "plot.png").exists()
+    verify_folder(figures)
 
 
 @pytest.mark.slow

@@ -37,8 +37,11 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_template_versions_differ_by_the_documented_keys() -> None:
-    v6, v5, v4, v3, v2, v1 = template(), template(5), template(4), template(3), template(2), template(1)
-    assert v6["schema"] == METRICS_SCHEMA and v6["schema_version"] == METRICS_VERSION == 6
+    v7, v6, v5, v4, v3, v2, v1 = (template(), template(6), template(5), template(4), template(3), template(2),
+                                  template(1))
+    assert v7["schema"] == METRICS_SCHEMA and v7["schema_version"] == METRICS_VERSION == 7
+    assert {"degenerate.flag", "degenerate.reasons", "degenerate.rule", "data_mismatch.flag"} <= key_paths(v7)
+    assert "degenerate" not in v6 and "data_mismatch" not in v6
     assert {"training.train_flops", "training.precision", "training.history.train_flops"} <= key_paths(v6)
     assert not {"training.train_flops", "training.precision", "training.history.train_flops"} & key_paths(v5)
     assert "training.history" in key_paths(v4) and "training.status" in key_paths(v4)

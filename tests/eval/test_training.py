@@ -47,17 +47,25 @@ def test_metrics_json_carries_the_training_record(evaluated: Path, tiny_run: Pat
     assert read_metrics(evaluated / "again.json") == doc
 
 
+def doc_degenerate(doc: dict) -> bool:
+    """The one rule applied to a document's headline figures by hand."""
+    fig = doc["headline"]["figures"]
+    return fig["missed_pixel_fraction"]["value"] > 0.5 or abs(fig["residual_median"]["value"]) > 0.5
+
+
 def test_a_schema_3_document_is_migrated(tmp_path: Path, evaluated: Path) -> None:
     doc = json.loads((evaluated / "metrics.json").read_text())
     for k in ("epoch_cap", "status", "status_rule", "wall_time_s", "best_val_half_width", "scheduler", "history",
               "train_flops", "precision"):
         del doc["training"][k]
     del doc["baselines"]  # (schema 5)
+    del doc["degenerate"], doc["data_mismatch"]
     doc["schema_version"] = 3
     assert key_paths(doc) == key_paths(template(3))
     (tmp_path / "v3.json").write_text(json.dumps(doc))
     new = read_metrics(tmp_path / "v3.json")
-    assert new["schema_version"] == METRICS_VERSION == 6 and key_paths(new) == key_paths(template())
+    assert new["schema_version"] == METRICS_VERSION == 7 and key_paths(new) == key_paths(template())
+    assert new["degenerate"]["flag"] == doc_degenerate(new) and new["data_mismatch"]["flag"] is None
     assert new["training"]["status"] is None and set(new["training"]["history"].values()) == {None}
     assert new["training"]["epochs"] == doc["training"]["epochs"]  # the rest kept
     # A schema-4 document without the course of training is refused, not guessed at.
