@@ -21,7 +21,9 @@ def register(sub: Any) -> None:
     p.add_argument("--event", type=int, default=None,
                    help="entry number within the file to print (and draw with --display); default 0")
     p.add_argument("--display", metavar="PNG", default=None,
-                   help="write an event display of --event to this PNG file")
+                   help="write an event display of --event to this PNG file (never over the file inspected; "
+                   "over an existing file only if pfgraph drew it, or with --force)")
+    p.add_argument("--force", action="store_true", help="let --display replace a file pfgraph did not write")
     p.add_argument("--max-events", type=int, default=None,
                    help="summarise only the first N entries of each tree (default: all)")
     p.set_defaults(func=run)
@@ -61,14 +63,17 @@ def run(args: argparse.Namespace) -> int:
         raise PfgraphError(f"--max-events {args.max_events}: expected a positive number of entries")
     if args.event is not None and args.event < 0:
         raise PfgraphError(f"--event {args.event}: expected an entry number >= 0")
-    if args.display:
-        from pfgraph.utils.atomic import ensure_writable_dir
-
-        ensure_writable_dir(Path(args.display).parent)
     paths = expand_paths(args.file)
     if len(paths) != 1:
         raise PfgraphError(f"{args.file}: matches {len(paths)} files; inspect one file at a time")
     path = paths[0]
+    if args.display:
+        from pfgraph.utils.atomic import ensure_writable_dir
+        from pfgraph.utils.ownership import check_not_input, check_replaceable
+
+        check_not_input(args.display, [path], "the file being inspected")
+        check_replaceable(args.display, args.force)
+        ensure_writable_dir(Path(args.display).parent)
     f = open_root(path)
     meta, checked, feeds = _check(f, path)
     trees = tree_names(f)
@@ -91,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         note = "" if spec else " (not part of the pfgraph schema)"
         part = f", first {stop} summarised" if stop < n else ""
         print(f"\ntree '{name}': {n} entries{part}{note}")
-        _summarise(tree, path, spec, stop, bounds if name == schema.EVENTS_TREE else None)
+        _summarise(tree, path, spec, stop, bounds if name == schema.EVENTS_TREE else None,
+                   meta if name == schema.EVENTS_TREE else None)
         if name == schema.EVENTS_TREE:
             checked_values = stop
     if bounds is not None:
@@ -278,19 +284,21 @@ def _num(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _summarise(tree: Any, path: Path, spec: Any, stop: int, bounds: Any = None) -> None:
+def _summarise(tree: Any, path: Path, spec: Any, stop: int, bounds: Any = None, meta: Any = None) -> None:
     """Print one line per branch: type, shape, statistics (streams ``CHUNK`` entries at a time).
 
     Every float branch is checked for NaN/Inf and, with ``bounds`` (events trees), energies
-    against the file's plausibility bounds (:mod:`pfgraph.io.plausible`).
+    against the file's plausibility bounds (:mod:`pfgraph.io.plausible`); with ``meta`` (events
+    trees) the event ids against the file's range (:func:`pfgraph.io.root.check_event_ids`).
     """
     import awkward as ak
     import numpy as np
 
     from pfgraph.io.plausible import check_plausible
-    from pfgraph.io.root import check_finite, corrupt, reason
+    from pfgraph.io.root import check_event_ids, check_finite, corrupt, reason
 
     names = list(tree.keys())
+    last_id: Any = None
     jagged = {n for n in names if _is_jagged(tree, n)}
     stats = {n: _Stats() for n in names}
     for start in range(0, stop, CHUNK):
@@ -310,6 +318,10 @@ def _summarise(tree: Any, path: Path, spec: Any, stop: int, bounds: Any = None) 
                 stats[n].add(ak.to_numpy(ak.flatten(arr, axis=None)))
             else:
                 arr = np.asarray(fixed[n])
+                if n == "event_id" and meta is not None:
+                    joined = arr if last_id is None else np.concatenate([[last_id], arr])
+                    check_event_ids(joined, path, start - (last_id is not None), meta)
+                    last_id = arr[-1] if arr.size else last_id
                 check_finite(arr, path, n, start)
                 check_plausible(arr, path, n, start, bounds)
                 if arr.ndim > 1:
@@ -401,6 +413,7 @@ def _display(tree_name: str, data: dict[str, Any], event: int, path: Path, out: 
     from pfgraph import geometry
     from pfgraph.io import schema
     from pfgraph.utils.atomic import atomic_path
+    from pfgraph.utils.ownership import PNG_METADATA
 
     titles = {"emcal": "ECAL", "hcal": "HCAL", "trk_neg": "tracker, negative", "trk_pos": "tracker, positive",
               "truth": "truth (all particles)", "truth_neutral": "truth (neutral)", "jet": "Pythia jet particles",
@@ -446,6 +459,6 @@ def _display(tree_name: str, data: dict[str, Any], event: int, path: Path, out: 
     label = f"event_id {int(eid)}" if eid is not None else f"entry {event}"
     fig.suptitle(f"{path.name}: {label} (entry {event})")
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format="png", dpi=100, metadata=PNG_METADATA)
     plt.close(fig)
     return out

@@ -31,7 +31,7 @@ import uproot
 from pfgraph import geometry
 from pfgraph.errors import DataError
 from pfgraph.io import schema
-from pfgraph.io.root import EventFiles, open_root
+from pfgraph.io.root import EventFiles, corrupt, open_root, reason
 
 NPIX = geometry.IMSIZE * geometry.IMSIZE
 #: Bytes of one event in an image dataset: 4 inputs + 1 target, float32 56x56.
@@ -185,8 +185,7 @@ def _read_basket(files: EventFiles, i: int, branch: Any, name: str, j: int, s: i
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"{path}: entries {s}-{e}, branch '{name}' unreadable ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise corrupt(path, f"entries {s}-{e}, branch '{name}': {reason(exc)}") from None
     if not plausible:
         _raise_implausible(files, i, sel + s, dst, name, inv)
 

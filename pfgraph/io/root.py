@@ -861,7 +861,10 @@ class EventFiles:
             tree = open_root(path)[schema.EVENTS_TREE]
             for s in range(a - lo, b - lo, step):
                 e = min(s + step, b - lo)
-                yield self._read(tree, path, branches, s, e, self.migrations[i], self.bounds[i])
+                chunk = self._read(tree, path, branches, s, e, self.migrations[i], self.bounds[i])
+                if "event_id" in chunk:
+                    check_event_ids(chunk["event_id"], path, s, self.metas[i])
+                yield chunk
 
     def read(self, branches: Sequence[str], start: int = 0, stop: int | None = None) -> dict[str, Any]:
         """Read global entries [start, stop) of ``branches`` into one chunk."""
@@ -908,6 +911,33 @@ class EventFiles:
             else:
                 check_finite(out[name], path, name, start)
         return out
+
+
+def check_event_ids(ids: Any, path: Path | str, entry_start: int, meta: Mapping[str, Any]) -> None:
+    """Event ids must rise strictly and lie in the range the file's meta describes
+    (``[first_event, first_event + events)``): a flipped bit in an uncompressed file (which no
+    checksum sees) is one "corrupt or unreadable" line naming the entry, not a silent read."""
+    arr = np.asarray(ids)
+    if arr.size == 0 or arr.dtype.kind not in "iu":
+        return
+    first, events = meta.get("first_event"), meta.get("events")
+    bad = None
+    if arr.size > 1:
+        steps = np.flatnonzero(np.diff(arr) <= 0)
+        if steps.size:
+            bad = int(steps[0]) + 1
+    if isinstance(first, int) and isinstance(events, int) and not isinstance(first, bool):
+        outside = np.flatnonzero((arr < first) | (arr >= first + events))
+        if outside.size and (bad is None or int(outside[0]) < bad):
+            bad = int(outside[0])
+        what = f"outside the file's range [{first}, {first + events})"
+    else:
+        what = "not above the previous entry's"
+    if bad is None:
+        return
+    if bad > 0 and arr[bad] <= arr[bad - 1]:
+        what = f"not above the previous entry's {int(arr[bad - 1])} (duplicated or out of order)"
+    raise corrupt(path, f"entry {entry_start + bad}: event_id {int(arr[bad])} {what}")
 
 
 def _is_jagged(name: str) -> bool:

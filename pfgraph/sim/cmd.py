@@ -23,6 +23,7 @@ def register(sub: Any) -> None:
     p.add_argument("--compression", help="e.g. lz4:1, zstd:1, zlib:1 (overrides output.compression)")
     p.add_argument("--format", choices=("ttree", "rntuple"),
                    help="on-disk layout: ttree (default) or rntuple, ROOT 6.34+ (overrides output.format)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file pfgraph did not write")
     add_overrides(p, "detector.b_field=0.5 particles.charged_acceptance=0.9")
     p.set_defaults(func=run)
 
@@ -32,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
     from pfgraph.sim.stage import simulate
 
     simulate(args.config, args.out, events=args.events, seed=args.seed, shards=args.shards, workers=args.workers,
-             compression=args.compression, format=args.format, overrides=args.overrides)
+             compression=args.compression, format=args.format, overrides=args.overrides, force=args.force)
     return 0

@@ -63,6 +63,9 @@ class ParticleConfig:
 
 
 _D = geometry.DETECTOR_DEFAULTS
+#: The largest magnetic field (T) a config may ask for: above any magnet built (45 T), where the
+#: track curvature overflows.
+MAX_B_FIELD = 50.0
 
 
 @dataclass
@@ -101,8 +104,9 @@ class DetectorConfig:
             v = getattr(self, name)
             if not 0 <= v <= 1:
                 raise ConfigError(f"detector.{name} = {v}: expected a fraction in [0, 1]")
-        if not np.isfinite(self.b_field):
-            raise ConfigError("detector.b_field must be finite")
+        if not np.isfinite(self.b_field) or abs(self.b_field) > MAX_B_FIELD:
+            raise ConfigError(f"detector.b_field = {self.b_field:g}: expected a field in tesla, |B| <= {MAX_B_FIELD:g} "
+                              "(the strongest magnets built)")
 
     @property
     def paper_mode(self) -> bool:

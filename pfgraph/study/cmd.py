@@ -34,6 +34,8 @@ def register(sub: Any) -> None:
     p.add_argument("--snakefile", metavar="PATH", help="write the study as a Snakemake workflow (one rule per step, "
                    "each running 'pfgraph study ... --only STEP'); run nothing. Then: snakemake -s PATH --cores N, "
                    "or --executor slurm on a cluster")
+    p.add_argument("--force", action="store_true", help="write into an --out folder that is not a study folder, and "
+                   "replace a RESULTS.md pfgraph did not write")
     p.set_defaults(func=run)
     d = sub.add_parser("demo", help="small end-to-end run on CPU: simulate, train, evaluate, report (the demo study)",
                        description="The demo study (pfgraph/presets/study/demo.yaml): simulates small B=0.5 training "
@@ -72,16 +74,22 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``pfgraph study``."""
+    import sys
+
     from pfgraph.errors import PfgraphError
     from pfgraph.study.config import load_study
     from pfgraph.study.runner import Study, step_table
-    from pfgraph.training import ddp
+    from pfgraph.study.validate import check_study, study_warnings
+    from pfgraph.utils.lock import folder_lock
 
     cfg, path = load_study(args.study)
     out = Path(args.out) if args.out else Path("studies") / cfg.name
     study = Study(cfg, out, source=args.study)  # as given: a preset name stays portable to other machines
     if args.format != "text" and not args.list:
         raise PfgraphError("--format applies to --list")
+    check_study(study)  # every dataset and model resolves: a bad entry fails now, not hours later
+    for line in study_warnings(study):
+        print(f"pfgraph: warning: {line}", file=sys.stderr)
     if args.snakefile:
         return _write_snakefile(args, study, path)
     if args.list:
@@ -101,6 +109,16 @@ def run(args: argparse.Namespace) -> int:
         if not todo:
             print("nothing to run")
         return 0
+    check_study_target(out, path, args.force)
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "study", shared=bool(args.only)):  # one whole-study run per folder
+        return _run(study, args, cfg, out)
+
+
+def _run(study: Any, args: argparse.Namespace, cfg: Any, out: Path) -> int:
+    from pfgraph.errors import PfgraphError
+    from pfgraph.training import ddp
+
     if ddp.launched_by_torchrun():
         only = args.only or []
         if len(only) != 1 or not only[0].startswith("train:"):
@@ -114,3 +132,28 @@ def run(args: argparse.Namespace) -> int:
     study.run(args.only)
     print(f"study {cfg.name}: done -> {out}")
     return 0
+
+
+def check_study_target(out: Path, source: Path, force: bool = False) -> None:
+    """Refuse an ``--out`` the study must not write: an unwritable folder, an existing folder that is
+    not a study folder (no ``study.yaml`` pfgraph wrote), a ``RESULTS.md`` pfgraph did not write
+    (unless ``force``), or one of the study's outputs being the study file read."""
+    from pfgraph.study.runner import RESULTS, STUDY_COPY
+    from pfgraph.utils.atomic import check_creatable_dir
+    from pfgraph.utils.ownership import (
+        check_not_input,
+        check_replaceable,
+        foreign_entries,
+        refuse_foreign,
+        same_file,
+        written_by_pfgraph,
+    )
+
+    check_creatable_dir(out)
+    check_not_input(out / RESULTS, [source], "the study file being read")
+    if not out.is_dir():
+        return
+    copy = out / STUDY_COPY
+    if not (written_by_pfgraph(copy) or (copy.exists() and same_file(copy, source))):
+        refuse_foreign(out, foreign_entries(out, lambda p: False), "study", force, "it is not a study folder")
+    check_replaceable(out / RESULTS, force)

@@ -237,7 +237,12 @@ class Study:
 
     # ---------------------------------------------------------------- running
     def write_copy(self) -> None:
-        """Write the resolved study into the output folder (``study.yaml``)."""
+        """Write the resolved study into the output folder (``study.yaml``); never over the study
+        file being read (an input is never an output)."""
+        from pfgraph.utils.ownership import same_file
+
+        if self.source is not None and self.source.is_file() and same_file(self.source, self.out / STUDY_COPY):
+            return
         text = f"# resolved copy of {self.source or 'the study'}, written by pfgraph study\n"
         text += yaml.safe_dump(study_to_dict(self.cfg), sort_keys=False)
         atomic_write_text(self.out / STUDY_COPY, text)

@@ -12,14 +12,15 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from pfgraph.errors import PfgraphError
-from pfgraph.utils.atomic import atomic_path, ensure_writable_dir, file_sha256  # noqa: F401 (the run folder's checkpoint hash)
+from pfgraph.utils.atomic import atomic_path, ensure_writable_dir, file_sha256, temp_prefix  # noqa: F401 (the run folder's checkpoint hash)
+from pfgraph.utils.ownership import check_not_input, foreign_entries, refuse_foreign, written_by_pfgraph
 
 if TYPE_CHECKING:
     from pfgraph.io.root import EventFiles
@@ -82,19 +83,45 @@ def save_checkpoint(obj: Mapping[str, Any], path: Path) -> None:
 
 
 def clean_stale_temporaries(run_dir: Path) -> int:
-    """Remove temporary files an interrupted writer left beside the run's outputs."""
-    import shutil
+    """Remove temporaries an interrupted writer left beside the run's outputs: only those whose
+    writer has ended (the owner check of :func:`pfgraph.utils.atomic.stale_temporaries`)."""
+    from pfgraph.utils.atomic import clean_stale_temporaries as clean
 
-    n = 0
+    return sum(clean(run_dir / name)[0] for name in OUTPUTS)
+
+
+def is_run_folder(run_dir: Path) -> bool:
+    """True when ``run_dir`` holds a checkpoint or config that ``pfgraph train`` wrote."""
+    return any(written_by_pfgraph(run_dir / name) for name in (LAST, BEST, CONFIG))
+
+
+def check_run_target(run_dir: Path, force: bool = False, inputs: Sequence[str | Path | None] = ()) -> None:
+    """Refuse a ``--out`` that ``pfgraph train`` must not write into (one PfgraphError line).
+
+    An input (the ``--config`` or ``--model`` file being read, a data file) is never one of the run
+    folder's outputs, ``force`` or not. An existing folder must be a run folder (:func:`is_run_folder`)
+    or empty; in a run folder, files of the run's own names that pfgraph did not write are refused.
+    ``force`` lets the run write its file names into any folder (other files are never touched).
+    """
     for name in OUTPUTS:
-        for p in run_dir.glob(f".{name}.*.tmp"):
-            with contextlib.suppress(OSError):
-                if p.is_dir():
-                    shutil.rmtree(p)
-                else:
-                    p.unlink()
-                n += 1
-    return n
+        check_not_input(run_dir / name, [p for p in inputs if p is not None],
+                        f"an input of this run and would be overwritten by its {name}")
+    if not run_dir.is_dir() or force:
+        return
+    run = is_run_folder(run_dir)
+
+    def ours(p: Path) -> bool:
+        return p.name in OUTPUTS and (run or written_by_pfgraph(p))
+
+    foreign = foreign_entries(run_dir, ours)
+    if not foreign:
+        return
+    clash = [n for n in foreign if n in OUTPUTS]
+    if clash:
+        raise PfgraphError(f"{run_dir}: {clash[0]} was not written by pfgraph train and the run would overwrite it; "
+                           "choose another --out, or pass --force to replace it")
+    if not run:
+        refuse_foreign(run_dir, foreign, "train", False, "it is not a run folder")
 
 
 def data_fingerprint(files: EventFiles) -> str:
@@ -125,8 +152,7 @@ def check_run_folder(run_dir: Path, path: Path, ckpt: dict[str, Any], n_params: 
     ``train_summary.json``, and its config the folder's ``config.yaml`` (settings a resumed run
     may change, like ``train.epochs``, excepted). Files the folder lacks are not compared.
     """
-    import yaml
-
+    from pfgraph.config import load_yaml
     from pfgraph.training.config import RESUMABLE_KEYS, config_differences
 
     name = str(ckpt.get("model_name"))
@@ -146,8 +172,8 @@ def check_run_folder(run_dir: Path, path: Path, ckpt: dict[str, Any], n_params: 
             raise PfgraphError(f"{where} it holds model '{name}' ({n_params:,} parameters) but {SUMMARY} describes "
                                f"{theirs}; evaluate the run folder the checkpoint came from")
     try:
-        folder_cfg = yaml.safe_load((run_dir / CONFIG).read_text())
-    except (OSError, yaml.YAMLError):
+        folder_cfg = load_yaml((run_dir / CONFIG).read_text(), run_dir / CONFIG)
+    except (OSError, UnicodeDecodeError, PfgraphError):
         folder_cfg = None
     if isinstance(folder_cfg, dict) and isinstance(ckpt.get("config"), dict):
         changed = [(k, a, b) for k, a, b in config_differences(ckpt["config"], folder_cfg)
@@ -188,7 +214,7 @@ def remove_unfinished_run(run_dir: Path, top: Path) -> None:
         return
     with contextlib.suppress(OSError):
         entries = list(run_dir.iterdir())
-        ours = [p for p in entries if p.name in OUTPUTS or any(p.name.startswith(f".{n}.") and p.name.endswith(".tmp")
+        ours = [p for p in entries if p.name in OUTPUTS or any(p.name.startswith(temp_prefix(n)) and p.name.endswith(".tmp")
                                                                 for n in OUTPUTS)]
         if len(ours) != len(entries):
             return

@@ -64,6 +64,7 @@ from pfgraph.training.run_folder import (
 )
 from pfgraph.utils import budget
 from pfgraph.utils.atomic import atomic_path, atomic_write_text
+from pfgraph.utils.ownership import PNG_METADATA, text_marker
 from pfgraph.utils.progress import progress
 
 #: A validation loss this many times the best one so far stops the run as exploded.
@@ -195,7 +196,7 @@ def plot_loss(path: Path, rows: list[dict[str, Any]], title: str) -> None:
     ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp, tmp.open("wb") as f:
-        fig.savefig(f, format="png")
+        fig.savefig(f, format="png", metadata=PNG_METADATA)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
@@ -534,7 +535,8 @@ class Trainer:
                 torch.set_rng_state(resume["rng"]["torch"])
         rows = read_metrics_csv(self.run_dir / METRICS, start_epoch) if info.is_main else []
         if info.is_main:
-            atomic_write_text(self.run_dir / CONFIG, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+            atomic_write_text(self.run_dir / CONFIG, text_marker("train") + ": the resolved run config\n"
+                              + yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
         train_model: nn.Module = model
         if info.enabled and trainable:
