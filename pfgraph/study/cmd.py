@@ -134,26 +134,26 @@ def _run(study: Any, args: argparse.Namespace, cfg: Any, out: Path) -> int:
     return 0
 
 
+#: What a study folder holds (:mod:`pfgraph.study.runner`): anything else in an existing --out is the user's.
+STUDY_LAYOUT = ("data", "runs", "evals", "reports", "steps", "study.yaml", "RESULTS.md")
+
+
 def check_study_target(out: Path, source: Path, force: bool = False) -> None:
-    """Refuse an ``--out`` the study must not write: an unwritable folder, an existing folder that is
-    not a study folder (no ``study.yaml`` pfgraph wrote), a ``RESULTS.md`` pfgraph did not write
-    (unless ``force``), or one of the study's outputs being the study file read."""
+    """Refuse an ``--out`` the study must not write: an unwritable folder, an existing folder holding
+    anything but a study's own layout (:data:`STUDY_LAYOUT`), a ``study.yaml`` or ``RESULTS.md``
+    pfgraph did not write (unless ``force``), or one of the study's outputs being the study file read
+    (a ``study.yaml`` that is the study file read is left as it is)."""
     from pfgraph.study.runner import RESULTS, STUDY_COPY
     from pfgraph.utils.atomic import check_creatable_dir
-    from pfgraph.utils.ownership import (
-        check_not_input,
-        check_replaceable,
-        foreign_entries,
-        refuse_foreign,
-        same_file,
-        written_by_pfgraph,
-    )
+    from pfgraph.utils.ownership import check_not_input, check_replaceable, foreign_entries, refuse_foreign, same_file
 
     check_creatable_dir(out)
     check_not_input(out / RESULTS, [source], "the study file being read")
     if not out.is_dir():
         return
+    refuse_foreign(out, foreign_entries(out, lambda p: p.name in STUDY_LAYOUT), "study", force,
+                   "it is not a study folder")
     copy = out / STUDY_COPY
-    if not (written_by_pfgraph(copy) or (copy.exists() and same_file(copy, source))):
-        refuse_foreign(out, foreign_entries(out, lambda p: False), "study", force, "it is not a study folder")
+    if not (copy.exists() and same_file(copy, source)):
+        check_replaceable(copy, force)
     check_replaceable(out / RESULTS, force)

@@ -33,6 +33,8 @@ def register(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, help="training batch size")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--seed", type=int, help="training seed (initialisation and shuffling)")
+    p.add_argument("--force", action="store_true", help="write the run's files into a folder that is not a run folder, "
+                   "or over files of the run's names pfgraph did not write")
     add_overrides(p, "train.lr=5e-4 train.early_stop.patience=3", "model hyper-parameters as model.<param>=value")
     p.set_defaults(func=run)
 
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = train(args.model, args.out, args.data, repr=args.repr, config=args.config, epochs=args.epochs,
                        max_events=args.max_events, batch_size=args.batch_size, device=args.device, seed=args.seed,
-                       overrides=args.overrides, dist=info)
+                       overrides=args.overrides, dist=info, force=args.force)
     finally:
         ddp.shutdown(info)
     if info.is_main:

@@ -110,14 +110,18 @@ def written_by_pfgraph(path: str | os.PathLike[str]) -> bool:
     path = Path(path)
     if not path.is_file():
         return False
-    suffix = path.suffix.lower()
-    if suffix == ".png":
+    try:
+        with path.open("rb") as f:
+            magic = f.read(8)
+    except OSError:
+        return False
+    if magic.startswith(b"\x89PNG"):
         return _png_is_ours(path)
-    if suffix == ".root":
+    if magic.startswith(b"root"):
         return _root_is_ours(path)
-    if suffix == ".pt":
+    if magic.startswith(b"PK"):
         return _checkpoint_is_ours(path)
-    if suffix == ".json":
+    if path.suffix.lower() == ".json":
         return _json_is_ours(path)
     return _text_is_ours(path)
 

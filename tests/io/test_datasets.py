@@ -73,8 +73,8 @@ def test_a_corrupt_basket_is_one_line_naming_file_entries_and_branch(tmp_path: P
     raw[seek + nbytes - 40] ^= 0xFF  # inside the compressed bytes: the LZ4 checksum no longer matches
     path.write_bytes(bytes(raw))
     out = np.empty((15, 5, 56, 56), dtype=np.float32)
-    with pytest.raises(DataError, match=rf"^{path}: entries 5-10, branch 'hcal' unreadable \(ValueError: "
-                                        "computed checksum"):
+    with pytest.raises(DataError, match=rf"^{path}: corrupt or unreadable ROOT file \(entries 5-10, branch 'hcal': "
+                                        "ValueError: computed checksum"):
         read_images(EventFiles(path), CHANNELS, np.arange(15), [1.0] * 5, out)
 
 

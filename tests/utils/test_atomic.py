@@ -179,3 +179,54 @@ def test_evaluate_on_a_full_disk(tmp_path: Path, events_file: Path) -> None:
                                                          "--out", "{disk}/ev", "--no-plots"])
     assert rc == 2 and err.count("\n") == 1, err
     assert err.startswith(f"pfgraph: error: {tmp_path / 'disk' / 'ev'}/") and "no space left on device" in err, err
+
+
+def test_a_legal_245_byte_name_works(tmp_path: Path) -> None:
+    """Issue 31: the hidden temporary name passed 255 bytes; it is cut and hashed instead."""
+    from pfgraph.utils.atomic import NAME_MAX, atomic_folder, temp_prefix
+
+    name = "n" * 240 + ".root"
+    assert len(name.encode()) == 245 and len(temp_prefix(name)) < NAME_MAX - 20
+    assert temp_prefix("a" * 240) != temp_prefix("a" * 239 + "b")  # the hash keeps long names apart
+    for same_name in (False, True):
+        with atomic_path(tmp_path / name, same_name=same_name) as tmp:
+            tmp.write_bytes(b"x")
+        assert (tmp_path / name).read_bytes() == b"x"
+    with atomic_folder(tmp_path / ("f" * 245), "report") as work:
+        (work / "index.html").write_text("x")
+    assert (tmp_path / ("f" * 245) / "index.html").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "f" * 245])
+
+
+def test_plain_temporaries_are_removed_only_when_their_writer_has_ended(tmp_path: Path) -> None:
+    """Issue 31: the run folder's cleanup removed every temporary, a live writer's too."""
+    from pfgraph.training.run_folder import clean_stale_temporaries as clean_run
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f".metrics.csv.{proc.pid}-abcd1234.tmp"
+        dead = tmp_path / ".metrics.csv.999999-abcd1234.tmp"
+        unknown = tmp_path / ".metrics.csv.abcd1234.tmp"  # an older pfgraph's: its writer cannot be told
+        for p in (live, dead, unknown):
+            p.write_text("partial")
+        assert clean_run(tmp_path) == 1
+        assert live.exists() and unknown.exists() and not dead.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_atomic_folder_swaps_as_one_unit(tmp_path: Path) -> None:
+    from pfgraph.utils.atomic import atomic_folder
+
+    out = tmp_path / "rep"
+    with atomic_folder(out, "report") as work:
+        (work / "old.png").write_text("1")
+    with pytest.raises(RuntimeError), atomic_folder(out, "report") as work:
+        (work / "new.png").write_text("2")
+        raise RuntimeError("interrupted")
+    assert sorted(p.name for p in out.iterdir()) == ["old.png"]  # the previous folder, as it was
+    with atomic_folder(out, "report") as work:
+        (work / "new.png").write_text("2")
+    assert sorted(p.name for p in out.iterdir()) == ["new.png"]  # no stale file of the earlier one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
