@@ -1,4 +1,4 @@
-"""Fault injection for issue 16: inject every fault of its table into a tiny simulated setup,
+"""Fault injection for issues 16 and 31: inject every fault of their tables into a tiny simulated setup,
 run the command line (``python -m pfgraph.cli``) on it and grade what happens.
 
     PYTHONPATH=. .venv/bin/python scripts/faults.py [--keep] [--only 1,4,7] [--markdown]
@@ -633,10 +633,365 @@ def item20(lab: Lab) -> Iterator[Verdict]:
     yield Verdict(20, "documented commands exist (sub-commands and flags)", verdict, note)
 
 
+# ------------------------------------------------------------------------------ issue 31 (round 3)
+
+
+def _kept(path: Path, text: str) -> bool:
+    return path.exists() and path.read_text() == text
+
+
+def _refused_and_kept(r: Result, path: Path, text: str, *must: str) -> tuple[str, str]:
+    """GOOD for a one-line refusal that left the user's ``path`` as it was; BAD when it is lost."""
+    if not _kept(path, text):
+        return BAD, f"{path.name} was replaced or removed (exit {r.rc})"
+    return clean_failure(r, *must)
+
+
+def item21(lab: Lab) -> Iterator[Verdict]:
+    """pfgraph overwrites and deletes only what it wrote (issue 31's 11 BAD cases)."""
+    note = "my notes\n"
+    user = lab.path("own/notes.txt")
+    user.write_text(note)
+    r = lab.cli("simulate", "--events", "4", "--out", str(user), "--workers", "0")
+    yield Verdict(21, "simulate --out onto a user's text file", *_refused_and_kept(r, user, note, str(user), "--force"))
+    run = lab.path("own/run")
+    run.mkdir()
+    cfg_text = "# my config, with comments\ntrain: {lr: 0.001}\n"
+    (run / "config.yaml").write_text(cfg_text)
+    r = lab.cli("train", "--model", "cnn", "--data", str(lab.data()), "--out", str(run), "--epochs", "1", "--device",
+                "cpu", *TINY)
+    yield Verdict(21, "train --out DIR holding a user's config.yaml",
+                  *_refused_and_kept(r, run / "config.yaml", cfg_text, "config.yaml"))
+    r = lab.cli("train", "--model", "cnn", "--data", str(lab.data()), "--config", str(run / "config.yaml"), "--out",
+                str(run), "--epochs", "1", "--device", "cpu", "--force", *TINY)
+    yield Verdict(21, "train --config DIR/config.yaml --out DIR (even --force)",
+                  *_refused_and_kept(r, run / "config.yaml", cfg_text, "input"))
+    study_dir = lab.path("own/study")
+    study_dir.mkdir()
+    results = "# RESULTS by hand\n"
+    (study_dir / "RESULTS.md").write_text(results)
+    src = ROOT / "tests" / "study" / "tiny.yaml"
+    r = lab.cli("study", str(src), "--out", str(study_dir), "--only", "simulate:test")
+    yield Verdict(21, "study --out DIR holding a hand-written RESULTS.md",
+                  *_refused_and_kept(r, study_dir / "RESULTS.md", results, "RESULTS.md"))
+    (study_dir / "RESULTS.md").unlink()
+    own = study_dir / "study.yaml"
+    own_text = "# my study file\n" + src.read_text()
+    own.write_text(own_text)
+    r = lab.cli("study", str(own), "--out", str(study_dir), "--only", "simulate:test")
+    yield Verdict(21, "study DIR/study.yaml --out DIR (the file read)",
+                  *((GOOD, "ran; the study file read is left as it is") if r.rc == 0 and _kept(own, own_text) else
+                    (BAD, "the study file read was overwritten") if not _kept(own, own_text) else
+                    (POOR, (r.err_lines or ["?"])[0][:160])))
+    figs = lab.path("own/figures")
+    figs.mkdir()
+    png = b"\x89PNG\r\n\x1a\n the user's figure"
+    (figs / "plot.png").write_bytes(png)
+    r = lab.cli("evaluate", str(lab.run()), "--data", str(lab.data()), "--out", str(figs), "--no-plots",
+                "--device", "cpu")
+    lost = not (figs / "plot.png").exists()
+    yield Verdict(21, "evaluate --out a folder of the user's PNGs",
+                  *((BAD, "the user's PNG was deleted") if lost else clean_failure(r, "plot.png", "--force")))
+    page = lab.path("own/page")
+    page.mkdir()
+    (page / "index.html").write_text("<html>mine</html>")
+    (page / "summary.md").write_text("# mine\n")
+    r = lab.cli("report", str(lab.evaluation(1)), "--out", str(page))
+    yield Verdict(21, "report --out DIR holding a user's index.html and summary.md",
+                  *_refused_and_kept(r, page / "index.html", "<html>mine</html>", "index.html"))
+    here = lab.path("own/here")
+    here.mkdir()
+    (here / "keep.txt").write_text("x")
+    p = subprocess.run(lab.argv("report", str(lab.evaluation(1)), "--out", "."), cwd=here, env=lab.env,
+                       capture_output=True, text=True)
+    r = Result(p.returncode, p.stdout, p.stderr, 0.0)
+    sprayed = sorted(x.name for x in here.iterdir() if x.name != "keep.txt")
+    yield Verdict(21, "report --out . (the current folder)",
+                  *((BAD, f"wrote {len(sprayed)} files into the current folder") if sprayed else clean_failure(r, ".")))
+    r = lab.cli("inspect", str(lab.data()), "--display", str(user))
+    yield Verdict(21, "inspect --display over a text file", *_refused_and_kept(r, user, note, str(user)))
+    size = lab.data().stat().st_size
+    r = lab.cli("inspect", str(lab.data()), "--display", str(lab.data()), "--force")
+    yield Verdict(21, "inspect --display over the ROOT file inspected (even --force)",
+                  *((BAD, "the data file was replaced") if lab.data().stat().st_size != size else
+                    clean_failure(r, "the file being inspected")))
+
+
+def item22(lab: Lab) -> Iterator[Verdict]:
+    """A model that predicts nothing (train.lr=1e10) is flagged degenerate and never ranked."""
+    run = lab.path("runs/zero")
+    r = lab.cli("train", "--model", "cnn", "--data", str(lab.data()), "--out", str(run), "--epochs", "1",
+                "--device", "cpu", *TINY, "train.lr=1e10")
+    ev = lab.path("evals/zero")
+    e = lab.cli("evaluate", str(run), "--data", str(lab.data(2)), "--out", str(ev), "--no-plots", "--device", "cpu",
+                "--bootstrap", "20")
+    if r.rc or e.rc:
+        yield Verdict(22, "degenerate model (train.lr=1e10)", POOR, (r.err_lines + e.err_lines or ["?"])[0][:160])
+        return
+    doc = json.loads((ev / "metrics.json").read_text())
+    missed = doc["headline"]["figures"]["missed_pixel_fraction"]["value"]
+    flagged = (doc.get("degenerate") or {}).get("flag") is True and "DEGENERATE" in e.out
+    yield Verdict(22, "evaluate a model that predicts nothing", GOOD if flagged else BAD,
+                  f"metrics.json degenerate: {doc.get('degenerate', {}).get('reasons')} (missed {missed:.2f}); "
+                  "summary line says DEGENERATE" if flagged else "not flagged")
+    ana = lab.path("runs/analytic")
+    lab.cli("train", "--model", "analytic", "--data", str(lab.data()), "--out", str(ana), "--device", "cpu")
+    ev_ana = lab.path("evals/analytic")
+    lab.cli("evaluate", str(ana), "--data", str(lab.data(2)), "--out", str(ev_ana), "--no-plots", "--device", "cpu",
+            "--bootstrap", "20")
+    rep = lab.path("reports/degenerate")
+    r = lab.cli("report", str(ev), str(ev_ana), "--out", str(rep))
+    rows = json.loads((rep / "summary.json").read_text())["models"] if r.rc == 0 else []
+    order = [(row["model"], row["ranked"]) for row in rows]
+    ok = order and order[-1] == ("cnn", False) and all(rk for _, rk in order[:-1])
+    yield Verdict(22, "report with the degenerate model first on the command line", GOOD if ok else BAD,
+                  f"flagged, listed last, never ranked: {order}" if ok else f"rows {order}")
+
+
+def item23(lab: Lab) -> Iterator[Verdict]:
+    """The report changes as one unit: SIGTERM during a re-report, stale figures."""
+    rep = lab.path("reports/atomic")
+    a, b = lab.evaluation(1), lab.path("evals/cnn_s1_copy")
+    if not b.exists():
+        shutil.copytree(a, b)
+    first = lab.cli("report", str(a), str(b), "--out", str(rep))
+    before = sha_all(rep)
+    proc = subprocess.Popen(lab.argv("report", str(a), "--out", str(rep)), cwd=lab.base, env=lab.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not any(
+            any(t.glob("*.png")) for t in rep.parent.glob(".atomic.report-*.tmp")):
+        time.sleep(0.02)
+    finished = proc.poll() is not None
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate()
+    if finished:
+        yield Verdict(23, "SIGTERM during a re-report", SKIP, "the report finished before the signal could be sent")
+        return
+    left = list(rep.parent.glob(".atomic.report-*.tmp"))
+    same = sha_all(rep) == before
+    verdict = GOOD if first.rc == 0 and same and not left else BAD if not same else POOR
+    yield Verdict(23, "SIGTERM during a re-report", verdict,
+                  f"the previous report intact ({len(before)} files), no temporary left | {err.strip()[:60]}"
+                  if verdict == GOOD else f"changed={not same}, leftovers={len(left)}")
+    r = lab.cli("report", str(a), "--out", str(rep))
+    stale = sorted(set(before) - set(sha_all(rep)))
+    listed = set(json.loads((rep / "summary.json").read_text()).get("files", [])) if r.rc == 0 else set()
+    ok = r.rc == 0 and set(sha_all(rep)) == listed
+    yield Verdict(23, "re-report with fewer models: stale PNGs", GOOD if ok else BAD,
+                  f"only the new report's files ({len(listed)}); gone: {', '.join(stale[:3])}" if ok else
+                  f"files beside the new report: {sorted(set(sha_all(rep)) - listed)[:3]}")
+
+
+def item24(lab: Lab) -> Iterator[Verdict]:
+    """One writer per run folder: a second train is refused naming the holder; a dead holder's lock is taken over."""
+    run = lab.path("runs/locked")
+    first = subprocess.Popen(lab.argv("train", "--model", "cnn", "--data", str(lab.data()), "--out", str(run),
+                                      "--epochs", "40", "--device", "cpu", *TINY), cwd=lab.base, env=lab.env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "checkpoint_last.pt").exists():
+        time.sleep(0.1)
+    r = lab.cli("train", "--model", "cnn", "--data", str(lab.data()), "--out", str(run), "--epochs", "40",
+                "--device", "cpu", "--seed", "7", *TINY)
+    first.kill()  # kill -9: the lock file stays, its flock goes with the process
+    first.wait()
+    yield Verdict(24, "a second train into a run folder being trained", *clean_failure(r, f"pid={first.pid}"))
+    r = lab.cli("train", "--model", "cnn", "--data", str(lab.data()), "--out", str(run), "--epochs", "1",
+                "--device", "cpu", *TINY)
+    yield Verdict(24, "train after the holder was killed (-9)", GOOD if r.rc == 0 else POOR,
+                  "the stale lock was taken over" if r.rc == 0 else (r.err_lines or ["?"])[0][:160])
+    study = lab.path("own/locked_study")
+    study.mkdir(exist_ok=True)
+    src = ROOT / "tests" / "study" / "tiny.yaml"
+    hold = ("import sys, time; from pfgraph.utils.lock import folder_lock\n"
+            f"with folder_lock({str(study)!r}, 'study'):\n    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold], env=lab.env, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    holder.stdout.readline()
+    r = lab.cli("study", str(src), "--out", str(study))
+    holder.kill()
+    holder.wait()
+    yield Verdict(24, "a second study on a study folder in use", *clean_failure(r, f"pid={holder.pid}"))
+
+
+def item25(lab: Lab) -> Iterator[Verdict]:
+    """A 900-byte study YAML of nested aliases (billions of values) gives one short line."""
+    lines = ['a: &a ["xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "xxxxxxxxxxxxxxxxxxxxxxx"]']
+    for i in range(1, 10):
+        prev, cur = chr(96 + i), chr(97 + i)
+        lines.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    lines.append("name: *j")
+    bomb = lab.path("yaml/bomb.yaml")
+    bomb.write_text("\n".join(lines) + "\n")
+    r = lab.cli("study", str(bomb), "--dry-run", timeout=120)
+    verdict, note = clean_failure(r, "aliases")
+    if len(r.err) > 400:
+        verdict, note = POOR, f"{len(r.err)} bytes on stderr | {note[:100]}"
+    yield Verdict(25, f"study YAML of nested aliases ({bomb.stat().st_size} bytes)", verdict,
+                  f"{note} ({len(r.err)} bytes, {r.seconds:.1f} s)")
+
+
+def _study_variant(lab: Lab, name: str, edit: Callable[[dict], None]) -> Path:
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "tests" / "study" / "tiny.yaml").read_text())
+    edit(doc)
+    path = lab.path(f"yaml/{name}.yaml")
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def item26(lab: Lab) -> Iterator[Verdict]:
+    """A study is validated whole before its first step, --dry-run included."""
+    cases = [("unknown model", lambda d: d["models"].append("nosuchmodel"), "nosuchmodel"),
+             ("unknown sim preset", lambda d: d["datasets"]["test"].update(sim="gauss_b999"), "gauss_b999"),
+             ("sim: ../../../etc/passwd", lambda d: d["datasets"]["test"].update(sim="../../../etc/passwd"), ".."),
+             ("bad override", lambda d: d["training"]["overrides"].append("train.nosuch=1"), "train.nosuch")]
+    for label, edit, must in cases:
+        path = _study_variant(lab, label.split(":")[0].replace(" ", "_"), edit)
+        out = lab.path(f"studies/{path.stem}")
+        r = lab.cli("study", str(path), "--out", str(out), "--dry-run")
+        yield Verdict(26, f"study --dry-run with an {label}" if label[0] in "ub" else f"study --dry-run with {label}",
+                      *clean_failure(r, must, leftovers=[out]))
+    path = _study_variant(lab, "train_on_test", lambda d: d.update(evaluate_on=["test", "train"]))
+    r = lab.cli("study", str(path), "--dry-run")
+    warned = r.rc == 0 and "pfgraph: warning:" in r.err and "trains on" in r.err
+    yield Verdict(26, "evaluate_on includes train_on", GOOD if warned else POOR,
+                  r.err.strip()[:160] if warned else "no warning")
+    dup = lab.path("yaml/dup.yaml")
+    dup.write_text((ROOT / "tests" / "study" / "tiny.yaml").read_text() + "name: other\n")
+    yield Verdict(26, "duplicate key in a study YAML", *clean_failure(lab.cli("study", str(dup), "--dry-run"),
+                                                                      "duplicate key 'name'"))
+    dup_sim = lab.path("yaml/dup_sim.yaml")
+    dup_sim.write_text("detector:\n  b_field: 0.5\n  b_field: 0.0\n")
+    r = lab.cli("simulate", "--config", str(dup_sim), "--events", "4", "--out", str(lab.path("data/dup.root")))
+    yield Verdict(26, "duplicate key in a sim YAML", *clean_failure(r, "duplicate key 'b_field'"))
+
+
+def item27(lab: Lab) -> Iterator[Verdict]:
+    """Python API type errors are one PfgraphError naming the argument."""
+    code = (
+        "import pfgraph, sys\nfrom pfgraph.errors import PfgraphError\n"
+        "cases = [lambda: pfgraph.train(model=123, out='r'), lambda: pfgraph.simulate(None, 'x.root'),\n"
+        "         lambda: pfgraph.evaluate('r', 'd.root', 'e', bootstrap='x'),\n"
+        "         lambda: pfgraph.train('cnn', 'r', 'd.root', overrides='train.lr=1e-3')]\n"
+        "for f in cases:\n"
+        "    try:\n        f(); print('ACCEPTED')\n"
+        "    except PfgraphError as e:\n        print('PfgraphError:', e)\n"
+        "    except Exception as e:\n        print('RAW', type(e).__name__, e)\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=lab.path("api/x").parent, env=lab.env, capture_output=True,
+                       text=True, timeout=300)
+    lines = p.stdout.splitlines()
+    names = ["pfgraph.train(model=123)", "simulate(None, ...)", "evaluate(bootstrap='x')", "overrides='train.lr=1e-3'"]
+    for name, want, line in zip(names, ["'model'", "'config'", "'bootstrap'", "'overrides'"], lines + [""] * 4):
+        verdict = GOOD if line.startswith("PfgraphError:") and want in line else BAD if "ACCEPTED" in line else POOR
+        yield Verdict(27, name, verdict, line[:160])
+
+
+def item28(lab: Lab) -> Iterator[Verdict]:
+    """Resource limits: workers, disk estimate, a 245-byte name, read-only and empty studies, B = 1e308."""
+    r = lab.cli("simulate", "--events", "8", "--out", str(lab.path("res/w.root")), "--workers", "1000")
+    capped = r.rc == 0 and "capped at" in r.err
+    yield Verdict(28, "simulate --workers 1000", GOOD if capped else POOR,
+                  r.err.strip()[:160] if capped else (r.err_lines or ["not capped"])[0][:160])
+    big = lab.path("res/big.root")
+    r = lab.cli("simulate", "--events", "100000000", "--out", str(big))
+    yield Verdict(28, "simulate --events 100000000 (about 5 TB)", *clean_failure(r, "need about", leftovers=[big]))
+    long = lab.path("res/" + "n" * 240 + ".root")
+    r = lab.cli("simulate", "--events", "8", "--out", str(long), "--workers", "0")
+    yield Verdict(28, "simulate into a legal 245-byte file name", GOOD if r.rc == 0 and long.exists() else POOR,
+                  "written" if r.rc == 0 else (r.err_lines or ["?"])[0][:160])
+    src = ROOT / "tests" / "study" / "tiny.yaml"
+    mount = lab.path("res/ro")
+    mount.mkdir(exist_ok=True)
+    if shutil.which("unshare") and subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0:
+        cmd = " ".join(shlex.quote(a) for a in lab.argv("study", str(src), "--out", str(mount / "st")))
+        p = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o ro tmpfs {shlex.quote(str(mount))} && "
+                            f"cd {shlex.quote(str(lab.base))} && {cmd}"], env=lab.env, capture_output=True, text=True)
+        yield Verdict(28, "study into a read-only folder", *clean_failure(Result(p.returncode, p.stdout, p.stderr, 0),
+                                                                          "not writable"))
+    else:
+        yield Verdict(28, "study into a read-only folder", SKIP, "no user/mount namespaces")
+    empty = lab.path("yaml/empty.yaml")
+    empty.write_text("")
+    yield Verdict(28, "an empty study YAML", *clean_failure(lab.cli("study", str(empty), "--dry-run"), "missing"))
+    out = lab.path("res/b.root")
+    r = lab.cli("simulate", "--events", "4", "--out", str(out), "detector.b_field=1e308")
+    yield Verdict(28, "simulate detector.b_field=1e308", *clean_failure(r, "detector.b_field", leftovers=[out]))
+
+
+def item29(lab: Lab) -> Iterator[Verdict]:
+    """Silent mismatches: other detector config, the training file itself, one folder given twice to report."""
+    b0 = lab.path("data/b000_s3.root")
+    if not b0.exists():
+        lab.cli("simulate", "--config", "gauss_b000", "--events", str(EVENTS), "--seed", "3", "--out", str(b0),
+                "--workers", "0")
+    for label, data, must in (("a B = 0.5 model evaluated on a B = 0 file", b0, "detector.b_field"),
+                              ("a model evaluated on its own training file", lab.data(), "own training data")):
+        out = lab.path(f"evals/mismatch_{data.stem}")
+        r = lab.cli("evaluate", str(lab.run()), "--data", str(data), "--out", str(out), "--no-plots", "--device",
+                    "cpu", "--bootstrap", "0")
+        mm = json.loads((out / "metrics.json").read_text()).get("data_mismatch") if r.rc == 0 else None
+        ok = bool(mm and mm.get("flag") and any(must in x for x in mm["reasons"])) and "DATA MISMATCH" in r.out
+        yield Verdict(29, label, GOOD if ok else BAD,
+                      f"metrics.json data_mismatch: {mm['reasons'][0][:110]}" if ok else f"not flagged: {mm}")
+    ev = lab.evaluation(1)
+    rep = lab.path("reports/twice")
+    r = lab.cli("report", str(ev), str(ev), "--out", str(rep))
+    rows = json.loads((rep / "summary.json").read_text())["models"] if r.rc == 0 else []
+    yield Verdict(29, "the same evaluation folder given twice to report", GOOD if len(rows) == 1 else BAD,
+                  "shown once" if len(rows) == 1 else f"{len(rows)} rows")
+
+
+def item30(lab: Lab) -> Iterator[Verdict]:
+    """The closing notes: owner-checked cleanup, event_id bit flips, unreadable-basket wording."""
+    run = lab.path("runs/tmpclean")
+    shutil.copytree(lab.run(), run, dirs_exist_ok=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    live = run / f".metrics.csv.{sleeper.pid}-livewrit.tmp"
+    live.write_text("a live writer's partial file")
+    r = lab.cli("train", "--model", "cnn", "--data", str(lab.data()), "--out", str(run), "--epochs", "2",
+                "--device", "cpu", *TINY)
+    kept = live.exists()
+    sleeper.kill()
+    sleeper.wait()
+    yield Verdict(30, "clean_stale_temporaries beside a live writer's temporary", GOOD if kept and r.rc == 0 else BAD,
+                  "the live writer's temporary kept (its pid runs)" if kept else "removed a live writer's file")
+    import numpy as np
+
+    from pfgraph.io.root import EventFiles
+
+    plain = lab.data(1, "none")
+    ids = EventFiles(plain).read(["event_id"])["event_id"]
+    raw = bytearray(plain.read_bytes())
+    pos = raw.find(np.asarray(ids).astype(">i8").tobytes())
+    raw[pos + 8 * 7 + 7] ^= 0x04  # event 7's id becomes 3
+    flipped = lab.path("data/idflip.root")
+    flipped.write_bytes(bytes(raw))
+    yield Verdict(30, "inspect: bit flip in event_id (--compression none)",
+                  *clean_failure(lab.cli("inspect", str(flipped)), str(flipped), "event_id 3"))
+    import uproot
+
+    src = lab.data(4)
+    b = uproot.open(src)["events"]["hcal"]
+    seek, nbytes = int(b.member("fBasketSeek")[0]), int(b.member("fBasketBytes")[0])
+    raw = bytearray(src.read_bytes())
+    raw[seek + nbytes - 40] ^= 0xFF  # the basket's LZ4 checksum no longer matches
+    bad = lab.path("data/bad_basket.root")
+    bad.write_bytes(bytes(raw))
+    out = lab.path("runs/bad_basket")
+    r = lab.cli("train", "--model", "cnn", "--data", str(bad), "--out", str(out), "--epochs", "1", "--device", "cpu",
+                *TINY)
+    yield Verdict(30, "train on a file with an unreadable basket (fast reader)",
+                  *clean_failure(r, str(bad), "corrupt or unreadable ROOT file", leftovers=[out]))
+
+
 ITEMS: dict[int, Callable[[Lab], Iterator[Verdict]]] = {
     1: item1, 2: item2, 3: item3, 4: item4, 5: item5, 6: item6, 7: item7, 8: item8, 9: item9, 10: item10,
     11: item11, 12: item12, 13: item13, 14: item14, 15: item15, 16: item16, 17: item17, 18: item18, 19: item19,
-    20: item20,
+    20: item20, 21: item21, 22: item22, 23: item23, 24: item24, 25: item25, 26: item26, 27: item27, 28: item28,
+    29: item29, 30: item30,
 }
 
 
@@ -652,7 +1007,7 @@ def table(rows: list[Verdict], markdown: bool) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the fault table; exit 1 if any case is BAD."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--only", help="comma-separated item numbers (default: all 20)")
+    ap.add_argument("--only", help="comma-separated item numbers (default: all 30)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = ap.parse_args(argv)
