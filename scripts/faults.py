@@ -852,7 +852,8 @@ def item26(lab: Lab) -> Iterator[Verdict]:
         path = _study_variant(lab, label.split(":")[0].replace(" ", "_"), edit)
         out = lab.path(f"studies/{path.stem}")
         r = lab.cli("study", str(path), "--out", str(out), "--dry-run")
-        yield Verdict(26, f"study --dry-run with an {label}" if label[0] in "ub" else f"study --dry-run with {label}",
+        article = "an " if label.startswith("unknown") else "a " if label.startswith("bad") else ""
+        yield Verdict(26, f"study --dry-run with {article}{label}",
                       *clean_failure(r, must, leftovers=[out]))
     path = _study_variant(lab, "train_on_test", lambda d: d.update(evaluate_on=["test", "train"]))
     r = lab.cli("study", str(path), "--dry-run")
