@@ -5,7 +5,8 @@ Two are flagged in metrics.json's ``data_mismatch`` section and in the evaluatio
 never silently):
 
 * the evaluation data was simulated with another **detector** config than the training data
-  (a B = 0.5 T model on a B = 0 file): every ``detector.*`` setting that differs is named;
+  (a B = 0.5 T model on a B = 0 file): every ``detector.*`` setting that differs is named
+  (:func:`pfgraph.io.identity.detector_differences`, the check ``pfgraph predict`` makes too);
 * the evaluation data **is** the training data (the same files, or a file of the training set):
   its figures then measure memory, not generalisation.
 
@@ -17,30 +18,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pfgraph.utils.ownership import same_file
-
-
-def _flat(node: Any, prefix: str) -> dict[str, Any]:
-    if isinstance(node, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in node.items():
-            out.update(_flat(v, f"{prefix}.{k}"))
-        return out
-    return {prefix: node}
-
-
-def detector_differences(train_cfg: Mapping[str, Any] | None, eval_cfg: Mapping[str, Any] | None) -> list[str]:
-    """``detector.b_field 0.5 (training) != 0.0 (evaluated)`` for every detector setting that differs."""
-    if not isinstance(train_cfg, Mapping) or not isinstance(eval_cfg, Mapping):
-        return []
-    a = _flat(train_cfg.get("detector") or {}, "detector")
-    b = _flat(eval_cfg.get("detector") or {}, "detector")
-    return [f"{k} {a.get(k)!r} (training data) != {b.get(k)!r} (evaluation data)"
-            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def data_mismatch(run_dir: str | os.PathLike[str] | None, files: Any) -> dict[str, Any]:
@@ -48,7 +29,7 @@ def data_mismatch(run_dir: str | os.PathLike[str] | None, files: Any) -> dict[st
     ``EventFiles``): ``{"flag": bool | None, "reasons": [str, ...]}`` (flag None: nothing recorded
     about the training data, so nothing could be compared)."""
     from pfgraph.errors import PfgraphError
-    from pfgraph.io.identity import data_fingerprint
+    from pfgraph.io.identity import data_fingerprint, detector_config, detector_differences
     from pfgraph.io.root import EventFiles
 
     if run_dir is None:
@@ -71,7 +52,9 @@ def data_mismatch(run_dir: str | os.PathLike[str] | None, files: Any) -> dict[st
             train_meta = EventFiles(ours[0]).meta
         except PfgraphError:
             train_meta = {}
-        diff = detector_differences(train_meta.get("config"), files.meta.get("config"))
+        trained, new = detector_config(train_meta), detector_config(files.meta)
+        diff = detector_differences(trained, new) if trained is not None and new is not None else []
         if diff:
-            reasons.append("another detector config: " + "; ".join(diff[:3]) + (" ..." if len(diff) > 3 else ""))
+            reasons.append("another detector config (training data -> evaluation data): detector."
+                           + "; detector.".join(diff[:3]) + (" ..." if len(diff) > 3 else ""))
     return {"flag": bool(reasons), "reasons": reasons}
