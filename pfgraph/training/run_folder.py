@@ -118,6 +118,10 @@ def check_run_target(run_dir: Path, force: bool = False, inputs: Sequence[str | 
         return
     clash = [n for n in foreign if n in OUTPUTS]
     if clash:
+        if clash[0].endswith(".pt"):  # a checkpoint without pfgraph's format tag: corrupt, or someone else's
+            raise PfgraphError(f"{run_dir / clash[0]}: not a readable pfgraph checkpoint (corrupt, or not written by "
+                               "pfgraph train) and the run would overwrite it; choose another --out, or pass --force "
+                               "to replace it")
         raise PfgraphError(f"{run_dir}: {clash[0]} was not written by pfgraph train and the run would overwrite it; "
                            "choose another --out, or pass --force to replace it")
     if not run:
