@@ -1,7 +1,7 @@
 """pfgraph: deep-learning energy reconstruction for particle-flow calorimetry.
 
 Simulate a detector in the eta-phi plane, train image and point-cloud models on the same
-events, and compare them on one common evaluation on the 56x56 truth grid. The four stages
+events, and compare them on one common evaluation on the G x G truth grid. The four stages
 are plain functions (the command line maps its flags onto them)::
 
     import pfgraph

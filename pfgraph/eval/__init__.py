@@ -1,4 +1,4 @@
-"""Common evaluation of every model on the 56 x 56 truth grid (DESIGN §5).
+"""Common evaluation of every model on the G x G truth grid (DESIGN §5).
 
 * :mod:`pfgraph.eval.energy` -- per-pixel residuals, Gaussian core fit, robust figures, fake
   energy, out-of-reach share;

@@ -554,23 +554,24 @@ TIE_BREAK_SEED = 20_240_531
 BACKENDS = ("torch", "fastjet", "auto")
 
 
-def pixel_positions(tie_break: float = TIE_BREAK) -> tuple[np.ndarray, np.ndarray]:
-    """(eta, phi) of the 56 x 56 pixel pseudojets, float64, shape (56, 56) each.
+def pixel_positions(tie_break: float = TIE_BREAK, size: int = geometry.PAPER_GRID_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """(eta, phi) of the G x G pixel pseudojets of the ``size`` grid, float64, shape (G, G) each.
 
     Pixel centres, each moved by a fixed offset of at most ``tie_break / 2`` pixel per axis
-    (``numpy.random.default_rng(TIE_BREAK_SEED).uniform(-0.5, 0.5, (2, 56, 56))`` times
+    (``numpy.random.default_rng(TIE_BREAK_SEED).uniform(-0.5, 0.5, (2, G, G))`` times
     ``tie_break`` pixel sizes). On an exact grid many pixel pairs are exactly equally far
     apart, and sequential clustering then depends on the order in which ties are visited:
     FastJet's own strategies disagree with each other on such events. The offsets (1e-6 pixel
     by default, far below any physics scale) make every distance unique, so every exact
     implementation gives the same jets. ``tie_break=0`` gives the exact centres.
     """
-    eta = np.broadcast_to(geometry.ETA_CENTRES[:, None], (geometry.IMSIZE, geometry.IMSIZE)).astype(np.float64)
-    phi = np.broadcast_to(geometry.PHI_CENTRES[None, :], (geometry.IMSIZE, geometry.IMSIZE)).astype(np.float64)
+    g = geometry.grid(size)
+    eta = np.broadcast_to(g.eta_centres[:, None], g.shape).astype(np.float64)
+    phi = np.broadcast_to(g.phi_centres[None, :], g.shape).astype(np.float64)
     if tie_break:
-        off = np.random.default_rng(TIE_BREAK_SEED).uniform(-0.5, 0.5, (2, geometry.IMSIZE, geometry.IMSIZE))
-        eta = eta + tie_break * geometry.ETA_PIXEL * off[0]
-        phi = phi + tie_break * geometry.PHI_PIXEL * off[1]
+        off = np.random.default_rng(TIE_BREAK_SEED).uniform(-0.5, 0.5, (2, *g.shape))
+        eta = eta + tie_break * g.eta_pixel * off[0]
+        phi = phi + tie_break * g.phi_pixel * off[1]
     return eta, phi
 
 
@@ -578,16 +579,17 @@ def pixel_momenta(images: torch.Tensor | np.ndarray, threshold: float = 0.0, tie
                   device: str | torch.device | None = None) -> tuple[torch.Tensor, ...]:
     """Pixels with E > ``threshold`` as massless pseudojets: ``(px, py, pz, e, mask, pixel)``.
 
-    ``images``: (B, 56, 56) energies in GeV. Returns (B, N) float64 four-momenta with
+    ``images``: (B, G, G) energies in GeV. Returns (B, N) float64 four-momenta with
     ``pT = E / cosh(eta)`` at the pixel positions of :func:`pixel_positions`, the (B, N) mask and
-    the flat pixel index ``ieta * 56 + iphi`` of every pseudojet (-1 for padding), pixels in
+    the flat pixel index ``ieta * G + iphi`` of every pseudojet (-1 for padding), pixels in
     row-major order, N the largest count in the batch.
     """
     img = torch.as_tensor(images)
     if device is not None:
         img = img.to(device)
-    if img.dim() != 3 or tuple(img.shape[1:]) != (geometry.IMSIZE, geometry.IMSIZE):
-        raise PfgraphError(f"jet clustering expects (B, {geometry.IMSIZE}, {geometry.IMSIZE}) images, got {tuple(img.shape)}")
+    if img.dim() != 3 or img.shape[1] != img.shape[2] or img.shape[1] not in geometry.GRID_SIZES:
+        raise PfgraphError(f"jet clustering expects (B, G, G) images (G one of "
+                           f"{', '.join(map(str, geometry.GRID_SIZES))}), got {tuple(img.shape)}")
     dev = img.device
     b = img.shape[0]
     flat = img.reshape(b, -1).to(torch.float64)
@@ -598,7 +600,7 @@ def pixel_momenta(images: torch.Tensor | np.ndarray, threshold: float = 0.0, tie
     e = flat.gather(1, order)
     valid = mask.gather(1, order)
     e = torch.where(valid, e, 0.0)
-    eta, phi = pixel_positions(tie_break)
+    eta, phi = pixel_positions(tie_break, int(img.shape[1]))
     cosh = torch.as_tensor(np.cosh(eta).reshape(-1), device=dev)
     sinh = torch.as_tensor(np.sinh(eta).reshape(-1), device=dev)
     cos = torch.as_tensor(np.cos(phi).reshape(-1), device=dev)
@@ -663,12 +665,15 @@ class ImageJets:
 
     jets: Jets
     pixel: torch.Tensor
+    #: G of the clustered G x G images.
+    grid_size: int
 
     def pixel_jet(self) -> torch.Tensor:
-        """(B, 3136) jet index of every pixel (-1: below threshold)."""
+        """(B, G * G) jet index of every pixel (-1: below threshold)."""
         b = self.pixel.shape[0]
-        out = torch.full((b, geometry.IMSIZE * geometry.IMSIZE + 1), -1, dtype=torch.int64, device=self.pixel.device)
-        idx = torch.where(self.pixel >= 0, self.pixel, geometry.IMSIZE * geometry.IMSIZE)
+        npix = self.grid_size * self.grid_size
+        out = torch.full((b, npix + 1), -1, dtype=torch.int64, device=self.pixel.device)
+        idx = torch.where(self.pixel >= 0, self.pixel, npix)
         out.scatter_(1, idx, self.jets.constituent_jet.to(self.pixel.device))
         return out[:, :-1]
 
@@ -689,7 +694,7 @@ def resolve_backend(backend: str, device: str | torch.device = "cpu") -> str:
 def cluster_images(images: torch.Tensor | np.ndarray, radius: float = 0.4, threshold: float = 0.0,
                    backend: str = "auto", device: str | torch.device = "cpu",
                    tie_break: float = TIE_BREAK) -> ImageJets:
-    """Anti-kt jets of (B, 56, 56) energy images: pixels with E > ``threshold`` as pseudojets.
+    """Anti-kt jets of (B, G, G) energy images: pixels with E > ``threshold`` as pseudojets.
 
     ``backend``: ``torch`` (this module, on ``device``), ``fastjet`` or ``auto``
     (:func:`resolve_backend`). Both give the same jets; results are on ``device``.
@@ -704,4 +709,4 @@ def cluster_images(images: torch.Tensor | np.ndarray, radius: float = 0.4, thres
         jets = cluster_fastjet(px, py, pz, e, mask, radius)
         dev = px.device
         jets = Jets(*(a.to(dev) for a in (jets.px, jets.py, jets.pz, jets.e, jets.n_jets, jets.constituent_jet)))
-    return ImageJets(jets, pixel)
+    return ImageJets(jets, pixel, int(torch.as_tensor(images).shape[1]))

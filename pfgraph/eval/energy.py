@@ -1,4 +1,4 @@
-"""Per-pixel energy metrics on the 56 x 56 truth grid (DESIGN §5), identical for every model.
+"""Per-pixel energy metrics on the G x G truth grid (DESIGN §5), identical for every model.
 
 * **Residual** ``r = (E_pred - E_true) / E_true`` over pixels with ``E_true > 0``: histogram of
   1000 bins over [-5, 2], iterative Gaussian core fit (:func:`fit_gaussian_core`) and robust
@@ -226,7 +226,7 @@ def _mean_median(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
 
 
 def stack_inputs(inputs: Any) -> np.ndarray | None:
-    """Inputs as (B, 4, 56, 56) from an array of that shape or a mapping channel -> (B, 56, 56)."""
+    """Inputs as (B, 4, G, G) from an array of that shape or a mapping channel -> (B, G, G)."""
     if inputs is None:
         return None
     if isinstance(inputs, Mapping):
@@ -235,16 +235,17 @@ def stack_inputs(inputs: Any) -> np.ndarray | None:
             raise PfgraphError(f"inputs: channel '{missing[0]}' missing (expected {', '.join(schema.INPUT_CHANNELS)})")
         return np.stack([np.asarray(inputs[c]) for c in schema.INPUT_CHANNELS], axis=1)
     arr = np.asarray(inputs)
-    if arr.ndim != 4 or arr.shape[1:] != (len(schema.INPUT_CHANNELS), geometry.IMSIZE, geometry.IMSIZE):
-        raise PfgraphError(f"inputs of shape {arr.shape}: expected (B, 4, {geometry.IMSIZE}, {geometry.IMSIZE})")
+    if arr.ndim != 4 or arr.shape[1] != len(schema.INPUT_CHANNELS) or arr.shape[2] != arr.shape[3]:
+        raise PfgraphError(f"inputs of shape {arr.shape}: expected (B, 4, G, G)")
     return arr
 
 
 def check_images(name: str, arr: Any) -> np.ndarray:
-    """A (B, 56, 56) finite float array, or one clear error naming the array."""
+    """A (B, G, G) finite float array, or one clear error naming the array."""
     a = np.asarray(arr)
-    if a.ndim != 3 or a.shape[1:] != (geometry.IMSIZE, geometry.IMSIZE):
-        raise PfgraphError(f"{name}: shape {a.shape}, expected (B, {geometry.IMSIZE}, {geometry.IMSIZE}) on the truth grid")
+    if a.ndim != 3 or a.shape[1] != a.shape[2] or a.shape[1] not in geometry.GRID_SIZES:
+        raise PfgraphError(f"{name}: shape {a.shape}, expected (B, G, G) on the truth grid "
+                           f"(G one of {', '.join(map(str, geometry.GRID_SIZES))})")
     if a.dtype.kind not in "fiu":
         raise PfgraphError(f"{name}: dtype {a.dtype}, expected numbers")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
@@ -304,8 +305,8 @@ class EnergyAccumulator:
         self.have_inputs = True
 
     def update(self, pred: np.ndarray, truth: np.ndarray, inputs: Any = None) -> None:
-        """Add a batch: ``pred`` and ``truth`` (B, 56, 56) GeV; ``inputs`` (B, 4, 56, 56) images, a
-        (B, 56, 56) boolean mask of the pixels with any input (what a batch carries), or None."""
+        """Add a batch: ``pred`` and ``truth`` (B, G, G) GeV; ``inputs`` (B, 4, G, G) images, a
+        (B, G, G) boolean mask of the pixels with any input (what a batch carries), or None."""
         p = check_images("pred", pred).astype(np.float64)
         t = check_images("truth", truth).astype(np.float64)
         if p.shape != t.shape:

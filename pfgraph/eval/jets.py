@@ -75,10 +75,11 @@ def jet_table(ij: ImageJets) -> JetTable:
     eta = jets.eta.cpu().numpy()[mask]
     e = jets.e.cpu().numpy()[mask]
     nconst = jets.n_constituents.cpu().numpy()[mask]
+    g = geometry.grid(ij.grid_size)
     fields = {
         "pt": pt, "energy": e, "eta": eta, "phi": phi,
-        "ceta": (eta + geometry.MAX_ETA) / geometry.ETA_PIXEL - 0.5,
-        "cphi": (phi + math.pi) / geometry.PHI_PIXEL - 0.5,
+        "ceta": (eta + g.max_eta) / g.eta_pixel - 0.5,
+        "cphi": (phi + math.pi) / g.phi_pixel - 0.5,
         "nconst": nconst.astype(np.int32), "rap": rap,
     }
     return JetTable(jets.n_jets.cpu().numpy().astype(np.int64), fields)
@@ -104,12 +105,13 @@ def match_jets(truth: ImageJets, pred: ImageJets, pred_img: np.ndarray, truth_im
     selected jets' pT ranks, -1 when an image has no jet).
     """
     tt, pt_ = jet_table(truth), jet_table(pred)
+    grid = geometry.grid(truth.grid_size)
     b = len(tt.counts)
     out: dict[str, np.ndarray] = {k: np.full(b, np.nan) for k in MATCH_FIELDS}
     out["truth_rank"] = np.full(b, -1, np.int32)
     out["pred_rank"] = np.full(b, -1, np.int32)
     out["matched"] = np.zeros(b, bool)
-    pix_jet = truth.pixel_jet().cpu().numpy()  # (B, 3136)
+    pix_jet = truth.pixel_jet().cpu().numpy()  # (B, G * G)
     diff = (np.asarray(pred_img, np.float64) - np.asarray(truth_img, np.float64)).reshape(b, -1)
     t_off = np.concatenate([[0], np.cumsum(tt.counts)])
     p_off = np.concatenate([[0], np.cumsum(pt_.counts)])
@@ -135,8 +137,8 @@ def match_jets(truth: ImageJets, pred: ImageJets, pred_img: np.ndarray, truth_im
         pi_ = int(np.argmin(deta * deta + dphi * dphi))
         out["pred_rank"][k] = pi_
         out["matched"][k] = deta[pi_] ** 2 + dphi[pi_] ** 2 < radius * radius
-        out["deta_pix"][k] = deta[pi_] / geometry.ETA_PIXEL
-        out["dphi_pix"][k] = dphi[pi_] / geometry.PHI_PIXEL
+        out["deta_pix"][k] = deta[pi_] / grid.eta_pixel
+        out["dphi_pix"][k] = dphi[pi_] / grid.phi_pixel
         out["d_jet"][k] = math.hypot(out["deta_pix"][k], out["dphi_pix"][k])
         pe = float(pt_.fields["energy"][p_off[k] + pi_])
         out["de_match_rel"][k] = (pe - te) / te if te > 0 else np.nan
@@ -161,7 +163,7 @@ class JetAccumulator:
         self.n_events = 0
 
     def update(self, pred: np.ndarray, truth: np.ndarray) -> tuple[JetTable, JetTable, dict[str, np.ndarray]]:
-        """Cluster a batch of (B, 56, 56) images; returns both jet tables and the matching."""
+        """Cluster a batch of (B, G, G) images; returns both jet tables and the matching."""
         import time
 
         t0 = time.perf_counter()
@@ -223,16 +225,18 @@ def empty_jet_metrics(radius: float | None, threshold: float | None, backend: st
 
 
 def synthetic_jet_images(n_events: int, seed: int = 0, n_background: int = 1600, n_jet: int = 50,
-                         jet_energy: tuple[float, float] = (150.0, 400.0), jet_width: float = 0.1) -> np.ndarray:
+                         jet_energy: tuple[float, float] = (150.0, 400.0), jet_width: float = 0.1,
+                         size: int = geometry.PAPER_GRID_SIZE) -> np.ndarray:
     """Jet-like truth images for tests and benchmarks when no Pythia jet file is at hand.
 
     Each event: ``n_background`` particles uniform in (eta, phi) with the paper's energy
     spectrum ``|N(0,1) + N(0,2)|``, plus about ``n_jet`` (Poisson) jet particles sharing a
     uniform ``jet_energy`` (Dirichlet(0.3) fractions) spread as a Gaussian of ``jet_width``
-    around (0, 0). Energy-weighted histograms on the 56 x 56 grid, float32 GeV.
+    around (0, 0). Energy-weighted histograms on the ``size`` x ``size`` grid, float32 GeV.
     """
     rng = np.random.default_rng(seed)
-    npix = geometry.IMSIZE * geometry.IMSIZE
+    g = geometry.grid(size)
+    npix = g.npix
     out = np.zeros((n_events, npix), np.float64)
     for k in range(n_events):
         e = np.abs(rng.normal(0.0, 1.0, n_background) + rng.normal(0.0, 2.0, n_background))
@@ -244,8 +248,8 @@ def synthetic_jet_images(n_events: int, seed: int = 0, n_background: int = 1600,
         eta = np.concatenate([eta, r * np.cos(a)])
         phi = np.concatenate([phi, r * np.sin(a)])
         e = np.concatenate([e, ej])
-        ie = np.floor((eta + geometry.MAX_ETA) / geometry.ETA_PIXEL).astype(np.int64)
-        ip = np.floor((phi + math.pi) / geometry.PHI_PIXEL).astype(np.int64)
-        ok = (ie >= 0) & (ie < geometry.IMSIZE) & (ip >= 0) & (ip < geometry.IMSIZE)
-        out[k] = np.bincount(ie[ok] * geometry.IMSIZE + ip[ok], weights=e[ok], minlength=npix)
-    return out.reshape(n_events, geometry.IMSIZE, geometry.IMSIZE).astype(np.float32)
+        ie = np.floor((eta + g.max_eta) / g.eta_pixel).astype(np.int64)
+        ip = np.floor((phi + math.pi) / g.phi_pixel).astype(np.int64)
+        ok = (ie >= 0) & (ie < g.size) & (ip >= 0) & (ip < g.size)
+        out[k] = np.bincount(ie[ok] * g.size + ip[ok], weights=e[ok], minlength=npix)
+    return out.reshape(n_events, g.size, g.size).astype(np.float32)

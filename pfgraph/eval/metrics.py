@@ -96,7 +96,7 @@ def template(version: int = METRICS_VERSION) -> dict[str, Any]:
         "created_by": None,
         "model": {"name": None, "repr": None, "run_dir": None, "checkpoint": None, "checkpoint_sha256": None},
         "training": {**dict.fromkeys(TRAINING_KEYS), "history": dict.fromkeys(HISTORY_FIELDS)},
-        "dataset": {"path": None, "name": None, "n_events": None, "has_jet_image": None},
+        "dataset": {"path": None, "name": None, "n_events": None, "has_jet_image": None, "grid": None},
         "settings": {"target_scale": None, "target_scale_source": None, "batch_size": None, "device": None,
                      "max_events": None},
         "timing": {"inference_s": None, "inference_events_per_s": None, "jets_s": None, "jets_events_per_s": None,
@@ -349,8 +349,8 @@ def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, 
                     bootstrap: int = N_RESAMPLES, bootstrap_seed: int = SEED) -> dict[str, Any]:
     """Evaluate predictions given as arrays; no checkpoint needed. Returns a metrics document.
 
-    ``pred``, ``truth``: (B, 56, 56) energies in GeV (de-normalised); ``inputs``: (B, 4, 56, 56)
-    or a mapping channel -> (B, 56, 56), only used for the out-of-reach share (None: null);
+    ``pred``, ``truth``: (B, G, G) energies in GeV (de-normalised); ``inputs``: (B, 4, G, G)
+    or a mapping channel -> (B, G, G), only used for the out-of-reach share (None: null);
     ``target_scale``: S in GeV for the normalised forms (None: null). With ``jets=True`` both
     images are clustered (anti-kt ``radius``, pixels above ``threshold`` GeV, ``backend``
     torch|fastjet|auto on ``device``) and the jet section is filled; the jet axis is assumed

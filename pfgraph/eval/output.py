@@ -6,8 +6,8 @@ Tree ``predictions`` (one entry per event; the contract's ``PREDICTION_BRANCHES`
 ==============  =====================  ===============================================
 ``event_id``    int64                  the event's id in the data file
 ``model``       int32                  model number; names in meta ``model_names``
-``pred``        float32[56][56]        prediction, GeV (eta along axis 1, phi axis 2)
-``truth``       float32[56][56]        truth, GeV
+``pred``        float32[G][G]          prediction, GeV (eta along axis 1, phi axis 2)
+``truth``       float32[G][G]          truth, GeV
 ``npix``, ``pix_ieta``, ``pix_iphi``, ``pix_pred``   graph models only: the per-point
                                        prediction (GeV) at the event file's points
 ==============  =====================  ===============================================
@@ -48,7 +48,6 @@ from pfgraph.io import schema
 from pfgraph.io.root import RootWriter, check_tree, corrupt, migration_for, open_root, read_meta, reason, tree_names
 
 PREDICTIONS_KIND = "predictions"
-_IMG = np.dtype((np.float32, (geometry.IMSIZE, geometry.IMSIZE)))
 _JET_DTYPES = {"pt": "float32", "energy": "float32", "eta": "float32", "phi": "float32", "ceta": "float32",
                "cphi": "float32", "nconst": "int32", "rap": "float32"}
 _MATCH_DTYPES = {"truth_rank": np.int32, "pred_rank": np.int32, "matched": np.bool_, "d_jet": np.float32,
@@ -85,9 +84,11 @@ class PredictionWriter:
     def __enter__(self) -> PredictionWriter:
         self._writer.__enter__()
         try:
-            types: dict[str, Any] = {"event_id": np.int64, "model": np.int32, "pred": _IMG}
+            size = geometry.grid_of_meta(self._writer.meta).size  # the meta's imsize: the evaluated data's grid
+            img = np.dtype((np.float32, (size, size)))
+            types: dict[str, Any] = {"event_id": np.int64, "model": np.int32, "pred": img}
             if self.truth:  # pfgraph predict's files (truth=False) have no truth branch
-                types["truth"] = _IMG
+                types["truth"] = img
             if self.graph:
                 types["pix"] = _record_type({"ieta": "int16", "iphi": "int16", "pred": "float32"})
             self._writer.tree(schema.PREDICTIONS_TREE, types)
@@ -155,7 +156,8 @@ def read_predictions(path: str | os.PathLike[str], max_events: int | None = None
         raise DataError(f"{p}: {who}no 'truth' branch to evaluate against; evaluate the run folder on a "
                         "file with truth instead")
     try:
-        check_tree(tree, p, schema.PREDICTION_BRANCHES, migration_for(int(meta["schema_version"]), p))
+        check_tree(tree, p, schema.PREDICTION_BRANCHES, migration_for(int(meta["schema_version"]), p),
+                   size=geometry.grid_of_meta(meta).size)
     except DataError as exc:
         raise DataError(f"{exc} (a prediction file of another grid size or layout?)") from None
     try:
@@ -165,9 +167,10 @@ def read_predictions(path: str | os.PathLike[str], max_events: int | None = None
     out: dict[str, Any] = {"meta": meta, "event_id": ak.to_numpy(arrays["event_id"]).astype(np.int64)}
     for name in ("pred", "truth"):
         a = np.asarray(ak.to_numpy(arrays[name]), dtype=np.float32)
-        if a.shape[1:] != (geometry.IMSIZE, geometry.IMSIZE):
+        size = geometry.grid_of_meta(meta).size
+        if a.shape[1:] != (size, size):
             raise DataError(f"{p}: branch '{name}' has shape {list(a.shape[1:])}, expected "
-                            f"[{geometry.IMSIZE}][{geometry.IMSIZE}] (a prediction file of another grid size)")
+                            f"[{size}][{size}] (the grid of its meta)")
         if not np.isfinite(a).all():
             bad = int(np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(1))[0])
             raise DataError(f"{p}: event {bad}, branch '{name}': NaN or Inf value, expected finite numbers")

@@ -119,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _input_layouts(tree: Any, path: Path, mig: Any) -> list[str]:
-    """The representations whose input-only layout (:data:`pfgraph.io.schema.INPUT_LAYOUTS`) ``tree`` holds."""
+def _input_layouts(tree: Any, path: Path, mig: Any, size: int) -> list[str]:
+    """The representations whose input-only layout (:data:`pfgraph.io.schema.INPUT_LAYOUTS`) ``tree`` holds
+    (images on the ``size`` grid of the file's meta)."""
     from pfgraph.errors import DataError
     from pfgraph.io import schema
     from pfgraph.io.root import check_tree
@@ -128,7 +129,7 @@ def _input_layouts(tree: Any, path: Path, mig: Any) -> list[str]:
     found = []
     for repr_name, names in schema.INPUT_LAYOUTS.items():
         try:
-            check_tree(tree, path, [schema.EVENT_BRANCH_MAP[n] for n in names], mig, require=names)
+            check_tree(tree, path, [schema.EVENT_BRANCH_MAP[n] for n in names], mig, require=names, size=size)
         except DataError:
             continue
         found.append(repr_name)
@@ -150,6 +151,7 @@ def _check(f: Any, path: Path) -> tuple[dict[str, Any], str, str]:
 
     An events tree is a full ``pfgraph simulate`` file or an input-only file (the minimal layout
     of :data:`pfgraph.io.schema.INPUT_LAYOUTS`: ``pfgraph predict`` reads it without truth)."""
+    from pfgraph import geometry
     from pfgraph.errors import DataError
     from pfgraph.io import schema
     from pfgraph.io.root import EventFiles, check_tree, corrupt, migration_for, read_meta, reason, tree_names
@@ -171,18 +173,20 @@ def _check(f: Any, path: Path) -> tuple[dict[str, Any], str, str]:
                 # a tree with the truth image claims to be a full simulate file: its missing branch is
                 # an error, not an input-only layout
                 claims_full = "truth" in set(f[name].keys())
-                layouts = _input_layouts(f[name], path, mig) if "missing" in str(exc) and not claims_full else []
+                layouts = (_input_layouts(f[name], path, mig, geometry.grid_of_meta(meta).size)
+                           if "missing" in str(exc) and not claims_full else [])
                 if not layouts:
                     raise
                 files = EventFiles(path, require=sorted({b for r in layouts for b in schema.INPUT_LAYOUTS[r]}))
                 parts.append(f"{name}: input-only layout ({', '.join(layouts)} inputs, no truth)")
                 feeds = _feeds(layouts, truth=False)
                 continue
-            feeds = _feeds(_input_layouts(f[name], path, mig), truth=True)
+            feeds = _feeds(_input_layouts(f[name], path, mig, geometry.grid_of_meta(meta).size), truth=True)
             optional = [b.name for b in schema.EVENT_BRANCHES if b.optional and b.name in f[name]]
         else:
             try:
-                optional = check_tree(f[name], path, schema.TREE_MAP[name].branches, mig)
+                optional = check_tree(f[name], path, schema.TREE_MAP[name].branches, mig,
+                                      size=geometry.grid_of_meta(meta).size)
             except DataError:
                 raise
             except Exception as exc:
@@ -352,7 +356,7 @@ def _summarise(tree: Any, path: Path, spec: Any, stop: int, bounds: Any = None, 
 
 
 def _read_event(tree: Any, path: Path, event: int, bounds: Any = None) -> dict[str, Any]:
-    """All branches of one entry: numpy arrays (images as (56, 56)), jagged as numpy 1-D."""
+    """All branches of one entry: numpy arrays (images as (G, G)), jagged as numpy 1-D."""
     import awkward as ak
     import numpy as np
 

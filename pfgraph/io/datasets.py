@@ -33,9 +33,11 @@ from pfgraph.errors import DataError
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles, corrupt, open_root, reason
 
-NPIX = geometry.IMSIZE * geometry.IMSIZE
-#: Bytes of one event in an image dataset: 4 inputs + 1 target, float32 56x56.
-IMAGE_EVENT_BYTES = 5 * NPIX * 4
+
+def image_event_bytes(grid: geometry.Grid) -> int:
+    """Bytes of one event in an image dataset on ``grid``: 4 inputs + 1 target, float32 G x G."""
+    return 5 * grid.npix * 4
+
 
 #: uproot source of the basket reads (None: uproot's default); scripts/bench_train.py compares both.
 _SOURCE: Any = uproot.source.file.MemmapSource
@@ -94,7 +96,7 @@ def _contiguous(sel: np.ndarray) -> bool:
 
 def read_images(files: EventFiles, branches: Sequence[str], indices: np.ndarray, scales: Sequence[float],
                 out: np.ndarray, trees: _Trees | None = None) -> np.ndarray:
-    """Fill ``out[n, k]`` with ``branch_k[indices[n]] / scales[k]`` (float32 (N, K, 56, 56)).
+    """Fill ``out[n, k]`` with ``branch_k[indices[n]] / scales[k]`` (float32 (N, K, G, G) on the files' grid).
 
     ``indices`` are sorted global entry numbers. Raises DataError naming file, event and branch
     for NaN/Inf values, values outside the file's plausibility bounds
@@ -103,9 +105,10 @@ def read_images(files: EventFiles, branches: Sequence[str], indices: np.ndarray,
     indices = np.asarray(indices, dtype=np.int64)
     if len(indices) and np.any(np.diff(indices) <= 0):
         raise ValueError("read_images needs strictly increasing indices")
-    if out.shape != (len(indices), len(branches), geometry.IMSIZE, geometry.IMSIZE) or out.dtype != np.float32:
+    g = files.grid
+    if out.shape != (len(indices), len(branches), g.size, g.size) or out.dtype != np.float32:
         raise ValueError(f"read_images: out has shape {out.shape} {out.dtype}, expected "
-                         f"({len(indices)}, {len(branches)}, {geometry.IMSIZE}, {geometry.IMSIZE}) float32")
+                         f"({len(indices)}, {len(branches)}, {g.size}, {g.size}) float32")
     trees = trees or _Trees(files)
     inv = [np.float32(1.0 / float(s)) for s in scales]
     jobs: list[Any] = []
@@ -169,10 +172,11 @@ def _read_basket(files: EventFiles, i: int, branch: Any, name: str, j: int, s: i
     lo, hi = _scaled_limits(files, i, name, inv)
     try:
         data = branch.basket(j).data
-        if len(data) != (e - s) * NPIX * 4:
+        g = files.grid
+        if len(data) != (e - s) * g.npix * 4:
             _read_slow(files, i, name, sel + s, dest, k, inv, out)
             return
-        arr = np.frombuffer(data, dtype=">f4").reshape(e - s, geometry.IMSIZE, geometry.IMSIZE)
+        arr = np.frombuffer(data, dtype=">f4").reshape(e - s, g.size, g.size)
         plausible = True
         # In pieces that stay in cache: the byte swap (as a plain cast, ~3x faster than arithmetic
         # on big-endian input), the scaling and the bounds test then share one trip to memory.
@@ -201,7 +205,7 @@ def _read_slow(files: EventFiles, i: int, name: str, local: np.ndarray, dest: in
 
 def _raise_implausible(files: EventFiles, i: int, entries: np.ndarray, values: np.ndarray, name: str,
                        inv: np.float32) -> None:
-    """DataError naming file, event, branch and value of the first event of ``values`` (n, 56, 56,
+    """DataError naming file, event, branch and value of the first event of ``values`` (n, G, G,
     scaled by ``inv``) that holds NaN/Inf or a value outside the file's bounds (the caller found one)."""
     from pfgraph.io.plausible import out_of_bounds, raise_implausible
 
@@ -232,7 +236,7 @@ def read_event_ids(files: EventFiles, indices: np.ndarray) -> np.ndarray:
 
 
 class ImageItem(NamedTuple):
-    """A group of events: inputs (n, 4, 56, 56), target (n, 1, 56, 56), global entries (n,), event ids (n,)."""
+    """A group of events: inputs (n, 4, G, G), target (n, 1, G, G), global entries (n,), event ids (n,)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -289,7 +293,8 @@ class ImageDataset(torch.utils.data.Dataset):
                 self._cache.move_to_end(b)
                 return self._cache[b]
             lo, hi = b * self.block_size, min((b + 1) * self.block_size, len(self))
-            data = torch.empty((hi - lo, len(self.branches), geometry.IMSIZE, geometry.IMSIZE), dtype=torch.float32)
+            g = self.files.grid
+            data = torch.empty((hi - lo, len(self.branches), g.size, g.size), dtype=torch.float32)
             read_images(self.files, self.branches, self.indices[lo:hi], self.scales, data.numpy(), self._trees)
             self._cache[b] = data
             while len(self._cache) > 2:
@@ -312,7 +317,8 @@ class ImageDataset(torch.utils.data.Dataset):
         if len(present) == 1:
             data = torch.from_numpy(self._block(int(present[0])).numpy()[pos_np - present[0] * self.block_size])
         else:  # a batch across blocks: gather each block's events into their places
-            out = np.empty((len(pos_np), len(self.branches), geometry.IMSIZE, geometry.IMSIZE), dtype=np.float32)
+            g = self.files.grid
+            out = np.empty((len(pos_np), len(self.branches), g.size, g.size), dtype=np.float32)
             for b in present:
                 mask = blocks == b
                 out[mask] = self._block(int(b)).numpy()[pos_np[mask] - b * self.block_size]

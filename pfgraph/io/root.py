@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import glob
 import json
 import os
@@ -121,13 +122,21 @@ def _uuid_function(meta: Mapping[str, Any]) -> Any:
     return make
 
 
-def make_meta(kind: str, config: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    """The ``pfgraph_meta`` record: schema version, package version, kind, config and extras."""
+def make_meta(kind: str, config: Mapping[str, Any] | None = None, imsize: int | None = None,
+              **extra: Any) -> dict[str, Any]:
+    """The ``pfgraph_meta`` record: schema version, package version, kind, grid size, config and extras.
+
+    ``imsize`` (the grid size of the file's images) defaults to the config's ``detector.grid``, and to
+    the paper's grid for a config without one.
+    """
+    if imsize is None:
+        det = (config or {}).get("detector")
+        imsize = det.get("grid", geometry.PAPER_GRID_SIZE) if isinstance(det, Mapping) else geometry.PAPER_GRID_SIZE
     meta: dict[str, Any] = {
         "schema_version": schema.SCHEMA_VERSION,
         "pfgraph_version": __version__,
         "kind": kind,
-        "imsize": geometry.IMSIZE,
+        "imsize": geometry.check_grid_size(imsize, "imsize"),
         "max_eta": geometry.MAX_ETA,
     }
     if config is not None:
@@ -250,25 +259,31 @@ def point_cloud(images: Mapping[str, np.ndarray], with_oracle: bool = False) -> 
         mask |= images[ch] != 0
     npix = mask.sum(axis=(1, 2), dtype=np.int32)
     flat = np.flatnonzero(mask)
-    pixel = flat % (geometry.IMSIZE * geometry.IMSIZE)
-    fields: dict[str, np.ndarray] = {name: table.take(pixel) for name, table in _PIXEL_TABLES.items()}
+    g = geometry.grid_of_shape(mask.shape)
+    pixel = flat % g.npix
+    fields: dict[str, np.ndarray] = {name: table.take(pixel) for name, table in pixel_tables(g.size).items()}
     for ch in schema.IMAGE_CHANNELS + ((schema.ORACLE_IMAGE,) if with_oracle else ()):
         fields[ch] = np.ascontiguousarray(images[ch]).reshape(-1).take(flat)
     return npix, fields
 
 
-#: Per flat pixel (ieta * 56 + iphi): its bins and bin centres, as the point-cloud branches hold them.
-_PIXEL_TABLES = {
-    "ieta": np.repeat(np.arange(geometry.IMSIZE, dtype=np.int16), geometry.IMSIZE),
-    "iphi": np.tile(np.arange(geometry.IMSIZE, dtype=np.int16), geometry.IMSIZE),
-    "eta": np.repeat(geometry.ETA_CENTRES.astype(np.float32), geometry.IMSIZE),
-    "phi": np.tile(geometry.PHI_CENTRES.astype(np.float32), geometry.IMSIZE),
-}
+@functools.cache
+def pixel_tables(size: int) -> dict[str, np.ndarray]:
+    """Per flat pixel (``ieta * size + iphi``) of the ``size`` grid: its bins and bin centres, as the
+    point-cloud branches hold them."""
+    g = geometry.grid(size)
+    return {
+        "ieta": np.repeat(np.arange(g.size, dtype=np.int16), g.size),
+        "iphi": np.tile(np.arange(g.size, dtype=np.int16), g.size),
+        "eta": np.repeat(g.eta_centres.astype(np.float32), g.size),
+        "phi": np.tile(g.phi_centres.astype(np.float32), g.size),
+    }
 
 
-def event_branch_types(with_jet: bool, with_oracle: bool = False) -> dict[str, Any]:
-    """``mktree`` types of the events tree (``with_oracle``: the optional oracle image and point field)."""
-    img = np.dtype((np.float32, (geometry.IMSIZE, geometry.IMSIZE)))
+def event_branch_types(with_jet: bool, size: int, with_oracle: bool = False) -> dict[str, Any]:
+    """``mktree`` types of the events tree on the ``size`` x ``size`` grid (``with_oracle``: the optional
+    oracle image and point field)."""
+    img = np.dtype((np.float32, (size, size)))
     types: dict[str, Any] = {"event_id": np.int64}
     for ch in schema.IMAGE_CHANNELS:
         types[ch] = img
@@ -454,7 +469,8 @@ class EventWriter(RootWriter):
     def __enter__(self) -> EventWriter:
         super().__enter__()
         try:
-            self.tree(schema.EVENTS_TREE, event_branch_types(self.with_jet, self.with_oracle))
+            self.tree(schema.EVENTS_TREE, event_branch_types(self.with_jet, geometry.grid_of_meta(self.meta).size,
+                                                             self.with_oracle))
         except BaseException as exc:
             super().__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -477,7 +493,7 @@ class EventWriter(RootWriter):
         return arr.copy()
 
     def write(self, batch: Mapping[str, np.ndarray], compressed: Mapping[str, bytes] | None = None) -> None:
-        """Append a batch: ``event_id``, the six images (float32 (n,56,56)), scalars[, jet].
+        """Append a batch: ``event_id``, the six images (float32 (n, G, G) on the meta's grid), scalars[, jet].
 
         ``compressed`` may hold, per image channel, the compressed bytes of its basket, made
         elsewhere (a simulation worker): the codec's output for the channel's big-endian float32
@@ -619,8 +635,10 @@ def read_meta(file: Any, path: Path) -> dict[str, Any]:
             f"({schema.SCHEMA_VERSION}); upgrade pfgraph"
         )
     migration_for(version, path)
-    if meta.get("imsize", geometry.IMSIZE) != geometry.IMSIZE:
-        raise DataError(f"{path}: grid size {meta.get('imsize')} differs from pfgraph's {geometry.IMSIZE}")
+    try:
+        geometry.grid_of_meta(meta)
+    except ValueError as exc:
+        raise DataError(f"{path}: field '{schema.META_KEY}': {exc}") from None
     return meta
 
 
@@ -731,24 +749,26 @@ def is_rntuple(tree: Any) -> bool:
     return isinstance(tree, uproot.behaviors.RNTuple.RNTuple)
 
 
-def _check_branch(tree: Any, path: Path, spec: schema.Branch, file_name: str | None = None) -> None:
+def _check_branch(tree: Any, path: Path, spec: schema.Branch, file_name: str | None = None,
+                  size: int = geometry.PAPER_GRID_SIZE) -> None:
     name = file_name or spec.name
     if name not in tree:
         raise DataError(f"{path}: branch '{name}' missing from tree '{tree.name}'")
     if is_rntuple(tree):
         typename = str(tree[name].typename)
-        if typename.replace(" ", "") != spec.rntuple_type:
-            raise DataError(f"{path}: field '{name}' of RNTuple '{tree.name}' is {typename}, expected {spec.rntuple_type}")
+        if typename.replace(" ", "") != spec.rntuple_type_for(size):
+            raise DataError(f"{path}: field '{name}' of RNTuple '{tree.name}' is {typename}, "
+                            f"expected {spec.rntuple_type_for(size)}")
         return
     interp = tree[name].interpretation
     if spec.kind in ("scalar", "image", "counter"):
         dtype = getattr(interp, "to_dtype", None)
         if dtype is None:
-            raise DataError(f"{path}: branch '{name}' has interpretation {interp}, expected {spec.root_type}")
+            raise DataError(f"{path}: branch '{name}' has interpretation {interp}, expected {spec.root_type_for(size)}")
         base = dtype.base if dtype.shape else dtype
-        if base != spec.np_dtype or tuple(dtype.shape) != spec.shape:
+        if base != spec.np_dtype or tuple(dtype.shape) != spec.shape_for(size):
             raise DataError(
-                f"{path}: branch '{name}' is {base}{list(dtype.shape) or ''}, expected {spec.root_type}"
+                f"{path}: branch '{name}' is {base}{list(dtype.shape) or ''}, expected {spec.root_type_for(size)}"
             )
     elif spec.kind == "jagged":
         content = getattr(interp, "content", None)
@@ -758,10 +778,11 @@ def _check_branch(tree: Any, path: Path, spec: schema.Branch, file_name: str | N
 
 
 def check_tree(tree: Any, path: Path, branches: Sequence[schema.Branch], migration: FileMigration | None = None,
-               require: Sequence[str] | None = None) -> list[str]:
+               require: Sequence[str] | None = None, size: int = geometry.PAPER_GRID_SIZE) -> list[str]:
     """Validate ``tree`` against branch specs; returns the names of the optional ones present.
 
-    Required branches (or exactly ``require``) must exist with the contract's dtype and shape;
+    Required branches (or exactly ``require``) must exist with the contract's dtype and shape
+    (images ``size`` x ``size``: the grid of the file's meta, :func:`pfgraph.geometry.grid_of_meta`);
     optional ones are checked when present. Migrated (added) branches are skipped.
     """
     mig = migration or FileMigration(schema.SCHEMA_VERSION)
@@ -772,9 +793,9 @@ def check_tree(tree: Any, path: Path, branches: Sequence[schema.Branch], migrati
             continue
         fname = mig.file_name(spec.name)
         if spec.name in needed:
-            _check_branch(tree, path, spec, fname)
+            _check_branch(tree, path, spec, fname, size)
         elif fname in tree:
-            _check_branch(tree, path, spec, fname)
+            _check_branch(tree, path, spec, fname, size)
             present.append(spec.name)
     return present
 
@@ -812,14 +833,19 @@ class EventFiles:
             f = open_root(path)
             meta = read_meta(f, path)
             mig = migration_for(meta["schema_version"], path)
+            size = geometry.grid_of_meta(meta).size
+            if self.metas and size != self.grid.size:
+                raise DataError(f"{path}: grid {size} x {size}, but {self.paths[0]} is on the "
+                                f"{self.grid.size} x {self.grid.size} grid (one data set, one grid)")
             if schema.EVENTS_TREE not in tree_names(f):
                 raise DataError(f"{path}: tree '{schema.EVENTS_TREE}' missing")
             try:
                 tree = f[schema.EVENTS_TREE]
                 if require is None:
-                    check_tree(tree, path, schema.EVENT_BRANCHES, mig)
+                    check_tree(tree, path, schema.EVENT_BRANCHES, mig, size=size)
                 else:
-                    check_tree(tree, path, [schema.EVENT_BRANCH_MAP[n] for n in require], mig, require=require)
+                    check_tree(tree, path, [schema.EVENT_BRANCH_MAP[n] for n in require], mig, require=require,
+                               size=size)
                 n = int(tree.num_entries)
             except DataError:
                 raise
@@ -844,6 +870,11 @@ class EventFiles:
         """Metadata of the first file."""
         return self.metas[0]
 
+    @property
+    def grid(self) -> geometry.Grid:
+        """The grid of the files' images (``imsize`` of their meta; every file has the same)."""
+        return geometry.grid_of_meta(self.metas[0])
+
     def iterate(self, branches: Sequence[str], step: int = 1000, start: int = 0,
                 stop: int | None = None) -> Iterator[dict[str, Any]]:
         """Yield chunks (dicts branch -> array) over global entries [start, stop).
@@ -861,7 +892,8 @@ class EventFiles:
             tree = open_root(path)[schema.EVENTS_TREE]
             for s in range(a - lo, b - lo, step):
                 e = min(s + step, b - lo)
-                chunk = self._read(tree, path, branches, s, e, self.migrations[i], self.bounds[i])
+                chunk = self._read(tree, path, branches, s, e, self.migrations[i], self.bounds[i],
+                                   geometry.grid_of_meta(self.metas[i]).size)
                 if "event_id" in chunk:
                     check_event_ids(chunk["event_id"], path, s, self.metas[i])
                 yield chunk
@@ -882,7 +914,8 @@ class EventFiles:
 
     @staticmethod
     def _read(tree: Any, path: Path, branches: Sequence[str], start: int, stop: int,
-              migration: FileMigration | None = None, bounds: Bounds | None = None) -> dict[str, Any]:
+              migration: FileMigration | None = None, bounds: Bounds | None = None,
+              size: int = geometry.PAPER_GRID_SIZE) -> dict[str, Any]:
         mig = migration or FileMigration(schema.SCHEMA_VERSION)
         added = {b: v for b in branches if (v := mig.added_value(b)) is not None}
         names = {b: mig.file_name(b) for b in branches if b not in added}
@@ -904,7 +937,8 @@ class EventFiles:
         for name, value in added.items():
             spec = schema.EVENT_BRANCH_MAP.get(name)
             dtype = spec.np_dtype if spec is not None else np.float32
-            out[name] = np.full((stop - start, *(spec.shape if spec is not None else ())), value, dtype=dtype)
+            shape = spec.shape_for(size) if spec is not None else ()
+            out[name] = np.full((stop - start, *shape), value, dtype=dtype)
         for name in branches:
             if bounds is not None and bounds.limits(name) is not None:
                 check_plausible(out[name], path, name, start, bounds)  # NaN/Inf included

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pfgraph.geometry import IMSIZE, INPUT_CHANNELS
+from pfgraph.geometry import INPUT_CHANNELS
 
 #: Version of the file layout. Readers refuse files from a newer version.
 SCHEMA_VERSION = 2
@@ -40,7 +40,12 @@ POINT_COUNTER = "npix"
 
 @dataclass(frozen=True)
 class Branch:
-    """One branch of a tree: name, numpy dtype, per-entry shape, unit and meaning."""
+    """One branch of a tree: name, numpy dtype, per-entry shape, unit and meaning.
+
+    Images (``kind == "image"``) are ``G x G`` on the file's grid (``imsize`` of its meta):
+    their ``shape`` is empty here and :meth:`shape_for` gives it for a grid size; ``root_type``
+    and ``rntuple_type`` spell the grid size ``G``.
+    """
 
     name: str
     dtype: str
@@ -57,13 +62,21 @@ class Branch:
         """The numpy dtype of one element."""
         return np.dtype(self.dtype)
 
+    def shape_for(self, size: int) -> tuple[int, ...]:
+        """Per-entry shape on the ``size`` x ``size`` grid (``(size, size)`` for images)."""
+        return (size, size) if self.kind == "image" else self.shape
+
     @property
     def root_type(self) -> str:
-        """The C++ leaf type as ROOT shows it."""
+        """The C++ leaf type as ROOT shows it (images: ``G`` for the grid size)."""
+        return self.root_type_for("G")
+
+    def root_type_for(self, size: int | str) -> str:
+        """The C++ leaf type as ROOT shows it on the ``size`` grid."""
         base = {"float32": "float", "float64": "double", "int16": "short", "int32": "int",
                 "int64": "long", "bool": "bool", "uint8": "unsigned char"}[self.dtype]
         if self.kind == "image":
-            return f"{base}[{IMSIZE}][{IMSIZE}]"
+            return f"{base}[{size}][{size}]"
         if self.kind == "jagged":
             return f"{base}[{self.counter_name}]"
         return base
@@ -75,11 +88,15 @@ class Branch:
 
     @property
     def rntuple_type(self) -> str:
-        """The RNTuple field type as ROOT and uproot name it (``--format rntuple`` files)."""
+        """The RNTuple field type as ROOT and uproot name it (``--format rntuple`` files; images: ``G``)."""
+        return self.rntuple_type_for("G")
+
+    def rntuple_type_for(self, size: int | str) -> str:
+        """The RNTuple field type on the ``size`` grid."""
         base = {"float32": "float", "float64": "double", "int16": "std::int16_t", "int32": "std::int32_t",
                 "int64": "std::int64_t", "bool": "bool", "uint8": "std::uint8_t"}[self.dtype]
         if self.kind == "image":
-            return f"std::array<std::array<{base},{IMSIZE}>,{IMSIZE}>"
+            return f"std::array<std::array<{base},{size}>,{size}>"
         if self.kind == "jagged":
             return f"std::vector<{base}>"
         return base
@@ -100,15 +117,15 @@ _IMAGE_DOCS = {
 
 EVENT_BRANCHES: tuple[Branch, ...] = (
     Branch("event_id", "int64", "scalar", "", "unique event number within the dataset"),
-    *(Branch(c, "float32", "image", "GeV", _IMAGE_DOCS[c], (IMSIZE, IMSIZE)) for c in IMAGE_CHANNELS),
-    Branch(JET_IMAGE, "float32", "image", "GeV", _IMAGE_DOCS[JET_IMAGE], (IMSIZE, IMSIZE), optional=True),
+    *(Branch(c, "float32", "image", "GeV", _IMAGE_DOCS[c]) for c in IMAGE_CHANNELS),
+    Branch(JET_IMAGE, "float32", "image", "GeV", _IMAGE_DOCS[JET_IMAGE], optional=True),
     Branch(POINT_COUNTER, "int32", "counter", "", "number of points: pixels where any input channel is non-zero"),
-    Branch("pix_ieta", "int16", "jagged", "pixel", "eta pixel index (row, 0..55)"),
-    Branch("pix_iphi", "int16", "jagged", "pixel", "phi pixel index (column, 0..55)"),
+    Branch("pix_ieta", "int16", "jagged", "pixel", "eta pixel index (row, 0..G-1)"),
+    Branch("pix_iphi", "int16", "jagged", "pixel", "phi pixel index (column, 0..G-1)"),
     Branch("pix_eta", "float32", "jagged", "", "eta of the pixel centre"),
     Branch("pix_phi", "float32", "jagged", "rad", "phi of the pixel centre"),
     *(Branch(f"pix_{c}", "float32", "jagged", "GeV", f"{c} at the point") for c in IMAGE_CHANNELS),
-    Branch(ORACLE_IMAGE, "float32", "image", "GeV", _IMAGE_DOCS[ORACLE_IMAGE], (IMSIZE, IMSIZE), optional=True),
+    Branch(ORACLE_IMAGE, "float32", "image", "GeV", _IMAGE_DOCS[ORACLE_IMAGE], optional=True),
     Branch(f"{POINT_PREFIX}_{ORACLE_IMAGE}", "float32", "jagged", "GeV", "oracle at the point (files with the "
            "oracle image)", optional=True),
     Branch("n_particles", "int32", "scalar", "", "number of generated particles (background + jet)"),
@@ -158,10 +175,9 @@ _JET_FIELDS: tuple[tuple[str, str, str, str, bool], ...] = (
 #: The ``predictions`` tree of ``pfgraph evaluate``'s ``predictions.root`` (one entry per event).
 PREDICTION_BRANCHES: tuple[Branch, ...] = (
     Branch("event_id", "int64", "scalar", "", "event_id of the evaluated events file"),
-    Branch("pred", "float32", "image", "GeV", "predicted energy per truth-grid pixel (after to_grid, de-normalised)",
-           (IMSIZE, IMSIZE)),
+    Branch("pred", "float32", "image", "GeV", "predicted energy per truth-grid pixel (after to_grid, de-normalised)"),
     Branch("truth", "float32", "image", "GeV", "true energy per pixel (the evaluated target image; "
-           "absent from pfgraph predict's files)", (IMSIZE, IMSIZE), optional=True),
+           "absent from pfgraph predict's files)", optional=True),
     Branch(POINT_COUNTER, "int32", "counter", "", "graph models: number of points (as in the events file)",
            optional=True),
     Branch("pix_pred", "float32", "jagged", "GeV", "graph models: predicted energy per point, aligned with the "
@@ -214,10 +230,10 @@ class TreeSpec:
 
 TREES: tuple[TreeSpec, ...] = (
     TreeSpec(EVENTS_TREE, "pfgraph simulate output (data/*.root)",
-             "one entry per event: dense 56x56 images, the sparse point cloud and bookkeeping scalars",
+             "one entry per event: dense G x G images, the sparse point cloud and bookkeeping scalars",
              EVENT_BRANCHES),
     TreeSpec(PREDICTIONS_TREE, "pfgraph evaluate output (evals/*/predictions.root) and pfgraph predict output",
-             "one entry per evaluated event: the model's prediction and the truth on the 56x56 grid (pfgraph "
+             "one entry per evaluated event: the model's prediction and the truth on the file's G x G grid (pfgraph "
              "predict: no truth, one entry per input event in the input's order, a friend of its events tree)",
              PREDICTION_BRANCHES),
     TreeSpec(JETS_TREE, "pfgraph evaluate output on jet samples (evals/*/predictions.root)",
@@ -231,7 +247,7 @@ META_FIELDS: tuple[tuple[str, str], ...] = (
     ("schema_version", "integer version of this layout (see the history below)"),
     ("pfgraph_version", "version of the pfgraph package that wrote the file"),
     ("kind", "'events' or 'predictions'"),
-    ("imsize", "grid size (56)"),
+    ("imsize", "grid size G: images are G x G (detector.grid; the paper's by default)"),
     ("max_eta", "eta range of the grid is [-max_eta, max_eta] (2.5); phi is [-pi, pi]"),
     ("config", "events files: the full resolved generation config"),
     ("seed", "events files: master seed; event i depends only on (seed, i)"),

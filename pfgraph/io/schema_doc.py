@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pfgraph import geometry
 from pfgraph.io import schema
@@ -17,13 +18,13 @@ _FORMATS_MD = """\
 Every file is a ROOT file with one or more trees and one `TObjString` named `{meta}`
 holding a JSON object (the metadata below).
 
-* **TTree** (the default). Images are fixed-size leaves `float[56][56]` (ROOT shows
-  `emcal[56][56]/F`; `RDataFrame` columns are `ROOT::RVec<float>` of 3136 values in row-major
-  order, element `ieta * 56 + iphi`). Jagged branches are variable-size leaves with a counter
+* **TTree** (the default). Images are fixed-size leaves `float[G][G]`, G the file's grid size
+  (`imsize` in the metadata; {paper} by default, e.g. ROOT shows `emcal[{paper}][{paper}]/F`); `RDataFrame`
+  columns are `ROOT::RVec<float>` of G x G values in row-major order, element `ieta * G + iphi`. Jagged branches are variable-size leaves with a counter
   branch: `pix_eta[npix]/F`, `truth_jet_pt[ntruth_jet]/F`.
 * **RNTuple** (`pfgraph simulate --format rntuple` or `output.format: rntuple` for event files,
   `pfgraph evaluate --format rntuple` for predictions). Same field
-  names and values. Images are `std::array<std::array<float,56>,56>` (RDataFrame column
+  names and values. Images are `std::array<std::array<float,G>,G>` (RDataFrame column
   type `ROOT::RVec<ROOT::RVec<float>>`, element `[ieta][iphi]`); jagged fields are
   `std::vector<T>` and their counters (`npix`, ...) are plain `std::int32_t` fields.
   Needs ROOT >= 6.34 (RNTuple 1.0). `TTree::Draw` does not apply; use `RDataFrame`.
@@ -36,9 +37,11 @@ read them together as a chain (`TChain`, `RDataFrame("events", {{"a.root", "b.ro
 
 ## The grid
 
-56 x 56 pixels: eta in [-{eta}, {eta}] along axis 1 (rows, `ieta`), phi in [-pi, pi] along
-axis 2 (columns, `iphi`). Pixel size {deta:.6f} in eta and {dphi:.6f} rad in phi; the centre of
-pixel (ieta, iphi) is eta = -{eta} + (ieta + 0.5) * {deta:.6f}, phi = -pi + (iphi + 0.5) * {dphi:.6f}.
+G x G pixels, G = `imsize` of the file's metadata (the simulation's `detector.grid`: {sizes};
+{paper}, the paper's, by default): eta in [-{eta}, {eta}] along axis 1 (rows, `ieta`), phi in [-pi, pi]
+along axis 2 (columns, `iphi`), the same extent at every G. Pixel size 2 * {eta} / G in eta and
+2 pi / G rad in phi ({deta:.6f} and {dphi:.6f} at G = {paper}); the centre of pixel (ieta, iphi) is
+eta = -{eta} + (ieta + 0.5) * 2 * {eta} / G, phi = -pi + (iphi + 0.5) * 2 pi / G.
 Energies are in GeV per pixel.
 
 The point cloud (`npix`, `pix_*`) holds every pixel where any input channel (`emcal`, `hcal`,
@@ -71,7 +74,7 @@ hist, no ROOT needed (`scripts/examples/read_predictions_uproot.py`):
 ```python
 import uproot
 events = uproot.open("data/b050.root")["events"]
-images = events["emcal"].array(library="np")      # (n, 56, 56) float32
+images = events["emcal"].array(library="np")      # (n, G, G) float32, G = the meta's imsize
 points = events.arrays(filter_name="pix_*")         # jagged, one list per event
 meta = uproot.open("data/b050.root")["pfgraph_meta"]  # JSON string
 ```
@@ -113,7 +116,7 @@ def _md_escape(text: str) -> str:
 
 def _shape(b: schema.Branch) -> str:
     if b.kind == "image":
-        return " x ".join(str(s) for s in b.shape)
+        return "G x G"
     if b.kind == "jagged":
         return f"[{b.counter_name}]"
     return "scalar"
@@ -140,8 +143,10 @@ def _tree_table_text(spec: schema.TreeSpec) -> list[str]:
             *("  " + fmt.format(*r) for r in rows), ""]
 
 
-def _grid_values() -> dict[str, float]:
-    return {"eta": geometry.MAX_ETA, "deta": geometry.ETA_PIXEL, "dphi": geometry.PHI_PIXEL}
+def _grid_values() -> dict[str, Any]:
+    g = geometry.PAPER_GRID
+    return {"eta": geometry.MAX_ETA, "deta": g.eta_pixel, "dphi": g.phi_pixel, "paper": g.size,
+            "sizes": ", ".join(map(str, geometry.GRID_SIZES))}
 
 
 def _input_only_md() -> list[str]:
@@ -200,7 +205,8 @@ def render_text(trees: Sequence[schema.TreeSpec] = schema.TREES) -> str:
     lines = [
         f"pfgraph file schema, version {schema.SCHEMA_VERSION} (reads versions {schema.MIN_SCHEMA_VERSION}"
         f"-{schema.SCHEMA_VERSION}; newer files are refused)",
-        f"grid: {geometry.IMSIZE} x {geometry.IMSIZE}, eta in [-{g['eta']}, {g['eta']}] along axis 1 (rows), "
+        f"grid: G x G (G = imsize of the file's metadata: {g['sizes']}; {g['paper']} by default), "
+        f"eta in [-{g['eta']}, {g['eta']}] along axis 1 (rows), "
         "phi in [-pi, pi] along axis 2 (columns); energies in GeV",
         "formats: TTree (default) or RNTuple (--format rntuple), same names; metadata JSON in the "
         f"TObjString '{schema.META_KEY}'",

@@ -64,7 +64,7 @@ class AnalyticInversion(nn.Module):
         self.detector = dict(zip(_DETECTOR_KEYS, self.constants.tolist()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 4, 56, 56) normalised [emcal, hcal, trk_neg, trk_pos] -> (B, 1, 56, 56) normalised truth."""
+        """(B, 4, G, G) normalised [emcal, hcal, trk_neg, trk_pos] -> (B, 1, G, G) normalised truth."""
         d = self.detector
         e = (x.double() * self.input_scale.double().view(1, 4, 1, 1))
         emcal, hcal, trk_neg, trk_pos = e[:, 0], e[:, 1], e[:, 2], e[:, 3]
@@ -84,7 +84,7 @@ class AnalyticInversion(nn.Module):
             kept = torch.where(above, (1 - d["had_ecal_fraction"]) * energy, energy)
             hcal_c = torch.where(has & (kept > d["hcal_threshold"]),
                                  d["hcal_fraction"] * (kept - d["nonlin"] * torch.sqrt(kept)), torch.zeros_like(kept))
-            shift = charge * d["b_field"] / energy / geometry.PHI_PIXEL
+            shift = charge * d["b_field"] / energy / geometry.grid(W).phi_pixel
             k = torch.floor(shift)
             f = shift - k
             likely = torch.where(f < 0.5, k, k + 1.0)

@@ -25,7 +25,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from pfgraph import geometry
 from pfgraph.models.analytic import AnalyticInversion, analytic_from_config
 from pfgraph.models.registry import register
 
@@ -64,7 +63,7 @@ class CalibratedAnalytic(nn.Module):
         self.analytic.configure_from_data(meta, norm)
 
     def weights(self, x: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
-        """Per-pixel weights (B, 1, 56, 56) for normalised inputs and the normalised analytic estimate."""
+        """Per-pixel weights (B, 1, G, G) for normalised inputs and the normalised analytic estimate."""
         a = self.analytic
         gev = x * a.input_scale.view(1, 4, 1, 1).to(x.dtype)
         est_gev = estimate * a.target_scale.to(x.dtype)
@@ -73,7 +72,7 @@ class CalibratedAnalytic(nn.Module):
         return torch.exp(self.alpha * torch.tanh(z))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 4, 56, 56) normalised inputs -> (B, 1, 56, 56) normalised truth."""
+        """(B, 4, G, G) normalised inputs -> (B, 1, G, G) normalised truth."""
         with torch.no_grad():
             estimate = self.analytic(x)
         return estimate * self.weights(x, estimate)
@@ -92,15 +91,18 @@ def build_calibrated(config: Mapping[str, Any]) -> CalibratedAnalytic:
 
 def analytic_at_points(analytic: AnalyticInversion, x: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
     """The analytic estimate (normalised) at every point: the points' four input energies scattered
-    onto their events' grids, inverted there (a fixed physics function, no gradient), gathered back.
+    onto their events' grids (G x G, G read off the features: :func:`pfgraph.repr.features.grid_size_of_features`),
+    inverted there (a fixed physics function, no gradient), gathered back.
 
     ``batch`` is sorted (events in order, as graph batches are). The number of events is taken from
     ``batch`` as a tensor (its last entry + 1) and the grids are one flat buffer written with flat
     indices, so an ONNX export keeps the number of events and points dynamic (no Python int of a
     tensor, no multi-dimensional index_put)."""
-    from pfgraph.repr.features import FEATURES
+    from pfgraph.repr.features import FEATURES, grid_size_of_features
 
-    n_side = geometry.IMSIZE
+    if x.size(0) == 0:
+        return x.new_zeros(0)
+    n_side = grid_size_of_features(x)
     npix = n_side * n_side
     ieta = torch.round(x[:, FEATURES.index("ieta")] * n_side).long()
     iphi = torch.round(x[:, FEATURES.index("iphi")] * n_side).long()

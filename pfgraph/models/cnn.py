@@ -5,11 +5,11 @@
   and a convolutional decoder to one channel with a sigmoid.
 * ``cnn_attn`` (the paper's text, section 3.2.2): the ``cnn`` with its SE block replaced by a
   1x1-conv Q/K/V self-attention module: the same multi-scale stem, full-resolution encoder to 64
-  channels, attention over all 56x56 = 3136 positions (torch's ``scaled_dot_product_attention``,
-  so the 3136 x 3136 score matrix is never stored), the same 2-layer decoder and sigmoid.
+  channels, attention over all G x G positions (3136 on the paper's grid) (torch's ``scaled_dot_product_attention``,
+  so the N x N score matrix is never stored), the same 2-layer decoder and sigmoid.
 * ``cnn_attn_code`` (the authors' code, a named variant): encoder 4 -> 64 -> 128 -> 256 with 2x
-  max-pooling (56 -> 28 -> 14), 1x1-conv Q/K/V self-attention over the 14x14 map, an upsampling
-  decoder back to 56x56 and 1 channel. Checkpoints of ``cnn_attn`` written before the paper-text
+  max-pooling (G -> G/2 -> G/4), 1x1-conv Q/K/V self-attention over the 14x14 map, an upsampling
+  decoder back to G x G and 1 channel. Checkpoints of ``cnn_attn`` written before the paper-text
   model existed hold this architecture; :func:`checkpoint_arch` maps them to it.
 * ``cnn3d``: detector channels as depth: 3D convolutions 3x3x3 / 3x5x5 / 3x7x7 (2 channels
   each) over the stacks [emcal, hcal, trk_neg] and [emcal, hcal, trk_pos], then the ``cnn``
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pfgraph.errors import ConfigError
-from pfgraph.geometry import IMSIZE
+from pfgraph.geometry import GRID_SIZES
 from pfgraph.models.common import (
     Activation,
     ConvBlock,
@@ -131,7 +131,7 @@ class MultiScaleCNN(ImageModel):
         self.body = CNNBody(p.stem_channels * len(p.stem_kernels), p, middle)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 4, 56, 56) -> (B, 1, 56, 56)."""
+        """(B, 4, G, G) -> (B, 1, G, G)."""
         f = self.features(x)
         return self.body(torch.cat([branch(f) for branch in self.stem], dim=1))
 
@@ -173,7 +173,7 @@ class DepthCNN(ImageModel):
         self.body = CNNBody(len(self.stacks) * len(p.stem_kernels) * p.stem_channels * out_depth, p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 4, 56, 56) -> (B, 1, 56, 56)."""
+        """(B, 4, G, G) -> (B, 1, G, G)."""
         f = self.features(x)
         parts = []
         for stack, convs in zip(self.stacks, self.stem):
@@ -219,8 +219,9 @@ class CNNAttnCodeParams:
         """Check values."""
         _check_widths(self.encoder, "encoder")
         _check_kernels([self.kernel], "kernel")
-        if IMSIZE % (2 ** (len(self.encoder) - 1)):
-            raise ConfigError(f"encoder = {self.encoder}: {IMSIZE} pixels must halve evenly {len(self.encoder) - 1} times")
+        if min(GRID_SIZES) % (2 ** (len(self.encoder) - 1)):  # every allowed grid is the smallest times 2^k
+            raise ConfigError(f"encoder = {self.encoder}: {min(GRID_SIZES)} pixels must halve evenly "
+                              f"{len(self.encoder) - 1} times")
 
 
 class AttentionCNNCode(ImageModel):
@@ -248,7 +249,7 @@ class AttentionCNNCode(ImageModel):
         init_output_bias(self.head, p.output_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 4, 56, 56) -> (B, 1, 56, 56)."""
+        """(B, 4, G, G) -> (B, 1, G, G)."""
         h = full = self.down[0](self.features(x))
         for block in self.down[1:]:
             h = block(self.pool(h))
@@ -264,7 +265,7 @@ class SDPSelfAttention2d(SelfAttention2d):
     """:class:`~pfgraph.models.common.SelfAttention2d` (same parameters, same result) computed with
     ``torch.nn.functional.scaled_dot_product_attention``.
 
-    Its fused kernels never store the N x N score matrix, so attention over all 56 x 56 = 3136
+    Its fused kernels never store the N x N score matrix, so attention over all G x G pixels (3136 on the paper's grid)
     positions fits in memory. They need queries, keys and values of one width stored with unit
     stride along the channels, so queries and keys narrower than the values are padded with zero
     channels, which leaves every dot product (and so the result) unchanged.
@@ -353,7 +354,7 @@ def build_cnn(config: Mapping[str, Any]) -> MultiScaleCNN:
 
 
 @register("cnn_attn", repr="image",
-          description="the cnn with 1x1-conv Q/K/V self-attention over all 56x56 positions replacing its SE block (paper text)")
+          description="the cnn with 1x1-conv Q/K/V self-attention over all G x G positions replacing its SE block (paper text)")
 def build_cnn_attn(config: Mapping[str, Any]) -> AttentionCNN:
     """Build ``cnn_attn`` from its hyper-parameters."""
     old = [k for k in CODE_ONLY_KEYS if k in config]

@@ -1,8 +1,8 @@
 """Building blocks shared by the image models: typed hyper-parameters, activations, conv blocks,
 squeeze-excitation, 1x1-conv self-attention and physics-aware input features.
 
-Every image model takes normalised inputs (B, 4, 56, 56) in the order [emcal, hcal, trk_neg,
-trk_pos] and returns the normalised target image (B, 1, 56, 56). Hyper-parameters come from
+Every image model takes normalised inputs (B, 4, G, G) in the order [emcal, hcal, trk_neg,
+trk_pos] and returns the normalised target image (B, 1, G, G) (G: the data's grid size). Hyper-parameters come from
 ``pfgraph/presets/model/<name>.yaml`` and are checked by :func:`parse_params` (unknown keys -> one
 ConfigError line with a did-you-mean).
 """
@@ -140,17 +140,17 @@ class SelfAttention2d(nn.Module):
         return out
 
 
-def _charged_bend_pixels(energy: torch.Tensor, charge: float, b_field: torch.Tensor) -> torch.Tensor:
-    """Phi bend of a charged track of ``energy`` GeV, in pixels (0 where energy is 0)."""
+def _charged_bend_pixels(energy: torch.Tensor, charge: float, b_field: torch.Tensor, size: int) -> torch.Tensor:
+    """Phi bend of a charged track of ``energy`` GeV, in pixels of the ``size`` grid (0 where energy is 0)."""
     safe = torch.where(energy > 0, energy, torch.ones_like(energy))
-    return torch.where(energy > 0, charge * b_field / safe / geometry.PHI_PIXEL, torch.zeros_like(energy))
+    return torch.where(energy > 0, charge * b_field / safe / geometry.grid(size).phi_pixel, torch.zeros_like(energy))
 
 
 def shift_tracks(trk: torch.Tensor, energy: torch.Tensor, charge: float, b_field: torch.Tensor) -> torch.Tensor:
     """Move track pixels (B, H, W) in phi by their B-field bend, splitting between the two
     pixels they can reach (linear in the fractional shift); bent out of range is dropped."""
     b, h, w = trk.shape
-    shift = _charged_bend_pixels(energy, charge, b_field)
+    shift = _charged_bend_pixels(energy, charge, b_field, w)
     k = torch.floor(shift)
     f = shift - k
     cols = torch.arange(w, device=trk.device, dtype=trk.dtype).view(1, 1, w) + k

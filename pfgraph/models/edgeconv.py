@@ -19,7 +19,7 @@ per point:
     graph from a KD-tree on (eta, phi) without phi wrap-around: the implementation before the
     grid graph, kept as the benchmark baseline (scripts/bench_graph.py).
 * Graphs per block (``dynamic_from``): ``position`` = the static (eta, phi) graph, read off the
-  56 x 56 grid and stored with the points (batch field ``nbr``, phi periodic; see
+  data's G x G grid and stored with the points (batch field ``nbr``, phi periodic; see
   :mod:`pfgraph.repr.graph`), or ``features`` = kNN on the block's input features (a dynamic
   graph, for the blocks from index ``dynamic_from`` on, rebuilt every step through :func:`pfgraph.repr.knn.knn_graph`, torch-cluster or the
   pure-torch backend: ``knn_backend``).
@@ -53,7 +53,7 @@ from pfgraph.config import from_dict
 from pfgraph.errors import ConfigError
 from pfgraph.models.common import point_mlp
 from pfgraph.models.registry import register
-from pfgraph.repr.features import N_FEATURES, STATIC_K, STATIC_PHI_WRAP
+from pfgraph.repr.features import N_FEATURES, STATIC_K, STATIC_PHI_WRAP, grid_size_of_features
 from pfgraph.repr.knn import edges_to_table, grid_knn, knn_graph, resolve_backend
 
 GraphKind = Literal["position", "features"]
@@ -271,13 +271,16 @@ class EdgeConvNet(nn.Module):
         edges = knn_graph(h.detach(), self.cfg.k, batch, loop=self.cfg.loop, backend=self.cfg.knn_backend)
         return full_table(edges_to_table(edges, h.size(0), self.cfg.k))
 
-    def position_table(self, pos: torch.Tensor, batch: torch.Tensor, nbr: torch.Tensor | None) -> torch.Tensor:
+    def position_table(self, pos: torch.Tensor, batch: torch.Tensor, nbr: torch.Tensor | None,
+                       x: torch.Tensor | None = None) -> torch.Tensor:
         """(N, k) full neighbour table of the static (eta, phi) graph: the stored ``nbr`` columns, or
-        built from ``pos`` on the grid when no table (or too narrow a one) is given."""
+        built from ``pos`` on the grid when no table (or too narrow a one) is given (the grid size read
+        off the point features ``x``, :func:`pfgraph.repr.features.grid_size_of_features`)."""
         k, loop = self.cfg.k, self.cfg.loop
         first = 0 if loop else 1  # column 0 of the stored table is the point itself
         if nbr is None or nbr.size(1) < first + k:
-            nbr = grid_knn(pos, first + k, batch, loop=True, phi_wrap=STATIC_PHI_WRAP)
+            size = grid_size_of_features(x) if x is not None and x.size(0) else None
+            nbr = grid_knn(pos, first + k, batch, loop=True, phi_wrap=STATIC_PHI_WRAP, size=size)
         return full_table(nbr[:, first:first + k].long())
 
     def export_refusal(self) -> str | None:
@@ -304,7 +307,7 @@ class EdgeConvNet(nn.Module):
             else:
                 if kind == "position":
                     if static is None:
-                        static = self.position_table(pos, batch, nbr)
+                        static = self.position_table(pos, batch, nbr, x)
                     table = static
                 else:
                     table = self.feature_table(h, batch)

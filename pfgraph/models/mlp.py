@@ -62,7 +62,7 @@ class PixelMLP(ImageModel):
         self.skip_empty = p.skip_empty
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 4, 56, 56) -> (B, 1, 56, 56)."""
+        """(B, 4, G, G) -> (B, 1, G, G)."""
         b, _, h, w = x.shape
         feats = self.features(x)
         empty = (feats == 0).all(dim=1).reshape(-1) if self.skip_empty else None

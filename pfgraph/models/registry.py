@@ -39,15 +39,19 @@ class ModelEntry:
     builder: Callable[[Mapping[str, Any]], Any]
     description: str
     trainable: bool = True
+    #: The builder's config has a ``grid`` key (the grid size G) that the trainer fills from the data.
+    takes_grid: bool = False
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _LOADED = False
 
 
-def register(name: str, repr: str, description: str = "", trainable: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def register(name: str, repr: str, description: str = "", trainable: bool = True,
+             takes_grid: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``builder(config) -> nn.Module`` under ``name`` for the representation
-    ``repr`` (a name of :mod:`pfgraph.repr.registry`: register a new representation before its models)."""
+    ``repr`` (a name of :mod:`pfgraph.repr.registry`: register a new representation before its models).
+    ``takes_grid``: the config has a ``grid`` key (grid size) the trainer sets from the training data."""
     from pfgraph.repr.registry import names
 
     if repr not in names():
@@ -57,7 +61,7 @@ def register(name: str, repr: str, description: str = "", trainable: bool = True
         if name in _REGISTRY and _REGISTRY[name].builder is not builder:
             raise ValueError(f"model {name!r} registered twice")
         doc = description or (builder.__doc__ or "").strip().splitlines()[0] if (description or builder.__doc__) else ""
-        _REGISTRY[name] = ModelEntry(name, repr, builder, doc, trainable)
+        _REGISTRY[name] = ModelEntry(name, repr, builder, doc, trainable, takes_grid)
         return builder
 
     return deco

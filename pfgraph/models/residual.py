@@ -117,7 +117,7 @@ class ResidualCNN(_ResidualBase):
         self.blocks = nn.Sequential(*(_ResBlock(channels, int(d), negative_slope) for d in dilations))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 4, 56, 56) normalised inputs -> (B, 1, 56, 56) normalised truth."""
+        """(B, 4, G, G) normalised inputs -> (B, 1, G, G) normalised truth."""
         with torch.no_grad():  # no parameters: a fixed function of the inputs
             estimate = self.analytic(x)[:, 0]
         h = self.blocks(self.stem(self.features(x, estimate, 1)))

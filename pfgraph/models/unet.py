@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from pfgraph.errors import ConfigError
-from pfgraph.geometry import IMSIZE
+from pfgraph.geometry import GRID_SIZES
 from pfgraph.models.cnn import AttentionParams
 from pfgraph.models.common import (
     ConvBlock,
@@ -49,8 +49,9 @@ class UNetParams:
         """Check values."""
         if len(self.channels) < 2 or any(c <= 0 for c in self.channels):
             raise ConfigError(f"channels = {self.channels}: expected at least two positive widths (levels)")
-        if IMSIZE % (2 ** (len(self.channels) - 1)):
-            raise ConfigError(f"channels = {self.channels}: {IMSIZE} pixels must halve evenly {len(self.channels) - 1} times")
+        if min(GRID_SIZES) % (2 ** (len(self.channels) - 1)):  # every allowed grid is the smallest times 2^k
+            raise ConfigError(f"channels = {self.channels}: {min(GRID_SIZES)} pixels must halve evenly "
+                              f"{len(self.channels) - 1} times")
         if self.convs_per_level <= 0:
             raise ConfigError(f"convs_per_level = {self.convs_per_level}: expected a positive number")
         if self.kernel <= 0 or self.kernel % 2 == 0:
@@ -107,7 +108,7 @@ class UNet(ImageModel):
         init_output_bias(self.head, p.output_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 4, 56, 56) -> (B, 1, 56, 56)."""
+        """(B, 4, G, G) -> (B, 1, G, G)."""
         h = self.features(x)
         skips = []
         for i, block in enumerate(self.down):

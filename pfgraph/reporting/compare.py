@@ -84,7 +84,8 @@ def load_eval(folder: str | Path, metrics_only_ok: bool = False) -> EvalRun:
         raise DataError(f"{folder}: no metrics.json (is this a 'pfgraph evaluate' output folder?)")
     if not pfile.exists() and metrics_only_ok:
         metrics = read_metrics(mfile)
-        empty = np.zeros((0, geometry.IMSIZE, geometry.IMSIZE), np.float32)
+        size = int(metric(metrics, "dataset.grid") or geometry.PAPER_GRID_SIZE)  # evaluations before grids: the paper's
+        empty = np.zeros((0, size, size), np.float32)
         return EvalRun(folder, metrics, str(metric(metrics, "model.name") or folder.name),
                        str(metric(metrics, "model.repr") or "?"), empty, empty, np.zeros(0, np.int64),
                        has_predictions=False)
@@ -92,7 +93,7 @@ def load_eval(folder: str | Path, metrics_only_ok: bool = False) -> EvalRun:
         raise DataError(f"{folder}: no predictions.root")
     metrics = read_metrics(mfile)
     f = open_root(pfile)
-    read_meta(f, pfile)
+    size = geometry.grid_of_meta(read_meta(f, pfile)).size
     if schema.PREDICTIONS_TREE not in f:
         raise DataError(f"{pfile}: tree '{schema.PREDICTIONS_TREE}' missing")
     tree = f[schema.PREDICTIONS_TREE]
@@ -101,9 +102,9 @@ def load_eval(folder: str | Path, metrics_only_ok: bool = False) -> EvalRun:
             raise DataError(f"{pfile}: branch '{b}' missing from tree '{schema.PREDICTIONS_TREE}'")
     arrays = tree.arrays(["event_id", "pred", "truth"], library="np")
     for b in ("pred", "truth"):
-        if arrays[b].shape[1:] != (geometry.IMSIZE, geometry.IMSIZE):
+        if arrays[b].shape[1:] != (size, size):
             raise DataError(f"{pfile}: branch '{b}' has shape {arrays[b].shape[1:]}, expected "
-                            f"({geometry.IMSIZE}, {geometry.IMSIZE}) (a prediction file of another grid size)")
+                            f"({size}, {size}) (the grid of its meta)")
     jets: dict[str, np.ndarray] = {}
     if schema.JETS_TREE in f:
         jt = f[schema.JETS_TREE]
@@ -660,7 +661,7 @@ figure.wide {{ display: block; max-width: 95%; }}
 img {{ max-width: 100%; }} figcaption {{ font-size: 0.85em; color: #555; }}
 </style></head><body>
 <h1>pfgraph: model comparison on the truth grid</h1>
-<p>Every model is evaluated identically on the 56x56 truth grid after de-normalisation with its own
+<p>Every model is evaluated identically on the G x G truth grid after de-normalisation with its own
 training-set scales, and every number below is the evaluation's own (metrics.json). Residual
 r = (E<sub>pred</sub> - E<sub>true</sub>)/E<sub>true</sub> over pixels with E<sub>true</sub> &gt; 0; its median,
 68 % half-width and tail share are the ranking figures. Each figure is shown as value [68 % bootstrap interval over

@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pfgraph import geometry
 from pfgraph.errors import DataError
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
@@ -63,7 +62,8 @@ def fit_normalisation(files: EventFiles, indices: Sequence[int] | np.ndarray, ta
 
     branches = [*schema.INPUT_CHANNELS, target]
     maxima = np.zeros(len(branches), dtype=np.float64)
-    buf = np.empty((min(step, len(idx)), len(branches), geometry.IMSIZE, geometry.IMSIZE), dtype=np.float32)
+    g = files.grid
+    buf = np.empty((min(step, len(idx)), len(branches), g.size, g.size), dtype=np.float32)
     for first in range(int(idx[0]), int(idx[-1]) + 1, step):  # windows of entries: each basket read ~once
         a, b = np.searchsorted(idx, [first, first + step])
         if a == b:
@@ -81,7 +81,7 @@ def fit_normalisation(files: EventFiles, indices: Sequence[int] | np.ndarray, ta
 
 
 class Representation(ABC):
-    """How events become model inputs, and model outputs become the (B, 56, 56) truth grid.
+    """How events become model inputs, and model outputs become the (B, G, G) truth grid.
 
     The trainer, :mod:`pfgraph.training.predict` and everything downstream use only this
     interface, so a model of any representation trains and evaluates through the same code.
@@ -136,15 +136,15 @@ class Representation(ABC):
 
     @abstractmethod
     def to_grid(self, output: Any, batch: Any) -> Any:
-        """Native output -> (B, 56, 56) tensor on the truth grid, normalised units."""
+        """Native output -> (B, G, G) tensor on the truth grid, normalised units."""
 
     @abstractmethod
     def truth_grid(self, batch: Any) -> Any:
-        """(B, 56, 56) normalised full target image of the batch."""
+        """(B, G, G) normalised full target image of the batch."""
 
     @abstractmethod
     def input_mask(self, batch: Any) -> Any:
-        """(B, 56, 56) boolean tensor: True where the event has any input (a point of the cloud)."""
+        """(B, G, G) boolean tensor: True where the event has any input (a point of the cloud)."""
 
     def event_ids(self, batch: Any) -> np.ndarray:
         """The batch's event ids (int64, batch order)."""

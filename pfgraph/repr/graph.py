@@ -7,7 +7,8 @@ branches of the data contract). Per point the batch carries:
   scales (the same :class:`~pfgraph.repr.base.Normalisation` as the image models; stored
   channel-major, so ``x`` is a transposed view);
 * ``y`` (N,) float32: the target channel (``pix_truth`` by default) / target scale;
-* ``pix`` (N,) int16: flat pixel index ``ieta * 56 + iphi``, kept for the grid;
+* ``pix`` (N,) int16 (int32 on grids of more than 32767 pixels): flat pixel index
+  ``ieta * G + iphi``, kept for the grid; the batch's ``grid_size`` is G (the data's grid);
 * ``batch`` (N,) int64 and ``ptr`` (B+1,): torch-geometric's event vector and offsets;
 * ``miss_pix``, ``miss_val``, ``miss_batch``: the target pixels *without* a point (out of
   reach of any point model, about 3 % of truth pixels), so :meth:`GraphRepresentation.truth_grid`
@@ -20,7 +21,7 @@ branches of the data contract). Per point the batch carries:
   with the points (int16, local to the event), so an epoch never recomputes it; models take its
   first k columns.
 
-The model features (N, 8) = [x, eta, phi, ieta/56, iphi/56] and the positions used for the
+The model features (N, 8) = [x, eta, phi, ieta/G, iphi/G] and the positions used for the
 fixed (eta, phi) graph are derived from ``pix`` on the model's device
 (:func:`point_features`, :func:`point_positions`), so a batch in memory stays smaller than
 the dense images of the same events.
@@ -54,7 +55,7 @@ from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import Normalisation, Representation
 from pfgraph.repr.features import FEATURES, N_FEATURES, STATIC_K, STATIC_PHI_WRAP  # noqa: F401 (re-exported)
-from pfgraph.repr.grid import NPIX, graph_to_grid, reach_summary, split_pixel
+from pfgraph.repr.grid import graph_to_grid, reach_summary, split_pixel
 from pfgraph.repr.knn import GRID_TIE_BREAK, grid_knn_ordered_numpy, grid_pixel_order
 from pfgraph.repr.registry import register_representation
 
@@ -63,34 +64,42 @@ from pfgraph.repr.registry import register_representation
 #: well defined, hence identical for every kNN backend and device.
 TIE_BREAK = GRID_TIE_BREAK
 
-_rng = np.random.default_rng(20240556)
-_JITTER = (_rng.uniform(-TIE_BREAK, TIE_BREAK, size=(NPIX, 2))
-           * np.array([geometry.ETA_PIXEL, geometry.PHI_PIXEL])).astype(np.float32)
-_ETA = geometry.ETA_CENTRES.astype(np.float32)
-_PHI = geometry.PHI_CENTRES.astype(np.float32)
-_TABLES: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+#: Seed of the fixed tie-break offsets (one draw per grid: the same generator, as many pixels as the grid has).
+_JITTER_SEED = 20240556
+_TABLES: dict[tuple[torch.device, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
 
-def _tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    if device not in _TABLES:
-        _TABLES[device] = (torch.from_numpy(_ETA).to(device), torch.from_numpy(_PHI).to(device),
-                           torch.from_numpy(_JITTER).to(device))
-    return _TABLES[device]
+def pixel_dtype(size: int) -> np.dtype:
+    """The integer dtype of flat pixel indices on the ``size`` grid: int16 where it holds them, else int32."""
+    return np.dtype(np.int16) if size * size <= np.iinfo(np.int16).max + 1 else np.dtype(np.int32)
 
 
-def point_features(x: torch.Tensor, pix: torch.Tensor) -> torch.Tensor:
-    """(N, 4) normalised energies + (N,) pixel indices -> (N, 8) features (see :data:`FEATURES`)."""
-    eta_t, phi_t, _ = _tables(x.device)
-    ieta, iphi = split_pixel(pix)
+def _tables(device: torch.device, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    key = (device, size)
+    if key not in _TABLES:
+        g = geometry.grid(size)
+        rng = np.random.default_rng(_JITTER_SEED)
+        jitter = (rng.uniform(-TIE_BREAK, TIE_BREAK, size=(g.npix, 2))
+                  * np.array([g.eta_pixel, g.phi_pixel])).astype(np.float32)
+        _TABLES[key] = (torch.from_numpy(g.eta_centres.astype(np.float32)).to(device),
+                        torch.from_numpy(g.phi_centres.astype(np.float32)).to(device),
+                        torch.from_numpy(jitter).to(device))
+    return _TABLES[key]
+
+
+def point_features(x: torch.Tensor, pix: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, 4) normalised energies + (N,) pixel indices of the ``size`` grid -> (N, 8) features (see :data:`FEATURES`)."""
+    eta_t, phi_t, _ = _tables(x.device, size)
+    ieta, iphi = split_pixel(pix, size)
     return torch.cat([x, eta_t[ieta, None].to(x.dtype), phi_t[iphi, None].to(x.dtype),
-                      (ieta[:, None] / geometry.IMSIZE).to(x.dtype), (iphi[:, None] / geometry.IMSIZE).to(x.dtype)], dim=1)
+                      (ieta[:, None] / size).to(x.dtype), (iphi[:, None] / size).to(x.dtype)], dim=1)
 
 
-def point_positions(pix: torch.Tensor) -> torch.Tensor:
-    """(N,) pixel indices -> (N, 2) (eta, phi) of the pixel centres plus the fixed tie-break offset."""
-    eta_t, phi_t, jitter = _tables(pix.device)
+def point_positions(pix: torch.Tensor, size: int) -> torch.Tensor:
+    """(N,) pixel indices of the ``size`` grid -> (N, 2) (eta, phi) of the pixel centres plus the fixed tie-break offset."""
+    eta_t, phi_t, jitter = _tables(pix.device, size)
     p = pix.long()
-    ieta, iphi = split_pixel(p)
+    ieta, iphi = split_pixel(p, size)
     return torch.stack([eta_t[ieta], phi_t[iphi]], dim=1) + jitter[p]
 
 
@@ -147,6 +156,7 @@ class PointStore:
     miss_val: np.ndarray  # (M,) float32, normalised
     nbr: np.ndarray  # (P, STATIC_K) int16 event-local indices of the static graph, -1 = none
     event_id: np.ndarray  # (E,) int64 the events' ids
+    grid_size: int = geometry.PAPER_GRID_SIZE  # G of the events' G x G grid (the data's)
 
     @property
     def num_events(self) -> int:
@@ -165,13 +175,16 @@ class PointStore:
                                       self.miss_offsets, self.miss_pix, self.miss_val, self.nbr, self.event_id))
 
     @staticmethod
-    def concat(stores: Sequence[PointStore]) -> PointStore:
-        """Join stores event-wise (in order)."""
+    def concat(stores: Sequence[PointStore], grid_size: int | None = None) -> PointStore:
+        """Join stores event-wise (in order); all on one grid (``grid_size`` names it for no stores)."""
         if not stores:
+            size = geometry.PAPER_GRID_SIZE if grid_size is None else grid_size
             return PointStore(np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros((4, 0), np.float32),
-                              np.zeros(0, np.int16), np.zeros(0, np.float32), np.zeros(1, np.int64),
-                              np.zeros(0, np.int16), np.zeros(0, np.float32), np.zeros((0, STATIC_K), np.int16),
-                              np.zeros(0, np.int64))
+                              np.zeros(0, pixel_dtype(size)), np.zeros(0, np.float32), np.zeros(1, np.int64),
+                              np.zeros(0, pixel_dtype(size)), np.zeros(0, np.float32), np.zeros((0, STATIC_K), pixel_dtype(size)),
+                              np.zeros(0, np.int64), size)
+        if len({s.grid_size for s in stores}) != 1:
+            raise ValueError(f"cannot join point stores of grids {sorted({s.grid_size for s in stores})}")
         if len(stores) == 1:
             return stores[0]
         counts = np.concatenate([np.diff(s.offsets) for s in stores])
@@ -183,7 +196,7 @@ class PointStore:
             miss_pix=np.concatenate([s.miss_pix for s in stores]),
             miss_val=np.concatenate([s.miss_val for s in stores]),
             nbr=np.concatenate([s.nbr for s in stores]),
-            event_id=np.concatenate([s.event_id for s in stores]),
+            event_id=np.concatenate([s.event_id for s in stores]), grid_size=stores[0].grid_size,
         )
 
     def batch(self, rows: Sequence[int] | np.ndarray) -> Batch:
@@ -210,6 +223,7 @@ class PointStore:
             event_id=torch.from_numpy(self.event_id[rows]),
         )
         out.num_events = n_events
+        out.grid_size = self.grid_size
         return out
 
     def event(self, row: int) -> Data:
@@ -219,7 +233,7 @@ class PointStore:
         return Data(x=torch.from_numpy(self.energy[:, a:b]).T, y=torch.from_numpy(self.target[a:b]),
                     pix=torch.from_numpy(self.pix[a:b]), nbr=torch.from_numpy(self.nbr[a:b]), miss_pix=torch.from_numpy(self.miss_pix[ma:mb]),
                     miss_val=torch.from_numpy(self.miss_val[ma:mb]), entry=int(self.entries[row]),
-                    event_id=int(self.event_id[row]), num_nodes=b - a)
+                    event_id=int(self.event_id[row]), num_nodes=b - a, grid_size=self.grid_size)
 
 
 def _global_neighbours(local: np.ndarray, ptr: np.ndarray, counts: np.ndarray) -> torch.Tensor:
@@ -230,36 +244,37 @@ def _global_neighbours(local: np.ndarray, ptr: np.ndarray, counts: np.ndarray) -
     return torch.from_numpy(out)
 
 
-_PIXEL_ORDER: dict[tuple[bool, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+_PIXEL_ORDER: dict[tuple[bool, torch.device, int], tuple[torch.Tensor, torch.Tensor]] = {}
 _PIXEL_ORDER_LOCK = threading.Lock()
 
 
-def pixel_order(phi_wrap: bool = STATIC_PHI_WRAP,
-                device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Each pixel's nearest other pixels ordered by the distance of their points (fixed offsets
-    included), :func:`pfgraph.repr.knn.grid_pixel_order`; computed once per device and cached."""
-    key = (phi_wrap, torch.device(device))
+def pixel_order(phi_wrap: bool = STATIC_PHI_WRAP, device: torch.device | str = "cpu",
+                size: int = geometry.PAPER_GRID_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each pixel's nearest other pixels of the ``size`` grid ordered by the distance of their points
+    (fixed offsets included), :func:`pfgraph.repr.knn.grid_pixel_order`; computed once per device and
+    grid and cached."""
+    key = (phi_wrap, torch.device(device), size)
     with _PIXEL_ORDER_LOCK:
         if key not in _PIXEL_ORDER:
-            every = torch.arange(NPIX, device=key[1])
-            _PIXEL_ORDER[key] = grid_pixel_order(point_positions(every), phi_wrap)
+            every = torch.arange(size * size, device=key[1])
+            _PIXEL_ORDER[key] = grid_pixel_order(point_positions(every, size), phi_wrap)
         return _PIXEL_ORDER[key]
 
 
-def static_neighbours(pix: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """The static (eta, phi) graph of flat point arrays: (P, STATIC_K) int16 event-local indices.
+def static_neighbours(pix: np.ndarray, offsets: np.ndarray, size: int) -> np.ndarray:
+    """The static (eta, phi) graph of flat point arrays: (P, STATIC_K) int16 (int32 on finer grids) event-local indices.
 
-    ``pix`` (P,) flat pixel indices, ``offsets`` (E+1,) the events' point offsets. Neighbours
+    ``pix`` (P,) flat pixel indices of the ``size`` grid, ``offsets`` (E+1,) the events' point offsets. Neighbours
     ordered by distance, the point itself first, ``-1`` where an event has fewer points, phi
     periodic: the table of :func:`pfgraph.repr.knn.grid_knn`, read off the cached pixel order
     (:func:`pfgraph.repr.knn.grid_knn_ordered_numpy`, :func:`pixel_order`).
     """
     counts = np.diff(offsets)
     if len(pix) == 0:
-        return np.zeros((0, STATIC_K), np.int16)
-    out = np.empty((len(pix), STATIC_K), np.int16)
-    order, strict = (t.numpy() for t in pixel_order(STATIC_PHI_WRAP))
-    every = point_positions(torch.arange(NPIX))
+        return np.zeros((0, STATIC_K), pixel_dtype(size))
+    out = np.empty((len(pix), STATIC_K), pixel_dtype(size))  # event-local indices: < size * size
+    order, strict = (t.numpy() for t in pixel_order(STATIC_PHI_WRAP, "cpu", size))
+    every = point_positions(torch.arange(size * size), size)
     group = 512  # events per call: bounds the index maps
     for e0 in range(0, len(counts), group):
         e1 = min(e0 + group, len(counts))
@@ -272,9 +287,10 @@ def static_neighbours(pix: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def chunk_points(chunk: dict[str, Any], rows: np.ndarray, norm: Normalisation, entry_start: int = 0,
-                 with_target: bool = True) -> PointStore:
-    """Point clouds of the events ``rows`` (chunk-local) of one chunk read with :func:`graph_branches`
-    (``with_target=False``: a chunk without the target; it reads as zeros, with no missed pixels)."""
+                 with_target: bool = True, size: int = geometry.PAPER_GRID_SIZE) -> PointStore:
+    """Point clouds of the events ``rows`` (chunk-local) of one chunk read with :func:`graph_branches`,
+    on the ``size`` grid (the files' :attr:`~pfgraph.io.root.EventFiles.grid`; ``with_target=False``: a
+    chunk without the target; it reads as zeros, with no missed pixels)."""
     path = str(chunk.get("_file", "?"))
     target = norm.target
     rows = np.asarray(rows, dtype=np.int64)
@@ -295,44 +311,47 @@ def chunk_points(chunk: dict[str, Any], rows: np.ndarray, norm: Normalisation, e
     pidx = slice(None) if contiguous else _ranges(offsets[rows], counts)
     ie = flat["pix_ieta"][pidx]
     ip = flat["pix_iphi"][pidx]
-    if len(ie) and (ie.min() < 0 or ie.max() >= geometry.IMSIZE or ip.min() < 0 or ip.max() >= geometry.IMSIZE):
-        raise DataError(f"{path}: entries from {entry_start}: pixel index outside 0..{geometry.IMSIZE - 1} in 'pix_ieta'/'pix_iphi'")
-    pix = ie.astype(np.int16, copy=False) * np.int16(geometry.IMSIZE) + ip.astype(np.int16, copy=False)  # < 3136
+    if len(ie) and (ie.min() < 0 or ie.max() >= size or ip.min() < 0 or ip.max() >= size):
+        raise DataError(f"{path}: entries from {entry_start}: pixel index outside 0..{size - 1} in 'pix_ieta'/'pix_iphi'")
+    pdt = pixel_dtype(size)
+    npix_grid = size * size
+    pix = ie.astype(pdt, copy=False) * pdt.type(size) + ip.astype(pdt, copy=False)  # < size * size
     inv_in = (1.0 / norm.inputs_array()).astype(np.float32)
     energy = np.empty((len(schema.INPUT_CHANNELS), len(pix)), dtype=np.float32)  # channel-major: fast writes
     for k, c in enumerate(schema.INPUT_CHANNELS):
         np.multiply(flat[f"pix_{c}"][pidx], inv_in[k], out=energy[k])
     inv_t = np.float32(1.0 / norm.target_scale)
-    base = np.repeat(np.arange(0, len(rows) * NPIX, NPIX, dtype=np.int32), counts)
+    base = np.repeat(np.arange(0, len(rows) * npix_grid, npix_grid, dtype=np.int64 if pdt == np.int32 else np.int32),
+                     counts)
     base += pix
     if with_target:
         y = flat[f"pix_{target}"][pidx] * inv_t
         # target pixels without a point: non-zero target pixels minus every point pixel
-        dense = np.asarray(chunk[target]).reshape(n_chunk, NPIX)
+        dense = np.asarray(chunk[target]).reshape(n_chunk, npix_grid)
         if not contiguous:
             dense = dense[rows]
         rest = dense != 0  # then clear every point pixel
         rest.reshape(-1)[base] = False
-        mev, mpix = np.divmod(np.flatnonzero(rest), NPIX)
+        mev, mpix = np.divmod(np.flatnonzero(rest), npix_grid)
         miss_val = dense[mev, mpix] * inv_t
     else:
         y = np.zeros(len(pix), np.float32)
         mev, mpix, miss_val = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
     try:
-        nbr = static_neighbours(pix, _offsets(counts))
+        nbr = static_neighbours(pix, _offsets(counts), size)
     except ValueError as err:  # the static graph needs one point per pixel and event
         key = np.sort(base)
         dup = key[1:][key[1:] == key[:-1]]
         if not len(dup):
             raise
-        raise DataError(f"{path}: event {entry_start + int(rows[dup[0] // NPIX])}: two points on pixel "
-                        f"{int(dup[0] % NPIX)} in 'pix_ieta'/'pix_iphi'") from err
+        raise DataError(f"{path}: event {entry_start + int(rows[dup[0] // npix_grid])}: two points on pixel "
+                        f"{int(dup[0] % npix_grid)} in 'pix_ieta'/'pix_iphi'") from err
     return PointStore(
         entries=rows + entry_start, offsets=_offsets(counts), energy=energy, pix=pix,
         target=np.ascontiguousarray(y, dtype=np.float32),
-        miss_offsets=_offsets(np.bincount(mev, minlength=len(rows))), miss_pix=mpix.astype(np.int16),
+        miss_offsets=_offsets(np.bincount(mev, minlength=len(rows))), miss_pix=mpix.astype(pdt),
         miss_val=miss_val.astype(np.float32), nbr=nbr,
-        event_id=np.asarray(chunk["event_id"], dtype=np.int64)[rows],
+        event_id=np.asarray(chunk["event_id"], dtype=np.int64)[rows], grid_size=size,
     )
 
 
@@ -362,7 +381,7 @@ def iter_point_chunks(files: EventFiles, norm: Normalisation, indices: Sequence[
             a, b = np.searchsorted(wanted, [start, start + n])
             rows = wanted[a:b] - start
         if len(rows):
-            yield chunk_points(chunk, rows, norm, entry_start=start, with_target=with_target)
+            yield chunk_points(chunk, rows, norm, entry_start=start, with_target=with_target, size=files.grid.size)
 
 
 def load_points(files: EventFiles, indices: Sequence[int] | np.ndarray | None, norm: Normalisation,
@@ -371,7 +390,7 @@ def load_points(files: EventFiles, indices: Sequence[int] | np.ndarray | None, n
 
     Events are stored in increasing entry order, each once.
     """
-    return PointStore.concat(list(iter_point_chunks(files, norm, indices, step, with_target)))
+    return PointStore.concat(list(iter_point_chunks(files, norm, indices, step, with_target)), files.grid.size)
 
 
 def stream_batches(files: EventFiles, norm: Normalisation, batch_size: int,
@@ -405,7 +424,7 @@ def _subset(store: PointStore, rows: np.ndarray) -> PointStore:
     midx = _ranges(store.miss_offsets[rows], mcounts)
     return PointStore(store.entries[rows], _offsets(counts), np.take(store.energy, pidx, axis=1), store.pix.take(pidx),
                       store.target.take(pidx), _offsets(mcounts), store.miss_pix.take(midx), store.miss_val.take(midx),
-                      store.nbr[pidx], store.event_id[rows])
+                      store.nbr[pidx], store.event_id[rows], store.grid_size)
 
 
 class GraphEvent(NamedTuple):
@@ -460,7 +479,7 @@ class GraphDataset(torch.utils.data.Dataset):
     def store(self) -> PointStore:
         """The events in memory (the whole dataset, or the most recent block when streaming)."""
         if not self._cache:
-            return self._block(0)[0] if len(self) else PointStore.concat([])
+            return self._block(0)[0] if len(self) else PointStore.concat([], self.files.grid.size)
         return next(reversed(self._cache.values()))[0]
 
     def _block(self, b: int) -> tuple[PointStore, np.ndarray]:
@@ -504,14 +523,18 @@ def collate_graphs(items: Sequence[GraphEvent | Data]) -> Batch:
                 start = i
         return PointStore.concat(parts).batch(np.arange(len(events)))
     datas = [it.to_data() if isinstance(it, GraphEvent) else it for it in items]
+    sizes = {int(d.grid_size) for d in datas}
+    if len(sizes) != 1:
+        raise ValueError(f"cannot collate events of grids {sorted(sizes)} (each event carries its grid_size)")
+    size = sizes.pop()
     counts = np.array([int(d.x.size(0)) for d in datas], dtype=np.int64)
     mcounts = np.array([int(d.miss_val.numel()) for d in datas], dtype=np.int64)
     ev = np.arange(len(datas), dtype=np.int64)
     ptr = _offsets(counts)
     if all("nbr" in d for d in datas):
-        local = np.concatenate([np.asarray(d.nbr, dtype=np.int16) for d in datas])
+        local = np.concatenate([np.asarray(d.nbr, dtype=pixel_dtype(size)) for d in datas])
     else:  # events built by hand: their static graph from the pixels
-        local = static_neighbours(np.concatenate([np.asarray(d.pix, dtype=np.int16) for d in datas]), ptr)
+        local = static_neighbours(np.concatenate([np.asarray(d.pix, dtype=pixel_dtype(size)) for d in datas]), ptr, size)
     out = Batch(
         x=torch.cat([d.x for d in datas]), y=torch.cat([d.y for d in datas]), pix=torch.cat([d.pix for d in datas]),
         batch=torch.from_numpy(np.repeat(ev, counts)), ptr=torch.from_numpy(ptr),
@@ -522,13 +545,14 @@ def collate_graphs(items: Sequence[GraphEvent | Data]) -> Batch:
         event_id=torch.tensor([int(d.event_id if "event_id" in d else d.entry) for d in datas], dtype=torch.long),
     )
     out.num_events = len(datas)
+    out.grid_size = size
     return out
 
 
 def truth_grid(batch: Batch) -> torch.Tensor:
-    """(B, 56, 56) normalised full target image of a batch, out-of-reach pixels included."""
+    """(B, G, G) normalised full target image of a batch, out-of-reach pixels included."""
     grid = graph_to_grid(batch.y, batch)
-    ieta, iphi = split_pixel(batch.miss_pix)
+    ieta, iphi = split_pixel(batch.miss_pix, int(batch.grid_size))
     grid[batch.miss_batch, ieta, iphi] = batch.miss_val.to(grid.dtype)
     return grid
 
@@ -567,7 +591,8 @@ class GraphRepresentation(Representation):
     def forward(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Per-point normalised predictions (N,)."""
         nbr = getattr(batch, "nbr", None)
-        out = model(point_features(batch.x, batch.pix), point_positions(batch.pix), batch.batch, nbr=nbr)
+        size = int(batch.grid_size)
+        out = model(point_features(batch.x, batch.pix, size), point_positions(batch.pix, size), batch.batch, nbr=nbr)
         return out.reshape(-1)
 
     def target(self, batch: Batch) -> torch.Tensor:
@@ -575,22 +600,23 @@ class GraphRepresentation(Representation):
         return batch.y
 
     def to_grid(self, output: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Per-point outputs -> (B, 56, 56); exactly 0 where the event has no point."""
+        """Per-point outputs -> (B, G, G); exactly 0 where the event has no point."""
         return graph_to_grid(output, batch)
 
     def truth_grid(self, batch: Batch) -> torch.Tensor:
-        """(B, 56, 56) normalised full target image (pixels without points included)."""
+        """(B, G, G) normalised full target image (pixels without points included)."""
         return truth_grid(batch)
 
     def input_mask(self, batch: Batch) -> torch.Tensor:
-        """(B, 56, 56) True at the points' pixels (the pixels with any non-zero input)."""
-        mask = torch.zeros(int(batch.num_events) * NPIX, dtype=torch.bool, device=batch.pix.device)
-        mask[batch.batch.long() * NPIX + batch.pix.long()] = True
-        return mask.view(-1, schema.IMSIZE, schema.IMSIZE)
+        """(B, G, G) True at the points' pixels (the pixels with any non-zero input)."""
+        size = int(batch.grid_size)
+        mask = torch.zeros(int(batch.num_events) * size * size, dtype=torch.bool, device=batch.pix.device)
+        mask[batch.batch.long() * (size * size) + batch.pix.long()] = True
+        return mask.view(-1, size, size)
 
     def point_pixels(self, batch: Batch) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per event, the points' (ieta, iphi) in the event's point order (the file's ``pix_*`` order)."""
-        ieta, iphi = (t.cpu().numpy() for t in split_pixel(batch.pix))
+        ieta, iphi = (t.cpu().numpy() for t in split_pixel(batch.pix, int(batch.grid_size)))
         ptr = batch.ptr.cpu().numpy()
         return [(ieta[a:b], iphi[a:b]) for a, b in zip(ptr[:-1], ptr[1:])]
 

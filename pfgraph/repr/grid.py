@@ -1,10 +1,10 @@
-"""THE shared adapter: any model output -> (B, 56, 56) on the truth grid.
+"""THE shared adapter: any model output -> (B, G, G) on the truth grid (G: the data's grid size).
 
 Nothing downstream of this module knows which representation produced a prediction.
-Accepted forms: image outputs (B,1,56,56) or (B,56,56) (RNN sequences of 56 eta-rows x 56
-are already this shape); per-pixel outputs (B,3136) or (B,3136,1); per-point outputs (N,) or
-(N,1) together with the points' event index and pixel indices (graph models), scattered onto
-the grid with 0 where no point exists.
+Accepted forms: image outputs (B,1,G,G) or (B,G,G) (RNN sequences of G eta-rows x G
+are already this shape); per-pixel outputs (B,G*G) or (B,G*G,1); per-point outputs (N,) or
+(N,1) together with the points' event index and pixel indices (graph models, whose batches
+carry their grid size ``grid_size``), scattered onto the grid with 0 where no point exists.
 
 Pixels without a point are out of reach of any point-cloud model: their truth energy can
 never be predicted. :func:`out_of_reach_fraction` measures that share (about 3 % of truth
@@ -13,52 +13,52 @@ pixels and 0.1 % of the truth energy in paper mode) so every comparison can stat
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
 
-from pfgraph.geometry import IMSIZE
-
-NPIX = IMSIZE * IMSIZE
-
 
 def image_to_grid(output: torch.Tensor) -> torch.Tensor:
-    """Image or per-pixel outputs -> (B, 56, 56)."""
+    """Image or per-pixel outputs -> (B, G, G) (the grid size read off the output's shape)."""
     if output.dim() == 4 and output.shape[1] == 1:
         output = output[:, 0]
-    if output.dim() == 3 and output.shape[-1] == 1 and output.shape[1] == NPIX:
+    if output.dim() == 3 and output.shape[-1] == 1 and output.shape[1] > 1:
         output = output[..., 0]
-    if output.dim() == 2 and output.shape[1] == NPIX:
-        output = output.reshape(-1, IMSIZE, IMSIZE)
-    if output.dim() != 3 or tuple(output.shape[1:]) != (IMSIZE, IMSIZE):
-        raise ValueError(f"cannot map output of shape {tuple(output.shape)} onto the {IMSIZE}x{IMSIZE} grid")
+    if output.dim() == 2:
+        side = math.isqrt(int(output.shape[1]))
+        if side > 1 and side * side == output.shape[1]:
+            output = output.reshape(-1, side, side)
+    if output.dim() != 3 or output.shape[1] != output.shape[2]:
+        raise ValueError(f"cannot map output of shape {tuple(output.shape)} onto a square G x G grid")
     return output
 
 
 def points_to_grid(values: torch.Tensor, event: torch.Tensor, ieta: torch.Tensor, iphi: torch.Tensor,
-                   n_events: int) -> torch.Tensor:
-    """Scatter per-point values onto (n_events, 56, 56); pixels without a point stay 0."""
+                   n_events: int, size: int) -> torch.Tensor:
+    """Scatter per-point values onto (n_events, size, size); pixels without a point stay 0."""
     values = values.reshape(-1)
-    grid = torch.zeros(n_events * NPIX, dtype=values.dtype, device=values.device)
-    flat = event.long() * NPIX + ieta.long() * IMSIZE + iphi.long()
+    npix = size * size
+    grid = torch.zeros(n_events * npix, dtype=values.dtype, device=values.device)
+    flat = event.long() * npix + ieta.long() * size + iphi.long()
     grid.index_put_((flat,), values, accumulate=True)
-    return grid.reshape(n_events, IMSIZE, IMSIZE)
+    return grid.reshape(n_events, size, size)
 
 
 def grid_to_points(grid: torch.Tensor, event: torch.Tensor, ieta: torch.Tensor, iphi: torch.Tensor) -> torch.Tensor:
-    """Read (B, 56, 56) values at the given points (inverse of :func:`points_to_grid`)."""
+    """Read (B, G, G) values at the given points (inverse of :func:`points_to_grid`)."""
     return grid[event.long(), ieta.long(), iphi.long()]
 
 
-def split_pixel(pix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat pixel index ``ieta * 56 + iphi`` -> (ieta, iphi) as int64 tensors."""
+def split_pixel(pix: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat pixel index ``ieta * size + iphi`` -> (ieta, iphi) as int64 tensors."""
     pix = pix.long()
-    return torch.div(pix, IMSIZE, rounding_mode="floor"), torch.remainder(pix, IMSIZE)
+    return torch.div(pix, size, rounding_mode="floor"), torch.remainder(pix, size)
 
 
 def graph_to_grid(output: torch.Tensor, batch: Any) -> torch.Tensor:
-    """Per-point outputs of a graph batch (``pix``, ``batch``, ``num_events``) -> (B, 56, 56).
+    """Per-point outputs of a graph batch (``pix``, ``batch``, ``num_events``, ``grid_size``) -> (B, G, G).
 
     ``output`` is (N,) or (N, 1) in the batch's point order; pixels without a point get 0.
     """
@@ -66,8 +66,9 @@ def graph_to_grid(output: torch.Tensor, batch: Any) -> torch.Tensor:
     pix = batch.pix
     if values.numel() != pix.numel():
         raise ValueError(f"graph output has {values.numel()} values for {pix.numel()} points")
-    ieta, iphi = split_pixel(pix)
-    return points_to_grid(values, batch.batch, ieta, iphi, int(batch.num_events))
+    size = int(batch.grid_size)
+    ieta, iphi = split_pixel(pix, size)
+    return points_to_grid(values, batch.batch, ieta, iphi, int(batch.num_events), size)
 
 
 def is_graph_batch(batch: Any) -> bool:
@@ -79,7 +80,7 @@ def is_graph_batch(batch: Any) -> bool:
 
 
 def to_grid(output: torch.Tensor, batch: Any = None, repr: Any = None) -> torch.Tensor:
-    """Any model's output -> (B, 56, 56), the one entry point for evaluation.
+    """Any model's output -> (B, G, G), the one entry point for evaluation.
 
     ``repr`` is a representation object (its own ``to_grid`` is used), a name (``"image"`` or
     ``"graph"``) or None (graph when ``batch`` carries per-point pixel indices, else image).
@@ -99,19 +100,19 @@ def to_grid(output: torch.Tensor, batch: Any = None, repr: Any = None) -> torch.
 def out_of_reach_fraction(truth: Any, inputs: Any) -> dict[str, float]:
     """Share of the truth that no point-cloud model can reach: truth in pixels without input.
 
-    ``truth`` is (B, 56, 56); ``inputs`` is (B, C, 56, 56) channel images (a pixel is a point
-    when any channel is non-zero) or a (B, 56, 56) boolean point mask. numpy or torch.
+    ``truth`` is (B, G, G); ``inputs`` is (B, C, G, G) channel images (a pixel is a point
+    when any channel is non-zero) or a (B, G, G) boolean point mask. numpy or torch.
     Returns sums (so batches can be added) and the two fractions:
     ``truth_pixels``, ``out_pixels``, ``truth_energy``, ``out_energy``, ``pixel_fraction``,
     ``energy_fraction``.
     """
     t = truth.detach().cpu().numpy() if isinstance(truth, torch.Tensor) else np.asarray(truth)
     m = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
-    if t.ndim != 3 or t.shape[1:] != (IMSIZE, IMSIZE):
-        raise ValueError(f"truth must be (B, {IMSIZE}, {IMSIZE}), got {t.shape}")
+    if t.ndim != 3 or t.shape[1] != t.shape[2]:
+        raise ValueError(f"truth must be (B, G, G), got {t.shape}")
     if m.dtype != np.bool_:
         if m.ndim != 4:
-            raise ValueError(f"inputs must be (B, C, {IMSIZE}, {IMSIZE}) or a boolean mask, got {m.shape}")
+            raise ValueError(f"inputs must be (B, C, G, G) or a boolean mask, got {m.shape}")
         m = (m != 0).any(axis=1)
     if m.shape != t.shape:
         raise ValueError(f"point mask {m.shape} does not match truth {t.shape}")

@@ -1,4 +1,5 @@
-"""The image representation: events -> normalised (B, 4, 56, 56) inputs and (B, 1, 56, 56) target.
+"""The image representation: events -> normalised (B, 4, G, G) inputs and (B, 1, G, G) target
+on the data's G x G grid.
 
 Inputs are [emcal, hcal, trk_neg, trk_pos] divided by their training-set maxima; the target
 (``truth`` by default, ``truth_neutral`` selectable through the normalisation's ``target``)
@@ -17,7 +18,7 @@ from torch import nn
 
 from pfgraph.errors import DataError
 from pfgraph.io import schema
-from pfgraph.io.datasets import IMAGE_EVENT_BYTES, ImageDataset, ImageItem
+from pfgraph.io.datasets import ImageDataset, ImageItem, image_event_bytes
 from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import Normalisation, Representation
 from pfgraph.repr.grid import image_to_grid
@@ -26,7 +27,7 @@ from pfgraph.repr.registry import register_representation
 
 @dataclass
 class ImageBatch:
-    """A batch of events: ``x`` (B, 4, 56, 56), ``y`` (B, 1, 56, 56), ``index`` (B,) global entries,
+    """A batch of events: ``x`` (B, 4, G, G), ``y`` (B, 1, G, G), ``index`` (B,) global entries,
     ``event_id`` (B,) the events' ids (index and ids stay on the CPU)."""
 
     x: torch.Tensor
@@ -51,7 +52,7 @@ class ImageBatch:
 
 @register_representation("image")
 class ImageRepresentation(Representation):
-    """Dense 56x56 images; see the module docstring (constructor: :class:`Representation`)."""
+    """Dense G x G images; see the module docstring (constructor: :class:`Representation`)."""
 
     name: ClassVar[str] = "image"
 
@@ -65,7 +66,7 @@ class ImageRepresentation(Representation):
                      with_target: bool = True) -> ImageDataset:
         """Normalised tensors of events ``indices``; streamed in blocks beyond the memory budget
         (``with_target=False``: inputs only, the target reads as zeros)."""
-        block = max(256, int(self.memory_budget_gb * 2**30 / 2 / IMAGE_EVENT_BYTES))  # two blocks cached
+        block = max(256, int(self.memory_budget_gb * 2**30 / 2 / image_event_bytes(files.grid)))  # two blocks cached
         return ImageDataset(files, indices, norm.input_scale, norm.target_scale, norm.target if with_target else None,
                             block_events=block)
 
@@ -77,21 +78,21 @@ class ImageRepresentation(Representation):
                           torch.cat([it.index for it in items]), torch.cat([it.event_id for it in items]))
 
     def forward(self, model: nn.Module, batch: ImageBatch) -> torch.Tensor:
-        """Model output (B, 1, 56, 56) (or any form :func:`image_to_grid` accepts)."""
+        """Model output (B, 1, G, G) (or any form :func:`image_to_grid` accepts)."""
         return model(batch.x)
 
     def target(self, batch: ImageBatch) -> torch.Tensor:
-        """The normalised target (B, 1, 56, 56)."""
+        """The normalised target (B, 1, G, G)."""
         return batch.y
 
     def to_grid(self, output: torch.Tensor, batch: ImageBatch) -> torch.Tensor:
-        """(B, 56, 56) normalised prediction."""
+        """(B, G, G) normalised prediction."""
         return image_to_grid(output)
 
     def truth_grid(self, batch: ImageBatch) -> torch.Tensor:
-        """(B, 56, 56) normalised target."""
+        """(B, G, G) normalised target."""
         return batch.y[:, 0]
 
     def input_mask(self, batch: ImageBatch) -> torch.Tensor:
-        """(B, 56, 56) True where any input channel is non-zero."""
+        """(B, G, G) True where any input channel is non-zero."""
         return (batch.x != 0).any(dim=1)

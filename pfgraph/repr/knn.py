@@ -174,7 +174,7 @@ def _knn_group(x: torch.Tensor, ev: torch.Tensor, ptr: torch.Tensor, nmax: int, 
 
 
 # ---------------------------------------------------------------------------------------------
-# Static (eta, phi) neighbourhoods read off the 56 x 56 grid (no KD-tree)
+# Static (eta, phi) neighbourhoods read off the G x G grid (no KD-tree)
 # ---------------------------------------------------------------------------------------------
 
 #: Largest sub-pixel offset of a point from its pixel centre, in pixels per coordinate (the
@@ -185,27 +185,29 @@ GRID_TIE_BREAK = 0.01
 _GRID_RADII = (3.6, 8.0)
 #: Bound on rows x candidates held at once by :func:`grid_knn` (int64 elements).
 _GRID_MAX_ELEMENTS = 1 << 22
-_OFFSET_CACHE: dict[tuple[bool, torch.device], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+_OFFSET_CACHE: dict[tuple[bool, torch.device, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
 
-def grid_offsets(phi_wrap: bool, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every pixel offset (deta, dphi) != (0, 0) of the grid, ordered by (eta, phi) distance.
+def grid_offsets(phi_wrap: bool, device: torch.device | str = "cpu",
+                 size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every pixel offset (deta, dphi) != (0, 0) of the ``size`` grid (default: the paper's), ordered by (eta, phi) distance.
 
     Returns ``deta`` (M,), ``dphi`` (M,) int64 and the centre-to-centre distance ``d0`` (M,)
     float64 in (eta, phi) units, sorted by (``d0``, ``deta``, ``dphi``). With ``phi_wrap``
     the azimuth is periodic (as the evaluation treats it: ``dphi`` wrapped to [-pi, pi]), so
-    ``dphi`` runs over -27..28 only.
+    ``dphi`` runs over -(G/2 - 1)..G/2 only.
     """
     from pfgraph import geometry
 
-    key = (phi_wrap, torch.device(device))
+    g = geometry.grid(geometry.PAPER_GRID_SIZE if size is None else size)
+    key = (phi_wrap, torch.device(device), g.size)
     if key not in _OFFSET_CACHE:
-        n = geometry.IMSIZE
+        n = g.size
         de = torch.arange(-(n - 1), n, dtype=torch.int64)
         dp = torch.arange(-(n // 2) + 1, n // 2 + 1, dtype=torch.int64) if phi_wrap else de.clone()
         g_e, g_p = torch.meshgrid(de, dp, indexing="ij")
         g_e, g_p = g_e.reshape(-1), g_p.reshape(-1)
-        d0 = torch.hypot(g_e.double() * geometry.ETA_PIXEL, g_p.double() * geometry.PHI_PIXEL)
+        d0 = torch.hypot(g_e.double() * g.eta_pixel, g_p.double() * g.phi_pixel)
         keep = d0 > 0
         g_e, g_p, d0 = g_e[keep], g_p[keep], d0[keep]
         # lexicographic (d0, deta, dphi): stable sorts from the last key to the first
@@ -216,19 +218,20 @@ def grid_offsets(phi_wrap: bool, device: torch.device | str = "cpu") -> tuple[to
     return _OFFSET_CACHE[key]
 
 
-def grid_pixels(pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 2) positions on the grid (pixel centres + sub-pixel offsets) -> (ieta, iphi) int64."""
+def grid_pixels(pos: torch.Tensor, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 2) positions on the ``size`` grid (default: the paper's; pixel centres + sub-pixel offsets) -> (ieta, iphi) int64."""
     from pfgraph import geometry
 
-    ue = (pos[:, 0].double() - float(geometry.ETA_CENTRES[0])) / geometry.ETA_PIXEL
-    up = (pos[:, 1].double() - float(geometry.PHI_CENTRES[0])) / geometry.PHI_PIXEL
+    g = geometry.grid(geometry.PAPER_GRID_SIZE if size is None else size)
+    ue = (pos[:, 0].double() - float(g.eta_centres[0])) / g.eta_pixel
+    up = (pos[:, 1].double() - float(g.phi_centres[0])) / g.phi_pixel
     ieta, iphi = ue.round(), up.round()
     if pos.numel() and float(torch.maximum((ue - ieta).abs(), (up - iphi).abs()).max()) > 0.25:
-        raise ValueError("grid_knn: positions are not pixel centres of the 56x56 grid (offset above 1/4 pixel)")
-    n = geometry.IMSIZE
+        raise ValueError(f"grid_knn: positions are not pixel centres of the {g.size}x{g.size} grid (offset above 1/4 pixel)")
+    n = g.size
     ieta, iphi = ieta.long(), iphi.long()
     if pos.numel() and (int(ieta.min()) < 0 or int(ieta.max()) >= n or int(iphi.min()) < 0 or int(iphi.max()) >= n):
-        raise ValueError("grid_knn: positions outside the 56x56 grid")
+        raise ValueError(f"grid_knn: positions outside the {g.size}x{g.size} grid")
     return ieta, iphi
 
 
@@ -246,10 +249,10 @@ def _sorted_batch(k: int, n: int, batch: torch.Tensor | None, device: torch.devi
 
 def grid_knn(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop: bool = True,
              phi_wrap: bool = True, max_elements: int = _GRID_MAX_ELEMENTS,
-             pixels: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+             pixels: tuple[torch.Tensor, torch.Tensor] | None = None, size: int | None = None) -> torch.Tensor:
     """k nearest (eta, phi) neighbours of grid points, read off the occupancy map.
 
-    ``pos`` (N, 2) are pixel centres of the 56 x 56 grid plus fixed sub-pixel offsets of at most
+    ``pos`` (N, 2) are pixel centres of the ``size`` x ``size`` grid (default: the paper's) plus fixed sub-pixel offsets of at most
     :data:`GRID_TIE_BREAK` pixels (:func:`pfgraph.repr.graph.point_positions`); ``batch`` (N,) the
     sorted event vector. Returns the neighbour table (N, k) int64 of global point indices, each
     row ordered by distance (the point itself first with ``loop``), ``-1`` where an event has
@@ -272,7 +275,8 @@ def grid_knn(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop:
     batch = _sorted_batch(k, n, batch, device)
     if n == 0:
         return torch.empty(0, k, dtype=torch.long, device=device)
-    ieta, iphi = grid_pixels(pos) if pixels is None else (pixels[0].long(), pixels[1].long())
+    g = geometry.grid(geometry.PAPER_GRID_SIZE if size is None else size)
+    ieta, iphi = grid_pixels(pos, g.size) if pixels is None else (pixels[0].long(), pixels[1].long())
     posf = pos.detach().float()
     two_pi = torch.tensor(2 * math.pi, dtype=torch.float32, device=device)
     inf = torch.full((1,), math.inf, dtype=torch.float32, device=device)
@@ -286,12 +290,12 @@ def grid_knn(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, loop:
         out[:, 0] = torch.arange(n, device=device)
     if kk == 0:
         return out
-    side = geometry.IMSIZE
+    side = g.size
     n_events = int(batch[-1]) + 1
-    deta, dphi, d0 = grid_offsets(phi_wrap, device)
-    eps = 2 * GRID_TIE_BREAK * math.hypot(geometry.ETA_PIXEL, geometry.PHI_PIXEL) * 1.01 + 1e-6
+    deta, dphi, d0 = grid_offsets(phi_wrap, device, g.size)
+    eps = 2 * GRID_TIE_BREAK * math.hypot(g.eta_pixel, g.phi_pixel) * 1.01 + 1e-6
     todo = torch.arange(n, device=device)
-    for radius in (r * geometry.PHI_PIXEL for r in _GRID_RADII):
+    for radius in (r * g.phi_pixel for r in _GRID_RADII):
         m = int((d0 <= radius).sum())
         r_next = float(d0[m])
         pe, pp = int(deta[:m].abs().max()), int(dphi[:m].abs().max())
@@ -356,10 +360,14 @@ def _grid_brute_force(posf: torch.Tensor, batch: torch.Tensor, todo: torch.Tenso
 #: Candidate columns of :func:`grid_pixel_order` tried in turn by :func:`grid_knn_ordered` (the last
 #: is the whole table); rows not complete within them are solved by brute force. On real events
 #: (50 % occupancy) 72 % of the rows are complete within 32 columns, 95 % within 40, all but a few
-#: within 56; (40, 56) measured ~15 % faster than (32, 56), (32, 48) or (48,).
-_ORDER_COLUMNS = (40, 56)
-#: Columns up to which a row's occupancy is packed into one int64 (whole bytes, bit 63 stays clear).
-_BITS = 56
+#: within 7 x 8 columns; (40, 7 x 8) measured ~15 % faster than (32, 7 x 8), (32, 48) or (48,). (Column counts
+#: of the pixel order, not the grid size.)
+#: Columns up to which a row's occupancy is packed into one int64 (7 whole bytes, bit 63 stays clear).
+_BITS = 7 * 8
+_ORDER_COLUMNS = (40, _BITS)
+#: Grids of at most this many pixels keep event-local point indices in int16 (the paper's 3136, 112 x 112's
+#: 12544); finer grids use int32.
+_INT16_POINTS = 1 << 15
 
 
 def grid_pixel_order(pixel_pos: torch.Tensor, phi_wrap: bool = True,
@@ -442,9 +450,10 @@ def grid_knn_ordered(pix: torch.Tensor, k: int, order: tuple[torch.Tensor, torch
         raise ValueError(f"grid_knn_ordered: {n_events} events at once is too many (int32 index map)")
     ptr = torch.zeros(n_events + 1, dtype=torch.long, device=device)
     torch.cumsum(torch.bincount(batch, minlength=n_events), 0, out=ptr[1:])
-    imap = torch.full((n_events * n_pix,), -1, dtype=torch.int16, device=device)
+    local_dt = torch.int16 if n_pix <= _INT16_POINTS else torch.int32  # event-local: < n_pix points per event
+    imap = torch.full((n_events * n_pix,), -1, dtype=local_dt, device=device)
     flat = (batch * n_pix + p).int()
-    imap[flat] = (torch.arange(n, device=device) - ptr[batch]).short()  # event-local: < n_pix points per event
+    imap[flat] = (torch.arange(n, device=device) - ptr[batch]).to(local_dt)
     if int((imap >= 0).sum()) != n:
         raise ValueError("grid_knn_ordered: two points of one event on the same pixel")
     base = flat - p.int()
@@ -482,7 +491,8 @@ def grid_knn_ordered(pix: torch.Tensor, k: int, order: tuple[torch.Tensor, torch
 def grid_knn_ordered_numpy(pix: np.ndarray, offsets: np.ndarray, k: int, order: np.ndarray, strict: np.ndarray,
                            pixel_pos: torch.Tensor, loop: bool = True, phi_wrap: bool = True,
                            max_elements: int = 1 << 20) -> np.ndarray:
-    """:func:`grid_knn_ordered` in numpy for the loader: event-local int16 tables of flat point arrays.
+    """:func:`grid_knn_ordered` in numpy for the loader: event-local int16 tables of flat point arrays
+    (int32 on grids of more pixels than int16 counts).
 
     ``pix`` (N,) flat pixel indices of the points, ``offsets`` (E+1,) the events' point offsets,
     ``order``, ``strict`` = :func:`grid_pixel_order` of ``pixel_pos`` (P, 2) (as numpy arrays).
@@ -498,7 +508,8 @@ def grid_knn_ordered_numpy(pix: np.ndarray, offsets: np.ndarray, k: int, order: 
     pix = np.asarray(pix).astype(np.int64, copy=False)
     offsets = np.asarray(offsets, dtype=np.int64)
     n, n_pix = len(pix), order.shape[0]
-    out = np.full((n, k), -1, dtype=np.int16)
+    local_dt = np.int16 if n_pix <= _INT16_POINTS else np.int32
+    out = np.full((n, k), -1, dtype=local_dt)
     if n == 0:
         return out
     if int(pix.min()) < 0 or int(pix.max()) >= n_pix:
@@ -514,7 +525,7 @@ def grid_knn_ordered_numpy(pix: np.ndarray, offsets: np.ndarray, k: int, order: 
         out[:, 0] = local
     if kk == 0:
         return out
-    imap = np.full(n_events * n_pix, -1, dtype=np.int16)
+    imap = np.full(n_events * n_pix, -1, dtype=local_dt)
     flat = event * n_pix + pix
     imap[flat] = local
     if int(np.count_nonzero(imap >= 0)) != n:
@@ -591,17 +602,17 @@ def _ranges_np(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 #: Multiplier gathering the low bits of 8 bytes of an int64 into its top byte (bit i <- byte i).
-_PACK8 = sum(1 << (56 - 7 * j) for j in range(8))
+_PACK8 = sum(1 << (_BITS - 7 * j) for j in range(8))
 
 
 def _first_occupied_bits(cand: torch.Tensor, kk: int, last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """First ``kk`` non-negative entries of each row of ``cand`` (R, c), ``c`` a multiple of 8 up to 56,
+    """First ``kk`` non-negative entries of each row of ``cand`` (R, c), ``c`` a multiple of 8 up to ``_BITS``,
     for the rows where they all lie before column ``last``. The occupancy is packed into one int64
     per row (8 bool bytes at a time, one multiply), the lowest set bit is peeled ``kk`` times and
     its column read off the float32 exponent (exact for powers of two)."""
     r, c = cand.shape
     occ = (cand >= 0).view(torch.uint8).view(r, c // 8, 8).contiguous().view(torch.int64).view(r, c // 8)
-    byte = torch.bitwise_right_shift(occ * _PACK8, 56) & 0xFF  # (r, c/8): bit i = column 8 g + i
+    byte = torch.bitwise_right_shift(occ * _PACK8, _BITS) & 0xFF  # (r, c/8): bit i = column 8 g + i
     shift = torch.arange(0, c, 8, device=cand.device)
     bits = (byte << shift).sum(1)
     lows = []

@@ -1,6 +1,6 @@
 """The representation registry: ``@register_representation("image")`` on a Representation class.
 
-A representation turns event files into model inputs and model outputs back into the 56x56
+A representation turns event files into model inputs and model outputs back into the G x G
 truth grid (:class:`~pfgraph.repr.base.Representation`). The built-in ones live in the modules
 of :data:`BUILTIN` and are imported on first use; a new one needs only its own module and one
 ``@register_representation("name")`` on its class (import the module before using the name).

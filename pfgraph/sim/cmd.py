@@ -12,7 +12,7 @@ def register(sub: Any) -> None:
     """Add the ``simulate`` sub-command."""
     p = sub.add_parser("simulate", help="simulate a dataset (paper mode by default) into ROOT files",
                        description="Simulate events with the stochastic detector model and write them to ROOT "
-                       "(dense 56x56 images + sparse point clouds).")
+                       "(dense G x G images + sparse point clouds).")
     p.add_argument("--config", default="gauss_b050", help="sim config file or preset name (pfgraph/presets/sim; default gauss_b050)")
     p.add_argument("--events", type=int, help="number of events (overrides the config)")
     p.add_argument("--seed", type=int, help="master seed (overrides the config)")

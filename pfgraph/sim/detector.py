@@ -90,15 +90,22 @@ class DetectorConfig:
     phi_wrap: bool = _D["phi_wrap"]
     shower_sigma_emcal: float = _D["shower_sigma_emcal"]
     shower_sigma_hcal: float = _D["shower_sigma_hcal"]
+    #: Lateral shower width (Gaussian sigma) in eta-phi units (eta, and rad in phi): a physical size,
+    #: so it covers more cells on a finer grid. ``shower_sigma_*`` (the older option) are in pixels of
+    #: the paper's grid (PAPER_GRID_SIZE), scaled with the grid (see :meth:`shower_sigma_pixels`).
+    shower_width_emcal: float = _D["shower_width_emcal"]
+    shower_width_hcal: float = _D["shower_width_hcal"]
     noise_emcal: float = _D["noise_emcal"]
     noise_hcal: float = _D["noise_hcal"]
     noise_threshold_sigma: float = _D["noise_threshold_sigma"]
+    #: Grid size: ``grid`` x ``grid`` pixels over the fixed eta/phi extent (pfgraph.geometry.GRID_SIZES).
+    grid: int = _D["grid"]
 
     def validate(self) -> None:
         """Reject impossible values."""
         for name in ("res_scale", "trk_res", "emc_res", "hcal_res", "nonlin", "trk_threshold",
                      "ecal_threshold", "hcal_threshold", "shower_sigma_emcal", "shower_sigma_hcal",
-                     "noise_emcal", "noise_hcal", "noise_threshold_sigma"):
+                     "shower_width_emcal", "shower_width_hcal", "noise_emcal", "noise_hcal", "noise_threshold_sigma"):
             _positive(getattr(self, name), f"detector.{name}")
         for name in ("em_ecal_fraction", "had_ecal_fraction", "hcal_fraction"):
             v = getattr(self, name)
@@ -107,11 +114,39 @@ class DetectorConfig:
         if not np.isfinite(self.b_field) or abs(self.b_field) > MAX_B_FIELD:
             raise ConfigError(f"detector.b_field = {self.b_field:g}: expected a field in tesla, |B| <= {MAX_B_FIELD:g} "
                               "(the strongest magnets built)")
+        try:
+            geometry.check_grid_size(self.grid)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        for layer in ("emcal", "hcal"):
+            if getattr(self, f"shower_sigma_{layer}") and getattr(self, f"shower_width_{layer}"):
+                raise ConfigError(f"detector.shower_sigma_{layer} and detector.shower_width_{layer} are both set: "
+                                  "give the lateral width once (shower_width_*, in eta-phi units)")
+
+    @property
+    def pixel_grid(self) -> geometry.Grid:
+        """The :class:`pfgraph.geometry.Grid` of ``grid`` pixels a side."""
+        return geometry.grid(self.grid)
+
+    def shower_sigma_pixels(self, layer: str) -> tuple[float, float]:
+        """Gaussian shower sigma of ``layer`` ('emcal' | 'hcal') in pixels (eta, phi) of this grid.
+
+        ``shower_width_<layer>`` (eta-phi units) divided by the pixel sizes; the older
+        ``shower_sigma_<layer>`` (pixels of the paper's grid) scaled by ``grid / PAPER_GRID_SIZE``, so
+        either covers the same eta-phi area at every grid size (exactly the configured pixels on the paper's grid).
+        """
+        width = float(getattr(self, f"shower_width_{layer}"))
+        if width > 0:
+            g = self.pixel_grid
+            return width / g.eta_pixel, width / g.phi_pixel
+        sigma = float(getattr(self, f"shower_sigma_{layer}")) * (self.grid / geometry.PAPER_GRID_SIZE)
+        return sigma, sigma
 
     @property
     def paper_mode(self) -> bool:
         """True when no extension beyond the paper is switched on."""
         return not (self.phi_wrap or self.shower_sigma_emcal or self.shower_sigma_hcal
+                    or self.shower_width_emcal or self.shower_width_hcal
                     or self.noise_emcal or self.noise_hcal)
 
 

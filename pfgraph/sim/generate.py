@@ -27,7 +27,6 @@ import numpy as np
 
 from pfgraph.config import to_dict
 from pfgraph.errors import PfgraphError
-from pfgraph.geometry import IMSIZE
 from pfgraph.io import schema
 from pfgraph.io.root import ROOT_BLOCK, EventWriter, make_meta, parse_compression
 from pfgraph.sim import showers
@@ -79,16 +78,17 @@ WORKER_COMPRESSED: tuple[str, ...] = ("truth", "emcal")
 SUB_BATCH = 32
 
 
-def batch_layout(n: int, with_jet: bool, with_oracle: bool = False) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
-    """Name -> (dtype, shape) of every array :func:`simulate_batch` fills for ``n`` events:
-    the image and scalar branches of the events tree, with the data contract's dtypes."""
+def batch_layout(n: int, with_jet: bool, size: int, with_oracle: bool = False) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Name -> (dtype, shape) of every array :func:`simulate_batch` fills for ``n`` events on the
+    ``size`` x ``size`` grid: the image and scalar branches of the events tree, with the data
+    contract's dtypes."""
     layout: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
     for b in schema.EVENT_BRANCHES:
         if b.name == schema.ORACLE_IMAGE:
             if with_oracle:
-                layout[b.name] = (b.np_dtype, (n, IMSIZE, IMSIZE))
+                layout[b.name] = (b.np_dtype, (n, size, size))
         elif b.kind == "image" and (with_jet or not b.optional):
-            layout[b.name] = (b.np_dtype, (n, IMSIZE, IMSIZE))
+            layout[b.name] = (b.np_dtype, (n, size, size))
         elif b.kind == "scalar" and (with_jet or not b.optional):
             layout[b.name] = (b.np_dtype, (n,))
     return layout
@@ -127,7 +127,8 @@ def simulate_batch(cfg: SimConfig, event_ids: Sequence[int], jets: Sequence[Any]
     with_oracle = cfg.output.oracle
     channels = IMAGE_OUT + (("jet",) if with_jet else ()) + ((schema.ORACLE_IMAGE,) if with_oracle else ())
     if out is None:
-        batch = {k: np.empty(shape, dtype) for k, (dtype, shape) in batch_layout(n, with_jet, with_oracle).items()}
+        batch = {k: np.empty(shape, dtype)
+                 for k, (dtype, shape) in batch_layout(n, with_jet, cfg.detector.grid, with_oracle).items()}
     else:
         batch = dict(out)
     batch["event_id"][:] = event_ids
@@ -140,11 +141,11 @@ def simulate_batch(cfg: SimConfig, event_ids: Sequence[int], jets: Sequence[Any]
 
             p = Particles.concatenate([p, *(jet_particles(jets[lo + b], b, rng) for b, rng in enumerate(rngs))])
         res = showers.respond(p, len(ids), det, oracle=with_oracle)
-        for ch, sigma in (("emcal", det.shower_sigma_emcal), ("hcal", det.shower_sigma_hcal)):
-            res[ch] = showers.spread_showers(res[ch], sigma, det.phi_wrap)
+        for ch in ("emcal", "hcal"):
+            res[ch] = showers.spread_showers(res[ch], det.shower_sigma_pixels(ch), det.phi_wrap)
         if det.noise_emcal > 0 or det.noise_hcal > 0:
             for b, eid in enumerate(ids):
-                normals = event_rng(cfg.seed, eid, STREAM_NOISE).standard_normal((2, IMSIZE, IMSIZE))
+                normals = event_rng(cfg.seed, eid, STREAM_NOISE).standard_normal((2, det.grid, det.grid))
                 res["emcal"][b] = showers.add_noise(res["emcal"][b], det.noise_emcal, det.noise_threshold_sigma, normals[0])
                 res["hcal"][b] = showers.add_noise(res["hcal"][b], det.noise_hcal, det.noise_threshold_sigma, normals[1])
         for ch in channels:
@@ -257,7 +258,7 @@ def _packed_layout(base: int, cfg: SimConfig) -> dict[str, tuple[int, int]]:
     incompressible data; none for uncompressed or RNTuple output."""
     global _WORKER_COMPRESSION
     _WORKER_COMPRESSION = parse_compression(cfg.output.compression)
-    size = cfg.output.chunk * IMSIZE * IMSIZE * np.dtype(np.float32).itemsize
+    size = cfg.output.chunk * cfg.detector.grid ** 2 * np.dtype(np.float32).itemsize
     if cfg.output.format != "ttree" or _WORKER_COMPRESSION is None or _WORKER_COMPRESSION.level == 0 \
             or size > ROOT_BLOCK:
         return {}
@@ -337,7 +338,7 @@ def generate(cfg: SimConfig, out: str | os.PathLike[str], shards: int = 1, worke
     shared = workers > 0 and ctx.get_start_method() == "fork"
     if shared:  # slots first, so the forked workers share them
         _WORKER_LAYOUT.clear()
-        _WORKER_LAYOUT.update(batch_layout(chunk, cfg.jets.enabled, cfg.output.oracle))
+        _WORKER_LAYOUT.update(batch_layout(chunk, cfg.jets.enabled, cfg.detector.grid, cfg.output.oracle))
         _WORKER_PACKED.clear()
         _WORKER_PACKED.update(_packed_layout(layout_bytes(_WORKER_LAYOUT), cfg))
         _WORKER_SLOTS[:] = [mmap.mmap(-1, layout_bytes(_WORKER_LAYOUT) + _packed_bytes()) for _ in range(workers + 2)]

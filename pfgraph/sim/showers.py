@@ -22,9 +22,6 @@ from pfgraph.sim.detector import (
 )
 from pfgraph.sim.particles import Particles
 
-NPIX = geometry.IMSIZE * geometry.IMSIZE
-
-
 #: How far (in bins) a value's computed position must be from a bin edge for its truncation to
 #: be trusted: the position and the edges each carry rounding errors of ~1e-14 bins.
 _EDGE_MARGIN = 1e-9
@@ -71,11 +68,11 @@ def _bin_index_exact(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return idx
 
 
-def flat_pixel(eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
-    """Flat pixel index ``ieta * 56 + iphi``, or -1 if (eta, phi) falls outside the grid."""
-    ie = bin_index(eta, geometry.ETA_EDGES)
-    ip = bin_index(phi, geometry.PHI_EDGES)
-    return np.where((ie >= 0) & (ip >= 0), ie * geometry.IMSIZE + ip, -1)
+def flat_pixel(eta: np.ndarray, phi: np.ndarray, grid: geometry.Grid = geometry.PAPER_GRID) -> np.ndarray:
+    """Flat pixel index ``ieta * grid.size + iphi``, or -1 if (eta, phi) falls outside the grid."""
+    ie = bin_index(eta, grid.eta_edges)
+    ip = bin_index(phi, grid.phi_edges)
+    return np.where((ie >= 0) & (ip >= 0), ie * grid.size + ip, -1)
 
 
 def _deposit(cells: np.ndarray, weights: np.ndarray, span: int) -> np.ndarray:
@@ -104,16 +101,17 @@ def respond(p: Particles, n_events: int, det: DetectorConfig, oracle: bool = Fal
     the particle's deposit or +0.0 where it deposits nothing: whole-array arithmetic, no
     per-image selection, and the same float64 sums as the per-particle oracle.
     """
-    shape = (n_events, geometry.IMSIZE, geometry.IMSIZE)
-    span = n_events * NPIX
+    g = det.pixel_grid
+    shape = (n_events, g.size, g.size)
+    span = n_events * g.npix
     E = p.energy
     charge = p.charge
     charged = charge != 0
-    ieta = bin_index(p.eta, geometry.ETA_EDGES)
-    iphi0 = bin_index(p.phi, geometry.PHI_EDGES)
+    ieta = bin_index(p.eta, g.eta_edges)
+    iphi0 = bin_index(p.phi, g.phi_edges)
     in_eta = ieta >= 0
-    base = p.event * NPIX
-    base += ieta * geometry.IMSIZE  # the cell is base + iphi where both bins exist
+    base = p.event * g.npix
+    base += ieta * g.size  # the cell is base + iphi where both bins exist
     at0 = in_eta & (iphi0 >= 0)
     cell0 = _cells(base, iphi0, at0, span)
 
@@ -143,7 +141,7 @@ def respond(p: Particles, n_events: int, det: DetectorConfig, oracle: bool = Fal
         phi = p.phi + kick  # + 0.0 leaves neutral (and E = 0) particles exactly where they are
         if det.phi_wrap:
             phi = wrap_phi(phi)
-        iphi1 = bin_index(phi, geometry.PHI_EDGES)
+        iphi1 = bin_index(phi, g.phi_edges)
         at1 = in_eta & (iphi1 >= 0)
         cell1 = _cells(base, iphi1, at1, span)
         lost = charged & ~at1 & at0
@@ -236,16 +234,18 @@ def _cells(base: np.ndarray, iphi: np.ndarray, on_grid: np.ndarray, span: int) -
     return cells
 
 
-def spread_showers(image: np.ndarray, sigma_pixels: float, phi_wrap: bool) -> np.ndarray:
-    """Lateral Gaussian shower spreading of calorimeter images (n, 56, 56), sigma in pixels.
+def spread_showers(image: np.ndarray, sigma_pixels: float | tuple[float, float], phi_wrap: bool) -> np.ndarray:
+    """Lateral Gaussian shower spreading of calorimeter images (n, G, G), sigma in pixels
+    (one value, or (eta, phi); :meth:`DetectorConfig.shower_sigma_pixels` converts a physical width).
 
     Energy is conserved except what spreads beyond the eta edges (and beyond the phi edges
     unless ``phi_wrap``).
     """
-    if sigma_pixels <= 0:
+    s_eta, s_phi = (sigma_pixels, sigma_pixels) if np.isscalar(sigma_pixels) else sigma_pixels
+    if s_eta <= 0 and s_phi <= 0:
         return image
     mode = ("constant", "constant", "wrap" if phi_wrap else "constant")
-    return ndimage.gaussian_filter(image, sigma=(0, sigma_pixels, sigma_pixels), mode=mode, truncate=4.0)
+    return ndimage.gaussian_filter(image, sigma=(0, s_eta, s_phi), mode=mode, truncate=4.0)
 
 
 def add_noise(image: np.ndarray, sigma: float, threshold_sigma: float, normals: np.ndarray) -> np.ndarray:

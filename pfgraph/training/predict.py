@@ -1,9 +1,9 @@
-"""A trained run over data -> predictions on the 56x56 grid in GeV (used by ``pfgraph evaluate``).
+"""A trained run over data -> predictions on the G x G grid in GeV (used by ``pfgraph evaluate``).
 
     run = load_run("runs/unet_attn")
     for chunk in predict(run, EventFiles("data/b050_jet.root")):
-        chunk["event_id"], chunk["pred"], chunk["truth"]    # (B,), (B,56,56) GeV, (B,56,56) GeV
-        chunk["mask"]                                       # (B,56,56) pixels with any input
+        chunk["event_id"], chunk["pred"], chunk["truth"]    # (B,), (B,G,G) GeV, (B,G,G) GeV
+        chunk["mask"]                                       # (B,G,G) pixels with any input
 
 The checkpoint's normalisation is applied unchanged to the new data (the jet set included),
 and predictions are de-normalised with its target scale. Events come in file order.
@@ -167,9 +167,9 @@ def predict(run: LoadedRun, files: EventFiles, batch_size: int = 64, max_events:
     """Predictions of ``run`` over ``files`` in file order, one dict per batch: one pass over the data
     gives everything the evaluation needs.
 
-    Each dict: ``event_id`` int64 (B,), ``pred`` float32 (B, 56, 56) GeV, ``truth`` float32
-    (B, 56, 56) GeV (the run's target as the file holds it; None with ``with_truth=False``),
-    ``mask`` bool (B, 56, 56) (pixels with any input), and for representations with per-point
+    Each dict: ``event_id`` int64 (B,), ``pred`` float32 (B, G, G) GeV, ``truth`` float32
+    (B, G, G) GeV (the run's target as the file holds it; None with ``with_truth=False``),
+    ``mask`` bool (B, G, G) (pixels with any input), and for representations with per-point
     outputs ``pix_pred`` (per-event float32 arrays, GeV) with ``pix`` (per-event (ieta, iphi) of
     those points). ``max_events`` takes the first N events; ``indices`` (sorted global entries,
     e.g. ``run.split["test"]``) a subset. ``with_truth`` None: read the truth when the files hold

@@ -96,6 +96,7 @@ def train(model: str, out: str | Path, data: str | Path | Sequence[str | Path] |
             representation = get_representation(cfg.model.repr, **cfg.data.representation_options())
             needed = [b for b in representation.branches(cfg.data.target) if b in EVENT_BRANCH_MAP]
             files = EventFiles(paths, require=needed)
+            set_model_grid(cfg, files.grid.size)
             if resume is not None:
                 n = files.num_events if cfg.data.max_events is None else min(files.num_events, cfg.data.max_events)
                 if int(resume["data"]["num_events"]) != n:
@@ -114,6 +115,21 @@ def train(model: str, out: str | Path, data: str | Path | Sequence[str | Path] |
         if top_new is not None and info.is_main:
             remove_unfinished_run(run_dir, top_new)
         raise
+
+
+def set_model_grid(cfg: Any, size: int) -> None:
+    """Models whose shapes depend on the grid (``takes_grid``) get ``model.grid`` from the data
+    (kept in config.yaml and the checkpoint); a ``model.grid`` given that differs is an error."""
+    from pfgraph.errors import PfgraphError
+    from pfgraph.models.registry import get
+
+    if not get(cfg.model.arch, cfg.model.repr).takes_grid:
+        return
+    given = cfg.model.params.get("grid")
+    if given is not None and int(given) != size:
+        raise PfgraphError(f"model.grid = {given}, but the data is on the {size} x {size} grid "
+                           "(the model takes its grid from the data: drop model.grid)")
+    cfg.model.params["grid"] = size
 
 
 def _require_default_dataset(path: Path, sim_preset: str) -> None:

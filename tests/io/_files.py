@@ -72,7 +72,7 @@ def event_types_and_data(batch: Mapping[str, np.ndarray]) -> tuple[dict[str, Any
     """The events tree's mktree types and one chunk of data for ``batch`` (to tamper with)."""
     from pfgraph.io.root import event_branch_types, point_cloud
 
-    types = event_branch_types(schema.JET_IMAGE in batch)
+    types = event_branch_types(schema.JET_IMAGE in batch, batch["truth"].shape[-1])
     npix, fields = point_cloud(batch)
     data: dict[str, Any] = {k: v for k, v in batch.items() if k in types}
     data[schema.POINT_PREFIX] = jagged_record(npix, fields)
