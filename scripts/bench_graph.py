@@ -206,7 +206,7 @@ def loading_only(files: EventFiles, n: int, norm: Any, bs: int, repeat: int, arg
         p = torch.from_numpy(pix)
         counts = np.diff(offsets)
         event = torch.from_numpy(np.repeat(np.arange(len(counts), dtype=np.int64), counts))
-        table = grid_knn(point_positions(p), k, event, loop=loop, phi_wrap=phi_wrap, pixels=split_pixel(p)).numpy()
+        table = grid_knn(point_positions(p, 56), k, event, loop=loop, phi_wrap=phi_wrap, pixels=split_pixel(p, 56)).numpy()
         start = np.repeat(offsets[:-1], counts)[:, None]
         np.subtract(table, start, out=table, where=table >= 0)
         return table.astype(np.int16)
@@ -298,7 +298,7 @@ def main() -> None:
         graph_bytes = batch_nbytes(b0, skip=("nbr",)) / bs
         nbr_bytes = batch_nbytes(b0) / bs - graph_bytes
         dense_bytes = (len(schema.INPUT_CHANNELS) + 1) * geometry.IMSIZE * geometry.IMSIZE * 4
-        work_bytes = (point_features(b0.x, b0.pix).nbytes + point_positions(b0.pix).nbytes) / bs
+        work_bytes = (point_features(b0.x, b0.pix, 56).nbytes + point_positions(b0.pix, 56).nbytes) / bs
         store_bytes = store.nbytes / n
         store_nbr_bytes = store.nbr.nbytes / n
 
@@ -310,7 +310,7 @@ def main() -> None:
         for dev in devices:
             b = b0.to(dev)
             sync = dev.type == "cuda"
-            pos = point_positions(b.pix)
+            pos = point_positions(b.pix, 56)
             t_grid = best_of(lambda pos=pos, ev=b.batch: grid_knn(pos, STATIC_K, ev), args.repeat, sync)
             t_grid_flat = best_of(lambda pos=pos, ev=b.batch: grid_knn(pos, STATIC_K, ev, phi_wrap=False),
                                   args.repeat, sync)
@@ -320,7 +320,7 @@ def main() -> None:
             knn_rows.append((f"(eta, phi) static graph, k={STATIC_K}", dev.type, t_grid, t_grid_flat, t_tc))
             m = probe.to(dev)
             with torch.no_grad():
-                feats = m.convs[0](point_features(b.x, b.pix), m.position_table(pos, b.batch, b.nbr))
+                feats = m.convs[0](point_features(b.x, b.pix, 56), m.position_table(pos, b.batch, b.nbr))
             row = [f"features after block 1 ({feats.shape[1]}-D), k={k}", dev.type]
             for backend in ("torch_cluster", "torch"):
                 if backend == "torch_cluster" and not WITH_TORCH_CLUSTER:

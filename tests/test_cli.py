@@ -68,3 +68,33 @@ def test_full_disk_outside_a_writer_is_one_line(monkeypatch: pytest.MonkeyPatch,
     assert main(["schema"]) == 2
     err = capsys.readouterr().err
     assert err == f"pfgraph: error: {tmp_path / 'schema.md'}: no space left on device (No space left on device)\n"
+
+
+@pytest.mark.slow
+def test_a_fine_grid_end_to_end(tmp_path: Path) -> None:
+    """Issue 28's acceptance at a small size: simulate at 224 x 224, train an image and a graph model,
+    evaluate both and report (the grid comes from the data at every step)."""
+    import json
+
+    import uproot
+
+    data, test = tmp_path / "g.root", tmp_path / "t.root"
+    assert main(["simulate", "--config", "gauss_b050", "--events", "12", "--seed", "1", "--out", str(data),
+                 "detector.grid=224"]) == 0
+    assert main(["simulate", "--config", "gauss_b050", "--events", "6", "--seed", "2", "--out", str(test),
+                 "detector.grid=224"]) == 0
+    runs = {"image": ("unet", "model.channels=[8,16]"), "graph": ("edgeconv", "model.widths=[16,16]", "model.head=[16]")}
+    evals = []
+    for rep, (model, *overrides) in runs.items():
+        run, ev = tmp_path / f"run_{model}", tmp_path / f"ev_{model}"
+        assert main(["train", "--repr", rep, "--model", model, "--data", str(data), "--out", str(run), "--epochs", "1",
+                     "--batch-size", "4", "--device", "cpu", *overrides]) == 0
+        assert main(["evaluate", str(run), "--data", str(test), "--out", str(ev)]) == 0
+        with uproot.open(ev / "predictions.root") as f:
+            assert f["predictions"]["pred"].array(library="np").shape == (6, 224, 224)
+            assert json.loads(str(f["pfgraph_meta"]))["imsize"] == 224
+        metrics = json.loads((ev / "metrics.json").read_text())
+        assert metrics["dataset"]["grid"] == 224 and metrics["headline"]
+        evals.append(str(ev))
+    assert main(["report", *evals, "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "index.html").exists() and list((tmp_path / "rep").glob("event_*.png"))

@@ -14,7 +14,8 @@ from pfgraph.errors import ConfigError
 
 def test_presets_live_inside_the_package() -> None:
     assert presets.root() == Path(pfgraph.__file__).parent / "presets"
-    assert presets.names("sim") == ["gauss_b000", "gauss_b050", "gauss_b050_jet", "gauss_b050_tail"]
+    assert presets.names("sim") == ["gauss_b000", "gauss_b050", "gauss_b050_g112", "gauss_b050_g224", "gauss_b050_g448",
+                                    "gauss_b050_jet", "gauss_b050_tail"]
     assert {"default", "quick", "progressive"} <= set(presets.names("train"))
     assert {"cnn", "edgeconv", "pfn", "analytic", "unet_attn_plus"} <= set(presets.names("model"))
     assert presets.find("sim", "gauss_b050") == presets.root() / "sim" / "gauss_b050.yaml"

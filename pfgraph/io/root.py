@@ -749,8 +749,7 @@ def is_rntuple(tree: Any) -> bool:
     return isinstance(tree, uproot.behaviors.RNTuple.RNTuple)
 
 
-def _check_branch(tree: Any, path: Path, spec: schema.Branch, file_name: str | None = None,
-                  size: int = geometry.PAPER_GRID_SIZE) -> None:
+def _check_branch(tree: Any, path: Path, spec: schema.Branch, file_name: str | None, size: int) -> None:
     name = file_name or spec.name
     if name not in tree:
         raise DataError(f"{path}: branch '{name}' missing from tree '{tree.name}'")
@@ -778,7 +777,7 @@ def _check_branch(tree: Any, path: Path, spec: schema.Branch, file_name: str | N
 
 
 def check_tree(tree: Any, path: Path, branches: Sequence[schema.Branch], migration: FileMigration | None = None,
-               require: Sequence[str] | None = None, size: int = geometry.PAPER_GRID_SIZE) -> list[str]:
+               require: Sequence[str] | None = None, *, size: int) -> list[str]:
     """Validate ``tree`` against branch specs; returns the names of the optional ones present.
 
     Required branches (or exactly ``require``) must exist with the contract's dtype and shape

@@ -257,7 +257,7 @@ def pixel_order(phi_wrap: bool = STATIC_PHI_WRAP, device: torch.device | str = "
     with _PIXEL_ORDER_LOCK:
         if key not in _PIXEL_ORDER:
             every = torch.arange(size * size, device=key[1])
-            _PIXEL_ORDER[key] = grid_pixel_order(point_positions(every, size), phi_wrap)
+            _PIXEL_ORDER[key] = grid_pixel_order(point_positions(every, size), phi_wrap, size=size)
         return _PIXEL_ORDER[key]
 
 

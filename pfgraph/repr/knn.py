@@ -370,8 +370,13 @@ _ORDER_COLUMNS = (40, _BITS)
 _INT16_POINTS = 1 << 15
 
 
+#: Grids of more pixels than this (224 x 224 and finer) order each pixel's neighbours within a window of
+#: offsets (:func:`_pixel_order_windowed`) instead of against every pixel (O(P^2): minutes at 224 x 224).
+_FULL_ORDER_PIXELS = 1 << 14
+
+
 def grid_pixel_order(pixel_pos: torch.Tensor, phi_wrap: bool = True,
-                     columns: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+                     columns: int = 256, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """For every pixel, the ``columns`` nearest other pixels ordered by their exact distance.
 
     ``pixel_pos`` (P, 2) float32: the (eta, phi) position of each pixel's point (pixel centre plus
@@ -388,12 +393,25 @@ def grid_pixel_order(pixel_pos: torch.Tensor, phi_wrap: bool = True,
     p = pos.size(0)
     if not 0 < columns < p:
         raise ValueError(f"grid_pixel_order: columns must be in 1..{p - 1}, got {columns}")
-    two_pi = torch.tensor(2 * math.pi, dtype=torch.float32, device=pos.device)
     out = torch.empty(p, columns, dtype=torch.int32, device=pos.device)
     strict = torch.empty(p, dtype=torch.int32, device=pos.device)
+    if size is not None and p > _FULL_ORDER_PIXELS:
+        if size * size != p:
+            raise ValueError(f"grid_pixel_order: {p} pixel positions for a {size} x {size} grid")
+        rest = _pixel_order_windowed(pos, phi_wrap, columns, size, out, strict)
+    else:
+        rest = torch.arange(p, device=pos.device)
+    _pixel_order_full(pos, rest, phi_wrap, columns, out, strict)
+    return out, strict
+
+
+def _pixel_order_full(pos: torch.Tensor, todo: torch.Tensor, phi_wrap: bool, columns: int, out: torch.Tensor,
+                      strict: torch.Tensor) -> None:
+    """Rows ``todo`` of :func:`grid_pixel_order` against every pixel."""
+    two_pi = torch.tensor(2 * math.pi, dtype=torch.float32, device=pos.device)
     step = 512
-    for s in range(0, p, step):
-        rows = torch.arange(s, min(s + step, p), device=pos.device)
+    for s in range(0, todo.numel(), step):
+        rows = todo[s:s + step]
         dphi = (pos[None, :, 1] - pos[rows, 1, None]).square()
         if phi_wrap:
             for shift in (-two_pi, two_pi):
@@ -402,9 +420,51 @@ def grid_pixel_order(pixel_pos: torch.Tensor, phi_wrap: bool = True,
         dist[torch.arange(rows.numel(), device=pos.device), rows] = math.inf  # not the pixel itself
         best, where = dist.topk(columns + 1, dim=1, largest=False, sorted=True)
         tie = torch.cat([best[:, 1:] <= best[:, :-1], torch.ones_like(best[:, :1], dtype=torch.bool)], dim=1)
-        strict[s:s + rows.numel()] = tie.int().argmax(1).int()  # first column tied with the next one
-        out[s:s + rows.numel()] = where[:, :columns].int()
-    return out, strict
+        strict[rows] = tie.int().argmax(1).int()  # first column tied with the next one
+        out[rows] = where[:, :columns].int()
+
+
+def _pixel_order_windowed(pos: torch.Tensor, phi_wrap: bool, columns: int, size: int, out: torch.Tensor,
+                          strict: torch.Tensor) -> torch.Tensor:
+    """:func:`grid_pixel_order` with each pixel's candidates the nearest offsets of the grid
+    (:func:`grid_offsets`, four times ``columns + 1`` of them), distances computed as against every
+    pixel. A row is final when its ``columns + 1``-th distance is below the nearest offset outside
+    the window minus twice the largest sub-pixel offset (every other pixel is farther); returns the
+    rows that are not (near the eta edges of small windows), for :func:`_pixel_order_full`."""
+    from pfgraph import geometry
+
+    g = geometry.grid(size)
+    device = pos.device
+    deta, dphi, d0 = grid_offsets(phi_wrap, device, size)
+    m = min(int(d0.numel()) - 1, 4 * (columns + 1))
+    eps = 2 * GRID_TIE_BREAK * math.hypot(g.eta_pixel, g.phi_pixel) * 1.01 + 1e-6
+    bound = (float(d0[m]) - eps) ** 2
+    de, dp = deta[:m], dphi[:m]
+    two_pi = torch.tensor(2 * math.pi, dtype=torch.float32, device=device)
+    p = pos.size(0)
+    step = max(1, (1 << 21) // m)
+    left = []
+    for s in range(0, p, step):
+        rows = torch.arange(s, min(s + step, p), device=device)
+        ce = torch.div(rows, size, rounding_mode="floor")[:, None] + de
+        cp = torch.remainder(rows, size)[:, None] + dp
+        valid = (ce >= 0) & (ce < size)
+        if phi_wrap:
+            cp = torch.remainder(cp, size)
+        else:
+            valid &= (cp >= 0) & (cp < size)
+        cand = torch.where(valid, ce * size + cp, torch.zeros_like(ce))
+        dphi_c = (pos[cand, 1] - pos[rows, 1, None]).square()
+        if phi_wrap:
+            for shift in (-two_pi, two_pi):
+                dphi_c = torch.minimum(dphi_c, (pos[cand, 1] + shift - pos[rows, 1, None]).square())
+        dist = ((pos[cand, 0] - pos[rows, 0, None]).square() + dphi_c).masked_fill(~valid, math.inf)
+        best, where = dist.topk(columns + 1, dim=1, largest=False, sorted=True)
+        tie = torch.cat([best[:, 1:] <= best[:, :-1], torch.ones_like(best[:, :1], dtype=torch.bool)], dim=1)
+        strict[rows] = tie.int().argmax(1).int()
+        out[rows] = torch.gather(cand, 1, where[:, :columns]).int()
+        left.append(rows[~(best[:, -1] < bound)])
+    return torch.cat(left) if left else torch.zeros(0, dtype=torch.long, device=device)
 
 
 def grid_knn_ordered(pix: torch.Tensor, k: int, order: tuple[torch.Tensor, torch.Tensor],

@@ -696,7 +696,7 @@ def check_branches(files: EventFiles, branches: list[str], who: str) -> None:
         tree = open_root(path)[schema.EVENTS_TREE]
         mig = files.migrations[i] if hasattr(files, "migrations") else None
         try:
-            check_tree(tree, path, specs, mig, require=[s.name for s in specs])
+            check_tree(tree, path, specs, mig, require=[s.name for s in specs], size=files.grid.size)
         except DataError as exc:
             raise DataError(f"{exc} (needed by {who})") from None
 

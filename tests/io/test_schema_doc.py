@@ -59,7 +59,7 @@ def test_branch_specs_are_consistent() -> None:
             assert b.kind in ("scalar", "image", "jagged", "counter"), b.name
             assert b.doc and np.dtype(b.dtype) == b.np_dtype
             if b.kind == "image":
-                assert b.shape == (geometry.IMSIZE, geometry.IMSIZE)
+                assert b.shape == () and b.shape_for(geometry.IMSIZE) == (geometry.IMSIZE, geometry.IMSIZE)
             else:
                 assert b.shape == ()
             if b.kind == "jagged":  # the counter is a branch of the same tree, present whenever the field is

@@ -77,13 +77,13 @@ def test_untrained_graph_model_is_the_analytic_inversion_at_the_points(events_fi
     ana = build_analytic({})
     for m in (gnn, ana):
         m.configure_from_data({"config": {"detector": {"b_field": 0.5}}}, norm)
-    out = gnn(point_features(batch.x, batch.pix), point_positions(batch.pix), batch.batch, nbr=batch.nbr)
+    out = gnn(point_features(batch.x, batch.pix, 56), point_positions(batch.pix, 56), batch.batch, nbr=batch.nbr)
     # the same events as dense images through the image analytic inversion, read at the points
     dense = torch.zeros(3, 4, 56, 56)
-    ieta, iphi = split_pixel(batch.pix.long())
+    ieta, iphi = split_pixel(batch.pix.long(), 56)
     dense[batch.batch.long(), :, ieta, iphi] = batch.x
     want = ana(dense)[batch.batch.long(), 0, ieta, iphi]
     assert out.shape == (batch.x.size(0),) and torch.allclose(out, want)
     assert get("calibrated_gnn", "graph").description.endswith("(improved)")
     with pytest.raises(ValueError, match="neighbour table"):
-        gnn(point_features(batch.x, batch.pix), point_positions(batch.pix), batch.batch)
+        gnn(point_features(batch.x, batch.pix, 56), point_positions(batch.pix, 56), batch.batch)

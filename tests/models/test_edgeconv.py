@@ -47,7 +47,7 @@ def batch(events_file: Path):  # noqa: ANN201
 def small_cloud(batch, max_ieta: int = 12) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # noqa: ANN001
     """Features, positions, event vector and target of the points with ieta < max_ieta (a few hundred)."""
     keep = (batch.pix.long() // 56) < max_ieta
-    return (point_features(batch.x, batch.pix)[keep], point_positions(batch.pix)[keep], batch.batch[keep],
+    return (point_features(batch.x, batch.pix, 56)[keep], point_positions(batch.pix, 56)[keep], batch.batch[keep],
             batch.y[keep])
 
 
@@ -177,7 +177,7 @@ def test_trains_from_the_command_line(events_file: Path, tmp_path: Path) -> None
 def test_stored_static_graph_equals_the_one_built_from_positions(batch) -> None:  # noqa: ANN001
     torch.manual_seed(0)
     model = build_edgeconv(PRESET).eval()
-    x, pos = point_features(batch.x, batch.pix), point_positions(batch.pix)
+    x, pos = point_features(batch.x, batch.pix, 56), point_positions(batch.pix, 56)
     with torch.no_grad():
         assert torch.equal(model(x, pos, batch.batch, nbr=batch.nbr), model(x, pos, batch.batch))
         assert torch.equal(GraphRepresentation().forward(model, batch), model(x, pos, batch.batch))

@@ -31,7 +31,7 @@ def batch(events_file: Path):  # noqa: ANN201
 
 
 def inputs(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # noqa: ANN001
-    return point_features(batch.x, batch.pix), point_positions(batch.pix), batch.batch
+    return point_features(batch.x, batch.pix, 56), point_positions(batch.pix, 56), batch.batch
 
 
 def test_preset_registry_and_parameter_count() -> None:

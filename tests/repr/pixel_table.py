@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pfgraph import geometry
 from pfgraph.io import schema
 from pfgraph.io.datasets import ImageDataset, ImageItem
 from pfgraph.io.root import EventFiles
@@ -18,7 +19,7 @@ from pfgraph.models.registry import register
 from pfgraph.repr.base import Normalisation, Representation
 from pfgraph.repr.registry import register_representation
 
-NPIX = schema.IMSIZE * schema.IMSIZE
+NPIX = geometry.IMSIZE * geometry.IMSIZE
 
 
 @dataclass
@@ -64,15 +65,15 @@ class PixelTable(Representation):
 
     def to_grid(self, output: torch.Tensor, batch: TableBatch) -> torch.Tensor:
         """Rows back onto (B, 56, 56)."""
-        return output.reshape(batch.num_events, schema.IMSIZE, schema.IMSIZE)
+        return output.reshape(batch.num_events, geometry.IMSIZE, geometry.IMSIZE)
 
     def truth_grid(self, batch: TableBatch) -> torch.Tensor:
         """The target on (B, 56, 56)."""
-        return batch.y.reshape(batch.num_events, schema.IMSIZE, schema.IMSIZE)
+        return batch.y.reshape(batch.num_events, geometry.IMSIZE, geometry.IMSIZE)
 
     def input_mask(self, batch: TableBatch) -> torch.Tensor:
         """Pixels with any input."""
-        return (batch.x != 0).any(dim=1).reshape(batch.num_events, schema.IMSIZE, schema.IMSIZE)
+        return (batch.x != 0).any(dim=1).reshape(batch.num_events, geometry.IMSIZE, geometry.IMSIZE)
 
 
 @register("pixel_table_mlp", repr="pixel_table", description="per-pixel MLP on pixel tables (test)")

@@ -62,12 +62,12 @@ def test_batch_contents_match_the_file(events_file: Path) -> None:
         np.testing.assert_array_equal(batch.x[:, k].numpy(), flat[f"pix_{c}"] * np.float32(1 / NORM.input_scale[k]))
     np.testing.assert_array_equal(batch.y.numpy(), flat["pix_truth"] * np.float32(1 / NORM.target_scale))
     np.testing.assert_array_equal(batch.pix.numpy(), flat["pix_ieta"] * 56 + flat["pix_iphi"])
-    feats = point_features(batch.x, batch.pix)
+    feats = point_features(batch.x, batch.pix, 56)
     assert feats.shape == (sum(n), len(FEATURES))
     np.testing.assert_array_equal(feats[:, 4].numpy(), flat["pix_eta"])
     np.testing.assert_array_equal(feats[:, 5].numpy(), flat["pix_phi"])
     np.testing.assert_allclose(feats[:, 6].numpy() * 56, flat["pix_ieta"], atol=1e-5)
-    pos = point_positions(batch.pix)
+    pos = point_positions(batch.pix, 56)
     assert float((pos[:, 0] - feats[:, 4]).abs().max()) <= 0.01 * geometry.ETA_PIXEL  # tie-break offset only
     assert len(set(map(tuple, pos[: n[0]].tolist()))) == n[0]
 
@@ -184,7 +184,7 @@ def test_static_graph_is_stored_with_the_points(events_file: Path, small_events_
         store = load_points(files, rows, NORM)
         assert store.nbr.dtype == np.int16 and store.nbr.shape == (store.num_points, STATIC_K)
         batch = store.batch(np.arange(len(rows))[::-1].copy())  # any order of events
-        want = grid_knn(point_positions(batch.pix), STATIC_K, batch.batch, loop=True, phi_wrap=True)
+        want = grid_knn(point_positions(batch.pix, 56), STATIC_K, batch.batch, loop=True, phi_wrap=True)
         assert batch.nbr.dtype == torch.int32 and torch.equal(batch.nbr.long(), want)
     for b in stream_batches(EventFiles(events_file), NORM, 32, step=50):  # chunk ends fall inside batches
-        assert torch.equal(b.nbr.long(), grid_knn(point_positions(b.pix), STATIC_K, b.batch))
+        assert torch.equal(b.nbr.long(), grid_knn(point_positions(b.pix, 56), STATIC_K, b.batch))

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from pfgraph.geometry import NPIX
 from pfgraph.io import schema
 from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import Normalisation
 from pfgraph.repr.graph import GraphRepresentation, load_points
 from pfgraph.repr.grid import (
-    NPIX,
     grid_to_points,
     image_to_grid,
     out_of_reach_fraction,
@@ -55,10 +55,10 @@ def test_every_event_round_trips_through_its_points(events_file: Path) -> None:
     rep = GraphRepresentation()
     store = load_points(EventFiles(events_file), None, NORM)
     batch = store.batch(np.arange(store.num_events))
-    ieta, iphi = split_pixel(batch.pix)
+    ieta, iphi = split_pixel(batch.pix, 56)
     for ch in schema.INPUT_CHANNELS:
         grid = torch.from_numpy(images[ch])
-        back = points_to_grid(grid_to_points(grid, batch.batch, ieta, iphi), batch.batch, ieta, iphi, batch.num_events)
+        back = points_to_grid(grid_to_points(grid, batch.batch, ieta, iphi), batch.batch, ieta, iphi, batch.num_events, 56)
         assert torch.equal(back, grid), ch
     inv_t = np.float32(1.0 / NORM.target_scale)
     assert torch.equal(rep.truth_grid(batch), torch.from_numpy(images["truth"] * inv_t))

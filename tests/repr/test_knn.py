@@ -141,8 +141,8 @@ def test_parity_on_real_events(events_file: Path, small_events_files: list[Path]
         sizes = torch.bincount(batch.batch, minlength=batch.num_events)
         if len(rows) == 45:
             assert int((sizes == 0).sum()) == 5 and int(((sizes > 0) & (sizes < 12)).sum()) == 40
-        pos = point_positions(batch.pix)
-        feats = point_features(batch.x, batch.pix) @ torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+        pos = point_positions(batch.pix, 56)
+        feats = point_features(batch.x, batch.pix, 56) @ torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
         for points in (pos, feats):
             for loop in (False, True):
                 a = knn_graph(points, 12, batch.batch, loop=loop, backend="torch_cluster")
@@ -198,7 +198,7 @@ def test_grid_graph_matches_torch_cluster_on_real_events(events_file: Path, smal
     norm = Normalisation([10.0, 10.0, 10.0, 10.0], 20.0)
     for files, rows in ((EventFiles(events_file), [3, 50, 111, 7]), (EventFiles(small_events_files), np.arange(45))):
         batch = load_points(files, rows, norm).batch(np.arange(len(rows)))
-        pos = point_positions(batch.pix)
+        pos = point_positions(batch.pix, 56)
         for k in (12, 16):
             flat = grid_knn(pos, k, batch.batch, loop=loop, phi_wrap=False)
             assert table_set(flat) == edge_set(tc.knn_graph(pos, k, batch.batch, loop=loop)), (k, loop)
@@ -220,12 +220,12 @@ def test_grid_graph_sparse_and_synthetic_events_match_brute_force() -> None:
     counts = [30, 300, 1500, 2800, 1, 0, 5]
     pix = np.concatenate([np.sort(g.choice(3136, c, replace=False)) for c in counts]).astype(np.int16)
     batch = batch_of(counts)
-    pos = point_positions(torch.from_numpy(pix))
+    pos = point_positions(torch.from_numpy(pix), 56)
     for loop in (False, True):
         flat = grid_knn(pos, 12, batch, loop=loop, phi_wrap=False)
         assert table_set(flat) == edge_set(knn_graph_torch(pos, 12, batch, loop=loop))
     # two points on either side of the phi seam are neighbours only when phi wraps
-    pair = point_positions(torch.tensor([20 * 56 + 0, 20 * 56 + 55, 20 * 56 + 5], dtype=torch.int16))
+    pair = point_positions(torch.tensor([20 * 56 + 0, 20 * 56 + 55, 20 * 56 + 5], dtype=torch.int16), 56)
     assert grid_knn(pair, 2, None, phi_wrap=True)[0].tolist() == [0, 1]
     assert grid_knn(pair, 2, None, phi_wrap=False)[0].tolist() == [0, 2]
 
@@ -234,9 +234,9 @@ def test_grid_graph_bad_input() -> None:
     with pytest.raises(ValueError, match="not pixel centres"):
         grid_knn(torch.zeros(3, 2), 4)
     with pytest.raises(ValueError, match="sorted"):
-        grid_knn(point_positions(torch.tensor([1, 2, 3], dtype=torch.int16)), 2, torch.tensor([1, 0, 1]))
+        grid_knn(point_positions(torch.tensor([1, 2, 3], dtype=torch.int16), 56), 2, torch.tensor([1, 0, 1]))
     with pytest.raises(ConfigError, match="k must be >= 1"):
-        grid_knn(point_positions(torch.tensor([1], dtype=torch.int16)), 0)
+        grid_knn(point_positions(torch.tensor([1], dtype=torch.int16), 56), 0)
     assert grid_knn(torch.zeros(0, 2), 3).shape == (0, 3)
 
 
@@ -246,7 +246,7 @@ def test_grid_graph_bad_input() -> None:
 def test_pixel_order_is_the_exact_distance_order() -> None:
     """Rows hold the nearest other pixels sorted by the float32 distances grid_knn uses (its arithmetic:
     deta^2 + min over the phi +- 2 pi copies of dphi^2), strictly before the first float32 tie."""
-    pos = point_positions(torch.arange(3136))
+    pos = point_positions(torch.arange(3136), 56)
     two_pi = torch.tensor(2 * np.pi, dtype=torch.float32)
     for wrap in (True, False):
         order, strict = pixel_order(wrap)
@@ -276,7 +276,7 @@ def test_ordered_grid_graph_is_grid_knn_on_real_events(events_file: Path, small_
     order = pixel_order(wrap)
     for files, rows in ((EventFiles(events_file), [3, 50, 111, 7, 0]), (EventFiles(small_events_files), np.arange(45))):
         batch = load_points(files, rows, norm).batch(np.arange(len(rows)))
-        pos = point_positions(batch.pix)
+        pos = point_positions(batch.pix, 56)
         for k in (1, 12, 16):
             for loop in (False, True):
                 fast = grid_knn_ordered(batch.pix, k, order, batch.batch, loop=loop, pos=pos, phi_wrap=wrap)
@@ -286,7 +286,7 @@ def test_ordered_grid_graph_is_grid_knn_on_real_events(events_file: Path, small_
         if wrap:  # the stored graph (built at load time) is grid_knn's table, event-local
             want = grid_knn(pos, 16, batch.batch)
             want = want - torch.where(want >= 0, batch.ptr[batch.batch][:, None], 0)
-            local = static_neighbours(batch.pix.numpy().astype(np.int16), batch.ptr.numpy())
+            local = static_neighbours(batch.pix.numpy().astype(np.int16), batch.ptr.numpy(), 56)
             assert torch.equal(torch.from_numpy(local).long(), want)
 
 
@@ -297,8 +297,8 @@ def test_ordered_grid_graph_every_path_matches_grid_knn() -> None:
     counts = [30, 300, 1500, 2800, 1, 0, 5, 17]
     pix = torch.from_numpy(np.concatenate([np.sort(g.choice(3136, c, replace=False)) for c in counts]).astype(np.int16))
     batch = batch_of(counts)
-    pos = point_positions(pix)
-    every = point_positions(torch.arange(3136))
+    pos = point_positions(pix, 56)
+    every = point_positions(torch.arange(3136), 56)
     for wrap in (True, False):
         full = grid_pixel_order(every, wrap)
         orders = [full, grid_pixel_order(every, wrap, columns=20), grid_pixel_order(every, wrap, columns=40),
@@ -319,7 +319,7 @@ def test_ordered_grid_graph_bad_input() -> None:
     order = pixel_order(True)
     pix = torch.tensor([5, 6, 5], dtype=torch.int16)
     with pytest.raises(ValueError, match="same pixel"):
-        grid_knn_ordered(pix, 2, order, torch.tensor([0, 0, 0]), pos=point_positions(pix))
+        grid_knn_ordered(pix, 2, order, torch.tensor([0, 0, 0]), pos=point_positions(pix, 56))
     with pytest.raises(ValueError, match="outside 0..3135"):
         grid_knn_ordered(torch.tensor([3136]), 2, order)
     with pytest.raises(ValueError, match="sorted"):
@@ -329,7 +329,7 @@ def test_ordered_grid_graph_bad_input() -> None:
     with pytest.raises(ConfigError, match="k must be >= 1"):
         grid_knn_ordered(pix, 0, order)
     assert grid_knn_ordered(torch.zeros(0, dtype=torch.int16), 3, order).shape == (0, 3)
-    every = point_positions(torch.arange(3136))
+    every = point_positions(torch.arange(3136), 56)
     np_order = (order[0].numpy(), order[1].numpy())
     with pytest.raises(ValueError, match="same pixel"):
         grid_knn_ordered_numpy(pix.numpy(), np.array([0, 3]), 2, *np_order, every)
@@ -348,10 +348,10 @@ def test_ordered_grid_graph_on_cuda() -> None:
     counts = [1500, 300, 3, 2800]
     pix = torch.from_numpy(np.concatenate([np.sort(g.choice(3136, c, replace=False)) for c in counts]).astype(np.int16))
     batch = batch_of(counts)
-    cpu = grid_knn_ordered(pix, 16, pixel_order(True), batch, pos=point_positions(pix))
-    cuda = grid_knn_ordered(pix.cuda(), 16, pixel_order(True, "cuda"), batch.cuda(), pos=point_positions(pix.cuda()))
+    cpu = grid_knn_ordered(pix, 16, pixel_order(True), batch, pos=point_positions(pix, 56))
+    cuda = grid_knn_ordered(pix.cuda(), 16, pixel_order(True, "cuda"), batch.cuda(), pos=point_positions(pix.cuda(), 56))
     assert torch.equal(cuda.cpu(), cpu)
-    assert torch.equal(cpu, grid_knn(point_positions(pix), 16, batch))
+    assert torch.equal(cpu, grid_knn(point_positions(pix, 56), 16, batch))
 
 
 def test_tables_and_edge_lists_round_trip() -> None:
@@ -359,3 +359,21 @@ def test_tables_and_edge_lists_round_trip() -> None:
     edges = knn_graph_torch(x, 5, batch, loop=True)
     table = edges_to_table(edges, x.size(0), 5)
     assert edge_set(table_to_edges(table)) == edge_set(edges)
+
+
+def test_windowed_pixel_order_equals_the_full_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fine grids order each pixel's neighbours within a window of offsets: the same table as against
+    every pixel (up to each row's first float32 tie, where any order is right)."""
+    from pfgraph.repr import knn
+    from pfgraph.repr.graph import point_positions
+
+    every = point_positions(torch.arange(56 * 56), 56)
+    for wrap in (True, False):
+        full, strict = knn.grid_pixel_order(every, wrap, columns=64)
+        monkeypatch.setattr(knn, "_FULL_ORDER_PIXELS", 0)
+        win, strict_w = knn.grid_pixel_order(every, wrap, columns=64, size=56)
+        monkeypatch.undo()
+        assert torch.equal(strict, strict_w)
+        for r in range(full.shape[0]):
+            k = int(strict[r])
+            assert torch.equal(full[r, :k], win[r, :k]), (wrap, r)

@@ -244,6 +244,57 @@ def test_shower_spreading_conserves_energy_away_from_edges() -> None:
     assert np.count_nonzero(b["emcal"]) > np.count_nonzero(ref["emcal"])
 
 
+def test_finer_grids_histogram_the_same_particles_and_store_the_grid(tmp_path) -> None:
+    """detector.grid bins the same particles finer over the same extent: rebinning a 112 x 112 image
+    2 x 2 gives the 56 x 56 one (float64 sums reordered: to rounding), and the file's meta and
+    branch shapes carry the grid."""
+    coarse = simulate_batch(cfg_of("gauss_b050"), range(4))
+    fine = simulate_batch(cfg_of("gauss_b050", "detector.grid=112"), range(4))
+    assert fine["truth"].shape == (4, 112, 112)
+    for ch in ("truth", "trk_pos", "emcal", "hcal"):
+        rebinned = fine[ch].reshape(4, 56, 2, 56, 2).sum(axis=(2, 4))
+        np.testing.assert_allclose(rebinned, coarse[ch], rtol=1e-5, atol=1e-5)
+    assert np.count_nonzero(fine["truth"]) > np.count_nonzero(coarse["truth"])
+    path = generate(cfg_of("gauss_b050", "events=5", "detector.grid=224"), tmp_path / "g.root", workers=0)[0]
+    files = EventFiles(path)
+    assert files.meta["imsize"] == 224 and files.meta["config"]["detector"]["grid"] == 224
+    assert files.grid.size == 224 and files.read(["hcal"])["hcal"].shape == (5, 224, 224)
+    with pytest.raises(ConfigError, match="detector.grid = 100: expected one of 56, 112, 224, 448"):
+        cfg_of("gauss_b050", "detector.grid=100")
+
+
+def test_shower_widths_are_physical_and_the_pixel_sigma_scales_with_the_grid() -> None:
+    """shower_width_* (eta-phi units) cover the same eta-phi area, so more cells, on finer grids; the
+    older shower_sigma_* (pixels of the paper's grid) too; both set is an error."""
+    for size in geometry.GRID_SIZES:
+        det = DetectorConfig(grid=size, shower_width_emcal=0.05, shower_sigma_hcal=1.5)
+        g = geometry.grid(size)
+        assert det.shower_sigma_pixels("emcal") == pytest.approx((0.05 / g.eta_pixel, 0.05 / g.phi_pixel))
+        assert det.shower_sigma_pixels("hcal") == (1.5 * size / 56, 1.5 * size / 56)
+        assert not det.paper_mode
+    assert DetectorConfig(shower_sigma_emcal=1.5).shower_sigma_pixels("emcal") == (1.5, 1.5)  # as before at 56
+    with pytest.raises(ConfigError, match="both set"):
+        cfg_of("gauss_b050", "detector.shower_sigma_emcal=1.0", "detector.shower_width_emcal=0.02")
+    cells = []
+    for size in (56, 112, 224):
+        b = simulate_batch(cfg_of("gauss_b000", f"detector.grid={size}", "detector.shower_width_hcal=0.045",
+                                  "particles.multiplicity=20"), range(2))
+        cells.append(np.count_nonzero(b["hcal"]) / size**2)  # the occupied share of the detector
+        ref = simulate_batch(cfg_of("gauss_b000", f"detector.grid={size}", "particles.multiplicity=20"), range(2))
+        assert 0.9 * ref["hcal"].sum() < b["hcal"].sum() <= ref["hcal"].sum() * (1 + 1e-9)
+    # the same physical showers: a similar share of the detector at each grid (finer cells resolve
+    # the tails a little further out), i.e. ~4x more cells per halving of the cell size
+    assert cells[0] == pytest.approx(cells[1], rel=0.35) and cells[1] == pytest.approx(cells[2], rel=0.35)
+
+
+def test_gauss_b050_grid_presets() -> None:
+    for size in (112, 224, 448):
+        cfg = cfg_of(f"gauss_b050_g{size}")
+        assert cfg.detector.grid == size and cfg.detector.b_field == 0.5
+        assert (cfg.detector.shower_width_emcal, cfg.detector.shower_width_hcal) == (0.008, 0.045)
+    assert cfg_of("gauss_b050").detector.paper_mode and cfg_of("gauss_b050").detector.grid == 56
+
+
 def test_noise_is_zero_suppressed_and_pileup_leaves_truth_alone() -> None:
     cfg = cfg_of("gauss_b000", "detector.noise_emcal=0.05", "particles.multiplicity=50")
     b = simulate_batch(cfg, range(3))
