@@ -18,8 +18,6 @@ from typing import Any
 
 #: Keys the grid work added to the detector config (files written since carry them; the reference does not).
 ADDED_DETECTOR_KEYS = ("grid", "shower_width_emcal", "shower_width_hcal")
-#: Keys the grid work added to an evaluation's ``dataset`` record.
-ADDED_DATASET_KEYS = ("grid",)
 
 COMMANDS: tuple[tuple[str, ...], ...] = (
     ("simulate", "--config", "gauss_b050", "--events", "48", "--seed", "7", "--out", "data.root"),
@@ -72,8 +70,6 @@ def _meta(path: Path) -> dict[str, Any]:
     if isinstance(det, dict):
         for k in ADDED_DETECTOR_KEYS:
             det.pop(k, None)
-    for k in ADDED_DATASET_KEYS:
-        (meta.get("dataset") or {}).pop(k, None)
     meta.pop("pfgraph_version", None)
     return meta
 

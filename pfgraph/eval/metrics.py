@@ -96,7 +96,7 @@ def template(version: int = METRICS_VERSION) -> dict[str, Any]:
         "created_by": None,
         "model": {"name": None, "repr": None, "run_dir": None, "checkpoint": None, "checkpoint_sha256": None},
         "training": {**dict.fromkeys(TRAINING_KEYS), "history": dict.fromkeys(HISTORY_FIELDS)},
-        "dataset": {"path": None, "name": None, "n_events": None, "has_jet_image": None, "grid": None},
+        "dataset": {"path": None, "name": None, "n_events": None, "has_jet_image": None},
         "settings": {"target_scale": None, "target_scale_source": None, "batch_size": None, "device": None,
                      "max_events": None},
         "timing": {"inference_s": None, "inference_events_per_s": None, "jets_s": None, "jets_events_per_s": None,

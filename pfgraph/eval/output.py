@@ -170,7 +170,7 @@ def read_predictions(path: str | os.PathLike[str], max_events: int | None = None
         size = geometry.grid_of_meta(meta).size
         if a.shape[1:] != (size, size):
             raise DataError(f"{p}: branch '{name}' has shape {list(a.shape[1:])}, expected "
-                            f"[{size}][{size}] (the grid of its meta)")
+                            f"[{size}][{size}], the grid of its meta (a prediction file of another grid size)")
         if not np.isfinite(a).all():
             bad = int(np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(1))[0])
             raise DataError(f"{p}: event {bad}, branch '{name}': NaN or Inf value, expected finite numbers")

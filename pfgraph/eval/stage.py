@@ -259,7 +259,7 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
                     "tie_break_seed": TIE_BREAK_SEED,
                     "algorithm": "antikt", "recombination": "E_scheme", "axis": [0.0, 0.0]}
     dataset = {"path": [str(p) for p in files.paths], "name": (files.meta.get("config") or {}).get("name"),
-               "n_events": None, "has_jet_image": has_jet, "grid": files.grid.size}
+               "n_events": None, "has_jet_image": has_jet}
     meta = make_meta("predictions", {"evaluate": settings, "jets": jet_settings}, imsize=files.grid.size, model=model,
                      model_names=[model["name"]], target_scale=scale, dataset=dataset, jets=jet_settings,
                      training=training, **{data_id.META_KEY: identity})

@@ -635,10 +635,9 @@ def read_meta(file: Any, path: Path) -> dict[str, Any]:
             f"({schema.SCHEMA_VERSION}); upgrade pfgraph"
         )
     migration_for(version, path)
-    try:
-        geometry.grid_of_meta(meta)
-    except ValueError as exc:
-        raise DataError(f"{path}: field '{schema.META_KEY}': {exc}") from None
+    if meta.get("imsize", geometry.PAPER_GRID_SIZE) not in geometry.GRID_SIZES:
+        raise DataError(f"{path}: grid size {meta.get('imsize')} (imsize of '{schema.META_KEY}') is not one pfgraph "
+                        f"supports ({', '.join(map(str, geometry.GRID_SIZES))})")
     return meta
 
 

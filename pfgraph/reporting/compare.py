@@ -84,8 +84,7 @@ def load_eval(folder: str | Path, metrics_only_ok: bool = False) -> EvalRun:
         raise DataError(f"{folder}: no metrics.json (is this a 'pfgraph evaluate' output folder?)")
     if not pfile.exists() and metrics_only_ok:
         metrics = read_metrics(mfile)
-        size = int(metric(metrics, "dataset.grid") or geometry.PAPER_GRID_SIZE)  # evaluations before grids: the paper's
-        empty = np.zeros((0, size, size), np.float32)
+        empty = np.zeros((0, geometry.PAPER_GRID_SIZE, geometry.PAPER_GRID_SIZE), np.float32)  # no images: never read
         return EvalRun(folder, metrics, str(metric(metrics, "model.name") or folder.name),
                        str(metric(metrics, "model.repr") or "?"), empty, empty, np.zeros(0, np.int64),
                        has_predictions=False)
@@ -104,7 +103,7 @@ def load_eval(folder: str | Path, metrics_only_ok: bool = False) -> EvalRun:
     for b in ("pred", "truth"):
         if arrays[b].shape[1:] != (size, size):
             raise DataError(f"{pfile}: branch '{b}' has shape {arrays[b].shape[1:]}, expected "
-                            f"({size}, {size}) (the grid of its meta)")
+                            f"({size}, {size}), the grid of its meta (a prediction file of another grid size)")
     jets: dict[str, np.ndarray] = {}
     if schema.JETS_TREE in f:
         jt = f[schema.JETS_TREE]

@@ -118,7 +118,7 @@ def test_accumulator_without_inputs_or_scale_gives_nulls() -> None:
 def test_bad_arrays_are_one_clear_error() -> None:
     acc = EnergyAccumulator()
     truth, pred, _ = images(2, 1)
-    with pytest.raises(PfgraphError, match="expected \\(B, 56, 56\\)"):
+    with pytest.raises(PfgraphError, match="expected \\(B, G, G\\) on the truth grid"):
         acc.update(pred[:, :28, :28], truth[:, :28, :28])
     pred[1, 3, 3] = np.nan
     with pytest.raises(PfgraphError, match="event 1 holds NaN"):

@@ -144,7 +144,7 @@ def test_evaluate_arrays_refuses_mismatched_or_bad_input() -> None:
         evaluate_arrays(truth[:1], truth, bootstrap=0)
     with pytest.raises(PfgraphError, match="batch size 0"):
         evaluate_arrays(truth, truth, bootstrap=0, batch_size=0)
-    with pytest.raises(PfgraphError, match=r"expected \(B, 56, 56\)"):
+    with pytest.raises(PfgraphError, match=r"expected \(B, G, G\) on the truth grid"):
         evaluate_arrays(truth[:, :10], truth[:, :10], bootstrap=0)
 
 

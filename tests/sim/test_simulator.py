@@ -275,16 +275,18 @@ def test_shower_widths_are_physical_and_the_pixel_sigma_scales_with_the_grid() -
     assert DetectorConfig(shower_sigma_emcal=1.5).shower_sigma_pixels("emcal") == (1.5, 1.5)  # as before at 56
     with pytest.raises(ConfigError, match="both set"):
         cfg_of("gauss_b050", "detector.shower_sigma_emcal=1.0", "detector.shower_width_emcal=0.02")
-    cells = []
+    cells, bare = [], []
     for size in (56, 112, 224):
         b = simulate_batch(cfg_of("gauss_b000", f"detector.grid={size}", "detector.shower_width_hcal=0.045",
                                   "particles.multiplicity=20"), range(2))
-        cells.append(np.count_nonzero(b["hcal"]) / size**2)  # the occupied share of the detector
         ref = simulate_batch(cfg_of("gauss_b000", f"detector.grid={size}", "particles.multiplicity=20"), range(2))
         assert 0.9 * ref["hcal"].sum() < b["hcal"].sum() <= ref["hcal"].sum() * (1 + 1e-9)
-    # the same physical showers: a similar share of the detector at each grid (finer cells resolve
-    # the tails a little further out), i.e. ~4x more cells per halving of the cell size
-    assert cells[0] == pytest.approx(cells[1], rel=0.35) and cells[1] == pytest.approx(cells[2], rel=0.35)
+        cells.append(np.count_nonzero(b["hcal"] > 0.01 * b["hcal"].max()))  # the showers' cores
+        bare.append(np.count_nonzero(ref["hcal"]))
+    # the same physical showers cover ~4x more cells per halving of the cell size (1.9 sigma at 56 is
+    # still coarse: 4x from 112 on); without spreading a particle stays one cell
+    assert 3.0 < cells[1] / cells[0] < 5.0 and 3.5 < cells[2] / cells[1] < 4.5
+    assert bare[0] <= bare[1] <= bare[2] <= 1.1 * bare[0]
 
 
 def test_gauss_b050_grid_presets() -> None:
