@@ -11,7 +11,7 @@ the point cloud for graph models, and ``pfgraph_meta``).
 
 The output holds one tree ``predictions`` with one entry per input event, in the input's order
 (entry i predicts entry i, so ROOT can ``AddFriend`` it to the events tree): ``event_id``,
-``pred`` float32[56][56] GeV, ``model`` (0), and for graph models ``npix``, ``pix_ieta``,
+``pred`` float32[G][G] GeV (G: the input file's grid), ``model`` (0), and for graph models ``npix``, ``pix_ieta``,
 ``pix_iphi``, ``pix_pred`` (GeV per point, in the events file's point order). Its
 ``pfgraph_meta`` records the model, the backend, the normalisation, the input's data identity,
 the training data's identity and the detector-config check.
@@ -142,7 +142,7 @@ def predict(run: str | Path, data: str | Path | list[str | Path], out: str | Pat
     identity = data_id.dataset_identity(files)
     model = {"name": loaded.model_name, "repr": loaded.repr.name, "source": str(source),
              "checkpoint": str(loaded.checkpoint), "checkpoint_sha256": loaded.checkpoint_sha256}
-    meta = make_meta("predictions", None, created_by=CREATED_BY, model=model, model_names=[loaded.model_name],
+    meta = make_meta("predictions", None, imsize=files.grid.size, created_by=CREATED_BY, model=model, model_names=[loaded.model_name],
                      backend=backend, target=loaded.target, target_scale=float(loaded.norm.target_scale),
                      normalisation=loaded.norm.to_dict(), has_truth=False,
                      training_data={"identity": loaded.training_data.get("identity"),

@@ -101,10 +101,15 @@ def detector_config(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def detector_differences(trained: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """``key: trained -> new`` for every detector setting that differs (keys either side lacks included)."""
+    """``key: trained -> new`` for every detector setting that differs (keys either side lacks included;
+    a setting of :data:`pfgraph.geometry.DETECTOR_DEFAULTS` a config lacks, written before it existed,
+    is its default: e.g. ``grid`` 56)."""
+    from pfgraph.geometry import DETECTOR_DEFAULTS
+
     out = []
     for key in sorted(set(trained) | set(new)):
-        a, b = trained.get(key, "absent"), new.get(key, "absent")
+        a = trained.get(key, DETECTOR_DEFAULTS.get(key, "absent"))
+        b = new.get(key, DETECTOR_DEFAULTS.get(key, "absent"))
         if a != b:
             out.append(f"{key}: {a} -> {b}")
     return out

@@ -8,11 +8,13 @@ that both agree.
 Definition. An event's points are its pixels with any non-zero input (at most one point per
 pixel). Point ``i`` on pixel ``(ieta, iphi)`` sits at::
 
-    eta_i = ETA_CENTRES[ieta] + JITTER[ieta * 56 + iphi, 0]
-    phi_i = PHI_CENTRES[iphi] + JITTER[ieta * 56 + iphi, 1]
+    eta_i = eta_centres[ieta] + jitter[ieta * G + iphi, 0]
+    phi_i = phi_centres[iphi] + jitter[ieta * G + iphi, 1]
 
-with the pixel centres of the 56 x 56 grid (eta in [-2.5, 2.5], phi in [-pi, pi]) and a fixed
-sub-pixel offset ``JITTER`` (at most 1 % of a pixel, drawn once with numpy's PCG64 seeded 20240556)
+with the pixel centres of the G x G grid (eta in [-2.5, 2.5], phi in [-pi, pi]; G the grid size, the
+events file's ``imsize`` and an exported model's ``grid`` metadata, :data:`PAPER_GRID_SIZE` by default)
+and a fixed sub-pixel offset ``jitter`` (at most 1 % of a pixel, drawn once per grid with numpy's PCG64
+seeded 20240556, G * G rows) (:func:`grid_tables`)
 that makes the k nearest points well defined on the regular grid. The distance is computed in
 float32 as ``(eta_j - eta_i)**2 + min((phi_j - phi_i)**2, (phi_j + 2 pi - phi_i)**2,
 (phi_j - 2 pi - phi_i)**2)`` (phi is periodic). Row ``i`` of the table is the point itself, then
@@ -27,47 +29,56 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Grid size, eta range and the neighbours per point of the stored table.
-IMSIZE = 56
+#: The paper's grid size, the default G (this file imports nothing of pfgraph, whose geometry defines it:
+#: a test checks they agree); the eta range and the neighbours per point of the stored table.
+PAPER_GRID_SIZE = 56
 MAX_ETA = 2.5
 K = 16
 #: Maximum sub-pixel offset, as a fraction of a pixel, and the seed of the offsets.
 TIE_BREAK = 0.01
 JITTER_SEED = 20240556
 
-_ETA_EDGES = np.linspace(-MAX_ETA, MAX_ETA, IMSIZE + 1)
-_PHI_EDGES = np.linspace(-np.pi, np.pi, IMSIZE + 1)
-#: Pixel centres (float64, as pfgraph's geometry defines them).
-ETA_CENTRES = 0.5 * (_ETA_EDGES[:-1] + _ETA_EDGES[1:])
-PHI_CENTRES = 0.5 * (_PHI_EDGES[:-1] + _PHI_EDGES[1:])
-#: (3136, 2) float32 sub-pixel offsets of every flat pixel ``ieta * 56 + iphi`` (eta, phi).
-JITTER = (np.random.default_rng(JITTER_SEED).uniform(-TIE_BREAK, TIE_BREAK, size=(IMSIZE * IMSIZE, 2))
-          * np.array([2 * MAX_ETA / IMSIZE, 2 * np.pi / IMSIZE])).astype(np.float32)
+_TABLES: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
-def point_positions(ieta: np.ndarray, iphi: np.ndarray) -> np.ndarray:
-    """(N, 2) float32 (eta, phi) of points on pixels ``(ieta, iphi)`` (pixel centre + fixed offset)."""
+def grid_tables(size: int = PAPER_GRID_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(eta_centres (G,), phi_centres (G,) float64, jitter (G * G, 2) float32) of the ``size`` grid:
+    the pixel centres as pfgraph's geometry defines them and the sub-pixel offset of every flat pixel
+    ``ieta * G + iphi`` (eta, phi)."""
+    if size not in _TABLES:
+        eta_edges = np.linspace(-MAX_ETA, MAX_ETA, size + 1)
+        phi_edges = np.linspace(-np.pi, np.pi, size + 1)
+        jitter = (np.random.default_rng(JITTER_SEED).uniform(-TIE_BREAK, TIE_BREAK, size=(size * size, 2))
+                  * np.array([2 * MAX_ETA / size, 2 * np.pi / size])).astype(np.float32)
+        _TABLES[size] = (0.5 * (eta_edges[:-1] + eta_edges[1:]), 0.5 * (phi_edges[:-1] + phi_edges[1:]), jitter)
+    return _TABLES[size]
+
+
+def point_positions(ieta: np.ndarray, iphi: np.ndarray, size: int = PAPER_GRID_SIZE) -> np.ndarray:
+    """(N, 2) float32 (eta, phi) of points on pixels ``(ieta, iphi)`` of the ``size`` grid (pixel centre + fixed offset)."""
+    eta_c, phi_c, jitter = grid_tables(size)
     ieta = np.asarray(ieta, dtype=np.int64)
     iphi = np.asarray(iphi, dtype=np.int64)
-    pos = np.stack([ETA_CENTRES[ieta].astype(np.float32), PHI_CENTRES[iphi].astype(np.float32)], axis=1)
-    return pos + JITTER[ieta * IMSIZE + iphi]
+    pos = np.stack([eta_c[ieta].astype(np.float32), phi_c[iphi].astype(np.float32)], axis=1)
+    return pos + jitter[ieta * size + iphi]
 
 
-def neighbour_table(ieta: np.ndarray, iphi: np.ndarray, npix: np.ndarray, k: int = K) -> np.ndarray:
+def neighbour_table(ieta: np.ndarray, iphi: np.ndarray, npix: np.ndarray, k: int = K,
+                    size: int = PAPER_GRID_SIZE) -> np.ndarray:
     """The ``nbr`` input of an exported graph model: (N, k) int64 global point indices.
 
-    ``ieta``, ``iphi`` (N,) pixel indices of the points of all events, event after event;
-    ``npix`` (B,) points per event (``sum(npix) == N``). See the module docstring for the
-    definition (self first, then by distance, ``-1`` padding).
+    ``ieta``, ``iphi`` (N,) pixel indices of the points of all events on the ``size`` grid (the
+    model's ``grid`` metadata), event after event; ``npix`` (B,) points per event (``sum(npix) == N``).
+    See the module docstring for the definition (self first, then by distance, ``-1`` padding).
     """
     ieta = np.asarray(ieta, dtype=np.int64).reshape(-1)
     iphi = np.asarray(iphi, dtype=np.int64).reshape(-1)
     npix = np.asarray(npix, dtype=np.int64).reshape(-1)
     if len(ieta) != len(iphi) or int(npix.sum()) != len(ieta):
         raise ValueError(f"neighbour_table: {len(ieta)} ieta, {len(iphi)} iphi values for {int(npix.sum())} points")
-    if len(ieta) and (ieta.min() < 0 or ieta.max() >= IMSIZE or iphi.min() < 0 or iphi.max() >= IMSIZE):
-        raise ValueError(f"neighbour_table: pixel indices outside 0..{IMSIZE - 1}")
-    pos = point_positions(ieta, iphi)
+    if len(ieta) and (ieta.min() < 0 or ieta.max() >= size or iphi.min() < 0 or iphi.max() >= size):
+        raise ValueError(f"neighbour_table: pixel indices outside 0..{size - 1}")
+    pos = point_positions(ieta, iphi, size)
     two_pi = np.float32(2 * np.pi)
     out = np.full((len(ieta), k), -1, dtype=np.int64)
     start = 0

@@ -5,13 +5,14 @@
 
 What the file computes (normalisation inside the graph, so no pfgraph is needed to use it):
 
-* image models (``repr`` image): input ``image`` float32 (B, 4, 56, 56), the detector channels
-  [emcal, hcal, trk_neg, trk_pos] in GeV; output ``pred`` float32 (B, 56, 56) GeV on the truth grid.
+* image models (``repr`` image): input ``image`` float32 (B, 4, G, G), the detector channels
+  [emcal, hcal, trk_neg, trk_pos] in GeV; output ``pred`` float32 (B, G, G) GeV on the truth grid
+  (G: the training data's grid size, the metadata's ``grid``).
 * graph models (``repr`` graph): inputs ``energy`` float32 (N, 4) GeV per point (same channel
   order), ``ieta``, ``iphi`` int64 (N,) pixel indices, ``npix`` int64 (B,) points per event (the
   events' points one after the other, as the ``pix_*`` branches of an events file) and ``nbr``
   int64 (N, 16) the static neighbour table (:mod:`pfgraph.repr.static_graph`, plain numpy);
-  outputs ``pred_points`` float32 (N,) GeV per point and ``pred`` float32 (B, 56, 56) GeV (0 where
+  outputs ``pred_points`` float32 (N,) GeV per point and ``pred`` float32 (B, G, G) GeV (0 where
   an event has no point).
 
 B and N are dynamic axes. The file's ``metadata_props`` record the pfgraph version, the model,
@@ -52,21 +53,21 @@ EXPORTER = f"torch.onnx.export(dynamo=False) TorchScript exporter, torch {torch.
 PARITY_RTOL = 1e-5
 CHANNELS = ", ".join(geometry.INPUT_CHANNELS)
 
-IMAGE_INPUTS = [{"name": "image", "dtype": "float32", "shape": ["B", 4, 56, 56], "unit": "GeV",
-                 "doc": f"detector channels [{CHANNELS}] on the 56x56 grid"}]
-IMAGE_OUTPUTS = [{"name": "pred", "dtype": "float32", "shape": ["B", 56, 56], "unit": "GeV",
+IMAGE_INPUTS = [{"name": "image", "dtype": "float32", "shape": ["B", 4, "G", "G"], "unit": "GeV",
+                 "doc": f"detector channels [{CHANNELS}] on the G x G grid (G: the metadata's grid)"}]
+IMAGE_OUTPUTS = [{"name": "pred", "dtype": "float32", "shape": ["B", "G", "G"], "unit": "GeV",
                   "doc": "predicted energy per truth-grid pixel"}]
 GRAPH_INPUTS = [
     {"name": "energy", "dtype": "float32", "shape": ["N", 4], "unit": "GeV", "doc": f"per point [{CHANNELS}]"},
-    {"name": "ieta", "dtype": "int64", "shape": ["N"], "unit": "pixel", "doc": "eta pixel index 0..55"},
-    {"name": "iphi", "dtype": "int64", "shape": ["N"], "unit": "pixel", "doc": "phi pixel index 0..55"},
+    {"name": "ieta", "dtype": "int64", "shape": ["N"], "unit": "pixel", "doc": "eta pixel index 0..G-1"},
+    {"name": "iphi", "dtype": "int64", "shape": ["N"], "unit": "pixel", "doc": "phi pixel index 0..G-1"},
     {"name": "npix", "dtype": "int64", "shape": ["B"], "unit": "", "doc": "points per event, events in row order"},
     {"name": "nbr", "dtype": "int64", "shape": ["N", 16], "unit": "",
      "doc": "static (eta, phi) neighbour table, global row indices, -1 padded (pfgraph/repr/static_graph.py)"},
 ]
 GRAPH_OUTPUTS = [
     {"name": "pred_points", "dtype": "float32", "shape": ["N"], "unit": "GeV", "doc": "predicted energy per point"},
-    {"name": "pred", "dtype": "float32", "shape": ["B", 56, 56], "unit": "GeV",
+    {"name": "pred", "dtype": "float32", "shape": ["B", "G", "G"], "unit": "GeV",
      "doc": "per-point predictions on the truth grid, 0 where an event has no point"},
 ]
 
@@ -81,7 +82,7 @@ class ImageExport(nn.Module):
         self.register_buffer("target_scale", torch.tensor(float(target_scale), dtype=torch.float32))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 4, 56, 56) GeV -> (B, 56, 56) GeV."""
+        """(B, 4, G, G) GeV -> (B, G, G) GeV."""
         from pfgraph.repr.grid import image_to_grid
 
         return image_to_grid(self.model(image * self.inv_scale)) * self.target_scale
@@ -91,18 +92,19 @@ class GraphExport(nn.Module):
     """GeV points in, GeV per point and on the grid out: features, positions and the event vector
     are built inside the graph exactly as :mod:`pfgraph.repr.graph` builds them."""
 
-    def __init__(self, model: nn.Module, input_scale: list[float], target_scale: float) -> None:
+    def __init__(self, model: nn.Module, input_scale: list[float], target_scale: float, size: int) -> None:
         super().__init__()
         self.model = model
+        self.size = size  # the grid size G of the training data
         self.register_buffer("inv_scale", 1.0 / torch.tensor(input_scale, dtype=torch.float32).view(1, -1))
         self.register_buffer("target_scale", torch.tensor(float(target_scale), dtype=torch.float32))
 
     def forward(self, energy: torch.Tensor, ieta: torch.Tensor, iphi: torch.Tensor, npix: torch.Tensor,
                 nbr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """See the module docstring for the inputs; returns (pred_points (N,), pred (B, 56, 56))."""
+        """See the module docstring for the inputs; returns (pred_points (N,), pred (B, G, G))."""
         from pfgraph.repr.graph import point_features, point_positions
 
-        n_side, npix_all = geometry.IMSIZE, geometry.IMSIZE * geometry.IMSIZE
+        n_side, npix_all = self.size, self.size * self.size
         pix = ieta * n_side + iphi
         # event index of every point: +1 at each event's end, cumulated (empty events included)
         ends = torch.cumsum(npix, 0)
@@ -110,7 +112,7 @@ class GraphExport(nn.Module):
         marks = marks.scatter_add(0, ends.clamp(max=pix.size(0)), torch.ones_like(ends))
         batch = torch.cumsum(marks, 0)[:-1]
         x = energy * self.inv_scale
-        out = self.model(point_features(x, pix), point_positions(pix), batch, nbr=nbr).reshape(-1)
+        out = self.model(point_features(x, pix, n_side), point_positions(pix, n_side), batch, nbr=nbr).reshape(-1)
         points = out * self.target_scale
         grid = torch.zeros_like(points[:1]).expand(npix.size(0) * npix_all).clone()
         grid = grid.scatter_add(0, batch * npix_all + pix, points)
@@ -137,30 +139,32 @@ def export_refusal(model: nn.Module) -> str | None:
 def wrap(run: Any) -> nn.Module:
     """The GeV-in, GeV-out module of a loaded run (:func:`pfgraph.training.predict.load_run`), on the CPU."""
     model = run.model.to("cpu").eval()
-    cls = GraphExport if run.repr.name == "graph" else ImageExport if run.repr.name == "image" else None
-    if cls is None:
-        raise PfgraphError(f"model '{run.model_name}': representation '{run.repr.name}' has no ONNX export")
-    return cls(model, list(run.norm.input_scale), float(run.norm.target_scale)).eval()
+    if run.repr.name == "graph":
+        return GraphExport(model, list(run.norm.input_scale), float(run.norm.target_scale), run.grid_size).eval()
+    if run.repr.name == "image":
+        return ImageExport(model, list(run.norm.input_scale), float(run.norm.target_scale)).eval()
+    raise PfgraphError(f"model '{run.model_name}': representation '{run.repr.name}' has no ONNX export")
 
 
-def sample_inputs(repr_name: str, events: int, seed: int = 0, points: tuple[int, int] = (20, 60)) -> dict[str, np.ndarray]:
-    """Synthetic GeV inputs of ``events`` events for an exported model (tracing and checks).
+def sample_inputs(repr_name: str, events: int, seed: int = 0, points: tuple[int, int] = (20, 60),
+                  size: int = geometry.PAPER_GRID_SIZE) -> dict[str, np.ndarray]:
+    """Synthetic GeV inputs of ``events`` events on the ``size`` grid for an exported model (tracing and checks).
 
     Graph events get between ``points[0]`` and ``points[1]`` points on distinct random pixels."""
     from pfgraph.repr.static_graph import neighbour_table
 
     rng = np.random.default_rng(seed)
     if repr_name == "image":
-        image = rng.exponential(2.0, size=(events, 4, geometry.IMSIZE, geometry.IMSIZE)).astype(np.float32)
+        image = rng.exponential(2.0, size=(events, 4, size, size)).astype(np.float32)
         image *= rng.random(image.shape) < 0.1
         return {"image": image}
     npix = rng.integers(points[0], points[1] + 1, size=events)
-    cells = [rng.choice(geometry.IMSIZE * geometry.IMSIZE, size=int(n), replace=False) for n in npix]
+    cells = [rng.choice(size * size, size=int(n), replace=False) for n in npix]
     pix = np.concatenate(cells) if cells else np.zeros(0, np.int64)
-    ieta, iphi = pix // geometry.IMSIZE, pix % geometry.IMSIZE
+    ieta, iphi = pix // size, pix % size
     energy = rng.exponential(2.0, size=(len(pix), 4)).astype(np.float32) * (rng.random((len(pix), 4)) < 0.6)
     return {"energy": energy, "ieta": ieta.astype(np.int64), "iphi": iphi.astype(np.int64),
-            "npix": npix.astype(np.int64), "nbr": neighbour_table(ieta, iphi, npix)}
+            "npix": npix.astype(np.int64), "nbr": neighbour_table(ieta, iphi, npix, size=size)}
 
 
 def torch_outputs(module: nn.Module, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -183,7 +187,9 @@ def _metadata(run: Any, meta_inputs: list[dict[str, Any]], meta_outputs: list[di
         "input_names": ",".join(m["name"] for m in meta_inputs), "output_names": ",".join(m["name"] for m in meta_outputs),
         "units": "inputs and outputs in GeV (normalisation inside the graph)",
         "training_data": json.dumps(data, default=str), "opset": str(OPSET), "exporter": EXPORTER,
-        "neighbour_table": "nbr: pfgraph/repr/static_graph.py neighbour_table(ieta, iphi, npix)" if run.repr.name == "graph" else "",
+        "grid": str(run.grid_size),
+        "neighbour_table": (f"nbr: pfgraph/repr/static_graph.py neighbour_table(ieta, iphi, npix, size={run.grid_size})"
+                            if run.repr.name == "graph" else ""),
     }
 
 
@@ -201,7 +207,7 @@ def export_bytes(run: Any) -> tuple[bytes, dict[str, str]]:
     names_out = [m["name"] for m in meta_out]
     axes = {"image": {0: "B"}, "energy": {0: "N"}, "ieta": {0: "N"}, "iphi": {0: "N"}, "npix": {0: "B"},
             "nbr": {0: "N"}, "pred": {0: "B"}, "pred_points": {0: "N"}}
-    example = sample_inputs(run.repr.name, 3, seed=1, points=(2, 40))  # events with fewer points than neighbours
+    example = sample_inputs(run.repr.name, 3, seed=1, points=(2, 40), size=run.grid_size)  # events with fewer points than neighbours
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the exporter's notices (TracerWarning on shape checks, deprecation)
         warnings.simplefilter("ignore")
@@ -224,7 +230,7 @@ def export_bytes(run: Any) -> tuple[bytes, dict[str, str]]:
     data = proto.SerializeToString()
     session = ort.InferenceSession(data, session_options(ort), providers=["CPUExecutionProvider"])
     for seed, events, points in ((2, 2, (1, 5)), (3, 5, (20, 80))):  # other batch sizes and point counts
-        inputs = sample_inputs(run.repr.name, events, seed=seed, points=points)
+        inputs = sample_inputs(run.repr.name, events, seed=seed, points=points, size=run.grid_size)
         want = torch_outputs(module, inputs)
         got = session.run(names_out, {k: v for k, v in inputs.items() if k in used})
         worst = parity_error(want, got, float(run.norm.target_scale))
@@ -297,13 +303,13 @@ class OnnxModel:
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, batch: Any) -> torch.Tensor:
-        """The native output of a batch in GeV: (B, 56, 56) for image models, (N,) per point for graph models."""
+        """The native output of a batch in GeV: (B, G, G) for image models, (N,) per point for graph models."""
         if self.inputs == ["image"]:
             (pred,) = self.session.run(["pred"], {"image": np.ascontiguousarray(batch.x.cpu().numpy())})
             return torch.from_numpy(pred)
         from pfgraph.repr.grid import split_pixel
 
-        ieta, iphi = (t.cpu().numpy() for t in split_pixel(batch.pix))
+        ieta, iphi = (t.cpu().numpy() for t in split_pixel(batch.pix, int(batch.grid_size)))
         feeds = {"energy": np.ascontiguousarray(batch.x.cpu().numpy()), "ieta": ieta, "iphi": iphi,
                  "npix": np.diff(batch.ptr.cpu().numpy()).astype(np.int64),
                  "nbr": batch.nbr.cpu().numpy().astype(np.int64)}

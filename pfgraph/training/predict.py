@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pfgraph import geometry
 from pfgraph.config import from_dict
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.io import schema
@@ -55,6 +56,13 @@ class LoadedRun:
     #: the training data as the checkpoint records it: ``identity`` (:func:`pfgraph.io.identity.dataset_identity`)
     #: and ``detector`` (its detector config; read from the training files for older checkpoints while they exist)
     training_data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def grid_size(self) -> int:
+        """G of the training data's G x G grid (its detector config's ``grid``; configs written before the
+        grid was a setting, or none recorded, were on the paper's grid)."""
+        det = self.training_data.get("detector") or {}
+        return int(det.get("grid", geometry.PAPER_GRID_SIZE))
 
     @property
     def target(self) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pfgraph import geometry
 from pfgraph.io.root import EventFiles
@@ -16,10 +17,12 @@ from pfgraph.repr import static_graph as sg
 
 
 def test_constants_are_pfgraphs() -> None:
-    np.testing.assert_array_equal(sg.ETA_CENTRES, geometry.ETA_CENTRES)
-    np.testing.assert_array_equal(sg.PHI_CENTRES, geometry.PHI_CENTRES)
-    np.testing.assert_array_equal(sg.JITTER, graph._JITTER)
-    assert sg.K == graph.STATIC_K and sg.IMSIZE == geometry.IMSIZE and sg.TIE_BREAK == graph.TIE_BREAK
+    for size in geometry.GRID_SIZES:
+        eta_c, phi_c, jitter = sg.grid_tables(size)
+        np.testing.assert_array_equal(eta_c, geometry.grid(size).eta_centres)
+        np.testing.assert_array_equal(phi_c, geometry.grid(size).phi_centres)
+        np.testing.assert_array_equal(jitter, graph._tables(torch.device("cpu"), size)[2].numpy())
+    assert sg.K == graph.STATIC_K and sg.PAPER_GRID_SIZE == geometry.PAPER_GRID_SIZE and sg.TIE_BREAK == graph.TIE_BREAK
 
 
 def test_only_numpy_is_imported() -> None:
@@ -35,7 +38,7 @@ def test_table_equals_the_loaders_on_simulated_events(events_file: Path) -> None
     ieta = np.concatenate([np.asarray(x) for x in chunk["pix_ieta"]]).astype(np.int64)
     iphi = np.concatenate([np.asarray(x) for x in chunk["pix_iphi"]]).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(npix)])
-    local = graph.static_neighbours((ieta * 56 + iphi).astype(np.int16), offsets).astype(np.int64)
+    local = graph.static_neighbours((ieta * 56 + iphi).astype(np.int16), offsets, 56).astype(np.int64)
     want = np.where(local >= 0, local + np.repeat(offsets[:-1], npix)[:, None], -1)
     np.testing.assert_array_equal(sg.neighbour_table(ieta, iphi, npix), want)
 
