@@ -103,7 +103,7 @@ def detector_config(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def detector_differences(trained: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """``key: trained -> new`` for every detector setting that differs (keys either side lacks included;
     a setting of :data:`pfgraph.geometry.DETECTOR_DEFAULTS` a config lacks, written before it existed,
-    is its default: e.g. ``grid`` 56)."""
+    is its default: e.g. ``grid`` the paper's)."""
     from pfgraph.geometry import DETECTOR_DEFAULTS
 
     out = []
