@@ -48,7 +48,7 @@ def _graph_batch(events_file: Path):  # noqa: ANN202
 def _run_gnn(model: torch.nn.Module, batch) -> torch.Tensor:  # noqa: ANN001
     from pfgraph.repr.graph import point_features, point_positions
 
-    return model(point_features(batch.x, batch.pix), point_positions(batch.pix), batch.batch, nbr=batch.nbr)
+    return model(point_features(batch.x, batch.pix, 56), point_positions(batch.pix, 56), batch.batch, nbr=batch.nbr)
 
 
 def _analytic_at_points(batch) -> torch.Tensor:  # noqa: ANN001
@@ -56,7 +56,7 @@ def _analytic_at_points(batch) -> torch.Tensor:  # noqa: ANN001
 
     ana = _configured(build_analytic({}))
     dense = torch.zeros(3, 4, 56, 56)
-    ieta, iphi = split_pixel(batch.pix.long())
+    ieta, iphi = split_pixel(batch.pix.long(), 56)
     dense[batch.batch.long(), :, ieta, iphi] = batch.x
     return ana(dense)[batch.batch.long(), 0, ieta, iphi]
 
@@ -79,7 +79,7 @@ def test_untrained_graph_model_is_the_analytic_inversion_bit_for_bit(events_file
     with pytest.raises(ValueError, match="neighbour table"):
         from pfgraph.repr.graph import point_features, point_positions
 
-        res(point_features(batch.x, batch.pix), point_positions(batch.pix), batch.batch)
+        res(point_features(batch.x, batch.pix, 56), point_positions(batch.pix, 56), batch.batch)
 
 
 def _set_head(model: torch.nn.Module, a: float, b: float) -> None:
