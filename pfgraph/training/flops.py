@@ -4,7 +4,7 @@
 products, convolutions and attention, forward and backward; element-wise operations and the
 optimiser's update are not counted, as is usual for FLOP budgets) **once per batch shape** and
 caches the count, so a run pays the counter's overhead on a handful of steps only. A batch's shape
-is its number of events and the shape of its target (image models: (B, 1, 56, 56), so only the last,
+is its number of events and the shape of its target (image models: (B, 1, G, G), so only the last,
 smaller batch of an epoch is a second shape; point-cloud models: (N,) with N the batch's points,
 different in nearly every batch). The first :data:`MAX_EXACT` distinct shapes of a run are counted
 exactly; a later new shape is estimated as its target elements (pixels or points) times the FLOPs

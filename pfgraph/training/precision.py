@@ -13,7 +13,7 @@ whatever the precision, load unchanged, and a run may resume in another precisio
   AVX512-BF16 or AMX), else ``fp32``;
 * ``fp32`` for a model with recurrent layers (``torch.nn.RNNBase``, the ``rnn``): a GRU gains
   about 1.1x from bf16 on a CPU (issue 27's probe) against 1.9-2x for convolutions, and its
-  hidden state would be carried through 56 steps in bf16;
+  hidden state would be carried through G (the grid size) steps in bf16;
 * ``fp32`` for a model without trainable parameters (nothing to speed up).
 
 The legacy CUDA keys keep their meaning: ``train.amp: false`` means fp32 on CUDA, and
