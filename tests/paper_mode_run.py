@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+#: Figures that plot wall-clock time (a panel of seconds): they differ between any two runs, so not compared.
+TIMED_FIGURES = ("accuracy_vs_compute.png",)
 #: Keys the grid work added to the detector config (files written since carry them; the reference does not).
 ADDED_DETECTOR_KEYS = ("grid", "shower_width_emcal", "shower_width_hcal")
 
@@ -107,7 +109,8 @@ def digest(out: Path) -> dict[str, Any]:
         m = json.loads((out / ev / "metrics.json").read_text())
         d[ev] = {"predictions": _tree_digest(out / ev / "predictions.root", "predictions"),
                  "energy": _untimed(m["energy"]), "headline": _untimed(m["headline"])}
-    d["figures"] = {str(p.relative_to(out)): _sha(p.read_bytes()) for p in sorted(out.rglob("*.png"))}
+    d["figures"] = {str(p.relative_to(out)): _sha(p.read_bytes()) for p in sorted(out.rglob("*.png"))
+                    if p.name not in TIMED_FIGURES}
     return d
 
 
