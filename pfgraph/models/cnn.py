@@ -1,19 +1,7 @@
-"""The paper's convolutional models: ``cnn``, ``cnn_attn`` and ``cnn3d``.
-
-* ``cnn``: parallel 3x3 / 5x5 / 7x7 convolutions (2 channels each) concatenated to 6
-  channels, a conv+BN+ReLU encoder to 64 channels (5x5 kernels), a squeeze-excitation block,
-  and a convolutional decoder to one channel with a sigmoid.
-* ``cnn_attn`` (the paper's text, section 3.2.2): the ``cnn`` with its SE block replaced by a
-  1x1-conv Q/K/V self-attention module: the same multi-scale stem, full-resolution encoder to 64
-  channels, attention over all G x G positions (3136 on the paper's grid) (torch's ``scaled_dot_product_attention``,
-  so the N x N score matrix is never stored), the same 2-layer decoder and sigmoid.
-* ``cnn_attn_code`` (the authors' code, a named variant): encoder 4 -> 64 -> 128 -> 256 with 2x
-  max-pooling (G -> G/2 -> G/4), 1x1-conv Q/K/V self-attention over the 14x14 map, an upsampling
-  decoder back to G x G and 1 channel. Checkpoints of ``cnn_attn`` written before the paper-text
-  model existed hold this architecture; :func:`checkpoint_arch` maps them to it.
-* ``cnn3d``: detector channels as depth: 3D convolutions 3x3x3 / 3x5x5 / 3x7x7 (2 channels
-  each) over the stacks [emcal, hcal, trk_neg] and [emcal, hcal, trk_pos], then the ``cnn``
-  encoder / SE / decoder.
+"""The paper's ``cnn``: parallel 3x3 / 5x5 / 7x7 convolutions (2 channels each) concatenated to 6
+channels, a conv+BN+ReLU encoder to 64 channels (5x5 kernels), a squeeze-excitation block, and a
+convolutional decoder to one channel with a sigmoid. Its encoder/SE/decoder (:class:`CNNBody`) is
+shared by ``cnn3d`` (:mod:`pfgraph.models.cnn3d`) and ``cnn_attn`` (:mod:`pfgraph.models.cnn_attn`).
 """
 
 from __future__ import annotations
@@ -23,11 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pfgraph.errors import ConfigError
-from pfgraph.geometry import GRID_SIZES
 from pfgraph.models.common import (
     Activation,
     ConvBlock,
@@ -35,7 +21,6 @@ from pfgraph.models.common import (
     InputConfig,
     OutputActivation,
     SEBlock,
-    SelfAttention2d,
     init_output_bias,
     output_activation,
     parse_params,
@@ -43,12 +28,14 @@ from pfgraph.models.common import (
 from pfgraph.models.registry import register
 
 
-def _check_kernels(kernels: list[int], where: str) -> None:
+def check_kernels(kernels: list[int], where: str) -> None:
+    """Refuse kernel sizes that are not odd and positive (one ConfigError line naming ``where``)."""
     if not kernels or any(k <= 0 or k % 2 == 0 for k in kernels):
         raise ConfigError(f"{where} = {kernels}: expected odd positive kernel sizes")
 
 
-def _check_widths(widths: list[int], where: str, allow_empty: bool = False) -> None:
+def check_widths(widths: list[int], where: str, allow_empty: bool = False) -> None:
+    """Refuse channel lists that are empty (unless allowed) or hold a non-positive width."""
     if (not widths and not allow_empty) or any(w <= 0 for w in widths):
         raise ConfigError(f"{where} = {widths}: expected a list of positive channel numbers")
 
@@ -72,11 +59,11 @@ class CNNParams:
 
     def validate(self) -> None:
         """Check values."""
-        _check_kernels(self.stem_kernels, "stem_kernels")
-        _check_kernels([self.encoder_kernel], "encoder_kernel")
-        _check_kernels([self.decoder_kernel], "decoder_kernel")
-        _check_widths(self.encoder, "encoder")
-        _check_widths(self.decoder, "decoder", allow_empty=True)
+        check_kernels(self.stem_kernels, "stem_kernels")
+        check_kernels([self.encoder_kernel], "encoder_kernel")
+        check_kernels([self.decoder_kernel], "decoder_kernel")
+        check_widths(self.encoder, "encoder")
+        check_widths(self.decoder, "decoder", allow_empty=True)
         if self.stem_channels <= 0:
             raise ConfigError(f"stem_channels = {self.stem_channels}: expected a positive number")
         if self.se_reduction < 0:
@@ -136,243 +123,7 @@ class MultiScaleCNN(ImageModel):
         return self.body(torch.cat([branch(f) for branch in self.stem], dim=1))
 
 
-@dataclass
-class CNN3DParams(CNNParams):
-    """``cnn3d``: the ``cnn`` hyper-parameters plus the depth of the 3D kernels."""
-
-    depth_kernel: int = 3
-
-    def validate(self) -> None:
-        """Check values."""
-        super().validate()
-        if self.depth_kernel <= 0:
-            raise ConfigError(f"depth_kernel = {self.depth_kernel}: expected a positive number")
-
-
-class DepthCNN(ImageModel):
-    """``cnn3d``: 3D convolutions over channel stacks (detector layers as depth), then :class:`CNNBody`."""
-
-    def __init__(self, p: CNN3DParams) -> None:
-        super().__init__(p.inputs)
-        # Stacks of [emcal, hcal, track(s) of one charge]; with track_shift also the bent tracks.
-        neg, pos = [2], [3]
-        if p.inputs.track_shift:
-            neg, pos = [2, 4], [3, 5]
-        self.stacks = [[0, 1, *neg], [0, 1, *pos]]
-        depth = len(self.stacks[0])
-        if p.depth_kernel > depth:
-            raise ConfigError(f"depth_kernel = {p.depth_kernel}: a stack has only {depth} detector layers")
-        out_depth = depth - p.depth_kernel + 1
-        self.stem = nn.ModuleList(
-            nn.ModuleList(
-                nn.Sequential(nn.Conv3d(1, p.stem_channels, (p.depth_kernel, k, k), padding=(0, k // 2, k // 2)), nn.ReLU())
-                for k in p.stem_kernels
-            )
-            for _ in self.stacks
-        )
-        self.body = CNNBody(len(self.stacks) * len(p.stem_kernels) * p.stem_channels * out_depth, p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 4, G, G) -> (B, 1, G, G)."""
-        f = self.features(x)
-        parts = []
-        for stack, convs in zip(self.stacks, self.stem):
-            vol = f[:, stack].unsqueeze(1)  # (B, 1, D, H, W)
-            for conv in convs:
-                parts.append(conv(vol).flatten(1, 2))  # (B, C * D', H, W)
-        return self.body(torch.cat(parts, dim=1))
-
-
-@dataclass
-class AttentionParams:
-    """The self-attention block."""
-
-    key_channels: int = 32
-    scaled: bool = False
-    residual: bool = False
-    gamma_init: float = 0.1
-
-    def validate(self) -> None:
-        """Check values."""
-        if self.key_channels <= 0:
-            raise ConfigError(f"attention.key_channels = {self.key_channels}: expected a positive number")
-
-
-@dataclass
-class CNNAttnCodeParams:
-    """Hyper-parameters of :class:`AttentionCNNCode` (``cnn_attn_code``, the authors' code)."""
-
-    encoder: list[int] = field(default_factory=lambda: [64, 128, 256])
-    kernel: int = 3
-    batch_norm: bool = True
-    activation: Activation = "relu"
-    attention: AttentionParams = field(default_factory=AttentionParams)
-    #: Concatenate the first (full-resolution) encoder block's features to the decoder output and
-    #: fuse them with one more conv block before the head (not in the paper: without it every
-    #: pixel is decoded from the 4x-downsampled map by nearest-neighbour upsampling).
-    full_res_skip: bool = False
-    output: OutputActivation = "sigmoid"
-    output_bias: float | None = None
-    inputs: InputConfig = field(default_factory=InputConfig)
-
-    def validate(self) -> None:
-        """Check values."""
-        _check_widths(self.encoder, "encoder")
-        _check_kernels([self.kernel], "kernel")
-        if min(GRID_SIZES) % (2 ** (len(self.encoder) - 1)):  # every allowed grid is the smallest times 2^k
-            raise ConfigError(f"encoder = {self.encoder}: {min(GRID_SIZES)} pixels must halve evenly "
-                              f"{len(self.encoder) - 1} times")
-
-
-class AttentionCNNCode(ImageModel):
-    """``cnn_attn_code`` (the authors' code): conv encoder with max-pooling, self-attention at
-    the lowest resolution, upsampling decoder."""
-
-    def __init__(self, p: CNNAttnCodeParams) -> None:
-        super().__init__(p.inputs)
-        width = self.features.out_channels
-        self.down = nn.ModuleList()
-        for w in p.encoder:
-            self.down.append(ConvBlock(width, w, p.kernel, p.batch_norm, p.activation))
-            width = w
-        self.pool = nn.MaxPool2d(2)
-        a = p.attention
-        self.attention = SelfAttention2d(width, a.key_channels, a.scaled, a.residual, a.gamma_init)
-        self.up = nn.ModuleList()
-        for w in reversed(p.encoder[:-1]):
-            self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                                         ConvBlock(width, w, p.kernel, p.batch_norm, p.activation)))
-            width = w
-        self.fuse = (ConvBlock(width + p.encoder[0], p.encoder[0], p.kernel, p.batch_norm, p.activation)
-                     if p.full_res_skip else None)  # the decoder ends at encoder[0] channels, as does fuse
-        self.head = nn.Sequential(nn.Conv2d(width, 1, 1), output_activation(p.output))
-        init_output_bias(self.head, p.output_bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 4, G, G) -> (B, 1, G, G)."""
-        h = full = self.down[0](self.features(x))
-        for block in self.down[1:]:
-            h = block(self.pool(h))
-        h = self.attention(h)
-        for block in self.up:
-            h = block(h)
-        if self.fuse is not None:
-            h = self.fuse(torch.cat([h, full], dim=1))
-        return self.head(h)
-
-
-class SDPSelfAttention2d(SelfAttention2d):
-    """:class:`~pfgraph.models.common.SelfAttention2d` (same parameters, same result) computed with
-    ``torch.nn.functional.scaled_dot_product_attention``.
-
-    Its fused kernels never store the N x N score matrix, so attention over all G x G pixels (3136 on the paper's grid)
-    positions fits in memory. They need queries, keys and values of one width stored with unit
-    stride along the channels, so queries and keys narrower than the values are padded with zero
-    channels, which leaves every dot product (and so the result) unchanged.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W)."""
-        b, c, h, w = x.shape
-        # Fused kernels need unit stride along the channels: (B, 1, N, C) stored contiguously.
-        q = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # (B, 1, N, Ck)
-        k = self.key(x).flatten(2).transpose(1, 2).unsqueeze(1).contiguous()
-        v = self.value(x).flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # (B, 1, N, C)
-        if q.shape[-1] < c:
-            q, k = F.pad(q, (0, c - q.shape[-1])), F.pad(k, (0, c - k.shape[-1]))
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)  # (B, 1, N, C)
-        out = out.squeeze(1).transpose(1, 2).reshape(b, c, h, w)
-        if self.gamma is not None:
-            return x + self.gamma * out
-        return out
-
-
-@dataclass
-class CNNAttnParams:
-    """Hyper-parameters of :class:`AttentionCNN` (``cnn_attn``, the paper's text): the ``cnn``
-    hyper-parameters with an attention block in place of the SE block."""
-
-    stem_kernels: list[int] = field(default_factory=lambda: [3, 5, 7])
-    stem_channels: int = 2
-    encoder: list[int] = field(default_factory=lambda: [16, 32, 64])
-    encoder_kernel: int = 5
-    attention: AttentionParams = field(default_factory=lambda: AttentionParams(key_channels=8))
-    decoder: list[int] = field(default_factory=lambda: [32, 16])
-    decoder_kernel: int = 3
-    batch_norm: bool = True
-    activation: Activation = "relu"
-    output: OutputActivation = "sigmoid"
-    output_bias: float | None = None
-    inputs: InputConfig = field(default_factory=InputConfig)
-
-    def validate(self) -> None:
-        """Check values."""
-        _check_kernels(self.stem_kernels, "stem_kernels")
-        _check_kernels([self.encoder_kernel], "encoder_kernel")
-        _check_kernels([self.decoder_kernel], "decoder_kernel")
-        _check_widths(self.encoder, "encoder")
-        _check_widths(self.decoder, "decoder", allow_empty=True)
-        if self.stem_channels <= 0:
-            raise ConfigError(f"stem_channels = {self.stem_channels}: expected a positive number")
-        self.attention.validate()
-
-    def cnn_params(self) -> CNNParams:
-        """The shared ``cnn`` hyper-parameters (SE block off)."""
-        return CNNParams(stem_kernels=self.stem_kernels, stem_channels=self.stem_channels, encoder=self.encoder,
-                         encoder_kernel=self.encoder_kernel, se_reduction=0, decoder=self.decoder,
-                         decoder_kernel=self.decoder_kernel, batch_norm=self.batch_norm, activation=self.activation,
-                         output=self.output, output_bias=self.output_bias, inputs=self.inputs)
-
-
-class AttentionCNN(MultiScaleCNN):
-    """``cnn_attn`` (paper text): :class:`MultiScaleCNN` with :class:`SDPSelfAttention2d` over
-    every position of the full-resolution 64-channel map in place of the SE block."""
-
-    def __init__(self, p: CNNAttnParams) -> None:
-        a = p.attention
-        super().__init__(p.cnn_params(), middle=lambda width: SDPSelfAttention2d(
-            width, a.key_channels, a.scaled, a.residual, a.gamma_init))
-
-
-#: Hyper-parameters only the authors'-code architecture has: a ``cnn_attn`` config holding one of
-#: them was written for what is now ``cnn_attn_code``.
-CODE_ONLY_KEYS = ("kernel", "full_res_skip")
-
-
-def checkpoint_arch(arch: str, params: Mapping[str, Any]) -> str:
-    """The architecture a saved config describes: ``cnn_attn`` configs written before ``cnn_attn``
-    followed the paper's text (they hold ``kernel``, no ``stem_kernels``) are ``cnn_attn_code``."""
-    if arch == "cnn_attn" and "stem_kernels" not in params and any(k in params for k in CODE_ONLY_KEYS):
-        return "cnn_attn_code"
-    return arch
-
-
 @register("cnn", repr="image", description="multi-scale 3/5/7 stem, conv encoder, SE block, decoder, sigmoid (paper)")
 def build_cnn(config: Mapping[str, Any]) -> MultiScaleCNN:
     """Build ``cnn`` from its hyper-parameters."""
     return MultiScaleCNN(parse_params(CNNParams, config, "cnn"))
-
-
-@register("cnn_attn", repr="image",
-          description="the cnn with 1x1-conv Q/K/V self-attention over all G x G positions replacing its SE block (paper text)")
-def build_cnn_attn(config: Mapping[str, Any]) -> AttentionCNN:
-    """Build ``cnn_attn`` from its hyper-parameters."""
-    old = [k for k in CODE_ONLY_KEYS if k in config]
-    if old and "stem_kernels" not in config:
-        raise ConfigError(f"model 'cnn_attn': '{old[0]}' is a hyper-parameter of the authors'-code architecture, "
-                          "now the model 'cnn_attn_code' (cnn_attn follows the paper's text)")
-    return AttentionCNN(parse_params(CNNAttnParams, config, "cnn_attn"))
-
-
-@register("cnn_attn_code", repr="image",
-          description="conv encoder 64/128/256 pooled to 14x14 + 1x1-conv Q/K/V self-attention there, upsampling "
-                      "decoder (authors' code)")
-def build_cnn_attn_code(config: Mapping[str, Any]) -> AttentionCNNCode:
-    """Build ``cnn_attn_code`` from its hyper-parameters."""
-    return AttentionCNNCode(parse_params(CNNAttnCodeParams, config, "cnn_attn_code"))
-
-
-@register("cnn3d", repr="image", description="detector layers as depth: 3D convs 3x3x3/3x5x5/3x7x7, then the cnn (paper)")
-def build_cnn3d(config: Mapping[str, Any]) -> DepthCNN:
-    """Build ``cnn3d`` from its hyper-parameters."""
-    return DepthCNN(parse_params(CNN3DParams, config, "cnn3d"))

@@ -20,6 +20,8 @@ from pfgraph.errors import PfgraphError
 MODEL_MODULES = (
     "pfgraph.models.mlp",
     "pfgraph.models.cnn",
+    "pfgraph.models.cnn3d",
+    "pfgraph.models.cnn_attn",
     "pfgraph.models.unet",
     "pfgraph.models.rnn",
     "pfgraph.models.edgeconv",

@@ -18,7 +18,7 @@ from torch import nn
 
 from pfgraph.errors import ConfigError
 from pfgraph.geometry import GRID_SIZES
-from pfgraph.models.cnn import AttentionParams
+from pfgraph.models.cnn_attn import AttentionParams
 from pfgraph.models.common import (
     ConvBlock,
     ImageModel,

@@ -98,7 +98,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", which: str
     try:  # the checkpoint's own model config: any error in it names the checkpoint
         config = dict(ckpt["config"])
         model_cfg = config.get("model", {})
-        from pfgraph.models.cnn import checkpoint_arch  # cnn_attn checkpoints older than the paper-text model
+        from pfgraph.models.cnn_attn import checkpoint_arch  # cnn_attn checkpoints older than the paper-text model
 
         entry = get(checkpoint_arch(str(ckpt.get("arch", model_cfg.get("arch"))), model_cfg.get("params", {})),
                     str(ckpt.get("repr")))

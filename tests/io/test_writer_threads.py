@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import uproot
 
-import pfgraph.io.root as root
+import pfgraph.io.writing as root
 from pfgraph.config import load_config, resolve_config_path
 from pfgraph.errors import PfgraphError
 from pfgraph.io import schema

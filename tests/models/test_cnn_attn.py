@@ -15,7 +15,7 @@ import torch
 
 from pfgraph.errors import ConfigError
 from pfgraph.io.root import EventFiles
-from pfgraph.models.cnn import AttentionCNN, AttentionCNNCode, SDPSelfAttention2d, checkpoint_arch
+from pfgraph.models.cnn_attn import AttentionCNN, AttentionCNNCode, SDPSelfAttention2d, checkpoint_arch
 from pfgraph.models.common import SelfAttention2d
 from pfgraph.models.registry import get
 from pfgraph.repr.base import fit_normalisation

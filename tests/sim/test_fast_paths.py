@@ -84,7 +84,7 @@ def test_compress_threads_use_the_cores_beyond_the_workers(monkeypatch: pytest.M
 
 def test_worker_compressed_baskets_give_the_inline_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The simulation worker compresses WORKER_COMPRESSED's baskets; the writer serves them to uproot."""
-    import pfgraph.io.root as root
+    import pfgraph.io.writing as root
 
     served: list[int] = []
     close = root._CompressAhead.close
