@@ -248,9 +248,9 @@ def precision_section(args: argparse.Namespace, files: EventFiles, data: Path, t
         lines.append(f"| {name} | {r32:,.1f} | {r16:,.1f} | {r16 / r32:.2f}x | {r16c:,.1f} | {'yes' if cl else 'no'} "
                      f"| {auto} |")
     if val_rows:
-        lines += ["", f"**Validation figures after {args.precision_epochs} epoch{'s' if args.precision_epochs != 1 else ''}** (`pfgraph train --epochs "
-                  f"{args.precision_epochs} --max-events {args.precision_events} --seed S train.precision=P "
-                  f"train.early_stop.patience=0`, seeds {', '.join(map(str, seeds))}, equal in both precisions; "
+        lines += ["", f"**Validation figures after {args.precision_epochs} epoch{'s' if args.precision_epochs != 1 else ''}** (per model, seed and precision, e.g. "
+                  f"`pfgraph train --model cnn --data DATA.root --out RUN --epochs {args.precision_epochs} --max-events "
+                  f"{args.precision_events} --seed 1 train.precision=bf16 train.early_stop.patience=0`, seeds {', '.join(map(str, seeds))}, equal in both precisions; "
                   "validation r 68 % half-width of the last epoch, validation in fp32; paired difference bf16 - "
                   "fp32 over the seeds against the fp32 runs' seed standard deviation):", "",
                   "| model | seeds | fp32 half-width | bf16 half-width | bf16 - fp32 (paired mean) | fp32 seed s.d. "

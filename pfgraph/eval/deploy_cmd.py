@@ -33,6 +33,7 @@ def register(sub: Any) -> None:
     p.add_argument("--max-events", type=int, help="predict only the first N events")
     p.add_argument("--device", default="auto", help="torch backend: auto | cpu | cuda | cuda:N")
     p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of the run folder (best)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out that pfgraph predict did not write")
     p.set_defaults(func=run_predict)
 
     e = sub.add_parser(
@@ -44,6 +45,7 @@ def register(sub: Any) -> None:
     e.add_argument("--format", choices=("onnx",), default="onnx", help="output format (onnx)")
     e.add_argument("--out", required=True, help="output file, ending in .onnx")
     e.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of the run folder (best)")
+    e.add_argument("--force", action="store_true", help="replace an existing --out that pfgraph export did not write")
     e.set_defaults(func=run_export)
 
 
@@ -56,7 +58,7 @@ def run_predict(args: argparse.Namespace) -> int:
         raise PfgraphError(f"--batch-size {args.batch_size}: expected a positive number")
     result = predict(args.run, args.data, args.out, backend=args.backend,
                      allow_config_mismatch=args.allow_config_mismatch, batch_size=args.batch_size,
-                     max_events=args.max_events, device=args.device, which=args.which)
+                     max_events=args.max_events, device=args.device, which=args.which, force=args.force)
     print(f"{result.summary} -> {result.out}")
     return 0
 
@@ -65,6 +67,6 @@ def run_export(args: argparse.Namespace) -> int:
     """Run ``pfgraph export``."""
     from pfgraph.training.export import export
 
-    result = export(args.run, args.out, args.format, args.which)
+    result = export(args.run, args.out, args.format, args.which, force=args.force)
     print(f"export: {result.model} ({result.repr}) -> {result.out} (ONNX opset {result.opset}, checked against torch)")
     return 0

@@ -59,25 +59,27 @@ class PredictResult:
                 f"{self.events_per_s:.0f} events/s; detector config: {self.detector_check})")
 
 
-def check_output(out: Path, data: list[Path]) -> None:
-    """Refuse an output that is one of the inputs, a folder, or an existing file pfgraph predict did not write."""
+def _written_by_predict(path: Path) -> bool:
+    """Whether ``path`` is a predictions file pfgraph predict wrote (its ``pfgraph_meta`` says so)."""
     from pfgraph.io.root import open_root, read_meta
+
+    try:
+        return read_meta(open_root(path), path).get("created_by") == CREATED_BY
+    except PfgraphError:
+        return False
+
+
+def check_output(out: Path, data: list[Path], force: bool = False) -> None:
+    """Refuse an output that is one of the inputs (always), a folder, or an existing file pfgraph predict
+    did not write (unless ``force``): the shared rule of :mod:`pfgraph.utils.ownership`."""
+    from pfgraph.utils.ownership import check_not_input, check_replaceable
 
     if out.is_dir():
         raise PfgraphError(f"{out}: is a folder; --out expects a file name")
     if out.suffix != ".root":
         raise PfgraphError(f"{out}: the output is a ROOT file; give a name ending in .root")
-    for p in data:
-        if out.resolve() == p.resolve() or (out.exists() and out.samefile(p)):
-            raise PfgraphError(f"{out}: is the input file; write the predictions to another file")
-    if out.exists():
-        try:
-            meta = read_meta(open_root(out), out)
-        except PfgraphError:
-            meta = {}
-        if meta.get("created_by") != CREATED_BY:
-            raise PfgraphError(f"{out}: exists and was not written by pfgraph predict; not overwriting it "
-                               "(remove it or choose another --out)")
+    check_not_input(out, data, "the input file")
+    check_replaceable(out, force, owned=_written_by_predict)
 
 
 def _detector_check(trained: dict[str, Any] | None, files: Any, allow: bool) -> tuple[str, list[str]]:
@@ -106,7 +108,7 @@ def _detector_check(trained: dict[str, Any] | None, files: Any, allow: bool) -> 
 
 def predict(run: str | Path, data: str | Path | list[str | Path], out: str | Path, backend: str = "torch",
             allow_config_mismatch: bool = False, batch_size: int = 64, max_events: int | None = None,
-            device: str = "auto", which: str = "best") -> PredictResult:
+            device: str = "auto", which: str = "best", force: bool = False) -> PredictResult:
     """Predict every event of ``data`` with ``run`` into ``out``; see the module docstring."""
     from pfgraph.eval.output import PredictionWriter
     from pfgraph.io import identity as data_id
@@ -121,7 +123,7 @@ def predict(run: str | Path, data: str | Path | list[str | Path], out: str | Pat
         raise PfgraphError(f"--max-events {max_events}: expected a positive number of events")
     source, out = Path(run), Path(out)
     paths = expand_paths(data)
-    check_output(out, paths)
+    check_output(out, paths, force)
     engine = None
     if source.is_file() and source.suffix == ".onnx":
         backend = "onnxruntime"  # an exported file runs in onnxruntime on the CPU

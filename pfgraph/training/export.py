@@ -265,10 +265,23 @@ class ExportResult:
     metadata: dict[str, str]
 
 
-def export(run: str | Path, out: str | Path, format: str = "onnx", which: str = "best") -> ExportResult:
-    """Export the run folder ``run`` (its best or last checkpoint) to ``out`` (written atomically)."""
+def _onnx_is_ours(path: Path) -> bool:
+    """Whether ``path`` is an ONNX file pfgraph export wrote (its metadata names a pfgraph version)."""
+    onnx, _ = _onnx()
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - anything unreadable is not ours
+        return False
+    return any(p.key == "pfgraph_version" for p in model.metadata_props)
+
+
+def export(run: str | Path, out: str | Path, format: str = "onnx", which: str = "best",
+           force: bool = False) -> ExportResult:
+    """Export the run folder ``run`` (its best or last checkpoint) to ``out`` (written atomically).
+    An existing ``out`` is replaced only if pfgraph export wrote it, or with ``force``."""
     from pfgraph.training.predict import load_run
     from pfgraph.utils.atomic import atomic_write_bytes
+    from pfgraph.utils.ownership import check_replaceable
 
     if format != "onnx":
         raise PfgraphError(f"--format {format}: expected onnx")
@@ -278,6 +291,7 @@ def export(run: str | Path, out: str | Path, format: str = "onnx", which: str = 
     if out.is_dir():
         raise PfgraphError(f"{out}: is a folder; --out expects a file name")
     _onnx()  # the install hint before any work
+    check_replaceable(out, force, owned=_onnx_is_ours)
     loaded = load_run(run, "cpu", which)
     data, meta = export_bytes(loaded)
     atomic_write_bytes(out, data)

@@ -117,7 +117,8 @@ def temp_prefix(name: str) -> str:
     return f".{cut}~{digest}."
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host is alive (a pid we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -144,7 +145,7 @@ def stale_temporaries(final: str | os.PathLike[str]) -> list[Path]:
             continue
         if not p.is_dir():
             head = p.name[len(prefix):].split("-", 1)[0]
-            if head.isdigit() and int(head) != os.getpid() and not _pid_alive(int(head)):
+            if head.isdigit() and int(head) != os.getpid() and not pid_alive(int(head)):
                 stale.append(p)
             continue
         try:
@@ -334,7 +335,7 @@ def clean_stale_folders(out: Path, tag: str) -> int:
             pid = int(tmp.name[len(head):].split("-")[0])
         except ValueError:
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             shutil.rmtree(tmp, ignore_errors=True)
             n += 1
     return n

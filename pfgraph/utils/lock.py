@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pfgraph.errors import PfgraphError
+from pfgraph.utils.atomic import pid_alive
 
 LOCK_NAME = ".pfgraph.lock"
 _NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
@@ -33,21 +34,11 @@ def _holder(path: Path) -> str:
     return text[-1][:200] if text else "another process"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
 def _stale_by_pid(path: Path) -> bool:
     """Without ``flock``: the lock is stale when it names a pid of this host that has ended."""
     try:
         fields = dict(part.split("=", 1) for part in path.read_text().split() if "=" in part)
-        return fields.get("host") == socket.gethostname() and not _pid_alive(int(fields.get("pid", "-1")))
+        return fields.get("host") == socket.gethostname() and not pid_alive(int(fields.get("pid", "-1")))
     except (OSError, ValueError):
         return False
 

@@ -117,17 +117,20 @@ def test_a_file_without_detector_config_is_accepted_with_a_warning(tiny_run: Pat
 def test_output_safety(tiny_run: Path, input_only: Path, tmp_path: Path) -> None:
     foreign = tmp_path / "foreign.root"
     foreign.write_bytes(b"not pfgraph's")
-    with pytest.raises(PfgraphError, match="not written by pfgraph predict"):
+    with pytest.raises(PfgraphError, match="not written by pfgraph; refusing to replace it .*--force"):
         predict(tiny_run, input_only, foreign)
     assert foreign.read_bytes() == b"not pfgraph's"
-    with pytest.raises(PfgraphError, match="is the input file"):
-        predict(tiny_run, input_only, input_only)
+    for force in (False, True):  # an input is never an output, --force or not
+        with pytest.raises(PfgraphError, match="is the input file"):
+            predict(tiny_run, input_only, input_only, force=force)
     with pytest.raises(PfgraphError, match="is a folder"):
         predict(tiny_run, input_only, tmp_path)
     out = tmp_path / "again.root"
     predict(tiny_run, input_only, out, max_events=3)
     predict(tiny_run, input_only, out, max_events=4)  # its own output is replaced
     assert len(read(out)[0]["event_id"]) == 4
+    predict(tiny_run, input_only, foreign, max_events=2, force=True)  # named by the user, with --force
+    assert len(read(foreign)[0]["event_id"]) == 2
 
 
 def test_a_file_without_the_models_inputs_is_one_line(tiny_run: Path, tmp_path: Path) -> None:
@@ -198,3 +201,13 @@ def test_root_reads_the_predictions_as_a_friend_of_the_input(graph_run: Path, in
     assert emcal == pytest.approx(want, rel=1e-5)
     events.Close()
     preds.Close()
+
+
+def test_export_replaces_only_its_own_file(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("onnx")
+    foreign = tmp_path / "mine.onnx"
+    foreign.write_bytes(b"someone else's model")
+    assert main(["export", str(tiny_run), "--out", str(foreign)]) != 0
+    assert "not written by pfgraph" in capsys.readouterr().err and foreign.read_bytes() == b"someone else's model"
+    assert main(["export", str(tiny_run), "--out", str(foreign), "--force"]) == 0  # named by the user, with --force
+    assert main(["export", str(tiny_run), "--out", str(foreign)]) == 0  # now pfgraph's own file
