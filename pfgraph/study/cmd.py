@@ -134,8 +134,9 @@ def _run(study: Any, args: argparse.Namespace, cfg: Any, out: Path) -> int:
     return 0
 
 
-#: What a study folder holds (:mod:`pfgraph.study.runner`): anything else in an existing --out is the user's.
-STUDY_LAYOUT = ("data", "runs", "evals", "reports", "steps", "study.yaml", "RESULTS.md")
+#: What a study folder holds (:mod:`pfgraph.study.runner`; ``.snakemake`` is Snakemake's bookkeeping when the
+#: study runs through its Snakefile, whose workdir is the study folder): anything else in an existing --out is the user's.
+STUDY_LAYOUT = ("data", "runs", "evals", "reports", "steps", "study.yaml", "RESULTS.md", ".snakemake")
 
 
 def check_study_target(out: Path, source: Path, force: bool = False) -> None:
