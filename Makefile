@@ -31,7 +31,8 @@ test: install  ## the default test suite (fast; excludes slow tests)
 test-all: install  ## every test including slow ones
 	$(BIN)/python -m pytest -q
 
-bench: install  ## benchmarks -> docs/BENCHMARKS.md (each script updates its own section)
+bench: install  ## slow tests (e.g. the real-Snakemake study), then benchmarks -> docs/BENCHMARKS.md (each script updates its own section)
+	$(BIN)/python -m pytest -q -m "slow and not gpu"
 	$(BIN)/python scripts/bench_simulate.py
 	$(BIN)/python scripts/bench_io.py
 	$(BIN)/python scripts/bench_train.py
