@@ -26,7 +26,6 @@ atomically; an existing file is replaced only when pfgraph predict wrote it, and
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,7 +114,7 @@ def predict(run: str | Path, data: str | Path | list[str | Path], out: str | Pat
     from pfgraph.io.root import EventFiles, expand_paths, make_meta
     from pfgraph.training.predict import input_branches, load_run
     from pfgraph.training.predict import predict as run_predict
-    from pfgraph.utils.progress import progress
+    from pfgraph.utils.progress import Timed, progress
 
     if backend not in BACKENDS:
         raise PfgraphError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
@@ -154,16 +153,11 @@ def predict(run: str | Path, data: str | Path | list[str | Path], out: str | Pat
                      dataset={"path": [str(p) for p in files.paths], "n_events": n},
                      **{data_id.META_KEY: identity})
     graph = loaded.repr.point_outputs
-    done, inference_s = 0, 0.0
+    done = 0
+    chunks = Timed(run_predict(loaded, files, batch_size, max_events, with_truth=False, engine=engine))
     with PredictionWriter(out, meta, graph=graph, truth=False) as writer, \
             progress(n, f"predict {loaded.model_name}") as bar:
-        it = iter(run_predict(loaded, files, batch_size, max_events, with_truth=False, engine=engine))
-        while True:
-            t0 = time.perf_counter()
-            chunk = next(it, None)
-            inference_s += time.perf_counter() - t0
-            if chunk is None:
-                break
+        for chunk in chunks:
             pix = None
             if graph:
                 pix = ([ie for ie, _ in chunk["pix"]], [ip for _, ip in chunk["pix"]], chunk["pix_pred"])
@@ -172,5 +166,6 @@ def predict(run: str | Path, data: str | Path | list[str | Path], out: str | Pat
             bar.update(len(chunk["event_id"]))
         if done != n:  # inside the writer: nothing is written
             raise DataError(f"{files.paths[0]}: {done} of {n} events predicted")
+    inference_s = chunks.seconds
     return PredictResult(out=out, events=done, model=loaded.model_name, backend=backend, detector_check=check,
                          events_per_s=done / inference_s if inference_s > 0 else 0.0, meta=meta)

@@ -168,7 +168,7 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
     from pfgraph.io.root import EventFiles, make_meta
     from pfgraph.utils.atomic import atomic_write_text
     from pfgraph.utils.ownership import text_marker
-    from pfgraph.utils.progress import progress
+    from pfgraph.utils.progress import Timed, progress
 
     if settings is None:
         unknown = sorted(set(options) - set(EvaluateSettings.__dataclass_fields__))
@@ -266,18 +266,12 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
     manifest: dict[str, Any] = {"created_by": "pfgraph evaluate", "model": model, "data_identity": identity}
     mismatch = data_mismatch(source if source.is_dir() else None, files)
     with evaluation_folder(out, manifest, opts.force) as work:  # the folder changes as one unit
-        inference_s = 0.0
         n_done = 0
+        chunks = Timed(batches)
         with PredictionWriter(work / "predictions.root", meta, graph=point_outputs, jets=has_jet,
                               format=opts.format) as writer, \
                 progress(n_expected, f"evaluate {model['name']}") as bar:
-            it = iter(batches)
-            while True:
-                t0 = time.perf_counter()
-                chunk = next(it, None)
-                inference_s += time.perf_counter() - t0
-                if chunk is None:
-                    break
+            for chunk in chunks:
                 ids = np.asarray(chunk["event_id"], dtype=np.int64)
                 b = len(ids)
                 pred = np.asarray(chunk["pred"], dtype=np.float32)
@@ -298,6 +292,7 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
                 bar.update(b)
         if n_done == 0:
             raise DataError(f"{source}: no events were evaluated")
+        inference_s = chunks.seconds
         energy_doc = energy.result()
         if jets is not None:
             jet_doc = jets.result()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, TextIO
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -31,3 +33,26 @@ def progress(total: int | None, desc: str, unit: str = "ev", **kw: Any) -> tqdm:
     """A tqdm bar on stderr; a silent no-op bar unless :func:`progress_enabled`."""
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not progress_enabled(sys.stderr),
                 dynamic_ncols=True, mininterval=0.5, **kw)
+
+
+T = TypeVar("T")
+
+
+class Timed:
+    """Iterate ``items`` and add the seconds spent producing each item (including the final, empty
+    ``next``) to :attr:`seconds`: the inference time of a prediction stream, without its consumer's."""
+
+    def __init__(self, items: Iterable[T]) -> None:
+        self._it = iter(items)
+        self.seconds = 0.0
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            t0 = time.perf_counter()
+            try:
+                item = next(self._it)
+            except StopIteration:
+                self.seconds += time.perf_counter() - t0
+                return
+            self.seconds += time.perf_counter() - t0
+            yield item

@@ -58,3 +58,21 @@ def test_redirected_stderr_of_a_command_holds_no_bar(tmp_path: Path) -> None:
                         "--out", str(tmp_path / "y.root"), "output.chunk=10"],
                        stdout=subprocess.PIPE, stderr=err, text=True, env=env, timeout=300, cwd=tmp_path, check=True)
     assert "simulate Gauss" in log.read_text()
+
+
+def test_timed_counts_the_producer_not_the_consumer() -> None:
+    import time
+
+    from pfgraph.utils.progress import Timed
+
+    def slow():
+        for i in range(3):
+            time.sleep(0.02)
+            yield i
+
+    chunks = Timed(slow())
+    got = []
+    for item in chunks:
+        time.sleep(0.05)  # the consumer's time is not counted
+        got.append(item)
+    assert got == [0, 1, 2] and 0.06 <= chunks.seconds < 0.15
