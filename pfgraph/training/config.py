@@ -79,7 +79,7 @@ class TrainConfig:
     eval_batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
-    loss: Literal["mse", "l1", "huber", "log_mse", "rel_huber"] = "mse"
+    loss: Literal["mse", "l1", "huber", "log_mse", "rel_huber", "mixed_mse"] = "mse"
     huber_delta: float = 0.01
     #: ``rel_huber`` (:mod:`pfgraph.training.losses`): Huber (``rel_delta``) on log((E_pred + eps) / (E_true + eps))
     #: with eps = ``rel_eps_gev`` GeV, computed in GeV (the same loss for every S); on empty target pixels
@@ -87,6 +87,10 @@ class TrainConfig:
     rel_eps_gev: float = 0.02
     rel_delta: float = 0.1
     empty_weight: float = 0.05
+    #: ``mixed_mse`` (:mod:`pfgraph.training.paper_losses`, the paper's v2 loss, image models only):
+    #: ``wmse_weight`` x the truth-energy-weighted MSE + ``ssim_weight`` x (1 - SSIM), the authors' 1 and 0.05.
+    wmse_weight: float = 1.0
+    ssim_weight: float = 0.05
     #: ``log_mse``: squared difference of log(1 + E / log_eps), E the normalised energy (0.005 ~ 0.1 GeV
     #: for S ~ 20 GeV): every energy scale weighs alike, as in the relative residual r.
     log_eps: float = 0.005
@@ -134,6 +138,12 @@ class TrainConfig:
         if not (self.rel_eps_gev > 0 and self.rel_delta > 0 and self.empty_weight >= 0):
             raise ConfigError(f"train: rel_eps_gev = {self.rel_eps_gev} and rel_delta = {self.rel_delta} must be > 0, "
                               f"empty_weight = {self.empty_weight} >= 0")
+        if not (self.wmse_weight >= 0 and self.ssim_weight >= 0 and self.wmse_weight + self.ssim_weight > 0):
+            raise ConfigError(f"train: wmse_weight = {self.wmse_weight} and ssim_weight = {self.ssim_weight} must be "
+                              ">= 0 and not both 0")
+        if self.loss == "mixed_mse" and self.reweight != "none":
+            raise ConfigError(f"train.loss=mixed_mse is a per-event loss (weighted MSE + SSIM): it takes no element "
+                              f"weights (train.reweight={self.reweight}); use train.reweight=none")
         if self.num_workers < 0:
             raise ConfigError(f"train.num_workers = {self.num_workers}: expected 0 or more")
         if self.reweight_bins_per_decade <= 0 or not self.reweight_max >= 1.0:
@@ -194,6 +204,12 @@ class RunConfig:
     model: ModelSection = field(default_factory=ModelSection)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+
+    def validate(self) -> None:
+        """Check what involves more than one section: a loss the representation cannot take."""
+        if self.train.loss == "mixed_mse" and self.model.repr and self.model.repr != "image":
+            raise ConfigError(f"train.loss=mixed_mse (weighted MSE + SSIM) needs images: model '{self.model.name}' "
+                              f"uses the '{self.model.repr}' representation (use another train.loss)")
 
 
 _MODEL_KEYS = ("name", "arch", "repr", "params")

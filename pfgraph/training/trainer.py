@@ -103,7 +103,7 @@ class LogMSELoss(nn.Module):
 
 def make_loss(cfg: TrainConfig, reduction: str = "mean", weights: TargetWeights | None = None,
               target_scale: float | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The configured loss (``mse`` | ``l1`` | ``huber`` | ``log_mse`` | ``rel_huber``) with ``reduction``;
+    """The configured loss (``mse`` | ``l1`` | ``huber`` | ``log_mse`` | ``rel_huber`` | ``mixed_mse``) with ``reduction``;
     with ``weights`` (``train.reweight``), each element's loss times its target's weight.
     ``target_scale``: S in GeV, which ``rel_huber`` (computed in GeV) needs."""
     if weights is not None:
@@ -125,6 +125,10 @@ def make_loss(cfg: TrainConfig, reduction: str = "mean", weights: TargetWeights 
         if target_scale is None:
             raise PfgraphError("train.loss=rel_huber needs the target scale S (the loss is computed in GeV)")
         return RelativeHuberLoss(cfg.rel_eps_gev, cfg.rel_delta, cfg.empty_weight, target_scale, reduction)
+    if cfg.loss == "mixed_mse":
+        from pfgraph.training.paper_losses import MixedMSELoss
+
+        return MixedMSELoss(cfg.wmse_weight, cfg.ssim_weight, reduction)
     return nn.HuberLoss(reduction=reduction, delta=cfg.huber_delta)
 
 
