@@ -35,3 +35,19 @@ def test_depth_kernel_cannot_exceed_the_stack() -> None:
         get("cnn3d").builder({"depth_kernel": 4})
     with pytest.raises(ConfigError, match="depth_kernel = 0"):
         get("cnn3d").builder({"depth_kernel": 0})
+
+
+def test_the_large_preset_is_the_v2_paper_s_25m_parameter_3d_cnn() -> None:
+    """cnn3d_large: the cnn3d builder with wider layers, ~25M parameters (the v2 paper's size), in the
+    GPU study only."""
+    from pfgraph.models.registry import resolve
+    from pfgraph.study.config import load_study
+
+    choice = resolve("cnn3d_large", "image")
+    assert choice.arch == "cnn3d"
+    model = get(choice.arch).builder(choice.params)
+    assert isinstance(model, DepthCNN)
+    assert sum(p.numel() for p in model.parameters()) == 25_578_353
+    models = {m.label for m in load_study("paper")[0].models}
+    assert {"cnn3d_large", "cnn3d_large_b000"} <= models
+    assert "cnn3d_large" not in {m.label for m in load_study("cpu_paper")[0].models}
