@@ -7,6 +7,7 @@
     torchrun --standalone --nproc_per_node 2 -m pfgraph.cli study cpu_b050 --out DIR --only train:cnn:1
     pfgraph study cpu_b050 --dry-run                               # what would run
     pfgraph study cpu_b050 --out DIR --snakefile Snakefile         # the study as a Snakemake workflow
+    pfgraph study cpu_b050 --results-now                           # RESULTS.md so far, beside a running study
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def register(sub: Any) -> None:
                    "or --executor slurm on a cluster")
     p.add_argument("--force", action="store_true", help="write into an --out folder that is not a study folder, and "
                    "replace a RESULTS.md pfgraph did not write")
+    p.add_argument("--results-now", action="store_true", help="write the results page and the per-test-set reports "
+                   "from the steps done so far into OUT/reports/partial/ (its header: trainings done of those "
+                   "planned, compute spent; anything not reached yet is marked 'not run yet'); trains and evaluates "
+                   "nothing and takes no lock, so it is safe beside the running study")
+    p.add_argument("--no-reports", action="store_true", help="with --results-now: the page only, no reports")
     p.set_defaults(func=run)
     d = sub.add_parser("demo", help="small end-to-end run on CPU: simulate, train, evaluate, report (the demo study)",
                        description="The demo study (pfgraph/presets/study/demo.yaml): simulates small B=0.5 training "
@@ -64,6 +70,22 @@ def _write_snakefile(args: argparse.Namespace, study: Any, path: Path) -> int:
     return 0
 
 
+def _results_now(args: argparse.Namespace, out: Path, name: str) -> int:
+    """``--results-now``: :func:`pfgraph.study.partial.write_partial` (reads the folder, takes no lock)."""
+    from pfgraph.errors import PfgraphError
+    from pfgraph.study.partial import write_partial
+
+    clash = [flag for flag, on in (("--list", args.list), ("--only", args.only), ("--dry-run", args.dry_run),
+                                   ("--snakefile", args.snakefile), ("--force", args.force)) if on]
+    if clash:
+        raise PfgraphError(f"--results-now only reads the study folder and writes its partial page; it takes none "
+                           f"of {', '.join(clash)}")
+    written = write_partial(out, reports=not args.no_reports)
+    print(f"study {name}: results so far -> {written[0]}" + (
+        f" (reports: {', '.join(str(p.parent) for p in written[1:])})" if written[1:] else ""))
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Run ``pfgraph demo``: :func:`pfgraph.study.demo.run_demo`."""
     from pfgraph.study.demo import run_demo as demo
@@ -85,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
     cfg, path = load_study(args.study)
     out = Path(args.out) if args.out else Path("studies") / cfg.name
     study = Study(cfg, out, source=args.study)  # as given: a preset name stays portable to other machines
+    if args.no_reports and not args.results_now:
+        raise PfgraphError("--no-reports applies to --results-now")
+    if args.results_now:
+        return _results_now(args, out, cfg.name)
     if args.format != "text" and not args.list:
         raise PfgraphError("--format applies to --list")
     check_study(study)  # every dataset and model resolves: a bad entry fails now, not hours later

@@ -525,3 +525,33 @@ def test_the_mlp_claim_needs_both_fields() -> None:
     assert "**agrees**" in mlp_claim({"B = 0": {"b0": "agrees"}, "B = 0.5": {"test": "agrees"}})[-1]
     line = mlp_claim({"B = 0": {"b0": "not converged"}, "B = 0.5": {"test": "agrees"}})[-1]
     assert "**not converged**" in line and "B = 0 on `b0`: not converged" in line
+
+
+def test_the_v2_claims_are_decided_from_the_runs_there_and_say_why_a_model_is_missing() -> None:
+    """The SE-CNN claim against the larger paper models evaluated (paired over seeds, within 10 %); the
+    25M-parameter 3D CNN claim 'not measured' where the study lacks it, naming the GPU study; on a
+    partial page a comparator still to come is 'not run yet'."""
+    from pfgraph.study.results import CLAIMS, PAPER_DECIDE, Budgets, Context, decide
+
+    def seeds(*values: float) -> dict:
+        return combine([{"value": v} for v in values])
+
+    v2 = {c.text.split(" (")[0]: c for c in CLAIMS if c.source.endswith("(v2)")}
+    se, large = v2["the ~90k-parameter SE-block CNN is close to much larger baselines"], v2["a 25M-parameter 3D CNN"]
+    ctx = Context({"cnn": {PAPER_DECIDE: seeds(0.100, 0.102, 0.098)}}, params={"cnn": 91_543},
+                  in_study={"cnn", "unet", "cnn_attn"})
+    word, text, _ = decide(large, ctx, Budgets(), PAPER_DECIDE)
+    assert word == "not measured" and "cnn3d_large: not in this study" in text and "`paper` (GPU) study" in text
+    assert decide(se, ctx, Budgets(), PAPER_DECIDE)[0] == "not measured"  # no larger baseline evaluated
+    ctx.partial = True
+    word, text, _ = decide(se, ctx, Budgets(), PAPER_DECIDE)
+    assert word == "not run yet" and "unet: not run yet" in text  # unet's size is not known until it is evaluated
+    ctx.partial = False
+    ctx.figs["cnn_attn"] = {PAPER_DECIDE: seeds(0.5, 0.5, 0.5)}  # 95k parameters: no larger baseline
+    ctx.params["cnn_attn"] = 95_647
+    ctx.figs["unet"] = {PAPER_DECIDE: seeds(0.097, 0.099, 0.095)}
+    ctx.params["unet"] = 1_798_273
+    word, text, _ = decide(se, ctx, Budgets(), PAPER_DECIDE)
+    assert word == "agrees" and "the best of unet: unet" in text and "paired over seeds 1, 2, 3" in text
+    ctx.figs["unet"] = {PAPER_DECIDE: seeds(0.050, 0.052, 0.048)}  # half the cnn's figure: not close
+    assert decide(se, ctx, Budgets(), PAPER_DECIDE)[0] == "disagrees"
