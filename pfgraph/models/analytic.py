@@ -65,6 +65,19 @@ class AnalyticInversion(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 4, G, G) normalised [emcal, hcal, trk_neg, trk_pos] -> (B, 1, G, G) normalised truth."""
+        return (self.parts(x)["truth"] / self.target_scale.double()).to(x.dtype).unsqueeze(1)
+
+    def parts(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The inversion's pieces, (B, G, G) float64 maps in GeV, from (B, 4, G, G) normalised inputs.
+
+        ``truth`` (the estimate, = ``charged + e_em + e_had``), ``charged`` (the track energy of the
+        pixel), ``e_em`` and ``e_had`` (the neutral energy inverted from what the tracks' expected
+        deposits left), ``ecal_sub`` and ``hcal_sub`` (the expected charged-hadron deposits subtracted
+        at the pixel: the deposits the formula explained away there), and ``hcal_at_bend`` (for each
+        track pixel, the HCAL deposit measured where its bent shower lands, the likely pixel of
+        each charge summed: the calorimeter's own measurement of that track's energy, in the same
+        pixel as the track). The residual models take them as features.
+        """
         d = self.detector
         e = (x.double() * self.input_scale.double().view(1, 4, 1, 1))
         emcal, hcal, trk_neg, trk_pos = e[:, 0], e[:, 1], e[:, 2], e[:, 3]
@@ -128,8 +141,16 @@ class AnalyticInversion(nn.Module):
             leak_dep = torch.where(leak > d["hcal_threshold"],
                                    d["hcal_fraction"] * (leak - d["nonlin"] * torch.sqrt(leak)), torch.zeros_like(leak))
             e_had = invert_response(hcal_left - leak_dep, d["hcal_fraction"], d["nonlin"]) / (1 - d["had_ecal_fraction"])
-        truth = trk_neg + trk_pos + e_had + e_em
-        return (truth / self.target_scale.double()).to(x.dtype).unsqueeze(1)
+        flat_hcal = hcal.reshape(-1)
+        at_bend = torch.zeros_like(hcal)
+        for (_, _, likely, _), trk in zip(tracks, (trk_neg, trk_pos)):
+            col = likely.expand(B, H, W)
+            inside = (trk > 0) & (col >= 0) & (col < W)
+            flat = events * H * W + rows * W + col.clamp(0, W - 1).long()
+            at_bend = at_bend + torch.where(inside, flat_hcal[flat.reshape(-1)].view_as(hcal), torch.zeros_like(hcal))
+        charged = trk_neg + trk_pos
+        return {"truth": charged + e_had + e_em, "charged": charged, "e_em": e_em, "e_had": e_had,
+                "ecal_sub": emcal - ecal_left, "hcal_sub": hcal - hcal_left, "hcal_at_bend": at_bend}
 
 
 def analytic_from_config(config: Mapping[str, Any]) -> dict[str, float]:

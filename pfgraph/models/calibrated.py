@@ -89,10 +89,10 @@ def build_calibrated(config: Mapping[str, Any]) -> CalibratedAnalytic:
                               negative_slope=float(config.get("negative_slope", 0.01)))
 
 
-def analytic_at_points(analytic: AnalyticInversion, x: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-    """The analytic estimate (normalised) at every point: the points' four input energies scattered
-    onto their events' grids (G x G, G read off the features: :func:`pfgraph.repr.features.grid_size_of_features`),
-    inverted there (a fixed physics function, no gradient), gathered back.
+def _points_on_grids(x: torch.Tensor, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The points' four input energies scattered onto their events' grids, (E, 4, G, G) with G read
+    off the features (:func:`pfgraph.repr.features.grid_size_of_features`), and each point's flat
+    index ``event * G * G + pixel`` to gather a (E, G, G) map back at the points.
 
     ``batch`` is sorted (events in order, as graph batches are). The number of events is taken from
     ``batch`` as a tensor (its last entry + 1) and the grids are one flat buffer written with flat
@@ -100,8 +100,6 @@ def analytic_at_points(analytic: AnalyticInversion, x: torch.Tensor, batch: torc
     tensor, no multi-dimensional index_put)."""
     from pfgraph.repr.features import FEATURES, grid_size_of_features
 
-    if x.size(0) == 0:
-        return x.new_zeros(0)
     n_side = grid_size_of_features(x)
     npix = n_side * n_side
     ieta = torch.round(x[:, FEATURES.index("ieta")] * n_side).long()
@@ -113,9 +111,27 @@ def analytic_at_points(analytic: AnalyticInversion, x: torch.Tensor, batch: torc
     channel = torch.arange(4, device=x.device)
     index = ((b.unsqueeze(1) * 4 + channel) * npix + pix.unsqueeze(1)).reshape(-1)
     flat = flat.scatter(0, index, x[:, :4].reshape(-1))
+    return flat.view(-1, 4, n_side, n_side), b * npix + pix
+
+
+def analytic_at_points(analytic: AnalyticInversion, x: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+    """The analytic estimate (normalised) at every point: the points' inputs scattered onto their
+    events' grids, inverted there (a fixed physics function, no gradient), gathered back."""
+    if x.size(0) == 0:
+        return x.new_zeros(0)
+    grids, at = _points_on_grids(x, batch)
     with torch.no_grad():
-        est = analytic(flat.view(-1, 4, n_side, n_side))
-    return est.reshape(-1)[b * npix + pix]
+        est = analytic(grids)
+    return est.reshape(-1)[at]
+
+
+def analytic_parts_at_points(analytic: AnalyticInversion, x: torch.Tensor, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    """:meth:`AnalyticInversion.parts` at every point (each a (N,) float64 map in GeV), computed on the
+    events' grids as :func:`analytic_at_points` does."""
+    grids, at = _points_on_grids(x, batch)
+    with torch.no_grad():
+        parts = analytic.parts(grids)
+    return {k: v.reshape(-1)[at] for k, v in parts.items()}
 
 
 class _NodeBlock(nn.Module):

@@ -5,23 +5,36 @@ One head, one loss and one feature set for both representations; only the contex
 ``residual_gnn``), so comparing the two compares representations. Per pixel (image) or point
 (graph), in GeV:
 
-    E_pred = relu(A * exp(a) + e0 * b)
+    E_pred = relu(C exp(a_c) + H exp(a_had) + M exp(a_em) + e0 * b)
 
-* ``A``: the analytic inversion of the detector response (:class:`~pfgraph.models.analytic.AnalyticInversion`,
-  the one implementation; on a point cloud it is computed on the event's grid and gathered back at
-  the points, :func:`~pfgraph.models.calibrated.analytic_at_points`).
-* ``a``, ``b``: the two outputs of a linear head on the context network's features; ``e0`` (GeV,
-  ``add_scale``) sets the unit of the additive term.
-* Features: ``log1p(E / log_e0)`` of the four input channels and of ``A`` (the analytic estimate is
-  an extra image channel / point feature), so the network sees scale-free inputs.
+* ``C``, ``H``, ``M``: the analytic inversion's pieces (:meth:`~pfgraph.models.analytic.AnalyticInversion.parts`,
+  the one implementation; on a point cloud computed on the event's grid and gathered back at the
+  points, :func:`~pfgraph.models.calibrated.analytic_parts_at_points`): the pixel's track energy,
+  and the neutral hadron and EM energy the formula inverts from what the tracks' expected deposits
+  leave. Their sum is the analytic estimate A.
+* ``a_c``, ``a_had``, ``a_em``, ``b``: the outputs of a linear head; ``e0`` (GeV, ``add_scale``) sets
+  the unit of the additive term.
+* Features: ``log1p(E / log_e0)`` of the four input channels and of the inversion's pieces (C, M, H,
+  the expected charged ECAL and HCAL deposits it subtracted at the pixel, and the HCAL deposit
+  measured where each track's bent shower lands), so the network sees scale-free inputs that
+  already line a track up with its own calorimeter signal. A per-pixel network (``pointwise``
+  layers) reads them; the context network adds the neighbourhood (its blocks start as the identity).
 
-The correction is unbounded: no sigmoid x S, no clamp of the weight, so a pixel can exceed the
-training range S; ``A * exp(a) + e0 * b <= 0`` sets a pixel to exactly zero (less fake energy),
-and ``b > 0`` gives energy to a pixel the formula leaves empty (fewer missed truth pixels). The
-head starts at zero, so an untrained model returns ``relu(A * 1 + e0 * 0) = A`` bit for bit: it
-*is* the analytic inversion (tested). Below zero the relu passes upward gradients only, scaled by
-``leak`` (a zeroed or empty pixel whose truth is not empty can come back; its forward value stays
-exactly zero).
+Why per-component weights and these features: the formula takes a track's energy from the track
+alone and a neutral's from the calorimeter remainder, whatever else fell in the pixel. A charged
+hadron's calorimeter deposit measures its energy too (a second measurement to combine with the
+track), and a neutral pixel that had a large charged deposit subtracted carries that deposit's 10 %
+fluctuation: how much to trust each piece depends on what the pixel holds, which these features say.
+A 1500-event probe with only the per-pixel network (B = 0.5, 150 s on one thread) reached 0.80x the
+formula's r 68 % half-width on an independent test set (docs/BENCHMARKS.md, "Residual models").
+
+The correction is unbounded: no sigmoid x S, no clamp of the weights, so a pixel can exceed the
+training range S; a negative enough ``b`` sets a pixel to exactly zero (less fake energy), and
+``b > 0`` gives energy to a pixel the formula leaves empty (fewer missed truth pixels). The head
+starts at zero, so an untrained model returns ``relu(C + H + M) = A`` bit for bit (summed in float64
+in the inversion's order): it *is* the analytic inversion (tested). Below zero the relu passes
+upward gradients only, scaled by ``leak`` (a zeroed or empty pixel whose truth is not empty can
+come back; its forward value stays exactly zero).
 """
 
 from __future__ import annotations
@@ -33,7 +46,7 @@ import torch
 from torch import nn
 
 from pfgraph.models.analytic import AnalyticInversion, analytic_from_config
-from pfgraph.models.calibrated import _NodeBlock, _ResBlock, analytic_at_points
+from pfgraph.models.calibrated import _NodeBlock, _ResBlock, analytic_parts_at_points
 from pfgraph.models.registry import register
 
 
@@ -53,11 +66,22 @@ class _UpwardLeakyReLU(torch.autograd.Function):
         return torch.where(z > 0, grad, ctx.leak * grad.clamp(max=0.0)), None
 
 
-class ResidualHead(nn.Module):
-    """The shared head: features (..., width) and the analytic estimate (...) -> the prediction (...).
+#: The analytic inversion's pieces the networks see (:meth:`AnalyticInversion.parts`), after the four inputs.
+PARTS = ("charged", "e_em", "e_had", "ecal_sub", "hcal_sub", "hcal_at_bend")
+#: The pieces the head reweights, in the order the inversion sums them (charged + e_had + e_em).
+COMPONENTS = ("charged", "e_had", "e_em")
+#: Input features per pixel / point: the four detector channels and the inversion's pieces.
+N_FEATURES = 4 + len(PARTS)
 
-    Normalised units in and out (``A`` and the prediction divided by the target scale S); the
-    additive unit ``add_scale`` GeV is divided by S here, so the head is the same in GeV for every S.
+
+class ResidualHead(nn.Module):
+    """The shared head: features (..., width) and the inversion's components (..., 3) in GeV -> the
+    normalised prediction (...).
+
+    ``relu((charged exp(a_c) + e_had exp(a_had) + e_em exp(a_em)) / S + e0 / S * b)``: a learned
+    weight per component (a track's energy, the neutral hadron and the EM energy the formula found)
+    and an additive term in units of ``add_scale`` GeV. The sum is formed in float64 in the
+    inversion's own order, so with the head at zero it is the inversion bit for bit.
     """
 
     def __init__(self, width: int, add_scale: float, leak: float, negative_slope: float) -> None:
@@ -65,76 +89,94 @@ class ResidualHead(nn.Module):
         if width <= 0 or add_scale <= 0 or not 0 <= leak <= 1:
             raise ValueError("residual head: width > 0, add_scale > 0 and 0 <= leak <= 1 are required")
         self.act = nn.LeakyReLU(negative_slope)
-        self.out = nn.Linear(width, 2)
+        self.out = nn.Linear(width, len(COMPONENTS) + 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.add_scale, self.leak = float(add_scale), float(leak)
 
-    def forward(self, h: torch.Tensor, estimate: torch.Tensor, target_scale: torch.Tensor) -> torch.Tensor:
-        """``relu(A * exp(a) + e0 / S * b)`` with ``(a, b)`` the linear map of ``act(h)``."""
-        ab = self.out(self.act(h))
-        a, b = ab[..., 0], ab[..., 1]
-        z = estimate * torch.exp(a) + (self.add_scale / target_scale.to(estimate.dtype)) * b
-        return _UpwardLeakyReLU.apply(z, self.leak)
+    def forward(self, h: torch.Tensor, components: torch.Tensor, target_scale: torch.Tensor,
+                dtype: torch.dtype) -> torch.Tensor:
+        """The prediction in ``dtype`` (see the class docstring)."""
+        o = self.out(self.act(h)).double()
+        w = torch.exp(o[..., :3])
+        c = components.double()
+        s = target_scale.double()
+        z = (c[..., 0] * w[..., 0] + c[..., 1] * w[..., 1] + c[..., 2] * w[..., 2]) / s + (self.add_scale / s) * o[..., 3]
+        return _UpwardLeakyReLU.apply(z.to(dtype), self.leak)
 
 
 class _ResidualBase(nn.Module):
-    """What both residual models share: the analytic inversion, the input features and the head."""
+    """What both residual models share: the analytic inversion, the input features, the per-pixel
+    network and the head (only the context network between them differs)."""
 
-    def __init__(self, detector: Mapping[str, float], width: int, log_e0: float, add_scale: float, leak: float,
-                 negative_slope: float) -> None:
+    def __init__(self, detector: Mapping[str, float], width: int, pointwise: int, log_e0: float, add_scale: float,
+                 leak: float, negative_slope: float) -> None:
         super().__init__()
-        if log_e0 <= 0:
-            raise ValueError("residual models: log_e0 > 0 is required")
+        if log_e0 <= 0 or pointwise < 1:
+            raise ValueError("residual models: log_e0 > 0 and pointwise >= 1 are required")
         self.analytic = AnalyticInversion(detector)
         self.log_e0 = float(log_e0)
+        layers: list[nn.Module] = []
+        for i in range(pointwise):
+            layers += [nn.Linear(N_FEATURES if i == 0 else width, width), nn.LeakyReLU(negative_slope)]
+        self.pointwise = nn.Sequential(*layers)
         self.head = ResidualHead(width, add_scale, leak, negative_slope)
 
     def configure_from_data(self, meta: Mapping[str, Any], norm: Any) -> None:
         """The analytic part takes its scales and detector constants from the training data."""
         self.analytic.configure_from_data(meta, norm)
 
-    def features(self, inputs: torch.Tensor, estimate: torch.Tensor, dim: int) -> torch.Tensor:
-        """``log1p(E / log_e0)`` of the four normalised inputs (channels along ``dim``) and of the
-        normalised analytic estimate, all in GeV first: five features along ``dim``."""
-        a = self.analytic
-        shape = [1] * inputs.dim()
-        shape[dim] = 4
-        gev = inputs * a.input_scale.view(shape).to(inputs.dtype)
-        est = (estimate * a.target_scale.to(inputs.dtype)).unsqueeze(dim)
-        return torch.log1p(torch.cat([gev, est], dim=dim).clamp(min=0.0) / self.log_e0)
+    def features(self, inputs: torch.Tensor, parts: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``log1p(E / log_e0)`` of the four inputs (normalised, channels last) and of the inversion's
+        pieces (GeV), all in GeV first: (..., N_FEATURES)."""
+        gev = inputs * self.analytic.input_scale.to(inputs.dtype)
+        pieces = torch.stack([parts[k].to(inputs.dtype) for k in PARTS], dim=-1)
+        return torch.log1p(torch.cat([gev, pieces], dim=-1).clamp(min=0.0) / self.log_e0)
+
+    @staticmethod
+    def components(parts: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The head's components (..., 3), float64 GeV."""
+        return torch.stack([parts[k] for k in COMPONENTS], dim=-1)
 
 
 class ResidualCNN(_ResidualBase):
-    """The residual model on images: dilated residual 3x3 convolutions give each pixel its context."""
+    """The residual model on images: the per-pixel network, then dilated residual 3x3 convolutions give
+    each pixel its neighbourhood (each block starts as the identity: its last convolution is zero)."""
 
-    def __init__(self, detector: Mapping[str, float], channels: int = 32, dilations: tuple[int, ...] = (1, 2, 4),
-                 log_e0: float = 0.5, add_scale: float = 1.0, leak: float = 0.1, negative_slope: float = 0.01) -> None:
-        super().__init__(detector, channels, log_e0, add_scale, leak, negative_slope)
+    def __init__(self, detector: Mapping[str, float], channels: int = 32, dilations: tuple[int, ...] = (1, 2),
+                 pointwise: int = 2, log_e0: float = 0.5, add_scale: float = 1.0, leak: float = 0.1,
+                 negative_slope: float = 0.01) -> None:
+        super().__init__(detector, channels, pointwise, log_e0, add_scale, leak, negative_slope)
         if channels <= 0 or not dilations:
             raise ValueError("residual_cnn: channels > 0 and at least one dilation are required")
-        self.stem = nn.Conv2d(5, channels, 3, padding=1)
         self.blocks = nn.Sequential(*(_ResBlock(channels, int(d), negative_slope) for d in dilations))
+        for block in self.blocks:
+            nn.init.zeros_(block.c2.weight)
+            nn.init.zeros_(block.c2.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 4, G, G) normalised inputs -> (B, 1, G, G) normalised truth."""
         with torch.no_grad():  # no parameters: a fixed function of the inputs
-            estimate = self.analytic(x)[:, 0]
-        h = self.blocks(self.stem(self.features(x, estimate, 1)))
-        return self.head(h.permute(0, 2, 3, 1), estimate, self.analytic.target_scale).unsqueeze(1)
+            parts = self.analytic.parts(x)
+        h = self.pointwise(self.features(x.permute(0, 2, 3, 1), parts))
+        h = self.blocks(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.head(h, self.components(parts), self.analytic.target_scale, x.dtype).unsqueeze(1)
 
 
 class ResidualGNN(_ResidualBase):
-    """The residual model on point clouds: message passing over each point's static (eta, phi) neighbours
-    (an EdgeConv in its gather-max form, ``h_i + act(norm(A h_i + max_j C h_j))``, on the grid graph)."""
+    """The residual model on point clouds: the per-point network, then message passing over each
+    point's static (eta, phi) neighbours (an EdgeConv in its gather-max form,
+    ``h_i + act(norm(A h_i + max_j C h_j))``, on the grid graph; each block starts as the identity:
+    its norm's scale is zero)."""
 
-    def __init__(self, detector: Mapping[str, float], width: int = 32, blocks: int = 4, log_e0: float = 0.5,
-                 add_scale: float = 1.0, leak: float = 0.1, negative_slope: float = 0.01) -> None:
-        super().__init__(detector, width, log_e0, add_scale, leak, negative_slope)
+    def __init__(self, detector: Mapping[str, float], width: int = 32, blocks: int = 2, pointwise: int = 2,
+                 log_e0: float = 0.5, add_scale: float = 1.0, leak: float = 0.1, negative_slope: float = 0.01) -> None:
+        super().__init__(detector, width, pointwise, log_e0, add_scale, leak, negative_slope)
         if width <= 0 or blocks < 1:
             raise ValueError("residual_gnn: width > 0 and blocks >= 1 are required")
-        self.embed = nn.Linear(5, width)
         self.blocks = nn.ModuleList(_NodeBlock(width, negative_slope) for _ in range(blocks))
+        for block in self.blocks:
+            nn.init.zeros_(block.norm.weight)
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor,
                 nbr: torch.Tensor | None = None) -> torch.Tensor:
@@ -143,15 +185,15 @@ class ResidualGNN(_ResidualBase):
             raise ValueError("residual_gnn needs the static (eta, phi) neighbour table 'nbr' of the graph batches")
         if x.size(0) == 0:
             return x.new_zeros(0)
-        estimate = analytic_at_points(self.analytic, x, batch)
-        h = self.embed(self.features(x[:, :4], estimate, 1))
+        parts = analytic_parts_at_points(self.analytic, x, batch)
+        h = self.pointwise(self.features(x[:, :4], parts))
         for block in self.blocks:
             h = block(h, nbr)
-        return self.head(h, estimate, self.analytic.target_scale)
+        return self.head(h, self.components(parts), self.analytic.target_scale, x.dtype)
 
 
 def _common(config: Mapping[str, Any]) -> dict[str, Any]:
-    return {"log_e0": float(config.get("log_e0", 0.5)), "add_scale": float(config.get("add_scale", 1.0)),
+    return {"pointwise": int(config.get("pointwise", 2)), "log_e0": float(config.get("log_e0", 0.5)), "add_scale": float(config.get("add_scale", 1.0)),
             "leak": float(config.get("leak", 0.1)), "negative_slope": float(config.get("negative_slope", 0.01))}
 
 
@@ -161,7 +203,7 @@ def _common(config: Mapping[str, Any]) -> dict[str, Any]:
 def build_residual_cnn(config: Mapping[str, Any]) -> ResidualCNN:
     """Build the image residual model (channels, dilations, log_e0, add_scale, leak, negative_slope)."""
     return ResidualCNN(analytic_from_config(config), channels=int(config.get("channels", 32)),
-                       dilations=tuple(int(d) for d in config.get("dilations", (1, 2, 4))), **_common(config))
+                       dilations=tuple(int(d) for d in config.get("dilations", (1, 2))), **_common(config))
 
 
 @register("residual_gnn", repr="graph",
@@ -170,4 +212,4 @@ def build_residual_cnn(config: Mapping[str, Any]) -> ResidualCNN:
 def build_residual_gnn(config: Mapping[str, Any]) -> ResidualGNN:
     """Build the point-cloud residual model (width, blocks, log_e0, add_scale, leak, negative_slope)."""
     return ResidualGNN(analytic_from_config(config), width=int(config.get("width", 32)),
-                       blocks=int(config.get("blocks", 4)), **_common(config))
+                       blocks=int(config.get("blocks", 2)), **_common(config))

@@ -66,3 +66,28 @@ def test_beats_the_raw_calorimeter_sum_on_simulated_events() -> None:
     assert abs(np.median(r)) < 0.05 and width < 0.15
     assert abs(np.median(r)) < abs(np.median(r_raw))
     assert pred.sum() / t.sum() == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize("charge", [1, -1])
+def test_parts_line_a_track_up_with_its_own_bent_hcal_deposit(charge: int) -> None:
+    """``parts``: the pieces sum to the estimate, and a lone charged hadron's track pixel carries the
+    HCAL deposit measured where the B field bent its shower (a different column at 5 GeV, B = 0.5)."""
+    det = DetectorConfig(b_field=0.5, trk_res=0.0, emc_res=0.0, hcal_res=0.0)
+    out = showers.respond(particles(energy=[5.0], species=[CHARGED_HADRON], charge=[charge], phi=[0.05]), 1, det)
+    m = _model(0.5)
+    scales = np.array([2.0, 3.0, 4.0, 5.0], dtype=np.float32).reshape(1, 4, 1, 1)
+    x = torch.from_numpy(np.stack([out[c] for c in ("emcal", "hcal", "trk_neg", "trk_pos")], axis=1).astype(np.float32) / scales)
+    parts = m.parts(x)
+    assert torch.equal(parts["truth"], parts["charged"] + parts["e_had"] + parts["e_em"])
+    assert torch.equal((parts["truth"] / 7.0).to(x.dtype), m(x)[:, 0])
+    trk = (out["trk_pos"] if charge > 0 else out["trk_neg"])[0]
+    track_pixel = np.unravel_index(np.argmax(trk), trk.shape)
+    hcal = out["hcal"][0]
+    deposit_pixel = np.unravel_index(np.argmax(hcal), hcal.shape)
+    assert deposit_pixel != track_pixel  # bent away from its track
+    at_bend = parts["hcal_at_bend"][0].numpy()
+    np.testing.assert_allclose(at_bend[track_pixel], hcal[deposit_pixel], rtol=1e-5)
+    assert np.count_nonzero(at_bend) == 1
+    # the expected charged deposit was explained away where it landed: no neutral energy is left
+    np.testing.assert_allclose(parts["hcal_sub"][0].numpy()[deposit_pixel], hcal[deposit_pixel], rtol=1e-4)
+    assert float(parts["e_had"].abs().max()) < 1e-3 and float(parts["e_em"].abs().max()) < 1e-3

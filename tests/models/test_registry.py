@@ -64,7 +64,8 @@ def test_a_model_presets_train_section_is_the_models_train_default(tmp_path: Pat
     from pfgraph.models.registry import preset_train_section
     from pfgraph.training.config import resolve_run_config
 
-    assert preset_train_section("residual_cnn") == {"loss": "rel_huber"} and preset_train_section("cnn") == {}
+    assert preset_train_section("residual_cnn") == {"loss": "rel_huber", "lr": 2.0e-3, "batch_size": 16}
+    assert preset_train_section("cnn") == {}
     assert "train" not in resolve("residual_gnn").params
     path = tmp_path / "mine.yaml"
     path.write_text("name: cnn\nchannels: 8\ntrain:\n  loss: log_mse\n  lr: 0.0005\n")

@@ -16,8 +16,8 @@ from pfgraph.repr.base import Normalisation
 NORM = Normalisation([12.0, 14.0, 14.0, 15.0], 20.0)  # S = 20 GeV
 META = {"config": {"detector": {"b_field": 0.5}}}
 #: Small widths for speed: the same code paths as the presets.
-SMALL_CNN = {"channels": 8, "dilations": [1, 2]}
-SMALL_GNN = {"width": 8, "blocks": 2}
+SMALL_CNN = {"channels": 8, "dilations": [1, 2], "pointwise": 1}
+SMALL_GNN = {"width": 8, "blocks": 2, "pointwise": 1}
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +85,7 @@ def test_untrained_graph_model_is_the_analytic_inversion_bit_for_bit(events_file
 def _set_head(model: torch.nn.Module, a: float, b: float) -> None:
     with torch.no_grad():
         model.head.out.weight.zero_()
-        model.head.out.bias.copy_(torch.tensor([a, b]))
+        model.head.out.bias.copy_(torch.tensor([a, a, a, b]))
 
 
 def test_a_pixel_can_go_to_zero_and_exceed_s() -> None:
@@ -133,7 +133,7 @@ def test_zeroed_pixels_get_upward_gradients_only() -> None:
     x = _inputs(4)
     _set_head(res, 0.0, -100.0)
     (-res(x).sum()).backward()  # wants every pixel higher
-    assert res.head.out.bias.grad[1] < 0  # gradient descent raises b
+    assert res.head.out.bias.grad[3] < 0  # gradient descent raises b
     res.zero_grad()
     res(x).sum().backward()  # wants every pixel lower: nothing flows below zero
     assert float(res.head.out.bias.grad.abs().sum()) == 0.0
@@ -175,3 +175,16 @@ def test_trains_and_evaluates_through_the_cli_and_the_api(model: str, events_fil
     ev = pfgraph.evaluate(tmp_path / "api_run", events_file, tmp_path / "api_eval", max_events=20, bootstrap=0,
                           plots=False)
     assert ev.metrics["headline"]["figures"]["residual_half_width_68"]["value"] is not None
+
+
+def test_the_head_weighs_the_inversion_pieces_separately() -> None:
+    """a_had = log 2 doubles only the neutral-hadron energy the formula found: C + 2 H + M."""
+    res = _configured(build_residual_cnn(SMALL_CNN))
+    x = _inputs(6) * 2.0
+    parts = res.analytic.parts(x)
+    with torch.no_grad():
+        res.head.out.weight.zero_()
+        res.head.out.bias.copy_(torch.tensor([0.0, float(torch.log(torch.tensor(2.0))), 0.0, 0.0]))
+    expected = (parts["charged"] + 2.0 * parts["e_had"] + parts["e_em"]) / 20.0
+    assert float(parts["e_had"].max()) > 0
+    torch.testing.assert_close(res(x)[:, 0], expected.float(), rtol=1e-5, atol=1e-7)
