@@ -146,10 +146,17 @@ class _NodeBlock(nn.Module):
 
     def forward(self, h: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
         m = self.nbr_lin(h)
-        valid = nbr >= 0
-        gathered = m[nbr.clamp(min=0).long()]  # (N, k, C)
-        gathered = gathered.masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(dim=1)
-        gathered = torch.where(torch.isfinite(gathered), gathered, torch.zeros_like(gathered))
+        nb = nbr.long()
+        valid = nb >= 0
+        # The max over each point's neighbours, channel by channel. The (N, k, C) candidates are only
+        # needed to find which neighbour wins (no gradient); the winners are then gathered as an
+        # (N, C) tensor, so the backward pass scatters N x C values, not N x k x C (the gather-max
+        # with autograd through the candidates took most of a training step on CPU).
+        with torch.no_grad():
+            candidates = m.detach().float()[nb.clamp(min=0)].masked_fill(~valid.unsqueeze(-1), float("-inf"))
+            source = nb.clamp(min=0).gather(1, candidates.max(dim=1).indices)  # (N, C): the winning neighbour
+        gathered = m.gather(0, source)
+        gathered = torch.where(valid.any(dim=1, keepdim=True), gathered, torch.zeros_like(gathered))
         return h + self.act(self.norm(self.self_lin(h) + gathered))
 
 

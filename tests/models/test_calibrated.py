@@ -87,3 +87,25 @@ def test_untrained_graph_model_is_the_analytic_inversion_at_the_points(events_fi
     assert get("calibrated_gnn", "graph").description.endswith("(improved)")
     with pytest.raises(ValueError, match="neighbour table"):
         gnn(point_features(batch.x, batch.pix, 56), point_positions(batch.pix, 56), batch.batch)
+
+
+def test_node_block_takes_the_max_over_valid_neighbours_and_its_gradient_goes_to_the_winner() -> None:
+    """The neighbour max (winner found without gradient, then gathered) equals the plain gather-max
+    (-1 entries are no neighbour; a point without any gets 0), and so does its gradient."""
+    from pfgraph.models.calibrated import _NodeBlock
+
+    torch.manual_seed(0)
+    block = _NodeBlock(5, 0.01).eval()
+    h = torch.randn(40, 5, requires_grad=True)
+    nbr = torch.randint(0, 40, (40, 6))
+    nbr[::3, 2:] = -1
+    nbr[7] = -1
+    m = block.nbr_lin(h)
+    ref = m[nbr.clamp(min=0)].masked_fill((nbr < 0).unsqueeze(-1), float("-inf")).amax(dim=1)
+    ref = torch.where(torch.isfinite(ref), ref, torch.zeros_like(ref))
+    expected = h + block.act(block.norm(block.self_lin(h) + ref))
+    (g_ref,) = torch.autograd.grad(expected.square().sum(), h)
+    out = block(h, nbr)
+    (g_out,) = torch.autograd.grad(out.square().sum(), h)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(g_out, g_ref)
