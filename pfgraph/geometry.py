@@ -154,6 +154,8 @@ DETECTOR_DEFAULTS: Mapping[str, float | bool] = MappingProxyType({
     "noise_emcal": 0.0,
     "noise_hcal": 0.0,
     "noise_threshold_sigma": 3.0,
+    "cell_threshold_emcal": 0.0,
+    "cell_threshold_hcal": 0.0,
     "grid": PAPER_GRID_SIZE,
 })
 

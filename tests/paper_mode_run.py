@@ -19,7 +19,7 @@ from typing import Any
 #: Figures that plot wall-clock time (a panel of seconds): they differ between any two runs, so not compared.
 TIMED_FIGURES = ("accuracy_vs_compute.png",)
 #: Keys the grid work added to the detector config (files written since carry them; the reference does not).
-ADDED_DETECTOR_KEYS = ("grid", "shower_width_emcal", "shower_width_hcal")
+ADDED_DETECTOR_KEYS = ("grid", "shower_width_emcal", "shower_width_hcal", "cell_threshold_emcal", "cell_threshold_hcal")
 
 COMMANDS: tuple[tuple[str, ...], ...] = (
     ("simulate", "--config", "gauss_b050", "--events", "48", "--seed", "7", "--out", "data.root"),

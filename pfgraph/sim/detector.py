@@ -98,6 +98,11 @@ class DetectorConfig:
     noise_emcal: float = _D["noise_emcal"]
     noise_hcal: float = _D["noise_hcal"]
     noise_threshold_sigma: float = _D["noise_threshold_sigma"]
+    #: Per-cell readout threshold (zero suppression, GeV) of each calorimeter, applied to every cell
+    #: after lateral spreading (and noise): a cell below it reads 0 and its energy is dropped (not
+    #: moved elsewhere). 0 = off (paper mode).
+    cell_threshold_emcal: float = _D["cell_threshold_emcal"]
+    cell_threshold_hcal: float = _D["cell_threshold_hcal"]
     #: Grid size: ``grid`` x ``grid`` pixels over the fixed eta/phi extent (pfgraph.geometry.GRID_SIZES).
     grid: int = _D["grid"]
 
@@ -105,7 +110,8 @@ class DetectorConfig:
         """Reject impossible values."""
         for name in ("res_scale", "trk_res", "emc_res", "hcal_res", "nonlin", "trk_threshold",
                      "ecal_threshold", "hcal_threshold", "shower_sigma_emcal", "shower_sigma_hcal",
-                     "shower_width_emcal", "shower_width_hcal", "noise_emcal", "noise_hcal", "noise_threshold_sigma"):
+                     "shower_width_emcal", "shower_width_hcal", "noise_emcal", "noise_hcal", "noise_threshold_sigma",
+                     "cell_threshold_emcal", "cell_threshold_hcal"):
             _positive(getattr(self, name), f"detector.{name}")
         for name in ("em_ecal_fraction", "had_ecal_fraction", "hcal_fraction"):
             v = getattr(self, name)
@@ -147,7 +153,8 @@ class DetectorConfig:
         """True when no extension beyond the paper is switched on."""
         return not (self.phi_wrap or self.shower_sigma_emcal or self.shower_sigma_hcal
                     or self.shower_width_emcal or self.shower_width_hcal
-                    or self.noise_emcal or self.noise_hcal)
+                    or self.noise_emcal or self.noise_hcal
+                    or self.cell_threshold_emcal or self.cell_threshold_hcal)
 
 
 @dataclass

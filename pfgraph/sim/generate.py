@@ -148,6 +148,8 @@ def simulate_batch(cfg: SimConfig, event_ids: Sequence[int], jets: Sequence[Any]
                 normals = event_rng(cfg.seed, eid, STREAM_NOISE).standard_normal((2, det.grid, det.grid))
                 res["emcal"][b] = showers.add_noise(res["emcal"][b], det.noise_emcal, det.noise_threshold_sigma, normals[0])
                 res["hcal"][b] = showers.add_noise(res["hcal"][b], det.noise_hcal, det.noise_threshold_sigma, normals[1])
+        for ch in ("emcal", "hcal"):
+            res[ch] = showers.zero_suppress(res[ch], getattr(det, f"cell_threshold_{ch}"))
         for ch in channels:
             batch[ch][lo:lo + len(ids)] = res[ch]
         for k in ("n_particles", "n_charged", "e_lost"):

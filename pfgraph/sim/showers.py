@@ -258,3 +258,15 @@ def add_noise(image: np.ndarray, sigma: float, threshold_sigma: float, normals: 
     noisy = image + sigma * normals
     noisy[np.abs(noisy) < threshold_sigma * sigma] = 0.0
     return noisy
+
+
+def zero_suppress(image: np.ndarray, threshold: float) -> np.ndarray:
+    """Per-cell readout threshold (GeV): cells below ``threshold`` read 0 (their energy is dropped).
+
+    Applied after lateral spreading (and noise), as a calorimeter's zero suppression acts on the
+    cells it reads out; ``threshold`` 0 returns ``image`` untouched (paper mode).
+    """
+    if threshold <= 0:
+        return image
+    image[image < threshold] = 0.0
+    return image

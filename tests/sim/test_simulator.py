@@ -294,7 +294,37 @@ def test_gauss_b050_grid_presets() -> None:
         cfg = cfg_of(f"gauss_b050_g{size}")
         assert cfg.detector.grid == size and cfg.detector.b_field == 0.5
         assert (cfg.detector.shower_width_emcal, cfg.detector.shower_width_hcal) == (0.008, 0.045)
+        assert (cfg.detector.cell_threshold_emcal, cfg.detector.cell_threshold_hcal) == (0.05, 0.01)
     assert cfg_of("gauss_b050").detector.paper_mode and cfg_of("gauss_b050").detector.grid == 56
+
+
+def test_cell_thresholds_drop_the_cells_below_them_after_spreading() -> None:
+    """detector.cell_threshold_*: 0 (the default) changes nothing; above 0 a calorimeter cell below its
+    threshold reads 0 and every other cell keeps its spread value exactly (energy dropped, not moved),
+    the other channels are untouched, and the point cloud shrinks."""
+    from pfgraph.io.writing import point_cloud
+
+    base = ("detector.grid=224", "particles.multiplicity=300")
+    assert not DetectorConfig(cell_threshold_hcal=0.01).paper_mode and DetectorConfig().cell_threshold_emcal == 0.0
+    paper = simulate_batch(cfg_of("gauss_b050"), range(2))
+    zero = simulate_batch(cfg_of("gauss_b050", "detector.cell_threshold_emcal=0", "detector.cell_threshold_hcal=0"),
+                          range(2))
+    for k in paper:
+        assert np.array_equal(paper[k], zero[k]), k
+    spread = ("detector.shower_width_emcal=0.008", "detector.shower_width_hcal=0.045")
+    ref = simulate_batch(cfg_of("gauss_b050", *base, *spread), range(2))
+    cut = simulate_batch(cfg_of("gauss_b050", *base, *spread, "detector.cell_threshold_emcal=0.05",
+                                "detector.cell_threshold_hcal=0.01"), range(2))
+    for ch, thr in (("emcal", 0.05), ("hcal", 0.01)):
+        kept = cut[ch] != 0
+        assert np.all(cut[ch][kept] >= np.float32(thr)) and np.array_equal(cut[ch][kept], ref[ch][kept])
+        assert np.all(ref[ch][~kept] < thr) and (ref[ch][~kept] > 0).any()
+    for k in ("truth", "truth_neutral", "trk_neg", "trk_pos", "e_total"):
+        assert np.array_equal(cut[k], ref[k]), k
+    n_ref, n_cut = point_cloud(ref)[0], point_cloud(cut)[0]
+    assert np.all(n_cut < 0.7 * n_ref) and np.all(n_cut > 300)
+    with pytest.raises(ConfigError, match="cell_threshold_hcal"):
+        cfg_of("gauss_b050", "detector.cell_threshold_hcal=-1")
 
 
 def test_noise_is_zero_suppressed_and_pileup_leaves_truth_alone() -> None:
