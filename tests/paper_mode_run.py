@@ -20,6 +20,8 @@ from typing import Any
 TIMED_FIGURES = ("accuracy_vs_compute.png",)
 #: Keys the grid work added to the detector config (files written since carry them; the reference does not).
 ADDED_DETECTOR_KEYS = ("grid", "shower_width_emcal", "shower_width_hcal", "cell_threshold_emcal", "cell_threshold_hcal")
+#: Keys added to the output config since (files written since carry them; the reference does not).
+ADDED_OUTPUT_KEYS = ("dense_images",)
 
 COMMANDS: tuple[tuple[str, ...], ...] = (
     ("simulate", "--config", "gauss_b050", "--events", "48", "--seed", "7", "--out", "data.root"),
@@ -72,6 +74,10 @@ def _meta(path: Path) -> dict[str, Any]:
     if isinstance(det, dict):
         for k in ADDED_DETECTOR_KEYS:
             det.pop(k, None)
+    out = (meta.get("config") or {}).get("output")
+    if isinstance(out, dict):
+        for k in ADDED_OUTPUT_KEYS:
+            out.pop(k, None)
     meta.pop("pfgraph_version", None)
     return meta
 

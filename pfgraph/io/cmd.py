@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         if event >= tree.num_entries:
             raise DataError(f"{path}: --event {event} out of range: tree '{tree_name}' has {tree.num_entries} entries")
         data = _read_event(tree, path, event, bounds_from_meta(meta) if tree_name == schema.EVENTS_TREE else None)
+        if tree_name == schema.EVENTS_TREE and schema.file_layout(meta) == "sparse":
+            _rebuild_images(data, meta)
         _print_event(tree_name, event, data)
         if args.display:
             out = _display(tree_name, data, event, path, Path(args.display))
@@ -119,15 +121,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _input_layouts(tree: Any, path: Path, mig: Any, size: int) -> list[str]:
+def _rebuild_images(data: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Add the images of one sparse-first entry (read by :func:`_read_event`) rebuilt from its point cloud
+    and sparse truth (:func:`pfgraph.io.schema.sparse_source`), as the readers do."""
+    import numpy as np
+
+    from pfgraph import geometry
+    from pfgraph.io import schema
+
+    size = geometry.grid_of_meta(meta).size
+    for name in (*schema.IMAGE_CHANNELS, schema.JET_IMAGE, schema.ORACLE_IMAGE):
+        src = schema.sparse_source(name)
+        if src is None or not all(n in data for n in src[1:]):
+            continue
+        image = np.zeros((size, size), dtype=np.float32)
+        image[np.asarray(data[src[1]], dtype=np.int64), np.asarray(data[src[2]], dtype=np.int64)] = data[src[3]]
+        data[name] = image
+
+
+def _input_layouts(tree: Any, path: Path, mig: Any, size: int, layout: str = "dense") -> list[str]:
     """The representations whose input-only layout (:data:`pfgraph.io.schema.INPUT_LAYOUTS`) ``tree`` holds
-    (images on the ``size`` grid of the file's meta)."""
+    (images on the ``size`` grid of the file's meta; in a sparse-first file as their sparse source)."""
     from pfgraph.errors import DataError
     from pfgraph.io import schema
+    from pfgraph.io.reading import stored_branches
     from pfgraph.io.root import check_tree
 
     found = []
-    for repr_name, names in schema.INPUT_LAYOUTS.items():
+    for repr_name, wanted in schema.INPUT_LAYOUTS.items():
+        names = stored_branches(wanted, layout)
         try:
             check_tree(tree, path, [schema.EVENT_BRANCH_MAP[n] for n in names], mig, require=names, size=size)
         except DataError:
@@ -181,8 +203,17 @@ def _check(f: Any, path: Path) -> tuple[dict[str, Any], str, str]:
                 parts.append(f"{name}: input-only layout ({', '.join(layouts)} inputs, no truth)")
                 feeds = _feeds(layouts, truth=False)
                 continue
-            feeds = _feeds(_input_layouts(f[name], path, mig, geometry.grid_of_meta(meta).size), truth=True)
-            optional = [b.name for b in schema.EVENT_BRANCHES if b.optional and b.name in f[name]]
+            layout = schema.file_layout(meta)
+            feeds = _feeds(_input_layouts(f[name], path, mig, geometry.grid_of_meta(meta).size, layout), truth=True)
+            required = set(schema.required_event_branches(layout))
+            optional = [b.name for b in schema.EVENT_BRANCHES if b.name not in required and b.name in f[name]]
+            parts.append(f"{name}: {len(required)} required branches"
+                         + (f" + optional {', '.join(optional)}" if optional else "")
+                         + (", sparse-first layout (no image branches: the images are rebuilt from the point cloud "
+                            "and the sparse truth)" if layout == "sparse" else ", dense layout (image branches)"))
+            if files.migrations[0].steps:
+                parts[-1] += f", migrated from schema version {files.migrations[0].version}"
+            continue
         else:
             try:
                 optional = check_tree(f[name], path, schema.TREE_MAP[name].branches, mig,

@@ -46,6 +46,10 @@ _SOURCE: Any = uproot.source.file.MemmapSource
 #: 2000 events, all and a random 80 %, medians of 10 alternating repeats).
 _PIECE = 64
 
+#: Entries per job when rebuilding images from a sparse-first file (its points and sparse truth are read
+#: once per window of this many entries).
+_SPARSE_WINDOW = 512
+
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 _POOL_PID = -1
@@ -118,6 +122,11 @@ def read_images(files: EventFiles, branches: Sequence[str], indices: np.ndarray,
         if a == b:
             continue
         local = indices[a:b] - lo
+        if getattr(files, "layouts", None) and files.layouts[i] == "sparse":  # images rebuilt from the points
+            for u in range(0, len(local), _SPARSE_WINDOW):
+                sel = local[u:u + _SPARSE_WINDOW]
+                jobs.append((_read_sparse, (files, i, branches, sel, a + u, inv, out)))
+            continue
         if not _plain_ttree(files, i):  # RNTuple or an older schema: the reader handles those
             for k, name in enumerate(branches):
                 jobs.append((_read_slow, (files, i, name, local, a, k, inv[k], out)))
@@ -192,6 +201,26 @@ def _read_basket(files: EventFiles, i: int, branch: Any, name: str, j: int, s: i
         raise corrupt(path, f"entries {s}-{e}, branch '{name}': {reason(exc)}") from None
     if not plausible:
         _raise_implausible(files, i, sel + s, dst, name, inv)
+
+
+def _read_sparse(files: EventFiles, i: int, branches: Sequence[str], local: np.ndarray, dest: int,
+                 inv: Sequence[np.float32], out: np.ndarray) -> None:
+    """Entries ``local`` of sparse-first file ``i``: read the point cloud and the sparse truth of their
+    range once and scatter each branch's values, scaled, into ``out[dest:dest + len(local), k]``
+    (:func:`pfgraph.io.reading.dense_from_sparse`; bit-identical to the dense branches)."""
+    from pfgraph.io.reading import dense_from_sparse, stored_branches
+
+    lo = int(files.offsets[i])
+    first, last = int(local[0]), int(local[-1]) + 1
+    chunk = files.read(stored_branches(branches, "sparse"), lo + first, lo + last)
+    size = files.grid.size
+    for k, name in enumerate(branches):
+        source = schema.sparse_source(name)
+        if source is None:
+            raise DataError(f"{files.paths[i]}: '{name}' is not an image: cannot rebuild it from the sparse branches")
+        counter, ieta, iphi, values = source
+        dense_from_sparse(chunk[counter], chunk[ieta], chunk[iphi], chunk[values], size, files.paths[i], first,
+                          rows=local - first, out=out[dest:dest + len(local), k], scale=inv[k])
 
 
 def _read_slow(files: EventFiles, i: int, name: str, local: np.ndarray, dest: int, k: int,

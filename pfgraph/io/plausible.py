@@ -74,8 +74,9 @@ class Bounds:
     source: str = "generic bounds"
 
     def limits(self, name: str) -> tuple[float, float] | None:
-        """``(lo, hi)`` of branch ``name`` (``pix_<channel>`` takes its channel's); None if unchecked."""
-        key = name[4:] if name.startswith("pix_") else name
+        """``(lo, hi)`` of branch ``name`` (``pix_<channel>`` and ``tpix_<channel>`` take their channel's);
+        None if unchecked."""
+        key = name.split("_", 1)[1] if name.startswith(("pix_", "tpix_")) else name
         if key not in self.hi:
             return None
         return self.lo[key], self.hi[key]

@@ -266,6 +266,9 @@ class EventFiles:
         self.migrations: list[FileMigration] = []
         self.formats: list[str] = []
         self.bounds: list[Bounds] = []
+        #: Each file's layout (:data:`schema.LAYOUTS`): ``sparse`` files hold no image branches and
+        #: :meth:`read` rebuilds any image asked for from the point cloud and the sparse truth.
+        self.layouts: list[str] = []
         self.has_jet = True
         #: Every file carries the ``oracle`` image (simulated with ``output.oracle``).
         self.has_oracle = True
@@ -277,22 +280,31 @@ class EventFiles:
             if self.metas and size != self.grid.size:
                 raise DataError(f"{path}: grid {size} x {size}, but {self.paths[0]} is on the "
                                 f"{self.grid.size} x {self.grid.size} grid (one data set, one grid)")
+            layout = schema.file_layout(meta)
+            if layout not in schema.LAYOUTS:
+                raise DataError(f"{path}: layout '{layout}' (of '{schema.META_KEY}') is not one of "
+                                f"{', '.join(schema.LAYOUTS)}")
+            if self.layouts and layout != self.layout:
+                raise DataError(f"{path}: {layout} layout, but {self.paths[0]} is {self.layout} "
+                                "(one data set, one layout: simulate them with the same output.dense_images)")
             if schema.EVENTS_TREE not in tree_names(f):
                 raise DataError(f"{path}: tree '{schema.EVENTS_TREE}' missing")
             try:
                 tree = f[schema.EVENTS_TREE]
                 if require is None:
-                    check_tree(tree, path, schema.EVENT_BRANCHES, mig, size=size)
-                else:
-                    check_tree(tree, path, [schema.EVENT_BRANCH_MAP[n] for n in require], mig, require=require,
+                    check_tree(tree, path, schema.EVENT_BRANCHES, mig, require=schema.required_event_branches(layout),
                                size=size)
+                else:
+                    need = stored_branches(require, layout)
+                    check_tree(tree, path, [schema.EVENT_BRANCH_MAP[n] for n in need], mig, require=need, size=size)
                 n = int(tree.num_entries)
             except DataError:
                 raise
             except Exception as exc:
                 raise corrupt(path, f"tree '{schema.EVENTS_TREE}': {reason(exc)}") from None
-            self.has_jet &= mig.file_name(schema.JET_IMAGE) in tree
-            self.has_oracle &= mig.file_name(schema.ORACLE_IMAGE) in tree
+            self.has_jet &= all(mig.file_name(n) in tree for n in stored_branches([schema.JET_IMAGE], layout))
+            self.has_oracle &= all(mig.file_name(n) in tree for n in stored_branches([schema.ORACLE_IMAGE], layout))
+            self.layouts.append(layout)
             self.metas.append(meta)
             self.bounds.append(bounds_from_meta(meta))
             self.entries.append(n)
@@ -314,6 +326,11 @@ class EventFiles:
     def grid(self) -> geometry.Grid:
         """The grid of the files' images (``imsize`` of their meta; every file has the same)."""
         return geometry.grid_of_meta(self.metas[0])
+
+    @property
+    def layout(self) -> str:
+        """The files' layout, ``dense`` or ``sparse`` (every file has the same)."""
+        return self.layouts[0] if self.layouts else "dense"
 
     def iterate(self, branches: Sequence[str], step: int = 1000, start: int = 0,
                 stop: int | None = None) -> Iterator[dict[str, Any]]:
@@ -359,6 +376,14 @@ class EventFiles:
         mig = migration or FileMigration(schema.SCHEMA_VERSION)
         added = {b: v for b in branches if (v := mig.added_value(b)) is not None}
         names = {b: mig.file_name(b) for b in branches if b not in added}
+        # images a sparse-first file does not hold: rebuilt from their sparse source (read alongside)
+        rebuilt = {b: src for b in names if names[b] not in tree and (src := schema.sparse_source(b)) is not None
+                   and all(n in tree for n in src)}
+        for b in rebuilt:
+            del names[b]
+        for src in rebuilt.values():
+            for n in src:
+                names.setdefault(n, n)
         for fname in names.values():
             if fname not in tree:
                 raise DataError(f"{path}: branch '{fname}' missing from tree '{schema.EVENTS_TREE}'")
@@ -374,6 +399,8 @@ class EventFiles:
                 out.update({b: arrays[names[b]] for b in jagged})
         except Exception as exc:
             raise corrupt(path, f"entries {start}-{stop}: {reason(exc)}") from None
+        for name, (counter, ieta, iphi, values) in rebuilt.items():
+            out[name] = dense_from_sparse(out[counter], out[ieta], out[iphi], out[values], size, path, start)
         for name, value in added.items():
             spec = schema.EVENT_BRANCH_MAP.get(name)
             dtype = spec.np_dtype if spec is not None else np.float32
@@ -385,6 +412,74 @@ class EventFiles:
             else:
                 check_finite(out[name], path, name, start)
         return out
+
+
+def stored_branches(names: Sequence[str], layout: str) -> list[str]:
+    """The branches a file of ``layout`` stores for the branches ``names``: in a sparse-first file an
+    image is its sparse source (:func:`schema.sparse_source`), every other branch itself."""
+    out: list[str] = []
+    for name in names:
+        src = schema.sparse_source(name) if layout == "sparse" else None
+        for n in (src or (name,)):
+            if n not in out:
+                out.append(n)
+    return out
+
+
+def flat_jagged(array: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A jagged awkward array -> (offsets from 0, flat numpy content), without copies where the layout allows."""
+    layout = array.layout if isinstance(array, ak.Array) else None
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
+        offsets = np.asarray(layout.offsets, dtype=np.int64)
+        return offsets - offsets[0], np.asarray(layout.content.data)[offsets[0]:offsets[-1]]
+    counts = np.asarray(ak.num(array, axis=1), dtype=np.int64)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets, np.asarray(ak.to_numpy(ak.flatten(array, axis=1)))
+
+
+def sparse_offsets(counter: Any, ieta: Any, path: Path | str, entry_start: int) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets (n+1,) from 0, flat ieta) of a jagged sparse collection, checked against its counter."""
+    offsets, flat = flat_jagged(ieta)
+    counts = np.asarray(counter, dtype=np.int64)
+    if len(counts) != len(offsets) - 1 or not np.array_equal(counts, np.diff(offsets)):
+        raise corrupt(path, f"entries from {entry_start}: a counter disagrees with its jagged branches")
+    return offsets, flat
+
+
+def dense_from_sparse(counter: Any, ieta: Any, iphi: Any, values: Any, size: int, path: Path | str = "?",
+                      entry_start: int = 0, rows: np.ndarray | None = None, out: np.ndarray | None = None,
+                      scale: np.float32 | None = None) -> np.ndarray:
+    """G x G images (float32 (n, size, size)) from one jagged sparse collection of a chunk: ``values`` at
+    (``ieta``, ``iphi``), 0 elsewhere. Vectorised (one scatter for the whole chunk).
+
+    ``rows`` picks chunk events (all by default); ``out`` (float32 (len(rows), size, size)) is filled in
+    place instead of a new array (it must be zero where no value lands: it is cleared first), ``scale``
+    multiplies the values (float32, as the dense readers scale: bit-identical to scaling the image).
+    """
+    offsets, ie = sparse_offsets(counter, ieta, path, entry_start)
+    _, ip = flat_jagged(iphi)
+    _, val = flat_jagged(values)
+    if not (len(ip) == len(val) == len(ie)):
+        raise corrupt(path, f"entries from {entry_start}: sparse branches of different lengths")
+    n_chunk = len(offsets) - 1
+    rows = np.arange(n_chunk, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    if out is None:
+        out = np.zeros((len(rows), size, size), dtype=np.float32)
+    else:
+        out[...] = 0.0
+    if len(rows) == n_chunk and np.array_equal(rows, np.arange(n_chunk)):
+        sel: Any = slice(None)
+        counts = np.diff(offsets)
+    else:
+        counts = offsets[rows + 1] - offsets[rows]
+        sel = np.repeat(offsets[rows] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) \
+            + np.arange(int(counts.sum()), dtype=np.int64)
+    e, p_eta, p_phi, v = np.repeat(np.arange(len(rows), dtype=np.int64), counts), ie[sel], ip[sel], val[sel]
+    if len(p_eta) and (p_eta.min() < 0 or p_eta.max() >= size or p_phi.min() < 0 or p_phi.max() >= size):
+        raise corrupt(path, f"entries from {entry_start}: a sparse pixel index outside 0..{size - 1}")
+    out[e, p_eta, p_phi] = v if scale is None else v * scale  # any view of out (no reshape copy)
+    return out
 
 
 def check_event_ids(ids: Any, path: Path | str, entry_start: int, meta: Mapping[str, Any]) -> None:

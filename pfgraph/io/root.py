@@ -37,4 +37,5 @@ from pfgraph.io.writing import (  # noqa: F401
     parse_compression,
     pixel_tables,
     point_cloud,
+    sparse_truth,
 )

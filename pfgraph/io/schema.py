@@ -14,7 +14,7 @@ import numpy as np
 from pfgraph.geometry import INPUT_CHANNELS
 
 #: Version of the file layout. Readers refuse files from a newer version.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Tree names.
 EVENTS_TREE = "events"
@@ -36,6 +36,15 @@ ORACLE_IMAGE = "oracle"
 #: Jagged point-cloud branches share the counter ``npix`` (uproot's ``n<name>`` convention).
 POINT_PREFIX = "pix"
 POINT_COUNTER = "npix"
+#: The sparse truth of sparse-first files: every pixel where any truth-side image (``truth``,
+#: ``truth_neutral``, ``oracle``, ``jet``) is non-zero, jagged with the counter ``ntpix``.
+TRUTH_PREFIX = "tpix"
+TRUTH_COUNTER = "ntpix"
+
+#: Event-file layouts (``layout`` of the meta; files without it are dense): ``dense`` holds the
+#: G x G images as branches, ``sparse`` (sparse-first) holds none; its point cloud and sparse truth
+#: are the data, and readers rebuild any image from them (:func:`sparse_source`).
+LAYOUTS = ("dense", "sparse")
 
 
 @dataclass(frozen=True)
@@ -139,11 +148,53 @@ EVENT_BRANCHES: tuple[Branch, ...] = (
     Branch("n_jet_particles", "int32", "scalar", "", "jet files: number of injected constituents", optional=True),
 )
 
+#: The sparse truth (sparse-first files only): the truth-side images at every pixel where any of them
+#: is non-zero, in row-major (ieta, iphi) order.
+TRUTH_SIDE_IMAGES = (*TARGET_CHANNELS, ORACLE_IMAGE, JET_IMAGE)
+SPARSE_TRUTH_BRANCHES: tuple[Branch, ...] = (
+    Branch(TRUTH_COUNTER, "int32", "counter", "", "sparse-first files: number of truth cells (pixels where "
+           "truth, truth_neutral, oracle or jet is non-zero)", optional=True),
+    Branch(f"{TRUTH_PREFIX}_ieta", "int16", "jagged", "pixel", "sparse-first files: eta pixel index of the "
+           "truth cell", optional=True, counter=TRUTH_COUNTER),
+    Branch(f"{TRUTH_PREFIX}_iphi", "int16", "jagged", "pixel", "sparse-first files: phi pixel index of the "
+           "truth cell", optional=True, counter=TRUTH_COUNTER),
+    *(Branch(f"{TRUTH_PREFIX}_{c}", "float32", "jagged", "GeV", f"sparse-first files: {c} at the truth cell"
+             + (" (files with the oracle image)" if c == ORACLE_IMAGE else " (jet samples)" if c == JET_IMAGE else ""),
+             optional=True, counter=TRUTH_COUNTER) for c in TRUTH_SIDE_IMAGES),
+)
+EVENT_BRANCHES = EVENT_BRANCHES + SPARSE_TRUTH_BRANCHES
+
 POINT_CHANNEL_BRANCHES = tuple(f"pix_{c}" for c in IMAGE_CHANNELS)
 POINT_BRANCHES = ("pix_ieta", "pix_iphi", "pix_eta", "pix_phi", *POINT_CHANNEL_BRANCHES)
 
 EVENT_BRANCH_MAP = {b.name: b for b in EVENT_BRANCHES}
 REQUIRED_EVENT_BRANCHES = tuple(b.name for b in EVENT_BRANCHES if not b.optional)
+#: The required branches of a sparse-first file: no image, the sparse truth instead.
+REQUIRED_SPARSE_BRANCHES = (
+    *(n for n in REQUIRED_EVENT_BRANCHES if EVENT_BRANCH_MAP[n].kind != "image"),
+    TRUTH_COUNTER, f"{TRUTH_PREFIX}_ieta", f"{TRUTH_PREFIX}_iphi", *(f"{TRUTH_PREFIX}_{c}" for c in TARGET_CHANNELS),
+)
+
+
+def required_event_branches(layout: str = "dense") -> tuple[str, ...]:
+    """The branches every events file of ``layout`` (:data:`LAYOUTS`) has."""
+    return REQUIRED_SPARSE_BRANCHES if layout == "sparse" else REQUIRED_EVENT_BRANCHES
+
+
+def sparse_source(image: str) -> tuple[str, str, str, str] | None:
+    """Where a sparse-first file holds image ``image``: ``(counter, ieta, iphi, values)`` branch names
+    (the point cloud for the inputs, the sparse truth for the truth-side images); None for a name that
+    is not an image. The image is zero at every other pixel: exact, by the definition of both sets."""
+    if image in INPUT_CHANNELS:
+        return POINT_COUNTER, f"{POINT_PREFIX}_ieta", f"{POINT_PREFIX}_iphi", f"{POINT_PREFIX}_{image}"
+    if image in TRUTH_SIDE_IMAGES:
+        return TRUTH_COUNTER, f"{TRUTH_PREFIX}_ieta", f"{TRUTH_PREFIX}_iphi", f"{TRUTH_PREFIX}_{image}"
+    return None
+
+
+def file_layout(meta: dict | None) -> str:
+    """The layout of an events file from its meta (``layout``; files without it are dense)."""
+    return str((meta or {}).get("layout", "dense"))
 
 # ------------------------------------------------------------------ input-only files
 
@@ -230,7 +281,8 @@ class TreeSpec:
 
 TREES: tuple[TreeSpec, ...] = (
     TreeSpec(EVENTS_TREE, "pfgraph simulate output (data/*.root)",
-             "one entry per event: dense G x G images, the sparse point cloud and bookkeeping scalars",
+             "one entry per event: dense G x G images (dense layout) or the sparse truth (sparse-first layout), "
+             "the sparse point cloud and bookkeeping scalars",
              EVENT_BRANCHES),
     TreeSpec(PREDICTIONS_TREE, "pfgraph evaluate output (evals/*/predictions.root) and pfgraph predict output",
              "one entry per evaluated event: the model's prediction and the truth on the file's G x G grid (pfgraph "
@@ -253,6 +305,8 @@ META_FIELDS: tuple[tuple[str, str], ...] = (
     ("seed", "events files: master seed; event i depends only on (seed, i)"),
     ("events, first_event, shard, shards", "events files: this shard's event range"),
     ("with_jet", "events files: true for jet samples (the jet branches exist)"),
+    ("layout", "events files: 'sparse' for sparse-first files (no image branches; output.dense_images); "
+     "absent or 'dense': the images are branches"),
     ("model, dataset, ...", "predictions files: the evaluated model and data (see pfgraph evaluate)"),
     ("created_by, backend, normalisation, training_data", "pfgraph predict files: 'pfgraph predict', torch or "
      "onnxruntime, the checkpoint's normalisation, the training data's identity and detector config"),
@@ -269,6 +323,9 @@ SCHEMA_HISTORY: dict[int, str] = {
     1: "first version: events, predictions and jets trees as described here",
     2: "optional oracle image and pix_oracle point branch (files simulated with output.oracle); "
        "version 1 files are read as they are (they have no oracle)",
+    3: "sparse-first events files (meta layout 'sparse', output.dense_images): no image branches, the point "
+       "cloud and the sparse truth (ntpix, tpix_*) are the data; the images of dense files become required "
+       "only in the dense layout; files of versions 1-2 are dense and read as they are",
 }
 
 
@@ -289,4 +346,5 @@ class Migration:
 #: The migrations the reader applies, one per version step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "optional oracle branches added; nothing renamed, no constant needed"),
+    Migration(3, "sparse-first layout added; older files are dense: nothing renamed, no constant needed"),
 )

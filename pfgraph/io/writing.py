@@ -275,18 +275,48 @@ def pixel_tables(size: int) -> dict[str, np.ndarray]:
     }
 
 
-def event_branch_types(with_jet: bool, size: int, with_oracle: bool = False) -> dict[str, Any]:
+def truth_side_images(with_jet: bool, with_oracle: bool) -> tuple[str, ...]:
+    """The truth-side images a file holds (the sparse truth's fields, in the contract's order)."""
+    return tuple(c for c in schema.TRUTH_SIDE_IMAGES if c in schema.TARGET_CHANNELS
+                 or (c == schema.ORACLE_IMAGE and with_oracle) or (c == schema.JET_IMAGE and with_jet))
+
+
+def sparse_truth(images: Mapping[str, np.ndarray], channels: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every pixel where any of the truth-side images ``channels`` is non-zero, per event (the
+    sparse truth of sparse-first files): ``(ntpix, fields)``, fields ``ieta``, ``iphi`` and one per
+    channel, events concatenated in order and cells within an event in row-major (eta, phi) order."""
+    mask = images[channels[0]] != 0
+    for ch in channels[1:]:
+        mask |= images[ch] != 0
+    count = mask.sum(axis=(1, 2), dtype=np.int32)
+    flat = np.flatnonzero(mask)
+    g = geometry.grid_of_shape(mask.shape)
+    pixel = flat % g.npix
+    tables = pixel_tables(g.size)
+    fields: dict[str, np.ndarray] = {"ieta": tables["ieta"].take(pixel), "iphi": tables["iphi"].take(pixel)}
+    for ch in channels:
+        fields[ch] = np.ascontiguousarray(images[ch]).reshape(-1).take(flat)
+    return count, fields
+
+
+def event_branch_types(with_jet: bool, size: int, with_oracle: bool = False, dense: bool = True) -> dict[str, Any]:
     """``mktree`` types of the events tree on the ``size`` x ``size`` grid (``with_oracle``: the optional
-    oracle image and point field)."""
+    oracle image and point field; ``dense=False``: the sparse-first layout, no image branches and the
+    sparse truth instead)."""
     img = np.dtype((np.float32, (size, size)))
     types: dict[str, Any] = {"event_id": np.int64}
-    for ch in schema.IMAGE_CHANNELS:
-        types[ch] = img
-    if with_jet:
-        types[schema.JET_IMAGE] = img
     oracle = (schema.ORACLE_IMAGE,) if with_oracle else ()
-    for ch in oracle:
-        types[ch] = img
+    if dense:
+        for ch in schema.IMAGE_CHANNELS:
+            types[ch] = img
+        if with_jet:
+            types[schema.JET_IMAGE] = img
+        for ch in oracle:
+            types[ch] = img
+    else:
+        tfields = ", ".join(["ieta: int16", "iphi: int16",
+                             *(f"{ch}: float32" for ch in truth_side_images(with_jet, with_oracle))])
+        types[schema.TRUTH_PREFIX] = ak.types.from_datashape(f"var * {{{tfields}}}", highlevel=False)
     fields = ", ".join(
         f"{name}: {dt}" for name, dt in
         [("ieta", "int16"), ("iphi", "int16"), ("eta", "float32"), ("phi", "float32")]
@@ -432,7 +462,9 @@ def _point_payloads(npix: np.ndarray, fields: Mapping[str, np.ndarray]) -> Itera
 
 
 class EventWriter(RootWriter):
-    """Writes the ``events`` tree: dense images, the derived point cloud and bookkeeping scalars.
+    """Writes the ``events`` tree: dense images, the derived point cloud and bookkeeping scalars;
+    with ``dense=False`` the sparse-first layout (no image branches; the sparse truth instead, and
+    ``layout: sparse`` in the meta).
 
     With ``background=True`` each chunk is serialised, compressed and written by one
     background thread while the caller goes on (simulating or preparing the next chunk): LZ4
@@ -450,8 +482,11 @@ class EventWriter(RootWriter):
 
     def __init__(self, path: str | os.PathLike[str], meta: Mapping[str, Any], with_jet: bool = False,
                  compression: str | None = DEFAULT_COMPRESSION, format: str = DEFAULT_FORMAT,
-                 background: bool = False, threads: int = 0, with_oracle: bool = False) -> None:
+                 background: bool = False, threads: int = 0, with_oracle: bool = False, dense: bool = True) -> None:
+        if not dense:
+            meta = {**meta, "layout": "sparse"}
         super().__init__(path, meta, compression, format)
+        self.dense = dense
         self.with_jet = with_jet
         self.with_oracle = with_oracle
         self.background = background
@@ -465,7 +500,7 @@ class EventWriter(RootWriter):
         super().__enter__()
         try:
             self.tree(schema.EVENTS_TREE, event_branch_types(self.with_jet, geometry.grid_of_meta(self.meta).size,
-                                                             self.with_oracle))
+                                                             self.with_oracle, self.dense))
         except BaseException as exc:
             super().__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -489,6 +524,7 @@ class EventWriter(RootWriter):
 
     def write(self, batch: Mapping[str, np.ndarray], compressed: Mapping[str, bytes] | None = None) -> None:
         """Append a batch: ``event_id``, the six images (float32 (n, G, G) on the meta's grid), scalars[, jet].
+        (The sparse-first layout writes the point cloud and the sparse truth made from the images.)
 
         ``compressed`` may hold, per image channel, the compressed bytes of its basket, made
         elsewhere (a simulation worker): the codec's output for the channel's big-endian float32
@@ -505,8 +541,9 @@ class EventWriter(RootWriter):
                 _hand(ahead, (payload, done))
 
         data: dict[str, Any] = {"event_id": self._array(batch["event_id"], np.int64)}
-        for ch in (*schema.IMAGE_CHANNELS, *((schema.JET_IMAGE,) if self.with_jet else ()),
-                   *((schema.ORACLE_IMAGE,) if self.with_oracle else ())):
+        dense_images = (*schema.IMAGE_CHANNELS, *((schema.JET_IMAGE,) if self.with_jet else ()),
+                        *((schema.ORACLE_IMAGE,) if self.with_oracle else ())) if self.dense else ()
+        for ch in dense_images:
             done = compressed.get(ch) if compressed and ahead is not None else None
             if done is not None or threads:
                 data[ch], payload = _big_endian(batch[ch], np.float32)
@@ -518,6 +555,9 @@ class EventWriter(RootWriter):
             for payload in _point_payloads(npix, fields):
                 hand(payload, None)
         data[schema.POINT_PREFIX] = jagged_record(npix, fields)
+        if not self.dense:
+            data[schema.TRUTH_PREFIX] = jagged_record(*sparse_truth(batch, truth_side_images(self.with_jet,
+                                                                                            self.with_oracle)))
         for b in schema.EVENT_BRANCHES:
             if b.kind == "scalar" and b.name != "event_id" and (self.with_jet or not b.optional):
                 data[b.name] = self._array(batch[b.name], b.np_dtype)

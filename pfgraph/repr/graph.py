@@ -52,6 +52,7 @@ with warnings.catch_warnings():  # torch-geometric's import-time notices (torch.
 from pfgraph import geometry
 from pfgraph.errors import DataError
 from pfgraph.io import schema
+from pfgraph.io.reading import sparse_offsets
 from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import Normalisation, Representation
 from pfgraph.repr.features import FEATURES, N_FEATURES, STATIC_K, STATIC_PHI_WRAP  # noqa: F401 (re-exported)
@@ -103,12 +104,15 @@ def point_positions(pix: torch.Tensor, size: int) -> torch.Tensor:
     return torch.stack([eta_t[ieta], phi_t[iphi]], dim=1) + jitter[p]
 
 
-def graph_branches(target: str = "truth", with_target: bool = True) -> list[str]:
-    """Branches the graph representation reads for ``target`` (``with_target=False``: the inputs only)."""
+def graph_branches(target: str = "truth", with_target: bool = True, layout: str = "dense") -> list[str]:
+    """Branches the graph representation reads for ``target`` (``with_target=False``: the inputs only) from
+    files of ``layout``: the target image of dense files, the sparse truth of sparse-first ones (for the
+    target pixels without a point)."""
     if target not in schema.TARGET_CHANNELS:
         raise DataError(f"target '{target}' is not one of {', '.join(schema.TARGET_CHANNELS)}")
+    whole = [target] if layout != "sparse" else list(schema.sparse_source(target) or ())
     return ["event_id", schema.POINT_COUNTER, "pix_ieta", "pix_iphi", *(f"pix_{c}" for c in schema.INPUT_CHANNELS),
-            *([f"pix_{target}", target] if with_target else [])]
+            *([f"pix_{target}", *whole] if with_target else [])]
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -326,14 +330,11 @@ def chunk_points(chunk: dict[str, Any], rows: np.ndarray, norm: Normalisation, e
     base += pix
     if with_target:
         y = flat[f"pix_{target}"][pidx] * inv_t
-        # target pixels without a point: non-zero target pixels minus every point pixel
-        dense = np.asarray(chunk[target]).reshape(n_chunk, npix_grid)
-        if not contiguous:
-            dense = dense[rows]
-        rest = dense != 0  # then clear every point pixel
-        rest.reshape(-1)[base] = False
-        mev, mpix = np.divmod(np.flatnonzero(rest), npix_grid)
-        miss_val = dense[mev, mpix] * inv_t
+        if target not in chunk:  # sparse-first files: the sparse truth's non-zero cells minus every point pixel
+            mev, mpix, miss_val = _missed_sparse(chunk, target, rows, base, size, path, entry_start, inv_t)
+        else:
+            mev, mpix, miss_val = _missed_dense(np.asarray(chunk[target]).reshape(n_chunk, npix_grid), rows,
+                                                contiguous, base, inv_t)
     else:
         y = np.zeros(len(pix), np.float32)
         mev, mpix, miss_val = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
@@ -355,6 +356,40 @@ def chunk_points(chunk: dict[str, Any], rows: np.ndarray, norm: Normalisation, e
     )
 
 
+def _missed_dense(dense: np.ndarray, rows: np.ndarray, contiguous: bool, base: np.ndarray,
+                  inv_t: np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Target pixels without a point from the dense target (n_chunk, G*G): (event row, pixel, value * inv_t)."""
+    npix_grid = dense.shape[1]
+    if not contiguous:
+        dense = dense[rows]
+    rest = dense != 0  # then clear every point pixel
+    rest.reshape(-1)[base] = False
+    mev, mpix = np.divmod(np.flatnonzero(rest), npix_grid)
+    return mev, mpix, dense[mev, mpix] * inv_t
+
+
+def _missed_sparse(chunk: dict[str, Any], target: str, rows: np.ndarray, base: np.ndarray, size: int, path: str,
+                   entry_start: int, inv_t: np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Target pixels without a point from the sparse truth of a sparse-first chunk, in the order and with the
+    values :func:`_missed_dense` gives for the dense target: (event row, pixel, value * inv_t)."""
+    counter, ieta, iphi, values = schema.sparse_source(target) or ("", "", "", "")
+    offsets, ie = sparse_offsets(chunk[counter], chunk[ieta], path, entry_start)
+    ip, val = _flat(chunk[iphi], path, iphi)[1], _flat(chunk[values], path, values)[1]
+    counts = offsets[rows + 1] - offsets[rows]
+    sel = _ranges(offsets[rows], counts)
+    ie, ip, val = ie[sel].astype(np.int64), ip[sel].astype(np.int64), val[sel]
+    if len(ie) and (ie.min() < 0 or ie.max() >= size or ip.min() < 0 or ip.max() >= size):
+        raise DataError(f"{path}: entries from {entry_start}: pixel index outside 0..{size - 1} in '{ieta}'/'{iphi}'")
+    npix_grid = size * size
+    key = np.repeat(np.arange(len(rows), dtype=np.int64), counts) * npix_grid + ie * size + ip
+    points = np.asarray(base, dtype=np.int64)  # sorted: events in order, points row-major within each
+    at = np.minimum(np.searchsorted(points, key), max(len(points) - 1, 0))
+    has_point = (points[at] == key) if len(points) else np.zeros(len(key), bool)
+    keep = (val != 0) & ~has_point
+    mev, mpix = np.divmod(key[keep], npix_grid)
+    return mev, mpix, val[keep] * inv_t
+
+
 def _chunk_start(files: EventFiles, chunk: dict[str, Any]) -> int:
     i = [str(p) for p in files.paths].index(chunk["_file"])
     return int(files.offsets[i]) + int(chunk["_entry_start"])
@@ -372,7 +407,7 @@ def iter_point_chunks(files: EventFiles, norm: Normalisation, indices: Sequence[
         if wanted[0] < 0 or wanted[-1] >= files.num_events:
             raise DataError(f"event index {int(wanted[-1] if wanted[-1] >= 0 else wanted[0])} outside 0..{files.num_events - 1}")
         lo, hi = int(wanted[0]), int(wanted[-1]) + 1
-    for chunk in files.iterate(graph_branches(norm.target, with_target), step=step, start=lo, stop=hi):
+    for chunk in files.iterate(graph_branches(norm.target, with_target, files.layout), step=step, start=lo, stop=hi):
         start = _chunk_start(files, chunk)
         n = len(chunk[schema.POINT_COUNTER])
         if wanted is None:

@@ -189,6 +189,12 @@ class JetConfig:
             raise ConfigError(f"jets.radius = {self.radius}: expected 0 < R <= {2 * geometry.MAX_ETA}")
 
 
+#: ``output.dense_images: auto`` writes dense image branches up to this grid size (the paper's) and the
+#: sparse-first layout above it: at 112 x 112 and finer the images are mostly zeros (docs/BENCHMARKS.md,
+#: "Granularity": bytes per event of both layouts).
+DENSE_UP_TO = geometry.PAPER_GRID_SIZE
+
+
 @dataclass
 class OutputConfig:
     """How files are written."""
@@ -200,6 +206,11 @@ class OutputConfig:
     #: from its own track and calorimeter measurements alone, at its production pixel (the measured
     #: floor of a reconstruction, docs/METRICS.md). Off: files without it, as before.
     oracle: bool = False
+    #: Whether the events tree holds the dense ``float[G][G]`` image branches: ``always``, ``never``
+    #: (the sparse-first layout: the point cloud and the sparse truth are the data; readers rebuild the
+    #: images from them, docs/SCHEMA.md), or ``auto``: dense on the paper's grid only
+    #: (:data:`DENSE_UP_TO` pixels a side), sparse-first on every finer grid.
+    dense_images: Literal["auto", "always", "never"] = "auto"
 
     def validate(self) -> None:
         """Reject impossible values."""
@@ -225,6 +236,12 @@ class SimConfig:
     pileup: PileupConfig = field(default_factory=PileupConfig)
     jets: JetConfig = field(default_factory=JetConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+
+    @property
+    def dense_layout(self) -> bool:
+        """True when the files hold the dense image branches (``output.dense_images``, :data:`DENSE_UP_TO`)."""
+        mode = self.output.dense_images
+        return mode == "always" or (mode == "auto" and self.detector.grid <= DENSE_UP_TO)
 
     def validate(self) -> None:
         """Reject impossible values."""

@@ -262,7 +262,7 @@ def _packed_layout(base: int, cfg: SimConfig) -> dict[str, tuple[int, int]]:
     _WORKER_COMPRESSION = parse_compression(cfg.output.compression)
     size = cfg.output.chunk * cfg.detector.grid ** 2 * np.dtype(np.float32).itemsize
     if cfg.output.format != "ttree" or _WORKER_COMPRESSION is None or _WORKER_COMPRESSION.level == 0 \
-            or size > ROOT_BLOCK:
+            or size > ROOT_BLOCK or not cfg.dense_layout:
         return {}
     room = size + size // 16 + 4096
     out, offset = {}, base
@@ -363,7 +363,7 @@ def generate(cfg: SimConfig, out: str | os.PathLike[str], shards: int = 1, worke
                 batches = ((_work(r), None) for r in ranges)
             with EventWriter(plan.path, meta, with_jet=cfg.jets.enabled, compression=cfg.output.compression,
                              format=cfg.output.format, background=BACKGROUND_WRITE, threads=compress_threads(workers),
-                             with_oracle=cfg.output.oracle) as w:
+                             with_oracle=cfg.output.oracle, dense=cfg.dense_layout) as w:
                 for batch, packed in batches:
                     w.write(batch, compressed=packed)
                     if progress is not None:
@@ -384,7 +384,7 @@ def _write_shard(cfg: SimConfig, plan: ShardPlan, k: int, n_shards: int, jets: S
     meta = make_meta("events", to_dict(cfg), seed=cfg.seed, events=plan.stop - plan.start,
                      first_event=plan.start, shard=k, shards=n_shards, with_jet=cfg.jets.enabled)
     with EventWriter(plan.path, meta, with_jet=cfg.jets.enabled, compression=cfg.output.compression,
-                     format=cfg.output.format, with_oracle=cfg.output.oracle) as w:
+                     format=cfg.output.format, with_oracle=cfg.output.oracle, dense=cfg.dense_layout) as w:
         for lo, hi in _chunks(plan.start, plan.stop, cfg.output.chunk):
             w.write(simulate_batch(cfg, range(lo, hi), jets[lo:hi] if jets is not None else None))
             if progress is not None:

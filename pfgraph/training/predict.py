@@ -149,12 +149,13 @@ def _training_data(recorded: Any) -> dict[str, Any]:
 
 def has_target(files: EventFiles, target: str, rep: Representation) -> bool:
     """True when every file holds the target branches ``rep`` reads for ``target``."""
+    from pfgraph.io.reading import stored_branches
     from pfgraph.io.root import open_root
 
     needed = [b for b in rep.branches(target) if b in (target, f"pix_{target}")]
     for i, path in enumerate(files.paths):
         tree = open_root(path)[schema.EVENTS_TREE]
-        if any(files.migrations[i].file_name(b) not in tree for b in needed):
+        if any(files.migrations[i].file_name(b) not in tree for b in stored_branches(needed, files.layouts[i])):
             return False
     return True
 

@@ -693,10 +693,13 @@ def training_record(rows: list[dict[str, Any]], epochs: int, cap: int, stopped_e
 def check_branches(files: EventFiles, branches: list[str], who: str) -> None:
     """One DataError line when a file lacks a branch that ``who`` needs (schema migrations honoured)."""
     from pfgraph.io import schema
+    from pfgraph.io.reading import stored_branches
     from pfgraph.io.root import check_tree, open_root
 
-    specs = [schema.EVENT_BRANCH_MAP[b] for b in branches if b in schema.EVENT_BRANCH_MAP]
     for i, path in enumerate(files.paths):
+        layout = files.layouts[i] if hasattr(files, "layouts") else "dense"
+        # a sparse-first file holds an image as its sparse source, which the reader rebuilds it from
+        specs = [schema.EVENT_BRANCH_MAP[b] for b in stored_branches(branches, layout) if b in schema.EVENT_BRANCH_MAP]
         tree = open_root(path)[schema.EVENTS_TREE]
         mig = files.migrations[i] if hasattr(files, "migrations") else None
         try:

@@ -51,7 +51,7 @@ def test_inspect_events_file(events_file: Path, capsys: pytest.CaptureFixture[st
             f"{schema.MIN_SCHEMA_VERSION}-{schema.SCHEMA_VERSION}), pfgraph {meta['pfgraph_version']}, "
             f"config {meta['config']['name']}, seed {meta['seed']}, events 0..119 (shard 0 of 1)") in out
     required = sum(not b.optional for b in schema.EVENT_BRANCHES)
-    assert f"schema check: OK (events: {required} required branches)" in out
+    assert f"schema check: OK (events: {required} required branches, dense layout (image branches))" in out
     assert "tree 'events': 120 entries" in out
     lines = branch_lines(out)
     assert set(schema.REQUIRED_EVENT_BRANCHES) <= set(lines)

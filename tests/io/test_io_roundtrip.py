@@ -19,7 +19,7 @@ from tests.io._files import rebuild_images, synthetic_batch, write_events
 
 ALL_EVENT = [b.name for b in schema.EVENT_BRANCHES if not b.optional]
 ORACLE_EVENT = [schema.ORACLE_IMAGE, f"{schema.POINT_PREFIX}_{schema.ORACLE_IMAGE}"]
-JET_EVENT = [b.name for b in schema.EVENT_BRANCHES if b.name not in ORACLE_EVENT]
+JET_EVENT = [b.name for b in schema.EVENT_BRANCHES if b.name not in ORACLE_EVENT and b not in schema.SPARSE_TRUTH_BRANCHES]
 FORMATS = ("ttree", "rntuple")
 
 
