@@ -72,17 +72,24 @@ def test_full_disk_outside_a_writer_is_one_line(monkeypatch: pytest.MonkeyPatch,
 
 @pytest.mark.slow
 def test_a_fine_grid_end_to_end(tmp_path: Path) -> None:
-    """Issue 28's acceptance at a small size: simulate at 224 x 224, train an image and a graph model,
-    evaluate both and report (the grid comes from the data at every step)."""
+    """Issue 28's acceptance at a small size: simulate at 224 x 224 (sparse-first files: output.dense_images
+    auto), train an image and a graph model, evaluate both and report (the grid comes from the data at every
+    step); predict reads the sparse file, and the same test events written densely evaluate identically."""
     import json
 
     import uproot
 
-    data, test = tmp_path / "g.root", tmp_path / "t.root"
+    from pfgraph.io.root import EventFiles
+
+    data, test, dense = tmp_path / "g.root", tmp_path / "t.root", tmp_path / "t_dense.root"
     assert main(["simulate", "--config", "gauss_b050", "--events", "12", "--seed", "1", "--out", str(data),
                  "detector.grid=224"]) == 0
     assert main(["simulate", "--config", "gauss_b050", "--events", "6", "--seed", "2", "--out", str(test),
                  "detector.grid=224"]) == 0
+    assert main(["simulate", "--config", "gauss_b050", "--events", "6", "--seed", "2", "--out", str(dense),
+                 "detector.grid=224", "output.dense_images=always"]) == 0
+    assert EventFiles(data).layout == EventFiles(test).layout == "sparse" and EventFiles(dense).layout == "dense"
+    assert "truth" not in uproot.open(test)["events"].keys()
     runs = {"image": ("unet", "model.channels=[8,16]"), "graph": ("edgeconv", "model.widths=[16,16]", "model.head=[16]")}
     evals = []
     for rep, (model, *overrides) in runs.items():
@@ -96,5 +103,13 @@ def test_a_fine_grid_end_to_end(tmp_path: Path) -> None:
         metrics = json.loads((ev / "metrics.json").read_text())
         assert metrics["headline"]
         evals.append(str(ev))
+        # the dense copy of the test events: the same predictions and figures (truth from the sparse truth)
+        assert main(["evaluate", str(run), "--data", str(dense), "--out", str(ev) + "_dense"]) == 0
+        with uproot.open(ev / "predictions.root") as f, uproot.open(str(ev) + "_dense/predictions.root") as g:
+            for name in ("pred", "truth"):
+                assert f["predictions"][name].array(library="np").tobytes() == \
+                    g["predictions"][name].array(library="np").tobytes(), name
+        assert json.loads((tmp_path / f"ev_{model}_dense" / "metrics.json").read_text())["energy"] == metrics["energy"]
+        assert main(["predict", str(run), "--data", str(test), "--out", str(tmp_path / f"p_{model}.root")]) == 0
     assert main(["report", *evals, "--out", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "index.html").exists() and list((tmp_path / "rep").glob("event_*.png"))

@@ -32,7 +32,7 @@ import json
 import math
 import re
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1260,21 +1260,36 @@ def compute_lines(ledgers: Sequence[dict[str, Any]], steps: Sequence[str] = ()) 
     return out
 
 
+def _truth_cells(path: str | Path, names: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """Chunks of the truth-side images ``names`` of an events file as (events, cells) arrays: the dense
+    images flattened, or in a sparse-first file the sparse truth's cells padded with zeros (the same
+    maxima, sums and per-event maxima of non-negative truth)."""
+    import awkward as ak
+    import uproot
+
+    with uproot.open(path) as f:
+        sparse = names[0] not in f["events"] and f"tpix_{names[0]}" in f["events"]
+    if not sparse:
+        for chunk in uproot.iterate(f"{path}:events", list(names), step_size=1000, library="np"):
+            yield {n: chunk[n].reshape(len(chunk[n]), -1) for n in names}
+        return
+    for chunk in uproot.iterate(f"{path}:events", [f"tpix_{n}" for n in names], step_size=1000, library="ak"):
+        width = max(1, int(ak.max(ak.num(chunk[f"tpix_{names[0]}"], axis=1), initial=0)))
+        yield {n: ak.to_numpy(ak.fill_none(ak.pad_none(chunk[f"tpix_{n}"], width, axis=1, clip=True), 0.0))
+               for n in names}
+
+
 @functools.lru_cache(maxsize=8)
 def _truth_max(path: str, mtime_ns: int, size: int) -> float:
     """The largest truth pixel of an event file (GeV); cached per file version (every jet set reads it)."""
-    import uproot
-
     smax = 0.0
-    for chunk in uproot.iterate(f"{path}:events", ["truth"], step_size=1000, library="np"):
+    for chunk in _truth_cells(path, ["truth"]):
         smax = max(smax, float(chunk["truth"].max(initial=0.0)))
     return smax
 
 
 def jet_extrapolation(train_file: Path, jet_file: Path) -> str | None:
     """How far a jet set reaches beyond the training set, measured on the study's data files (None without them)."""
-    import uproot
-
     if not (train_file.exists() and jet_file.exists()):
         return None
     stat = train_file.stat()
@@ -1282,7 +1297,7 @@ def jet_extrapolation(train_file: Path, jet_file: Path) -> str | None:
     above = total = 0.0
     events = hot = 0
     try:
-        it = list(uproot.iterate(f"{jet_file}:events", ["truth", "jet"], step_size=1000, library="np"))
+        it = list(_truth_cells(jet_file, ["truth", "jet"]))
     except Exception:  # noqa: BLE001 - not a jet file: no sentence
         return None
     for chunk in it:
@@ -1290,7 +1305,7 @@ def jet_extrapolation(train_file: Path, jet_file: Path) -> str | None:
         above += float(jet[truth > smax].sum())
         total += float(jet.sum())
         events += len(truth)
-        hot += int((truth.reshape(len(truth), -1).max(1) > smax).sum())
+        hot += int((truth.max(1, initial=0.0) > smax).sum())
     if total <= 0:
         return None
     share = f"{100 * above / total:.0f} %"

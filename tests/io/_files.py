@@ -47,13 +47,13 @@ def synthetic_batch(n: int, seed: int = 0, empty: Iterable[int] = (), with_jet: 
 
 
 def write_events(path: Path, batch: Mapping[str, np.ndarray], fmt: str = "ttree", chunk: int = 4,
-                 meta: Mapping[str, Any] | None = None, compression: str = "lz4:1") -> Path:
-    """Write ``batch`` with :class:`EventWriter` in chunks of ``chunk`` events."""
+                 meta: Mapping[str, Any] | None = None, compression: str = "lz4:1", dense: bool = True) -> Path:
+    """Write ``batch`` with :class:`EventWriter` in chunks of ``chunk`` events (``dense=False``: sparse-first)."""
     with_jet = schema.JET_IMAGE in batch
     m = make_meta("events", {"name": "synthetic"}, seed=0) if meta is None else dict(meta)
     n = len(batch["event_id"])
     with EventWriter(path, m, with_jet=with_jet, format=fmt, compression=compression,
-                     with_oracle=schema.ORACLE_IMAGE in batch) as w:
+                     with_oracle=schema.ORACLE_IMAGE in batch, dense=dense) as w:
         for a in range(0, n, chunk):
             w.write({k: v[a:a + chunk] for k, v in batch.items()})
     return path

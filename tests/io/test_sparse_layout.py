@@ -17,6 +17,7 @@ from pfgraph.io.root import EventFiles
 from pfgraph.repr.base import Normalisation
 from pfgraph.repr.graph import load_points
 from tests.conftest import make_events
+from tests.io._files import synthetic_batch, write_events
 
 IMAGES = (*schema.IMAGE_CHANNELS, schema.ORACLE_IMAGE)
 
@@ -88,6 +89,22 @@ def test_point_clouds_from_both_layouts_are_identical(both: dict[str, Path]) -> 
     for field in ("entries", "offsets", "energy", "pix", "target", "miss_offsets", "miss_pix", "miss_val", "nbr",
                   "event_id"):
         assert _bits(getattr(stores[0], field)) == _bits(getattr(stores[1], field)), field
+
+
+@pytest.mark.parametrize("fmt", ["ttree", "rntuple"])
+def test_jet_samples_and_empty_events_in_both_layouts(tmp_path: Path, fmt: str) -> None:
+    """Jet images (the anti-kt evaluation's) and events without any point or truth cell come back exactly."""
+    batch = synthetic_batch(9, seed=3, with_jet=True, empty=(0, 4))
+    batch["truth"][4] = 0.0
+    batch["truth_neutral"][4] = 0.0
+    batch["jet"][4] = 0.0
+    files = [EventFiles(write_events(tmp_path / f"{k}.root", batch, fmt=fmt, dense=k == "dense")) for k in ("dense", "sparse")]
+    assert [f.layout for f in files] == ["dense", "sparse"] and all(f.has_jet for f in files)
+    names = [*schema.IMAGE_CHANNELS, schema.JET_IMAGE]
+    a, b = (f.read(names) for f in files)
+    for name in names:
+        assert _bits(a[name]) == _bits(b[name]) and _bits(b[name]) == _bits(batch[name].astype(np.float32)), name
+    assert int(files[1].read(["ntpix"])["ntpix"][4]) == 0
 
 
 def test_one_data_set_one_layout(both: dict[str, Path]) -> None:

@@ -375,6 +375,24 @@ def test_jet_extrapolation_measures_the_jet_energy_above_the_training_range(tmp_
     wide = write(tmp_path / "wide.root", truth * 4)  # 40 GeV covers every jet pixel
     assert "do not extrapolate" in jet_extrapolation(wide, jet)
     assert jet_extrapolation(tmp_path / "missing.root", jet) is None
+    # the same files in the sparse-first layout (the sparse truth only, no images): the same sentences
+    import awkward as ak
+
+    from pfgraph.io.writing import jagged_record, sparse_truth
+
+    def write_sparse(path: Path, truth: np.ndarray, jet: np.ndarray | None = None) -> Path:
+        images = {"truth": truth.astype(np.float32), **({"jet": jet.astype(np.float32)} if jet is not None else {})}
+        count, fields = sparse_truth(images, list(images))
+        types = ", ".join(f"{k}: {v.dtype}" for k, v in fields.items())
+        with uproot.recreate(path) as f:
+            f.mktree("events", {"tpix": ak.types.from_datashape(f"var * {{{types}}}", highlevel=False)})
+            f["events"].extend({"tpix": jagged_record(count, fields)})
+        return path
+
+    sparse_train, sparse_jet = write_sparse(tmp_path / "s_train.root", truth), write_sparse(tmp_path / "s_jet.root", jets, jets)
+    assert jet_extrapolation(sparse_train, sparse_jet) == text.replace("`train.root`", "`s_train.root`").replace(
+        "`jet.root`", "`s_jet.root`")
+    assert "do not extrapolate" in jet_extrapolation(write_sparse(tmp_path / "s_wide.root", truth * 4), sparse_jet)
 
 
 # ------------------------------------------------------------------------------ issue 27 item 3, issue 31
