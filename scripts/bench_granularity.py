@@ -3,6 +3,7 @@
     python scripts/bench_granularity.py                                  # 500 events per grid, paper-mode deposits
     python scripts/bench_granularity.py --spread                         # the gauss_b050_gG presets (showers spread)
     python scripts/bench_granularity.py --grids 56 112 --events 16 --small --no-doc   # a check that it runs
+    python scripts/bench_granularity.py --spread --layouts --files-only --events 200 --no-doc   # file layouts only
 
 Per grid G (``detector.grid``, the paper's detector ``gauss_b050``; with ``--spread`` the presets
 ``gauss_b050_g112`` etc. with physical shower widths) ``--events`` events are simulated once
@@ -15,6 +16,13 @@ residual ones when registered), each in its own process:
   data in memory, model, activations), also divided by the batch size ("peak RSS per batch event");
 * inference: ``pfgraph evaluate`` of that run on the same file: the evaluation's inference events/s
   (model forward and to_grid, batches of the evaluation's default size).
+
+With ``--layouts`` every grid's events are also written in both file layouts (``output.dense_images``
+``always`` and ``never``: dense image branches, or sparse-first) and each is measured: bytes per event
+and load events/s of the image representation (``read_images`` of every event into the dense float32
+tensors, rebuilt from the point cloud and the sparse truth for sparse-first files) and of the point
+cloud (``load_points``), in this process, median of 3 passes over a file in the page cache.
+``--files-only`` skips the models.
 
 A command that runs over ``--time-limit`` seconds or whose resident memory passes ``--memory-limit``
 GiB is stopped; the model is then marked "over the limit" at that grid and not run at finer grids
@@ -90,20 +98,78 @@ def run_limited(cmd: list[str], cwd: Path, time_limit: float, memory_gib: float)
             "stderr": err.read().decode(errors="replace")[-400:]}
 
 
-def simulate(grid: int, events: int, spread: bool, workdir: Path) -> dict[str, Any]:
-    """Simulate the grid's file (kept in ``workdir``); its bytes and points per event."""
+def simulate(grid: int, events: int, spread: bool, workdir: Path, layout: str = "auto") -> dict[str, Any]:
+    """Simulate the grid's file (kept in ``workdir``; ``layout``: ``output.dense_images``); its bytes and
+    points per event."""
     import numpy as np
     import uproot
 
-    path = workdir / f"{'spread' if spread else 'paper'}_g{grid}_{events}.root"
+    path = workdir / f"{'spread' if spread else 'paper'}_g{grid}_{events}{'' if layout == 'auto' else '_' + layout}.root"
     if not path.exists():
         preset = "gauss_b050" if grid == 56 or not spread else f"gauss_b050_g{grid}"
+        chunk = max(8, 500 * 56 * 56 // (grid * grid))  # the simulation's batch memory stays that of 500 events at 56
         subprocess.run([sys.executable, "-m", "pfgraph.cli", "simulate", "--config", preset, "--events", str(events),
-                        "--seed", "1", "--out", str(path), f"detector.grid={grid}"], check=True, stdout=subprocess.DEVNULL,
+                        "--seed", "1", "--out", str(path), f"detector.grid={grid}", f"output.dense_images={layout}",
+                        f"output.chunk={chunk}"],
+                       check=True, stdout=subprocess.DEVNULL,
                        env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])))
     npix = uproot.open(path)["events"]["npix"].array(library="np")
     return {"path": path, "bytes_per_event": path.stat().st_size / events, "points_per_event": float(np.mean(npix)),
             "occupancy": float(np.mean(npix)) / grid**2}
+
+
+def load_rates(path: Path, repeats: int = 3) -> dict[str, float]:
+    """Load events/s of ``path`` for the image representation (dense float32 tensors of the four inputs and
+    the truth, :func:`pfgraph.io.datasets.read_images`) and the point cloud (:func:`pfgraph.repr.graph.load_points`):
+    medians of ``repeats`` passes (the first pass also warms the page cache)."""
+    import numpy as np
+
+    from pfgraph.io import schema
+    from pfgraph.io.datasets import read_images
+    from pfgraph.io.root import EventFiles
+    from pfgraph.repr.base import Normalisation
+    from pfgraph.repr.graph import load_points
+
+    files = EventFiles(path)
+    n, g = files.num_events, files.grid
+    names = [*schema.INPUT_CHANNELS, "truth"]
+    step = max(1, min(n, int(2**30 // (len(names) * g.npix * 4))))  # at most 1 GiB of tensors at a time
+    buf = np.empty((step, len(names), g.size, g.size), dtype=np.float32)
+    out: dict[str, list[float]] = {"image_load_events_per_s": [], "point_load_events_per_s": []}
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        for lo in range(0, n, step):
+            idx = np.arange(lo, min(lo + step, n))
+            read_images(files, names, idx, [1.0] * len(names), buf[:len(idx)])
+        out["image_load_events_per_s"].append(n / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        load_points(files, None, Normalisation([1.0] * 4, 1.0))
+        out["point_load_events_per_s"].append(n / (time.perf_counter() - t0))
+    return {k: float(np.median(v[1:])) for k, v in out.items()}
+
+
+def layouts(grids: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Bytes per event and load events/s of both file layouts at every grid (``--layouts``)."""
+    rows = []
+    for grid in grids:
+        for layout, mode in (("dense", "always"), ("sparse-first", "never")):
+            data = simulate(grid, args.events, args.spread, args.workdir, mode)
+            row = {"grid": grid, "layout": layout, "bytes_per_event": data["bytes_per_event"],
+                   "points_per_event": data["points_per_event"], **load_rates(data["path"])}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+def layout_table(rows: list[dict[str, Any]]) -> str:
+    """The Markdown table of the file layouts (``--layouts``)."""
+    lines = ["| grid | layout | points / event | file bytes / event | image load events/s | point-cloud load events/s |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['grid']} x {r['grid']} | {r['layout']} | {r['points_per_event']:,.0f} | "
+                     f"{r['bytes_per_event']:,.0f} | {r['image_load_events_per_s']:,.0f} | "
+                     f"{r['point_load_events_per_s']:,.0f} |")
+    return "\n".join(lines)
 
 
 def registered() -> set[str]:
@@ -215,11 +281,19 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="tiny model configurations (a check, not a measurement)")
     ap.add_argument("--workdir", type=Path, default=ROOT / "data" / "bench" / "granularity")
     ap.add_argument("--no-doc", action="store_true", help="write the table and figure to --workdir only")
+    ap.add_argument("--layouts", action="store_true",
+                    help="also measure both file layouts (dense, sparse-first): bytes per event and load events/s")
+    ap.add_argument("--files-only", action="store_true", help="no models: the files (and --layouts) only")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    layout_rows = layouts(sorted(args.grids), args) if args.layouts else []
+    if args.files_only:
+        models_wanted: list[str] = []
+    else:
+        models_wanted = list(args.models)
     known = registered()
-    models = [m for m in args.models if m in known]
-    skipped = [m for m in args.models if m not in known]
+    models = [m for m in models_wanted if m in known]
+    skipped = [m for m in models_wanted if m not in known]
     files: dict[int, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
     stopped: set[str] = set()
@@ -247,6 +321,11 @@ def main() -> None:
         + (f" Not registered, so not run: {', '.join(skipped)}." if skipped else ""),
         "Peak RSS: `ru_maxrss` of the training process (interpreter, data, model, activations).",
         "", table(rows, files), "", f"![cost against granularity]({os.path.relpath(fig_path, ROOT / 'docs')})",
+        *(["", "File layouts (`--layouts`): the same events written with `output.dense_images=always` (dense image "
+            "branches) and `never` (sparse-first: the point cloud and the sparse truth); load events/s of the image "
+            "representation (dense tensors of the four inputs and the truth, rebuilt from the sparse branches for "
+            "sparse-first files) and of the point cloud, medians of 3 passes in the page cache.", "",
+            layout_table(layout_rows)] if layout_rows else []),
     ])
     (args.workdir / "granularity.md").write_text(body + "\n")
     if not args.no_doc:

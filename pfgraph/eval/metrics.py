@@ -51,6 +51,7 @@ from pfgraph import __version__
 from pfgraph.errors import DataError, PfgraphError
 from pfgraph.eval.antikt import TIE_BREAK
 from pfgraph.eval.bootstrap import FIGURE_PATHS, N_RESAMPLES, SEED, empty_headline, headline
+from pfgraph.eval.cones import ConeAccumulator, empty_cones
 from pfgraph.eval.energy import (
     FIT_KEYS_V3,
     MISSED_THRESHOLD,
@@ -65,7 +66,7 @@ from pfgraph.utils.budget import HISTORY_FIELDS
 from pfgraph.utils.degenerate import degenerate_record
 
 METRICS_SCHEMA = "pfgraph.metrics"
-METRICS_VERSION = 7
+METRICS_VERSION = 8
 #: The ``training`` section: its key -> the key of the run's ``train_summary.json`` it is copied from.
 TRAINING_KEYS = {"parameters": "params", "epochs": "epochs", "best_epoch": "best_epoch",
                  "best_val_loss": "best_val_loss", "train_time_s": "train_time_s",
@@ -107,9 +108,12 @@ def template(version: int = METRICS_VERSION) -> dict[str, Any]:
         "baselines": {"oracle": None},
         "degenerate": {"flag": None, "reasons": None, "rule": None},
         "data_mismatch": {"flag": None, "reasons": None},
+        "cones": empty_cones(),
         "extra": {},
     }
     doc["settings"].update(missed_threshold_gev=None, bootstrap_resamples=None, bootstrap_seed=None)
+    if version < 8:
+        del doc["cones"]
     if version < 7:
         del doc["degenerate"], doc["data_mismatch"]
     if version < 6:
@@ -312,6 +316,8 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
     if version < 7:  # 6 -> 7: the degenerate flag (from the headline, by the one rule), data mismatch unknown
         _fill_missing(doc, template(METRICS_VERSION))
         doc["degenerate"] = degenerate_section(doc)
+    if version < 8:  # 7 -> 8: cone energies around the truth (null: not computed)
+        _fill_missing(doc, template(METRICS_VERSION))
     doc["schema_version"] = METRICS_VERSION
     return doc
 
@@ -371,9 +377,11 @@ def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, 
     acc = EnergyAccumulator(target_scale, missed_threshold, train_max=train_max,
                             train_max_source="argument" if train_max is not None else None)
     jacc = JetAccumulator(radius, threshold, backend, device, target_scale, tie_break) if jets else None
+    cones = ConeAccumulator()
     for s in range(0, len(p), batch_size):
         sl = slice(s, s + batch_size)
         acc.update(p[sl], t[sl], None if inp is None else inp[sl])
+        cones.update(p[sl], t[sl])
         if jacc is not None:
             jacc.update(p[sl], t[sl])
     jet_doc = jacc.result() if jacc is not None else empty_jet_metrics(radius, threshold, None, tie_break,
@@ -389,6 +397,7 @@ def evaluate_arrays(pred: np.ndarray, truth: np.ndarray, inputs: Any = None, *, 
                   "batch_size": batch_size, "device": str(device), "missed_threshold_gev": missed_threshold,
                   "bootstrap_resamples": bootstrap, "bootstrap_seed": bootstrap_seed},
         timing={"total_s": total, "jets_s": jet_doc["seconds"], "jets_events_per_s": jet_doc["events_per_s"]},
+        cones=cones.result(),
     )
     check_schema(doc, "evaluate_arrays")
     return doc

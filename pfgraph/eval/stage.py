@@ -156,6 +156,7 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
     from pfgraph.errors import DataError
     from pfgraph.eval.antikt import TIE_BREAK_SEED
     from pfgraph.eval.bootstrap import headline
+    from pfgraph.eval.cones import ConeAccumulator
     from pfgraph.eval.energy import EnergyAccumulator
     from pfgraph.eval.folder import check_target, evaluation_folder
     from pfgraph.eval.jets import JetAccumulator, empty_jet_metrics
@@ -242,6 +243,7 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
 
     has_jet = bool(files.has_jet)
     energy = EnergyAccumulator(scale, opts.missed_threshold)  # training range: S, the training truth maximum
+    cones = ConeAccumulator()
     jets = JetAccumulator(opts.radius, opts.jet_threshold, opts.jet_backend, str(device), scale) if has_jet else None
     backend = jets.backend if jets is not None else None
     oracle = None
@@ -277,6 +279,7 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
                 pred = np.asarray(chunk["pred"], dtype=np.float32)
                 truth = np.asarray(chunk["truth"], dtype=np.float32)
                 energy.update(pred, truth, chunk["mask"])
+                cones.update(pred, truth)
                 if oracle is not None:
                     oracle.update(n_done, ids, truth, chunk["mask"])
                 pix = None
@@ -305,7 +308,7 @@ def evaluate(run: str | Path, data: str | Path | Sequence[str | Path], out: str 
         dataset["n_events"] = n_done
         total = time.perf_counter() - t_start
         doc = assemble(energy_doc, jet_doc, created_by="pfgraph evaluate", model=model, training=training,
-                       headline=head, baselines=baselines, data_mismatch=mismatch,
+                       headline=head, baselines=baselines, data_mismatch=mismatch, cones=cones.result(),
                        dataset=dataset, settings=settings,
                        timing={"inference_s": inference_s if source.is_dir() else None,
                                "inference_events_per_s": n_done / inference_s if source.is_dir() and inference_s > 0 else None,

@@ -39,8 +39,10 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
 def test_template_versions_differ_by_the_documented_keys() -> None:
     v7, v6, v5, v4, v3, v2, v1 = (template(), template(6), template(5), template(4), template(3), template(2),
                                   template(1))
-    assert v7["schema"] == METRICS_SCHEMA and v7["schema_version"] == METRICS_VERSION == 7
+    assert v7["schema"] == METRICS_SCHEMA and v7["schema_version"] == METRICS_VERSION == 8
     assert {"degenerate.flag", "degenerate.reasons", "degenerate.rule", "data_mismatch.flag"} <= key_paths(v7)
+    assert {"cones.seed_gev", "cones.per_radius[].radius", "cones.per_radius[].half_width_68"} <= key_paths(v7)
+    assert "cones" not in template(7) and "degenerate" in template(7)
     assert "degenerate" not in v6 and "data_mismatch" not in v6
     assert {"training.train_flops", "training.precision", "training.history.train_flops"} <= key_paths(v6)
     assert not {"training.train_flops", "training.precision", "training.history.train_flops"} & key_paths(v5)

@@ -60,11 +60,12 @@ def test_a_schema_3_document_is_migrated(tmp_path: Path, evaluated: Path) -> Non
         del doc["training"][k]
     del doc["baselines"]  # (schema 5)
     del doc["degenerate"], doc["data_mismatch"]
+    del doc["cones"]  # (schema 8)
     doc["schema_version"] = 3
     assert key_paths(doc) == key_paths(template(3))
     (tmp_path / "v3.json").write_text(json.dumps(doc))
     new = read_metrics(tmp_path / "v3.json")
-    assert new["schema_version"] == METRICS_VERSION == 7 and key_paths(new) == key_paths(template())
+    assert new["schema_version"] == METRICS_VERSION == 8 and key_paths(new) == key_paths(template())
     assert new["degenerate"]["flag"] == doc_degenerate(new) and new["data_mismatch"]["flag"] is None
     assert new["training"]["status"] is None and set(new["training"]["history"].values()) == {None}
     assert new["training"]["epochs"] == doc["training"]["epochs"]  # the rest kept
@@ -79,6 +80,7 @@ def test_a_schema_5_document_gets_null_compute_keys(tmp_path: Path, evaluated: P
     doc = json.loads((evaluated / "metrics.json").read_text())
     del doc["training"]["train_flops"], doc["training"]["precision"], doc["training"]["history"]["train_flops"]
     del doc["degenerate"], doc["data_mismatch"]  # (schema 7)
+    del doc["cones"]  # (schema 8)
     doc["schema_version"] = 5
     assert key_paths(doc) == key_paths(template(5))
     (tmp_path / "v5.json").write_text(json.dumps(doc))
