@@ -1557,6 +1557,7 @@ def build_results(root: str | Path, evidence: str | None = None, partial: bool =
         for ds_name in waiting:
             out += [f"## Test set `{ds_name}`", "", f"**{NOT_RUN_YET}**: no evaluation on this test set so far "
                     "(planned: " + ", ".join(f"`{m}`" for m in data.eval_labels[ds_name]) + ").", ""]
+    out += granularity_section(data)
     out += ["## Claims across test sets", "", *mlp_claim(across, pending=partial and bool(waiting)), ""]
     out += ["## Training budgets", "", "The best validation loss is in its run's own units (its loss function, on "
             "targets divided by its own S): compare it within a model, not across models; the validation r "
@@ -1614,3 +1615,88 @@ def write_results(root: str | Path, out: str | Path | None = None, keep: str | P
         keep_evidence(root, keep)
     atomic_write_text(path, build_results(root, evidence=str(keep) if keep is not None else None, partial=partial))
     return path
+
+
+# ------------------------------------------------------------------------------ issue 28: granularity
+def dataset_grid(spec: Mapping[str, Any]) -> int | None:
+    """The grid size (``detector.grid``) a study dataset is simulated on (its preset and overrides); None if unknown."""
+    from pfgraph.config import load_config, resolve_config_path
+    from pfgraph.sim.detector import SimConfig
+
+    try:
+        cfg = load_config(SimConfig, resolve_config_path(str(spec.get("sim")), "sim"), list(spec.get("overrides") or []))
+    except Exception:  # noqa: BLE001 - a dataset this pfgraph cannot resolve: no grid, no row
+        return None
+    return int(cfg.detector.grid)
+
+
+def _seed_mean(docs: Sequence[Mapping[str, Any]], path: str, how: str = ".3f") -> str:
+    """Mean over seeds of the figure at ``path`` (``± std`` over seeds and the seed count when several)."""
+    values = [float(v) for d in docs if isinstance(v := _get(d, path), (int, float)) and not isinstance(v, bool)
+              and math.isfinite(float(v))]
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return format(mean, how)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{format(mean, how)} ± {format(std, how)} ({len(values)})"
+
+
+def _cone_path(docs: Sequence[Mapping[str, Any]], radius: float, key: str) -> list[dict[str, Any]]:
+    """Per seed, ``{"v": <key of the cone record of radius>}`` (for :func:`_seed_mean`)."""
+    out = []
+    for d in docs:
+        rows = _get(d, "cones.per_radius") or []
+        row = next((r for r in rows if isinstance(r, Mapping) and r.get("radius") == radius), None)
+        out.append({"v": row.get(key) if row else None})
+    return out
+
+
+def granularity_section(data: StudyData) -> list[str]:
+    """RESULTS.md's cross-grid comparison (issue 28) when the evaluated sets span several grid sizes: per
+    (set, model) the training compute and the figures that compare across grids (the cone energies around
+    the truth at R = 0.1 and 0.4, the jet energy on jet sets) beside the per-pixel r half-width, which
+    depends on the cell size. Empty for a study on one grid."""
+    datasets = data.study.get("datasets") or {}
+    grids = {name: dataset_grid(datasets.get(name) or {}) for name in data.evals}
+    if len({g for g in grids.values() if g is not None}) < 2:
+        return []
+    out = ["## Granularity: the same events on several grids", "",
+           "Each model is trained and evaluated on its own grid's files (the same events: the same seeds). The "
+           "per-pixel r half-width depends on the cell size (a finer grid splits a particle over more cells); the "
+           "cone figures (metrics.json `cones`: the relative deviation of the cell-summed energy in cones of fixed "
+           "eta-phi radius around every truth pixel of at least 1 GeV) and the jet figures compare across grids. "
+           "Values are means over seeds (± std over seeds, seed count); training wall seconds and FLOPs from the "
+           "runs' records.", "",
+           "| set | grid | model | repr | train wall s | train FLOPs | r half-width | cone R=0.1 median | "
+           "cone R=0.1 half-width | cone R=0.4 median | cone R=0.4 half-width | jet dE/E median | jet dE/E half-width |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    best: dict[tuple[int, str], tuple[float, str]] = {}
+    for name in sorted(data.evals, key=lambda n: (grids[n] or 0, n)):
+        for label, docs in data.evals[name].items():
+            repr_name = str(_get(docs[0], "model.repr") or "-")
+            cones = {(r, k): _seed_mean(_cone_path(docs, r, k), "v") for r in (0.1, 0.4) for k in ("median", "half_width_68")}
+            jet = _get(docs[0], "jets.available")
+            out.append(f"| `{name}` | {grids[name] or '?'} | `{label}` | {repr_name} | "
+                       f"{_seed_mean(docs, 'training.wall_time_s', '.0f')} | {_seed_mean(docs, 'training.train_flops', '.3g')} | "
+                       f"{_seed_mean(docs, 'energy.residual.robust.half_width_68')} | {cones[0.1, 'median']} | "
+                       f"{cones[0.1, 'half_width_68']} | {cones[0.4, 'median']} | {cones[0.4, 'half_width_68']} | "
+                       f"{_seed_mean(docs, 'jets.energy_rel.robust.median') if jet else '-'} | "
+                       f"{_seed_mean(docs, 'jets.energy_rel.robust.half_width_68') if jet else '-'} |")
+            width = [v for d in _cone_path(docs, 0.1, "half_width_68") if isinstance(v := d["v"], (int, float))]
+            if width and grids[name] is not None and not jet:
+                key = (grids[name], "image" if repr_name == "image" else "point cloud")
+                mean = sum(width) / len(width)
+                if key not in best or mean < best[key][0]:
+                    best[key] = (mean, label)
+    out.append("")
+    lines = []
+    for grid in sorted({g for g, _ in best}):
+        parts = [f"{kind} `{best[grid, kind][1]}` ({best[grid, kind][0]:.3f})" for kind in ("image", "point cloud")
+                 if (grid, kind) in best]
+        lines.append(f"- {grid} x {grid}: " + ", ".join(parts))
+    if lines:
+        out += ["Best cone R = 0.1 half-width per grid and representation (mean over seeds; smaller is better; "
+                "means only: read the seed spread in the table before calling a crossover):", "", *lines, ""]
+    return out

@@ -573,3 +573,36 @@ def test_the_v2_claims_are_decided_from_the_runs_there_and_say_why_a_model_is_mi
     assert word == "agrees" and "the best of unet: unet" in text and "paired over seeds 1, 2, 3" in text
     ctx.figs["unet"] = {PAPER_DECIDE: seeds(0.050, 0.052, 0.048)}  # half the cnn's figure: not close
     assert decide(se, ctx, Budgets(), PAPER_DECIDE)[0] == "disagrees"
+
+
+# ------------------------------------------------------------------------------ issue 28: granularity
+def test_granularity_section_compares_the_grids_by_their_cone_and_jet_figures(tmp_path: Path) -> None:
+    """A study whose sets span several grids gets the cross-grid table (training compute, per-pixel r, cone and
+    jet figures, mean ± std over seeds) and the best cone figure per grid and representation; one grid: none."""
+    from pfgraph.eval.metrics import template
+    from pfgraph.study.results import StudyData, granularity_section
+
+    def doc(repr_name: str, width: float, cone01: float, wall: float) -> dict:
+        d = template()
+        d["model"]["repr"] = repr_name
+        d["energy"]["residual"]["robust"]["half_width_68"] = width
+        d["training"]["wall_time_s"] = wall
+        d["jets"]["available"] = False
+        for row, w in zip(d["cones"]["per_radius"], (cone01, cone01 / 2)):
+            row.update(n_cones=100, median=0.01, half_width_68=w)
+        return d
+
+    study = {"datasets": {"test_a": {"sim": "gauss_b050"}, "test_b": {"sim": "gauss_b050_g224"}}}
+    data = StudyData(tmp_path, study, evals={
+        "test_a": {"cnn_a": [doc("image", 0.2, 0.10, 600), doc("image", 0.3, 0.12, 620)],
+                   "edgeconv_a": [doc("graph", 0.25, 0.15, 590)]},
+        "test_b": {"cnn_b": [doc("image", 0.5, 0.09, 610)], "edgeconv_b": [doc("graph", 0.45, 0.05, 605)]}})
+    text = "\n".join(granularity_section(data))
+    assert "## Granularity: the same events on several grids" in text
+    assert "| `test_a` | 56 | `cnn_a` | image | 610 ± 14 (2) | - | 0.250 ± 0.071 (2) | 0.010 ± 0.000 (2) | " \
+           "0.110 ± 0.014 (2) |" in text
+    assert "| `test_b` | 224 | `edgeconv_b` | graph | 605 | - | 0.450 | 0.010 | 0.050 | 0.010 | 0.025 | - | - |" in text
+    assert "- 56 x 56: image `cnn_a` (0.110), point cloud `edgeconv_a` (0.150)" in text
+    assert "- 224 x 224: image `cnn_b` (0.090), point cloud `edgeconv_b` (0.050)" in text
+    one = StudyData(tmp_path, {"datasets": {"test_a": {"sim": "gauss_b050"}}}, evals={"test_a": data.evals["test_a"]})
+    assert granularity_section(one) == []
