@@ -48,7 +48,22 @@ The point cloud (`npix`, `pix_*`) holds every pixel where any input channel (`em
 `trk_neg`, `trk_pos`) is non-zero, in row-major (ieta, iphi) order; `pix_<image>` is the value
 of that image at the point, so every dense image can be rebuilt exactly from the point cloud
 wherever an input is non-zero (truth pixels with no input are out of reach of point-cloud
-models and are only in the dense `truth` image).
+models and are only in the `truth` image, or the sparse truth of sparse-first files).
+
+## Layouts: dense and sparse-first
+
+An events file has one of two layouts, named by `layout` in its metadata (absent: dense).
+
+* **dense** (`output.dense_images: always`, and `auto` on the paper's {paper} x {paper} grid; every file of
+  schema versions 1-2): the images are `float[G][G]` branches, beside the point cloud.
+* **sparse-first** (`output.dense_images: never`, and `auto` on every finer grid; `layout: "sparse"`):
+  no image branch at all. The point cloud holds the inputs (every input image is zero off its points)
+  and the sparse truth (`ntpix`, `tpix_ieta`, `tpix_iphi`, `tpix_truth`, `tpix_truth_neutral`, and
+  `tpix_oracle` / `tpix_jet` where the file has them) holds every pixel where any truth-side image is
+  non-zero, in row-major order. So each image is exactly the values of its sparse branch at
+  (`ieta`, `iphi`) and zero elsewhere: pfgraph's readers rebuild them bit for bit while loading
+  (`EventFiles.read`, the image datasets), and so can any reader, e.g. with ROOT:
+  `image[tpix_ieta[k]][tpix_iphi[k]] = tpix_truth[k]`.
 """
 
 _READING_MD = """\
