@@ -476,6 +476,20 @@ class GraphEvent(NamedTuple):
 #: Bytes per event of a :class:`PointStore` in paper mode (measured: ~1580 points x 22 B + the
 #: out-of-reach target + the static graph, 1580 x 16 x 2 B), used to size streaming blocks.
 GRAPH_EVENT_BYTES = 86_000
+#: Points per event behind :data:`GRAPH_EVENT_BYTES` (paper mode).
+GRAPH_EVENT_POINTS = 1580
+
+
+def graph_event_bytes(files: EventFiles, indices: np.ndarray) -> int:
+    """Bytes per event of a :class:`PointStore` of these events, for sizing streaming blocks: the paper-mode
+    figure scaled by the events' mean point count (finer grids and spread showers hold many more points)."""
+    idx = np.asarray(indices, dtype=np.int64)
+    if not len(idx):
+        return GRAPH_EVENT_BYTES
+    lo, hi = int(idx.min()), int(idx.max()) + 1
+    npix = np.asarray(files.read([schema.POINT_COUNTER], lo, min(hi, lo + 2000))[schema.POINT_COUNTER])
+    mean = float(npix.mean()) if npix.size else 0.0
+    return int(GRAPH_EVENT_BYTES * max(1.0, mean / GRAPH_EVENT_POINTS))
 
 
 class GraphDataset(torch.utils.data.Dataset):
@@ -616,7 +630,8 @@ class GraphRepresentation(Representation):
                      with_target: bool = True) -> GraphDataset:
         """Map-style dataset of the events ``indices``; streamed in blocks beyond the memory budget
         (``with_target=False``: inputs only, the target reads as zeros)."""
-        block = max(256, int(self.memory_budget_gb * 2**30 / 2 / GRAPH_EVENT_BYTES))  # two blocks cached
+        per_event = graph_event_bytes(files, indices)
+        block = max(256, int(self.memory_budget_gb * 2**30 / 2 / per_event))  # two blocks cached
         return GraphDataset(files, indices, norm, block_events=block, with_target=with_target)
 
     def collate(self, items: list[Any]) -> Batch:

@@ -188,3 +188,17 @@ def test_static_graph_is_stored_with_the_points(events_file: Path, small_events_
         assert batch.nbr.dtype == torch.int32 and torch.equal(batch.nbr.long(), want)
     for b in stream_batches(EventFiles(events_file), NORM, 32, step=50):  # chunk ends fall inside batches
         assert torch.equal(b.nbr.long(), grid_knn(point_positions(b.pix, 56), STATIC_K, b.batch))
+
+
+def test_streaming_blocks_are_sized_by_the_points_per_event(events_file: Path, tmp_path: Path) -> None:
+    """Finer grids with spread showers hold several times the paper's points per event: the memory estimate
+    behind the streaming blocks grows with them (and stays the paper figure in paper mode)."""
+    from pfgraph.repr.graph import GRAPH_EVENT_BYTES, GRAPH_EVENT_POINTS, graph_event_bytes
+    from tests.conftest import make_events
+
+    paper = EventFiles(events_file)
+    assert graph_event_bytes(paper, np.arange(20)) == pytest.approx(GRAPH_EVENT_BYTES, rel=0.05)
+    fine = EventFiles(make_events(tmp_path / "g112.root", 3, "gauss_b050_g112"))
+    npix = fine.read(["npix"])["npix"]
+    assert graph_event_bytes(fine, np.arange(3)) == int(GRAPH_EVENT_BYTES * npix.mean() / GRAPH_EVENT_POINTS)
+    assert graph_event_bytes(fine, np.arange(3)) > 4 * GRAPH_EVENT_BYTES
