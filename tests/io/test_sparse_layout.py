@@ -119,3 +119,20 @@ def test_required_branches_per_layout() -> None:
     assert schema.sparse_source("emcal") == ("npix", "pix_ieta", "pix_iphi", "pix_emcal")
     assert schema.sparse_source("oracle") == ("ntpix", "tpix_ieta", "tpix_iphi", "tpix_oracle")
     assert schema.sparse_source("e_total") is None
+
+
+def test_inspect_reads_both_layouts_and_says_which(both: dict[str, Path], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """pfgraph inspect: the layout in the schema check line, and the event print and display of a
+    sparse-first file show the same images as the dense file's."""
+    from pfgraph.cli import main
+
+    outs = {}
+    for k in ("dense", "sparse"):
+        assert main(["inspect", str(both[k]), "--event", "3", "--display", str(tmp_path / f"{k}.png")]) == 0
+        outs[k] = capsys.readouterr().out
+        assert (tmp_path / f"{k}.png").stat().st_size > 0
+    assert "dense layout (image branches)" in outs["dense"]
+    assert "sparse-first layout (no image branches" in outs["sparse"]
+    images = [[line for line in outs[k].splitlines() if " GeV in " in line and "pixels, max" in line] for k in outs]
+    assert len(images[0]) == len(IMAGES) and images[0] == images[1]
