@@ -207,20 +207,57 @@ def _read_sparse(files: EventFiles, i: int, branches: Sequence[str], local: np.n
                  inv: Sequence[np.float32], out: np.ndarray) -> None:
     """Entries ``local`` of sparse-first file ``i``: read the point cloud and the sparse truth of their
     range once and scatter each branch's values, scaled, into ``out[dest:dest + len(local), k]``
-    (:func:`pfgraph.io.reading.dense_from_sparse`; bit-identical to the dense branches)."""
-    from pfgraph.io.reading import dense_from_sparse, stored_branches
+    (bit-identical to the dense branches: the values at their pixels, zero elsewhere). The target
+    indices are computed once per sparse collection and shared by its channels."""
+    from pfgraph.io.reading import dense_from_sparse, flat_jagged, sparse_offsets, stored_branches
 
+    path = files.paths[i]
     lo = int(files.offsets[i])
     first, last = int(local[0]), int(local[-1]) + 1
     chunk = files.read(stored_branches(branches, "sparse"), lo + first, lo + last)
     size = files.grid.size
+    npx = size * size
+    block = out[dest:dest + len(local)]
+    if not block.flags.c_contiguous:  # a caller's strided array: one channel at a time
+        for k, name in enumerate(branches):
+            counter, ieta, iphi, values = _source(files, i, name)
+            dense_from_sparse(chunk[counter], chunk[ieta], chunk[iphi], chunk[values], size, path, first,
+                              rows=local - first, out=block[:, k], scale=inv[k])
+        return
+    block[...] = 0.0
+    flat_out = block.reshape(-1)
+    rows = local - first
+    where: dict[str, tuple[Any, np.ndarray]] = {}
     for k, name in enumerate(branches):
-        source = schema.sparse_source(name)
-        if source is None:
-            raise DataError(f"{files.paths[i]}: '{name}' is not an image: cannot rebuild it from the sparse branches")
-        counter, ieta, iphi, values = source
-        dense_from_sparse(chunk[counter], chunk[ieta], chunk[iphi], chunk[values], size, files.paths[i], first,
-                          rows=local - first, out=out[dest:dest + len(local), k], scale=inv[k])
+        counter, ieta, iphi, values = _source(files, i, name)
+        if counter not in where:
+            offsets, ie = sparse_offsets(chunk[counter], chunk[ieta], path, first)
+            ip = flat_jagged(chunk[iphi])[1]
+            if len(rows) == len(offsets) - 1:
+                sel: Any = slice(None)
+                counts = np.diff(offsets)
+            else:
+                counts = offsets[rows + 1] - offsets[rows]
+                starts = np.zeros(len(rows), dtype=np.int64)
+                np.cumsum(counts[:-1], out=starts[1:])
+                sel = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(offsets[rows] - starts, counts)
+            e, p = ie[sel].astype(np.int64), ip[sel].astype(np.int64)
+            if len(e) and (e.min() < 0 or e.max() >= size or p.min() < 0 or p.max() >= size):
+                raise corrupt(path, f"entries from {first}: a sparse pixel index outside 0..{size - 1}")
+            e *= size
+            e += p
+            e += np.repeat(np.arange(len(rows), dtype=np.int64) * (len(branches) * npx), counts)
+            where[counter] = (sel, e)
+        sel, index = where[counter]
+        flat_out[index + k * npx] = flat_jagged(chunk[values])[1][sel] * inv[k]
+
+
+def _source(files: EventFiles, i: int, name: str) -> tuple[str, str, str, str]:
+    """The sparse branches image ``name`` is rebuilt from (a DataError for a name that is not an image)."""
+    source = schema.sparse_source(name)
+    if source is None:
+        raise DataError(f"{files.paths[i]}: '{name}' is not an image: cannot rebuild it from the sparse branches")
+    return source
 
 
 def _read_slow(files: EventFiles, i: int, name: str, local: np.ndarray, dest: int, k: int,

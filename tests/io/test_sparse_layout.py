@@ -75,6 +75,9 @@ def test_images_read_from_a_sparse_file_equal_the_dense_branches(both: dict[str,
     read_images(dense, names, idx, scales, out[0])
     read_images(sparse, names, idx, scales, out[1])
     assert _bits(out[0]) == _bits(out[1])
+    strided = np.full((len(idx), 5, 112, 224), np.nan, np.float32)[..., ::2]  # a caller's non-contiguous array
+    read_images(sparse, names, idx, scales, strided)
+    assert _bits(out[0]) == _bits(strided)
     ds = [ImageDataset(f, np.arange(24), [2.0, 3.0, 4.0, 5.0], 9.0) for f in (dense, sparse)]
     items = [d.__getitems__(list(range(24)))[0] for d in ds]
     assert _bits(items[0].x.numpy()) == _bits(items[1].x.numpy()) and _bits(items[0].y.numpy()) == _bits(items[1].y.numpy())
