@@ -239,7 +239,8 @@ def figure(rows: list[dict[str, Any]], files: dict[int, dict[str, Any]], path: P
         ax.set_xlabel("grid size G (G x G cells)")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # --files-only: no model curves
+            ax.legend(fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
