@@ -194,8 +194,8 @@ def _check(f: Any, path: Path) -> tuple[dict[str, Any], str, str]:
             except DataError as exc:
                 # a tree with the truth image claims to be a full simulate file: its missing branch is
                 # an error, not an input-only layout
-                claims_full = "truth" in set(f[name].keys())
-                layouts = (_input_layouts(f[name], path, mig, geometry.grid_of_meta(meta).size)
+                claims_full = bool({"truth", f"{schema.TRUTH_PREFIX}_truth"} & set(f[name].keys()))
+                layouts = (_input_layouts(f[name], path, mig, geometry.grid_of_meta(meta).size, schema.file_layout(meta))
                            if "missing" in str(exc) and not claims_full else [])
                 if not layouts:
                     raise

@@ -139,3 +139,31 @@ def test_inspect_reads_both_layouts_and_says_which(both: dict[str, Path], tmp_pa
     assert "sparse-first layout (no image branches" in outs["sparse"]
     images = [[line for line in outs[k].splitlines() if " GeV in " in line and "pixels, max" in line] for k in outs]
     assert len(images[0]) == len(IMAGES) and images[0] == images[1]
+
+
+def test_an_input_only_sparse_file_feeds_image_and_graph_models(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A sparse-first file with the point cloud's inputs only (no truth): its images are the point cloud's,
+    so inspect says it feeds both representations, and the reader rebuilds the input images."""
+    import awkward as ak
+
+    from pfgraph.cli import main
+    from pfgraph.io.writing import jagged_record, make_meta, point_cloud
+    from tests.io._files import write_tree
+
+    batch = synthetic_batch(5, seed=2)
+    npix, fields = point_cloud(batch)
+    keep = ("ieta", "iphi", *schema.INPUT_CHANNELS)
+    types = ", ".join(f"{k}: {fields[k].dtype}" for k in keep)
+    path = write_tree(tmp_path / "inputs.root",
+                      {"event_id": np.int64, "pix": ak.types.from_datashape(f"var * {{{types}}}", highlevel=False)},
+                      {"event_id": batch["event_id"].astype(np.int64),
+                       "pix": jagged_record(npix, {k: fields[k] for k in keep})},
+                      meta={**make_meta("events"), "layout": "sparse"})
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "input-only layout (image, graph inputs, no truth)" in out
+    files = EventFiles(path, require=["event_id", *schema.INPUT_CHANNELS])
+    got = files.read(list(schema.INPUT_CHANNELS))
+    for c in schema.INPUT_CHANNELS:
+        assert _bits(got[c]) == _bits(batch[c].astype(np.float32)), c
