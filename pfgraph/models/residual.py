@@ -25,8 +25,8 @@ alone and a neutral's from the calorimeter remainder, whatever else fell in the 
 hadron's calorimeter deposit measures its energy too (a second measurement to combine with the
 track), and a neutral pixel that had a large charged deposit subtracted carries that deposit's 10 %
 fluctuation: how much to trust each piece depends on what the pixel holds, which these features say.
-A 1500-event probe with only the per-pixel network (B = 0.5, 150 s on one thread) reached 0.80x the
-formula's r 68 % half-width on an independent test set (docs/BENCHMARKS.md, "Residual models").
+Measured figures, per seed, beside the formula and the oracle: docs/BENCHMARKS.md, "Residual models
+and the aligned loss" (``scripts/bench_residual.py``).
 
 The correction is unbounded: no sigmoid x S, no clamp of the weights, so a pixel can exceed the
 training range S; a negative enough ``b`` sets a pixel to exactly zero (less fake energy), and
