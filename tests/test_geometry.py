@@ -82,6 +82,8 @@ def test_no_literal_grid_size_outside_the_paper_default() -> None:
     for path in sorted(root.rglob("*")):
         if path.suffix not in (".py", ".yaml", ".yml") or "__pycache__" in path.parts:
             continue
+        if path.relative_to(root).as_posix() == "presets/study/granularity.yaml":
+            continue  # the granularity study's subject is the grid: it names each of its grids as data
         for n, line in enumerate(path.read_text().splitlines(), 1):
             if path.name in ("geometry.py", "static_graph.py") and line.strip() == _PAPER_DEFINITION:
                 continue  # the definition; static_graph.py repeats it (numpy only, to be copied without pfgraph)

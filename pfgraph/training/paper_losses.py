@@ -20,7 +20,7 @@ values. SSIM is theirs exactly, including what their code does beyond its commen
   zero and the local SSIM is exactly (C1 C2) / (C1 C2) = 1;
 - SSIM is the mean of that (H + 10) x W map over the batch, with C1 = 0.01^2 and C2 = 0.03^2 (a data
   range of 1, as the normalised images have). The padded rows dilute the structural term by
-  H / (H + 10) (56 / 66 on the 56 x 56 grid).
+  H / (H + 10) (0.85 on the paper's grid).
 
 The loss is per event (the SSIM of an image is the mean of its own map), so the batch mean is the
 mean over events. ``reduction="sum"`` returns the per-event losses summed, each times the elements
