@@ -62,16 +62,19 @@ RESIDUAL = ("residual_cnn", "residual_gnn")
 #: family's models with >= 2 seeds on the same test set and figure).
 FAMILIES: dict[str, tuple[str, ...]] = {
     "CNN": ("cnn", "cnn_attn", "cnn_attn_code", "cnn3d", "cnn_attn_plus", "calibrated", "calibrated_tail_flat",
-            "residual_cnn", "cnn3d_large"),
+            "residual_cnn", "residual_cnn_tail", "cnn3d_large"),
     "U-Net": ("unet", "unet_attn", "unet_attn_plus"),
     "MLP": ("mlp", "mlp_plus"),
     "RNN": ("rnn",),
-    "point cloud": ("edgeconv", "edgeconv_dgcnn", "pfn", "calibrated_gnn", "calibrated_gnn_flat", "residual_gnn"),
+    "point cloud": ("edgeconv", "edgeconv_dgcnn", "pfn", "calibrated_gnn", "calibrated_gnn_flat", "residual_gnn",
+                    "residual_gnn_tail"),
 }
 #: Issue 15's A/Bs on the jet energy scale |jet dE/E median|: label -> (the run it varies, what changed):
 #: the same model and seeds trained with loss weights flat in log E, on the paper or the hard-tail file.
 JET_AB = {"calibrated_tail_flat": ("calibrated", "flat-log loss weights on the hard-tail file"),
-          "calibrated_gnn_flat": ("calibrated_gnn", "loss weights flat in log E (train.reweight=flat_log)")}
+          "calibrated_gnn_flat": ("calibrated_gnn", "loss weights flat in log E (train.reweight=flat_log)"),
+          "residual_cnn_tail": ("residual_cnn", "trained on the hard-tail file"),
+          "residual_gnn_tail": ("residual_gnn", "trained on the hard-tail file")}
 #: The paper's own figure (Eq. 1: dE_nor = (E_pred - E_true) / S over truth pixels).
 PAPER_METRIC = "abs_norm_half_width_68"
 #: The relative residual r = (E_pred - E_true) / E_true: our headline; DESIGN §6 targets use it.
