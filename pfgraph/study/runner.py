@@ -191,6 +191,16 @@ class Study:
         except PfgraphError as exc:
             return f"unreadable ({exc})"
         meta = files.meta.get("config")
+        if isinstance(meta, dict) and meta != want:
+            # a file written before a config key existed holds that key's default: fill the
+            # defaults in before comparing, so an added key (at its default) is no difference
+            from pfgraph.config import from_dict
+            from pfgraph.sim.detector import SimConfig
+
+            try:
+                meta = to_dict(from_dict(SimConfig, meta))
+            except PfgraphError:
+                pass
         if meta != want:
             keys = sorted(k for k in set(want) | set(meta or {}) if (meta or {}).get(k) != want.get(k))
             return f"generated with another config (differs in: {', '.join(keys[:4]) or '?'})"

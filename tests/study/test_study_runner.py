@@ -237,6 +237,27 @@ def test_a_data_file_made_otherwise_is_refused(tmp_path: Path, capsys: pytest.Ca
     assert "data/test.root: generated with another config" in err and "choose another --out" in err
 
 
+def test_a_data_file_from_before_a_config_key_existed_is_current(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file written before a config key was added holds that key's default: the study keeps it
+    (a key dropped from its stored config, at its default, is no difference; a changed value is)."""
+    import pfgraph
+    from pfgraph.io.root import EventFiles
+
+    out = tmp_path / "s"
+    study = Study(load_study(TINY)[0], out)
+    path = out / "data" / "test.root"
+    pfgraph.simulate("gauss_b050", path, events=30, seed=10507)
+    assert study._data_current("test") is True
+    meta = EventFiles(path).meta
+    older = json.loads(json.dumps(meta))
+    del older["config"]["output"]["dense_images"], older["config"]["detector"]["cell_threshold_hcal"]
+    monkeypatch.setattr(EventFiles, "meta", property(lambda self: older), raising=False)
+    assert study._data_current("test") is True
+    older["config"]["detector"]["b_field"] = 3.0
+    assert "generated with another config (differs in: detector)" in str(study._data_current("test"))
+
+
 @pytest.mark.slow
 def test_a_training_step_under_torchrun_uses_ddp(tmp_path: Path) -> None:
     """``torchrun ... -m pfgraph.cli study FILE --only train:M:S``: two processes, one run folder, one ledger."""
