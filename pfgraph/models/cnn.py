@@ -40,6 +40,18 @@ def check_widths(widths: list[int], where: str, allow_empty: bool = False) -> No
         raise ConfigError(f"{where} = {widths}: expected a list of positive channel numbers")
 
 
+def check_multiscale(p: Any) -> None:
+    """The checks every multi-scale CNN's hyper-parameters share (``cnn``, ``cnn_attn``): stem and
+    encoder/decoder kernels odd and positive, widths positive, ``stem_channels`` positive."""
+    check_kernels(p.stem_kernels, "stem_kernels")
+    check_kernels([p.encoder_kernel], "encoder_kernel")
+    check_kernels([p.decoder_kernel], "decoder_kernel")
+    check_widths(p.encoder, "encoder")
+    check_widths(p.decoder, "decoder", allow_empty=True)
+    if p.stem_channels <= 0:
+        raise ConfigError(f"stem_channels = {p.stem_channels}: expected a positive number")
+
+
 @dataclass
 class CNNParams:
     """Hyper-parameters of :class:`MultiScaleCNN` (and the 2D part of ``cnn3d``)."""
@@ -59,13 +71,7 @@ class CNNParams:
 
     def validate(self) -> None:
         """Check values."""
-        check_kernels(self.stem_kernels, "stem_kernels")
-        check_kernels([self.encoder_kernel], "encoder_kernel")
-        check_kernels([self.decoder_kernel], "decoder_kernel")
-        check_widths(self.encoder, "encoder")
-        check_widths(self.decoder, "decoder", allow_empty=True)
-        if self.stem_channels <= 0:
-            raise ConfigError(f"stem_channels = {self.stem_channels}: expected a positive number")
+        check_multiscale(self)
         if self.se_reduction < 0:
             raise ConfigError(f"se_reduction = {self.se_reduction}: expected >= 0 (0 switches the SE block off)")
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from pfgraph.errors import ConfigError
 from pfgraph.geometry import GRID_SIZES
-from pfgraph.models.cnn import CNNParams, MultiScaleCNN, check_kernels, check_widths
+from pfgraph.models.cnn import CNNParams, MultiScaleCNN, check_kernels, check_multiscale, check_widths
 from pfgraph.models.common import (
     Activation,
     ConvBlock,
@@ -161,13 +161,7 @@ class CNNAttnParams:
 
     def validate(self) -> None:
         """Check values."""
-        check_kernels(self.stem_kernels, "stem_kernels")
-        check_kernels([self.encoder_kernel], "encoder_kernel")
-        check_kernels([self.decoder_kernel], "decoder_kernel")
-        check_widths(self.encoder, "encoder")
-        check_widths(self.decoder, "decoder", allow_empty=True)
-        if self.stem_channels <= 0:
-            raise ConfigError(f"stem_channels = {self.stem_channels}: expected a positive number")
+        check_multiscale(self)
         self.attention.validate()
 
     def cnn_params(self) -> CNNParams:
