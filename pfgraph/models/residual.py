@@ -19,6 +19,11 @@ One head, one loss and one feature set for both representations; only the contex
   measured where each track's bent shower lands), so the network sees scale-free inputs that
   already line a track up with its own calorimeter signal. A per-pixel network (``pointwise``
   layers) reads them; the context network adds the neighbourhood (its blocks start as the identity).
+  With ``cap_features`` (on in both presets) a pixel beyond the training range S (its largest energy
+  above S) has its feature energies scaled down together to S, so the learned weights exp(a) of a
+  pixel above the range are those of the same mixture at its edge and its energy stays linear in the
+  inversion's pieces: a network on log features otherwise extrapolates its weights freely there (on
+  pTHat > 300 GeV jets, 10 % of the truth energy is above S).
 
 Why per-component weights and these features: the formula takes a track's energy from the track
 alone and a neutral's from the calorimeter remainder, whatever else fell in the pixel. A charged
@@ -110,12 +115,14 @@ class _ResidualBase(nn.Module):
     network and the head (only the context network between them differs)."""
 
     def __init__(self, detector: Mapping[str, float], width: int, pointwise: int, log_e0: float, add_scale: float,
-                 leak: float, negative_slope: float) -> None:
+                 leak: float, negative_slope: float, cap_features: bool = False) -> None:
         super().__init__()
         if log_e0 <= 0 or pointwise < 1:
             raise ValueError("residual models: log_e0 > 0 and pointwise >= 1 are required")
         self.analytic = AnalyticInversion(detector)
         self.log_e0 = float(log_e0)
+        #: Scale a pixel's feature energies down to the training range S (see :meth:`features`).
+        self.cap_features = bool(cap_features)
         layers: list[nn.Module] = []
         for i in range(pointwise):
             layers += [nn.Linear(N_FEATURES if i == 0 else width, width), nn.LeakyReLU(negative_slope)]
@@ -128,10 +135,16 @@ class _ResidualBase(nn.Module):
 
     def features(self, inputs: torch.Tensor, parts: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``log1p(E / log_e0)`` of the four inputs (normalised, channels last) and of the inversion's
-        pieces (GeV), all in GeV first: (..., N_FEATURES)."""
+        pieces (GeV), all in GeV first: (..., N_FEATURES). With ``cap_features`` a pixel whose largest
+        energy exceeds the training range S has all its energies scaled down together to S first (the
+        network sees the pixel as the same mixture at the edge of its training range)."""
         gev = inputs * self.analytic.input_scale.to(inputs.dtype)
         pieces = torch.stack([parts[k].to(inputs.dtype) for k in PARTS], dim=-1)
-        return torch.log1p(torch.cat([gev, pieces], dim=-1).clamp(min=0.0) / self.log_e0)
+        e = torch.cat([gev, pieces], dim=-1).clamp(min=0.0)
+        if self.cap_features:
+            top = e.amax(dim=-1, keepdim=True)
+            e = e * (self.analytic.target_scale.to(e.dtype) / top).clamp(max=1.0)  # top = 0: inf -> 1
+        return torch.log1p(e / self.log_e0)
 
     @staticmethod
     def components(parts: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -145,8 +158,8 @@ class ResidualCNN(_ResidualBase):
 
     def __init__(self, detector: Mapping[str, float], channels: int = 32, dilations: tuple[int, ...] = (1, 2),
                  pointwise: int = 2, log_e0: float = 0.5, add_scale: float = 1.0, leak: float = 0.1,
-                 negative_slope: float = 0.01) -> None:
-        super().__init__(detector, channels, pointwise, log_e0, add_scale, leak, negative_slope)
+                 negative_slope: float = 0.01, cap_features: bool = False) -> None:
+        super().__init__(detector, channels, pointwise, log_e0, add_scale, leak, negative_slope, cap_features)
         if channels <= 0 or not dilations:
             raise ValueError("residual_cnn: channels > 0 and at least one dilation are required")
         self.blocks = nn.Sequential(*(_ResBlock(channels, int(d), negative_slope) for d in dilations))
@@ -170,8 +183,9 @@ class ResidualGNN(_ResidualBase):
     its norm's scale is zero)."""
 
     def __init__(self, detector: Mapping[str, float], width: int = 32, blocks: int = 2, pointwise: int = 2,
-                 log_e0: float = 0.5, add_scale: float = 1.0, leak: float = 0.1, negative_slope: float = 0.01) -> None:
-        super().__init__(detector, width, pointwise, log_e0, add_scale, leak, negative_slope)
+                 log_e0: float = 0.5, add_scale: float = 1.0, leak: float = 0.1, negative_slope: float = 0.01,
+                 cap_features: bool = False) -> None:
+        super().__init__(detector, width, pointwise, log_e0, add_scale, leak, negative_slope, cap_features)
         if width <= 0 or blocks < 1:
             raise ValueError("residual_gnn: width > 0 and blocks >= 1 are required")
         self.blocks = nn.ModuleList(_NodeBlock(width, negative_slope) for _ in range(blocks))
@@ -194,7 +208,9 @@ class ResidualGNN(_ResidualBase):
 
 def _common(config: Mapping[str, Any]) -> dict[str, Any]:
     return {"pointwise": int(config.get("pointwise", 2)), "log_e0": float(config.get("log_e0", 0.5)), "add_scale": float(config.get("add_scale", 1.0)),
-            "leak": float(config.get("leak", 0.1)), "negative_slope": float(config.get("negative_slope", 0.01))}
+            "leak": float(config.get("leak", 0.1)), "negative_slope": float(config.get("negative_slope", 0.01)),
+            # off when the key is missing: checkpoints written before it existed keep the features they trained on
+            "cap_features": bool(config.get("cap_features", False))}
 
 
 @register("residual_cnn", repr="image",

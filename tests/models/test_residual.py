@@ -188,3 +188,42 @@ def test_the_head_weighs_the_inversion_pieces_separately() -> None:
     expected = (parts["charged"] + 2.0 * parts["e_had"] + parts["e_em"]) / 20.0
     assert float(parts["e_had"].max()) > 0
     torch.testing.assert_close(res(x)[:, 0], expected.float(), rtol=1e-5, atol=1e-7)
+
+
+def test_a_pixel_beyond_the_training_range_keeps_the_weights_of_its_edge() -> None:
+    """cap_features: a pixel whose energies exceed S is seen as the same mixture at S, so its learned
+    weights exp(a) and additive term b stop changing with its energy (the prediction follows the
+    inversion's pieces); without the cap the network extrapolates them. Untrained, either is the
+    analytic inversion."""
+    x = torch.zeros(1, 4, 56, 56)
+    x[0, :, 20, 30] = torch.tensor([2.0, 3.0, 0.0, 0.0])  # a neutral pixel (ECAL, HCAL; no track to bend)
+    heads, models = {}, {}
+    for cap in (True, False):
+        torch.manual_seed(4)
+        res = models[cap] = _configured(build_residual_cnn({**SMALL_CNN, "cap_features": cap}))
+        assert res.cap_features is cap
+        assert torch.equal(res(x), _configured(build_analytic({}))(x))  # head at zero: the formula
+        with torch.no_grad():
+            res.head.out.weight.normal_(0.0, 0.3)
+        parts = res.analytic.parts(x)
+        assert max(float(p[0, 20, 30]) for p in parts.values()) > 2 * float(res.analytic.target_scale)  # beyond S
+        seen: list[torch.Tensor] = []
+        hook = res.head.out.register_forward_hook(lambda m, i, o, seen=seen: seen.append(o[0, 20, 30].detach()))
+        for k in (1.0, 2.0, 3.0):
+            res(k * x)
+        hook.remove()
+        heads[cap] = torch.stack(seen)  # (a_c, a_had, a_em, b) at the pixel for each energy
+    # capped, the pixel's weights move only as far as its mixture does (the inversion's non-linearity
+    # changes the ratios a little); free, the network extrapolates them with the energy
+    moved = {cap: float((h[1:] - h[0]).abs().max()) for cap, h in heads.items()}
+    assert moved[True] < 0.01 and moved[False] > 10 * moved[True], moved
+    # the features themselves: energies in proportion are the same mixture, capped at S exactly
+    capped = models[True]
+    pieces = {n: torch.tensor([1.0 + i]) for i, n in enumerate(("charged", "e_em", "e_had", "ecal_sub", "hcal_sub",
+                                                                "hcal_at_bend"))}
+    inputs = torch.tensor([[1.0, 2.0, 0.0, 0.5]])
+    f = [capped.features(k * inputs, {n: k * p for n, p in pieces.items()}) for k in (20.0, 40.0)]
+    assert torch.allclose(f[0], f[1], rtol=1e-6)
+    edge = float(torch.log1p(capped.analytic.target_scale / capped.log_e0))
+    assert float(f[0].max()) == pytest.approx(edge, rel=1e-6)
+    assert build_residual_gnn({"cap_features": True}).cap_features and not build_residual_gnn({}).cap_features
