@@ -22,8 +22,8 @@ TIMED_FIGURES = ("accuracy_vs_compute.png",)
 ADDED_DETECTOR_KEYS = ("grid", "shower_width_emcal", "shower_width_hcal", "cell_threshold_emcal", "cell_threshold_hcal")
 #: Keys added to the output config since (files written since carry them; the reference does not).
 ADDED_OUTPUT_KEYS = ("dense_images",)
-#: Training keys added since (the paper's v2 loss weights): their lines are left out of a run's config.yaml hash.
-ADDED_TRAIN_KEYS = ("wmse_weight", "ssim_weight")
+#: Training keys added since (the paper's v2 loss weights, the cone-sum term): their lines are left out of a run's config.yaml hash.
+ADDED_TRAIN_KEYS = ("wmse_weight", "ssim_weight", "cone_weight", "cone_radius", "cone_min_gev")
 
 COMMANDS: tuple[tuple[str, ...], ...] = (
     ("simulate", "--config", "gauss_b050", "--events", "48", "--seed", "7", "--out", "data.root"),

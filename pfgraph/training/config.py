@@ -87,6 +87,13 @@ class TrainConfig:
     rel_eps_gev: float = 0.02
     rel_delta: float = 0.1
     empty_weight: float = 0.05
+    #: A term on cone sums (:class:`pfgraph.training.losses.ConeSumLoss`), added to any loss with weight
+    #: ``cone_weight`` (0: off): Huber (``rel_delta``) on log((P + eps) / (T + eps)) of the predicted and
+    #: true energy summed in the cone of radius ``cone_radius`` (eta-phi) around every pixel whose true
+    #: cone holds at least ``cone_min_gev`` GeV, on the grid (point-cloud outputs scattered to it first).
+    cone_weight: float = 0.0
+    cone_radius: float = 0.4
+    cone_min_gev: float = 5.0
     #: ``mixed_mse`` (:mod:`pfgraph.training.paper_losses`, the paper's v2 loss, image models only):
     #: ``wmse_weight`` x the truth-energy-weighted MSE + ``ssim_weight`` x (1 - SSIM), the authors' 1 and 0.05.
     wmse_weight: float = 1.0
@@ -135,6 +142,9 @@ class TrainConfig:
             raise ConfigError(f"train.lr = {self.lr}: expected a positive learning rate")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.huber_delta <= 0 or self.log_eps <= 0:
             raise ConfigError("train: weight_decay and grad_clip must be >= 0, huber_delta and log_eps > 0")
+        if not (self.cone_weight >= 0 and self.cone_radius > 0 and self.cone_min_gev > 0):
+            raise ConfigError(f"train: cone_weight = {self.cone_weight} must be >= 0, cone_radius = "
+                              f"{self.cone_radius} and cone_min_gev = {self.cone_min_gev} > 0")
         if not (self.rel_eps_gev > 0 and self.rel_delta > 0 and self.empty_weight >= 0):
             raise ConfigError(f"train: rel_eps_gev = {self.rel_eps_gev} and rel_delta = {self.rel_delta} must be > 0, "
                               f"empty_weight = {self.empty_weight} >= 0")

@@ -23,6 +23,13 @@ reasoned starting point, not a measured optimum (``scripts/bench_residual.py --o
 The loss is computed in GeV: the model's outputs and targets are energies divided by the target
 scale S, so ``eps`` is divided by S and the ratio is that of the energies in GeV; the loss is the
 same for every S. Predictions below zero count as zero.
+
+A per-pixel loss does not see sums: a correction that is right on average per pixel can still move
+a jet's energy coherently. :class:`ConeSumLoss` (``train.cone_weight`` > 0, added to the configured
+loss) compares the energy summed in a cone of radius R around every pixel whose true cone holds at
+least ``cone_min_gev``: the same Huber on log((P + eps) / (T + eps)), averaged over those cones. The
+cones are the grid's own (the pixels whose centres lie within R in eta-phi, phi wrapping round), so
+the term is the same for an image and for a point cloud scattered to the grid.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pfgraph.geometry import Grid
 
 
 class RelativeHuberLoss(nn.Module):
@@ -56,3 +65,49 @@ class RelativeHuberLoss(nn.Module):
         if self.reduction == "none":
             return loss
         return loss.sum() if self.reduction == "sum" else loss.mean()
+
+
+def cone_kernel(grid: Grid, radius: float) -> torch.Tensor:
+    """(2a + 1, 2b + 1) float mask of the pixel offsets (d_eta, d_phi) whose centres lie within
+    ``radius`` in eta-phi of a pixel's centre on ``grid``."""
+    a = int(radius / grid.eta_pixel)
+    b = int(radius / grid.phi_pixel)
+    de = torch.arange(-a, a + 1, dtype=torch.float64)[:, None] * grid.eta_pixel
+    dp = torch.arange(-b, b + 1, dtype=torch.float64)[None, :] * grid.phi_pixel
+    return ((de ** 2 + dp ** 2) <= radius ** 2 * (1 + 1e-9)).float()
+
+
+def cone_sums(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """(B, G, G) images [eta, phi] -> the sum in the cone around every pixel, (B, G, G): zero beyond
+    the eta edges, phi wrapping round."""
+    a, b = (kernel.shape[0] - 1) // 2, (kernel.shape[1] - 1) // 2
+    x = images[:, None]
+    x = F.pad(x, (b, b, 0, 0), mode="circular") if b else x
+    x = F.pad(x, (0, 0, a, a))
+    return F.conv2d(x, kernel.to(x.dtype)[None, None])[:, 0]
+
+
+class ConeSumLoss(nn.Module):
+    """The cone-sum term (module docstring): ``forward(pred, truth)`` on (B, G, G) normalised grids
+    -> the mean Huber (``delta``) of log((P + eps) / (T + eps)) over the cones whose true sum is at
+    least ``min_gev`` (0 without any such cone). ``target_scale``: S in GeV; ``eps_gev``: eps in GeV."""
+
+    def __init__(self, grid: Grid, radius: float, min_gev: float, eps_gev: float, delta: float,
+                 target_scale: float) -> None:
+        super().__init__()
+        if not (radius > 0 and min_gev > 0 and eps_gev > 0 and delta > 0 and target_scale > 0):
+            raise ValueError("cone loss: radius, min_gev, eps_gev, delta and target_scale must be > 0")
+        self.register_buffer("kernel", cone_kernel(grid, radius), persistent=False)
+        self.min = float(min_gev) / float(target_scale)
+        self.eps = float(eps_gev) / float(target_scale)
+        self.delta = float(delta)
+
+    def forward(self, pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+        """The term (a scalar; see the class docstring)."""
+        t = cone_sums(truth.clamp(min=0.0), self.kernel)
+        use = t >= self.min
+        if not bool(use.any()):
+            return pred.sum() * 0.0  # keeps the graph (and the device) when no cone counts
+        p = cone_sums(pred.clamp(min=0.0), self.kernel)
+        d = torch.log(p[use] + self.eps) - torch.log(t[use] + self.eps)
+        return F.huber_loss(d, torch.zeros_like(d), delta=self.delta)

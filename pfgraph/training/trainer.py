@@ -365,9 +365,10 @@ class Trainer:
         per-pixel residuals r = (pred - truth) / truth over the truth pixels of the grid (every
         rank's) are appended to it."""
         loss_fn = make_loss(self.cfg.train, reduction="sum", weights=self.target_weights, target_scale=self.target_scale)
+        cone = self._cone_loss()
         sampler = BlockBatchSampler(len(dataset), self.cfg.train.eval_batch_size, shuffle=False,
                                     block_size=getattr(dataset, "block_size", None))
-        total, count = 0.0, 0.0
+        total, count, cone_total, events = 0.0, 0.0, 0.0, 0.0
         model.eval()
         with torch.no_grad():
             for batch in self._loader(dataset, sampler) if len(dataset) else []:
@@ -377,19 +378,38 @@ class Trainer:
                 target = self.repr.target(batch)
                 total += float(loss_fn(out.float(), target.float()))
                 count += target.numel()
+                if cone is not None:
+                    n = num_events(batch)
+                    cone_total += float(cone(self.repr.to_grid(out.float(), batch).float(),
+                                             self.repr.truth_grid(batch).float())) * n
+                    events += n
                 if residuals is not None:
                     truth = self.repr.truth_grid(batch).float()
                     has = truth > 0
                     pred = self.repr.to_grid(out.float(), batch).float()
                     residuals.append(((pred[has] - truth[has]) / truth[has]).cpu().numpy())
-        total, count = ddp.all_sum(self.info, [total, count], self.device)
+        total, count, cone_total, events = ddp.all_sum(self.info, [total, count, cone_total, events], self.device)
         if residuals is not None and self.info.enabled:
             import torch.distributed as dist
 
             parts: list[Any] = [None] * self.info.world
             dist.all_gather_object(parts, np.concatenate(residuals) if residuals else np.zeros(0, np.float32))
             residuals[:] = parts
-        return total / max(count, 1.0)
+        cone_term = self.cfg.train.cone_weight * cone_total / events if events else 0.0
+        return total / max(count, 1.0) + cone_term
+
+    def _cone_loss(self) -> Any:
+        """The cone-sum term of the loss (:class:`~pfgraph.training.losses.ConeSumLoss`) on the data's
+        grid, or None with ``train.cone_weight`` 0."""
+        cfg = self.cfg.train
+        if cfg.cone_weight <= 0:
+            return None
+        if self.target_scale is None:
+            raise PfgraphError("train.cone_weight needs the target scale S (the cone term is computed in GeV)")
+        from pfgraph.training.losses import ConeSumLoss
+
+        return ConeSumLoss(self.files.grid, cfg.cone_radius, cfg.cone_min_gev, cfg.rel_eps_gev, cfg.rel_delta,
+                           self.target_scale).to(self.device)
 
     def _target_weights(self, dataset: Any) -> TargetWeights | None:
         """``train.reweight``'s weights from the targets of ``dataset`` (the training split; the
@@ -412,6 +432,7 @@ class Trainer:
         """One pass; returns (mean loss, events seen by all ranks, seconds)."""
         cfg = self.cfg.train
         loss_fn = make_loss(cfg, weights=self.target_weights, target_scale=self.target_scale)
+        cone = self._cone_loss()
         sampler = BlockBatchSampler(len(dataset), cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
                                     block_size=getattr(dataset, "block_size", None), subset=positions)
         model.train()
@@ -427,6 +448,9 @@ class Trainer:
                 with self._autocast():
                     out = self.repr.forward(model, batch)
                 loss = loss_fn(out.float(), self.repr.target(batch).float())
+                if cone is not None:
+                    loss = loss + cfg.cone_weight * cone(self.repr.to_grid(out.float(), batch).float(),
+                                                         self.repr.truth_grid(batch).float())
                 if not torch.isfinite(loss):
                     raise PfgraphError(f"training diverged: the loss is {float(loss)} at epoch {epoch + 1}, step "
                                        f"{step + 1} (try a lower train.lr)")

@@ -59,3 +59,46 @@ def test_bad_settings_are_refused() -> None:
         TrainConfig(loss="rel_huber", rel_eps_gev=0.0).validate()
     with pytest.raises(ConfigError, match="empty_weight"):
         TrainConfig(empty_weight=-1.0).validate()
+
+
+def test_cone_kernel_and_sums_are_the_grid_s_cones_with_phi_wrapping() -> None:
+    """The kernel holds the pixel offsets within R in eta-phi (about pi R^2 / pixel area of them);
+    cone sums equal a brute-force loop over the pixels, phi wrapping round, nothing beyond eta's edges."""
+    from pfgraph import geometry
+    from pfgraph.training.losses import cone_kernel, cone_sums
+
+    g = geometry.grid(56)
+    k = cone_kernel(g, 0.4)
+    assert torch.equal(k, k.flip(0)) and torch.equal(k, k.flip(1)) and k[k.shape[0] // 2, k.shape[1] // 2] == 1
+    area = math.pi * 0.4 ** 2 / (g.eta_pixel * g.phi_pixel)
+    assert abs(float(k.sum()) - area) < 0.1 * area
+    img = torch.rand(2, 56, 56, generator=torch.Generator().manual_seed(1)) * (torch.rand(2, 56, 56) < 0.2)
+    sums = cone_sums(img, k)
+    for b, i, j in ((0, 0, 0), (1, 27, 55), (0, 55, 3), (1, 10, 30)):
+        want = sum(float(img[b, ii, jj % 56]) for ii in range(56) for jj in range(j - 10, j + 11)
+                   if ((ii - i) * g.eta_pixel) ** 2 + ((jj - j) * g.phi_pixel) ** 2 <= 0.16 * (1 + 1e-9))
+        assert float(sums[b, i, j]) == pytest.approx(want, rel=1e-5)
+
+
+def test_cone_term_is_zero_on_the_truth_and_pulls_the_cone_sum_towards_it() -> None:
+    from pfgraph import geometry
+    from pfgraph.training.losses import ConeSumLoss
+
+    S = 20.0
+    cone = ConeSumLoss(geometry.grid(56), 0.4, min_gev=5.0, eps_gev=0.02, delta=0.1, target_scale=S)
+    truth = torch.zeros(1, 56, 56)
+    truth[0, 20, 20], truth[0, 21, 22] = 30.0 / S, 4.0 / S
+    assert float(cone(truth, truth)) == 0.0
+    pred = (truth * 0.8).requires_grad_()
+    loss = cone(pred, truth)
+    loss.backward()
+    assert float(loss.detach()) > 0 and float(pred.grad[0, 20, 20]) < 0 and float(pred.grad[0, 21, 22]) < 0  # raise both
+    assert float(pred.grad[0, 40, 40]) == 0.0  # outside every counted cone
+    quiet = torch.zeros(1, 56, 56)
+    quiet[0, 5, 5] = 1.0 / S  # no cone reaches 5 GeV: the term is 0 and keeps the graph
+    p = quiet.clone().requires_grad_()
+    out = cone(p, quiet)
+    out.backward()
+    assert float(out.detach()) == 0.0 and p.grad is not None
+    with pytest.raises(ValueError, match="cone loss"):
+        ConeSumLoss(geometry.grid(56), 0.0, 5.0, 0.02, 0.1, S)
