@@ -85,6 +85,14 @@ class Grid:
         """(eta, phi) of the centres of pixels (ieta, iphi)."""
         return self.eta_centres[ieta], self.phi_centres[iphi]
 
+    def cone_offsets(self, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel offsets (deta, dphi, in pixels) of a cone of ``radius`` in eta-phi: the pixels whose
+        centres lie within ``radius`` of the centre pixel's (the evaluation's cones and the cone-sum loss)."""
+        reta, rphi = int(radius / self.eta_pixel), int(radius / self.phi_pixel)
+        de, dp = np.meshgrid(np.arange(-reta, reta + 1), np.arange(-rphi, rphi + 1), indexing="ij")
+        inside = (de * self.eta_pixel) ** 2 + (dp * self.phi_pixel) ** 2 <= radius * radius * (1 + 1e-12)
+        return de[inside], dp[inside]
+
 
 @functools.cache
 def grid(size: int = PAPER_GRID_SIZE) -> Grid:

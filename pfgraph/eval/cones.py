@@ -35,11 +35,8 @@ _GROUP = 16
 
 
 def cone_offsets(grid: geometry.Grid, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel offsets (deta, dphi in pixels) of a cone of ``radius``: centres within ``radius`` of the centre pixel's."""
-    reta, rphi = int(radius / grid.eta_pixel), int(radius / grid.phi_pixel)
-    de, dp = np.meshgrid(np.arange(-reta, reta + 1), np.arange(-rphi, rphi + 1), indexing="ij")
-    inside = (de * grid.eta_pixel) ** 2 + (dp * grid.phi_pixel) ** 2 <= radius * radius * (1 + 1e-12)
-    return de[inside], dp[inside]
+    """Pixel offsets (deta, dphi in pixels) of a cone of ``radius``: :meth:`pfgraph.geometry.Grid.cone_offsets`."""
+    return grid.cone_offsets(radius)
 
 
 def cone_sums(images: np.ndarray, radius: float) -> np.ndarray:

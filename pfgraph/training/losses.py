@@ -68,13 +68,13 @@ class RelativeHuberLoss(nn.Module):
 
 
 def cone_kernel(grid: Grid, radius: float) -> torch.Tensor:
-    """(2a + 1, 2b + 1) float mask of the pixel offsets (d_eta, d_phi) whose centres lie within
-    ``radius`` in eta-phi of a pixel's centre on ``grid``."""
-    a = int(radius / grid.eta_pixel)
-    b = int(radius / grid.phi_pixel)
-    de = torch.arange(-a, a + 1, dtype=torch.float64)[:, None] * grid.eta_pixel
-    dp = torch.arange(-b, b + 1, dtype=torch.float64)[None, :] * grid.phi_pixel
-    return ((de ** 2 + dp ** 2) <= radius ** 2 * (1 + 1e-9)).float()
+    """(2a + 1, 2b + 1) float mask of the pixel offsets (d_eta, d_phi) of a cone of ``radius`` on
+    ``grid`` (:meth:`pfgraph.geometry.Grid.cone_offsets`, the evaluation's cones)."""
+    de, dp = grid.cone_offsets(radius)
+    a, b = int(abs(de).max()), int(abs(dp).max())
+    kernel = torch.zeros(2 * a + 1, 2 * b + 1)
+    kernel[torch.as_tensor(de + a), torch.as_tensor(dp + b)] = 1.0
+    return kernel
 
 
 def cone_sums(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
