@@ -1452,7 +1452,7 @@ def residual_targets_table(figs: Figures, oracle: Mapping[str, Fig] | None, jets
     lines = ["| model | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
     for m in here:
         cells = [seed_checks({s: v / width for s, v in seeds(m, RANK).items()}, lambda v: v <= RESIDUAL_PIXEL_RATIO,
-                             ".2f"),
+                             ".3f"),
                  seed_checks(seeds(m, MSE), lambda v: v < mse_bar, ".3g"),
                  seed_checks(seeds(m, "fake_energy_fraction"), lambda v: v <= fake, ".4f") if fake is not None else "-"]
         if jets:
