@@ -62,12 +62,12 @@ RESIDUAL = ("residual_cnn", "residual_gnn")
 #: family's models with >= 2 seeds on the same test set and figure).
 FAMILIES: dict[str, tuple[str, ...]] = {
     "CNN": ("cnn", "cnn_attn", "cnn_attn_code", "cnn3d", "cnn_attn_plus", "calibrated", "calibrated_tail_flat",
-            "residual_cnn", "residual_cnn_tail", "cnn3d_large"),
+            "residual_cnn", "residual_cnn_tail", "residual_cnn_long", "cnn3d_large"),
     "U-Net": ("unet", "unet_attn", "unet_attn_plus"),
     "MLP": ("mlp", "mlp_plus"),
     "RNN": ("rnn",),
     "point cloud": ("edgeconv", "edgeconv_dgcnn", "pfn", "calibrated_gnn", "calibrated_gnn_flat", "residual_gnn",
-                    "residual_gnn_tail"),
+                    "residual_gnn_tail", "residual_gnn_long"),
 }
 #: Issue 15's A/Bs on the jet energy scale |jet dE/E median|: label -> (the run it varies, what changed):
 #: the same model and seeds trained with loss weights flat in log E, on the paper or the hard-tail file.
@@ -867,7 +867,7 @@ CLAIMS = [
 ]
 #: Issue 26: every residual model (and its hard-tail variant) against its own untrained start, the analytic
 #: inversion (the model with its correction at zero), and the two representations against each other.
-RESIDUAL_LABELS = (*RESIDUAL, "residual_cnn_tail", "residual_gnn_tail")
+RESIDUAL_LABELS = (*RESIDUAL, "residual_cnn_tail", "residual_gnn_tail", "residual_cnn_long", "residual_gnn_long")
 RESIDUAL_CLAIMS = [
     *[Claim("issue 26", f"{m} beats its own untrained start, the analytic inversion (r: |median| + 68 % half-width)",
             better(m, "analytic"), RANK_DECIDE, (m,), where=w, untrained_reference=True)
