@@ -357,8 +357,9 @@ def resolve_run_config(model: str, *, repr_name: str | None = None, train_config
     except ConfigError as exc:
         raise ConfigError(f"{checkpoint or where}: its run config does not fit this pfgraph: {exc}") from None
     base = copy.deepcopy(saved)
-    if train_config:
+    if train_config:  # a train preset named again: the model's own train defaults over it, as for a new run
         _apply_sections(base, train_preset_data(train_config))
+        _apply_sections(base, {"train": preset_train_section(model)})
     _apply_sections(base, flags)
     cfg = run_config_from_dict(base, overrides)
     # a setting this pfgraph has and the run's pfgraph had not is no change while it keeps its default

@@ -251,3 +251,22 @@ def test_the_cone_sum_term_trains_on_both_representations(model: str, events_fil
         val[w] = float(rows[-1]["val_loss"])
         assert math.isfinite(val[w])
     assert val[1.0] != val[0.0]
+
+
+def test_a_residual_run_resumes_with_the_train_preset_named_again(events_file: Path, tmp_path: Path) -> None:
+    """A study names its train preset on every attempt (``--config default``): a resumed residual
+    run gets the model's own train defaults over it again (loss rel_huber, batch 16), as its first
+    attempt did, instead of being refused for a changed batch size."""
+    from pfgraph.cli import main
+
+    common = ["--config", "default", "train.threads=1", "data.max_events=60",
+              *[f"model.{k}={v}".replace(" ", "") for k, v in SMALL_CNN.items()]]
+    run = tmp_path / "run"
+    assert main(["train", "--model", "residual_cnn", "--data", str(events_file), "--out", str(run), "--epochs", "1",
+                 *common]) == 0
+    assert main(["train", "--model", "residual_cnn", "--data", str(events_file), "--out", str(run), "--epochs", "2",
+                 *common]) == 0
+    import yaml
+
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["train"]["batch_size"] == 16 and cfg["train"]["loss"] == "rel_huber" and cfg["train"]["epochs"] == 2
