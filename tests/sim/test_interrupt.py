@@ -22,7 +22,13 @@ def _start(tmp_path: Path, *extra: str, events: int = 100000) -> subprocess.Pope
                              "--out", str(tmp_path / "x.root"), "output.chunk=100", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(ROOT), "PFGRAPH_NO_PROGRESS": "1"},
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_foreground_signals)
+
+
+def _foreground_signals() -> None:
+    """Ctrl-C as a shell's foreground job has it: pytest started in the background of a
+    non-interactive shell ignores SIGINT, and a child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _temporaries(tmp_path: Path) -> list[Path]:
