@@ -378,15 +378,16 @@ class Trainer:
                 target = self.repr.target(batch)
                 total += float(loss_fn(out.float(), target.float()))
                 count += target.numel()
+                if cone is None and residuals is None:
+                    continue
+                truth = self.repr.truth_grid(batch).float()  # once per batch for both uses below
+                pred = self.repr.to_grid(out.float(), batch).float()
                 if cone is not None:
                     n = num_events(batch)
-                    cone_total += float(cone(self.repr.to_grid(out.float(), batch).float(),
-                                             self.repr.truth_grid(batch).float())) * n
+                    cone_total += float(cone(pred, truth)) * n
                     events += n
                 if residuals is not None:
-                    truth = self.repr.truth_grid(batch).float()
                     has = truth > 0
-                    pred = self.repr.to_grid(out.float(), batch).float()
                     residuals.append(((pred[has] - truth[has]) / truth[has]).cpu().numpy())
         total, count, cone_total, events = ddp.all_sum(self.info, [total, count, cone_total, events], self.device)
         if residuals is not None and self.info.enabled:
